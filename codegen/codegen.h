@@ -1,0 +1,50 @@
+/*
+ * codegen.h — IR to machine code for the host CPU through LLVM (C API, ORC LLJIT).
+ *
+ * Each pass of a plan becomes two row functions: a contiguous one (every array's inner
+ * stride equals its element size; the loop vectorises) and a strided one (any strides).
+ * A row function processes n elements of one row of the domain; the host pool calls it
+ * for each row (or part of a row) of its share.  A finish function computes the scalar
+ * outputs from the launch slots once all passes are done.
+ *
+ *   ptrs[i]    address of the row's first element of array i (indexing as in ir_plan)
+ *   strides[i] byte stride of array i along the row
+ *   slots      launch slots (ir.h): scalar parameters, COUNT, reduction results
+ *   acc        this pass's accumulators, canonical ir_value each; the function folds the
+ *              row into them (acc[r] = combine(acc[r], reduce over the row))
+ */
+#ifndef FUSOR_CODEGEN_H
+#define FUSOR_CODEGEN_H
+
+#include <stdint.h>
+
+#include "ir.h"
+
+typedef void (*cg_pass_fn)(char *const *ptrs, const int64_t *strides, int64_t n,
+                           const ir_value *slots, ir_value *acc);
+typedef void (*cg_finish_fn)(const ir_value *slots, ir_value *outs);
+
+typedef struct cg_options {
+    int opt_level; /* 0..3 */
+} cg_options;
+
+typedef struct cg_compiled {
+    int npasses;
+    cg_pass_fn *contig;  /* [npasses] */
+    cg_pass_fn *strided; /* [npasses] */
+    cg_finish_fn finish; /* NULL when the kernel has no scalar outputs */
+    void *jit;           /* owned by codegen */
+} cg_compiled;
+
+/* Compiles for the host.  Thread-safe. */
+fusor_status cg_host_compile(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
+                             cg_compiled **out);
+void cg_compiled_free(cg_compiled *c);
+/* Optimised LLVM IR (FUSOR_EMIT_LLVM) or host assembly (FUSOR_EMIT_ASM) as text. */
+fusor_status cg_host_emit(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
+                          fusor_emit what, char **text);
+
+/* Facts for `fusor info`: LLVM version, host CPU name and features (fu_malloc'd). */
+char *cg_host_describe(void);
+
+#endif

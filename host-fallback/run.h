@@ -1,0 +1,30 @@
+/*
+ * run.h — executing a compiled kernel's passes on the host pool.
+ *
+ * The domain is first simplified (size-1 dimensions dropped, dimensions ordered so the
+ * first output's memory is walked forwards, mergeable dimensions merged) so that most
+ * launches become one long contiguous row.  Each pass then splits the domain into fixed
+ * blocks; threads take contiguous runs of blocks.  Reduction partials are kept per block
+ * and combined pairwise in block order, so results do not depend on the thread count.
+ */
+#ifndef FUSOR_HOST_RUN_H
+#define FUSOR_HOST_RUN_H
+
+#include "codegen.h"
+#include "domain.h"
+
+/* Runs every pass, then the finish function.  `slots` holds the scalar parameters and
+ * COUNT on entry; reduction results are written into it.  `outs` receives the scalar
+ * outputs.  Returns the thread count used in *threads_used. */
+fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
+                      const ir_domain *d, ir_value *slots, ir_value *outs, int nthreads,
+                      int *threads_used);
+
+/* Below this many elements a pass runs on the calling thread. */
+#define HOST_PARALLEL_MIN_ELEMENTS 32768
+/* Parameters plus outputs of one kernel (the launcher checks it first). */
+#define HOST_MAX_ARRAYS 256
+/* Elements per reduction block (a multiple of the vector width). */
+#define HOST_BLOCK 4096
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * ir.h — fusor's typed SSA IR: the contract between the front end and every back end.
+ *
+ * A kernel is a DAG of nodes stored in topological order (operands always have smaller
+ * indices than their users).  Every node has one dtype and is either VARYING (one value
+ * per element of the kernel's broadcast domain) or UNIFORM (one value for the whole
+ * launch: scalar parameters, constants, reductions and arithmetic on them).  The checker
+ * inserts every conversion explicitly, so an operation's operands already have the dtype
+ * the operation computes in (see the table below); back ends never promote.
+ *
+ * The reference interpreter (interp.c, with scalar.c for one element) is the executable
+ * definition of these semantics; code generators must agree with it.
+ */
+#ifndef FUSOR_IR_H
+#define FUSOR_IR_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "fusor.h"
+
+/*
+ * The operations.  X(NAME, arity, "text name").
+ *
+ * Operand dtypes: unless noted, operands have the node's dtype.
+ * Integer arithmetic wraps (two's complement).  Floats are IEEE-754 (no fast-math).
+ *
+ *  CONST        imm holds the value (canonical form, see ir_value).
+ *  INPUT        parameter number imm.i: an element of an input array (VARYING) or a scalar
+ *               parameter (UNIFORM).
+ *  COUNT        the number of elements of the broadcast domain, i64, UNIFORM.
+ *  CAST         a has any dtype.  ->bool: a != 0 (NaN is true).  bool->: 0 or 1.
+ *               int->int: wrap.  int->float, float->float: round to nearest.
+ *               float->int: truncate toward zero, saturating at the type's limits, NaN->0.
+ *  NEG          -a.  POS does not exist (the checker drops unary +).
+ *  NOT          bool: logical not.  integers: bitwise not.
+ *  ABS          integers: wraps (abs(MIN) == MIN).  floats: fabs.
+ *  SIGN         integers: -1, 0, 1.  floats: -1.0, +1.0, NaN for NaN, a itself for +-0.
+ *  SQRT..ATANH  floats only; the C library function of that precision (sinf for f32).
+ *  SQUARE       a*a (wraps for integers).
+ *  RECIPROCAL   1/a.  Integers: 1/a truncated, 0 when a == 0.
+ *  FLOOR CEIL TRUNC RINT  floats (RINT rounds half to even); integers: a itself.
+ *  ISNAN ISINF ISFINITE   result bool; a is float (integers are folded by the checker).
+ *  ADD SUB MUL  a op b.  Bools never reach these (the checker rewrites + and * of bools
+ *               to OR and AND as NumPy does).
+ *  DIV          true division, floats only.
+ *  FLOORDIV     integers: floor(a/b); b == 0 gives 0; MIN // -1 gives MIN.
+ *               floats: NumPy's npy_divmod quotient (b == 0 gives a/b).
+ *  MOD          integers: the remainder with the divisor's sign; b == 0 gives 0.
+ *               floats: NumPy's npy_divmod remainder (sign of b; b == 0 gives NaN).
+ *  FMOD         C fmod for floats (sign of a); integers: C % truncating, b == 0 gives 0.
+ *  POW          floats: C pow.  integers: exact power by squaring, wrapping; b == 0 gives
+ *               1; a negative b gives the truncated true value (1 for a == 1, +-1 for
+ *               a == -1, else 0) — a negative literal exponent is a language error.
+ *  AND OR XOR   bool: logical.  integers: bitwise.
+ *  SHL SHR      integers; b is read as unsigned: b >= bit width (or b < 0) gives 0, or -1
+ *               for SHR of a negative signed a.  SHR is arithmetic for signed types.
+ *  LT LE GT GE EQ NE   result bool; operands share the dtype given by the node's `adtype`
+ *               field.  IEEE: any comparison with NaN is false except NE.
+ *  ATAN2 HYPOT COPYSIGN  floats; C library functions.
+ *  MINIMUM MAXIMUM       NaN-propagating (NaN if either is NaN).
+ *  FMIN FMAX             NaN-ignoring (C fmin/fmax).
+ *  WHERE        a is bool, b and c have the node's dtype: a ? b : c.
+ *  SUM PROD     UNIFORM reductions of a VARYING a over the whole domain, computed in the
+ *               node's dtype (the checker casts a to it: i64 for small ints and bool, as
+ *               NumPy's sum).  Empty domain: 0 and 1.  Float sums are pairwise (or blocked)
+ *               as accurate as NumPy's.
+ *  MIN MAX      NaN-propagating.  An empty domain is an error (FUSOR_ERROR_VALUE).
+ *  ANY ALL      a is bool.  Empty domain: false and true.
+ */
+#define IR_OPS(X)                                                                          \
+    X(CONST, 0, "const")                                                                   \
+    X(INPUT, 0, "input")                                                                   \
+    X(COUNT, 0, "count")                                                                   \
+    X(CAST, 1, "cast")                                                                     \
+    X(NEG, 1, "neg")                                                                       \
+    X(NOT, 1, "not")                                                                       \
+    X(ABS, 1, "abs")                                                                       \
+    X(SIGN, 1, "sign")                                                                     \
+    X(SQRT, 1, "sqrt")                                                                     \
+    X(CBRT, 1, "cbrt")                                                                     \
+    X(SQUARE, 1, "square")                                                                 \
+    X(RECIPROCAL, 1, "reciprocal")                                                         \
+    X(EXP, 1, "exp")                                                                       \
+    X(EXP2, 1, "exp2")                                                                     \
+    X(EXPM1, 1, "expm1")                                                                   \
+    X(LOG, 1, "log")                                                                       \
+    X(LOG2, 1, "log2")                                                                     \
+    X(LOG10, 1, "log10")                                                                   \
+    X(LOG1P, 1, "log1p")                                                                   \
+    X(SIN, 1, "sin")                                                                       \
+    X(COS, 1, "cos")                                                                       \
+    X(TAN, 1, "tan")                                                                       \
+    X(ASIN, 1, "arcsin")                                                                   \
+    X(ACOS, 1, "arccos")                                                                   \
+    X(ATAN, 1, "arctan")                                                                   \
+    X(SINH, 1, "sinh")                                                                     \
+    X(COSH, 1, "cosh")                                                                     \
+    X(TANH, 1, "tanh")                                                                     \
+    X(ASINH, 1, "arcsinh")                                                                 \
+    X(ACOSH, 1, "arccosh")                                                                 \
+    X(ATANH, 1, "arctanh")                                                                 \
+    X(FLOOR, 1, "floor")                                                                   \
+    X(CEIL, 1, "ceil")                                                                     \
+    X(TRUNC, 1, "trunc")                                                                   \
+    X(RINT, 1, "rint")                                                                     \
+    X(ISNAN, 1, "isnan")                                                                   \
+    X(ISINF, 1, "isinf")                                                                   \
+    X(ISFINITE, 1, "isfinite")                                                             \
+    X(ADD, 2, "add")                                                                       \
+    X(SUB, 2, "sub")                                                                       \
+    X(MUL, 2, "mul")                                                                       \
+    X(DIV, 2, "div")                                                                       \
+    X(FLOORDIV, 2, "floordiv")                                                             \
+    X(MOD, 2, "mod")                                                                       \
+    X(FMOD, 2, "fmod")                                                                     \
+    X(POW, 2, "pow")                                                                       \
+    X(AND, 2, "and")                                                                       \
+    X(OR, 2, "or")                                                                         \
+    X(XOR, 2, "xor")                                                                       \
+    X(SHL, 2, "shl")                                                                       \
+    X(SHR, 2, "shr")                                                                       \
+    X(LT, 2, "lt")                                                                         \
+    X(LE, 2, "le")                                                                         \
+    X(GT, 2, "gt")                                                                         \
+    X(GE, 2, "ge")                                                                         \
+    X(EQ, 2, "eq")                                                                         \
+    X(NE, 2, "ne")                                                                         \
+    X(ATAN2, 2, "arctan2")                                                                 \
+    X(HYPOT, 2, "hypot")                                                                   \
+    X(COPYSIGN, 2, "copysign")                                                             \
+    X(MINIMUM, 2, "minimum")                                                               \
+    X(MAXIMUM, 2, "maximum")                                                               \
+    X(FMIN, 2, "fmin")                                                                     \
+    X(FMAX, 2, "fmax")                                                                     \
+    X(WHERE, 3, "where")                                                                   \
+    X(SUM, 1, "sum")                                                                       \
+    X(PROD, 1, "prod")                                                                     \
+    X(MIN, 1, "min")                                                                       \
+    X(MAX, 1, "max")                                                                       \
+    X(ANY, 1, "any")                                                                       \
+    X(ALL, 1, "all")
+
+typedef enum ir_op {
+#define IR_ENUM(name, arity, text) IR_##name,
+    IR_OPS(IR_ENUM)
+#undef IR_ENUM
+        IR_NUM_OPS
+} ir_op;
+
+int ir_op_arity(ir_op op);
+const char *ir_op_name(ir_op op);
+int ir_op_is_reduction(ir_op op);  /* SUM PROD MIN MAX ANY ALL */
+int ir_op_is_comparison(ir_op op); /* LT LE GT GE EQ NE */
+
+/*
+ * One scalar value in canonical form, used for constants, scalar arguments, reduction
+ * results and scalar outputs alike: bool and signed integers in .i (sign-extended),
+ * unsigned integers in .u, f32 and f64 in .f (an f32 value is a double that is exactly
+ * representable as a float).
+ */
+typedef union ir_value {
+    int64_t i;
+    uint64_t u;
+    double f;
+} ir_value;
+
+typedef enum ir_shape { IR_UNIFORM = 0, IR_VARYING = 1 } ir_shape;
+
+typedef struct ir_node {
+    uint8_t op;     /* ir_op */
+    uint8_t dtype;  /* fusor_dtype of the result */
+    uint8_t adtype; /* dtype of the operands (differs from dtype for CAST and comparisons) */
+    uint8_t shape;  /* ir_shape */
+    int32_t a, b, c; /* operand node indices, -1 when unused */
+    ir_value imm;    /* CONST: the value; INPUT: imm.i is the parameter index */
+    int32_t slot;    /* reductions: the launch slot holding the result (set by the planner) */
+    int32_t pass;    /* reductions: the pass that computes them (set by the planner) */
+} ir_node;
+
+typedef struct ir_param {
+    const char *name;
+    fusor_dtype dtype;
+    int is_array;
+} ir_param;
+
+typedef struct ir_output {
+    const char *name;
+    fusor_dtype dtype;
+    int is_array;
+    int32_t node; /* the node whose value is stored; has the output's dtype */
+} ir_output;
+
+typedef struct ir_kernel {
+    const char *name;
+    int nparams, noutputs;
+    ir_param *params;
+    ir_output *outputs;
+    int nnodes, cap;
+    ir_node *nodes;
+    arena *arena; /* owns everything above */
+    void *cse;    /* the builder's hash table while the kernel is being built */
+} ir_kernel;
+
+/* --- building (used by the checker; nodes are hash-consed, so equal subexpressions
+ * share one node) --- */
+ir_kernel *ir_kernel_new(arena *a, const char *name);
+/* Appends (or finds) a node; returns its index or -1 when out of memory.  shape is
+ * derived from the operands (INPUT and CONST nodes take the shape argument). */
+int32_t ir_add(ir_kernel *k, ir_op op, fusor_dtype dtype, fusor_dtype adtype, ir_shape shape,
+               int32_t a, int32_t b, int32_t c, ir_value imm);
+int32_t ir_const(ir_kernel *k, fusor_dtype dtype, ir_value v);
+/* Releases the builder's table; call when the kernel is complete. */
+void ir_finish(ir_kernel *k);
+
+/* Deterministic text form of the kernel (and its plan if given); the cache key is built
+ * from ir_key().  Returned strings are allocated with fu_malloc. */
+struct ir_plan;
+char *ir_print(const ir_kernel *k, const struct ir_plan *plan);
+/* A byte string that identifies the kernel's semantics exactly (names excluded, except
+ * those of parameters and outputs).  *len receives its length. */
+unsigned char *ir_key(const ir_kernel *k, size_t *len);
+
+/*
+ * The plan: the fewest passes over the domain.  Reductions are computed in the earliest
+ * pass their operand allows; element-wise work that uses a reduction's result runs in a
+ * later pass.  Every array output is stored in the last pass, so an output that is the
+ * same array as an input is written only after every pass has read the input.
+ *
+ * Launch slots (ir_value each): [0, nparams) scalar parameters by parameter index (array
+ * parameters leave theirs unused), nparams holds COUNT, then one slot per reduction.
+ * Array pointers and strides are indexed [0, nparams) for parameters and
+ * nparams + j for output j.
+ */
+typedef struct ir_pass {
+    int nreductions;
+    int32_t *reductions; /* node indices; accumulator r of the pass is reductions[r] */
+    int nstores;
+    int32_t *stores; /* output indices of the array outputs written in this pass */
+} ir_pass;
+
+typedef struct ir_plan {
+    int npasses;
+    ir_pass *passes;
+    int nslots;   /* nparams + 1 + number of reductions */
+    int count_slot;
+    int has_scalar_outputs;
+} ir_plan;
+
+/* Plans `k` (and sets the slot and pass of its reduction nodes). */
+fusor_status ir_plan_build(ir_kernel *k, ir_plan **out);
+
+#endif

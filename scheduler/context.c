@@ -1,0 +1,342 @@
+/*
+ * context.c — contexts, compiling kernels, and the in-memory kernel cache.
+ *
+ * The cache maps the exact IR of a specialisation (plus target and optimisation level)
+ * to its machine code, so compiling the same kernel twice — or two kernels that check to
+ * the same IR — runs code generation once.  Code generation runs outside the context's
+ * lock; when two threads race to compile the same kernel, the first to finish wins and
+ * the other's result is dropped.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "scheduler.h"
+#include "strbuf.h"
+
+fusor_status fusor_context_create(const fusor_context_options *options, fusor_context **out) {
+    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_create: out is NULL");
+    *out = NULL;
+    fusor_context_options o = {0};
+    if (options) o = *options;
+    if ((unsigned)o.target > FUSOR_TARGET_GPU)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_create: bad target %d",
+                        (int)o.target);
+    if (o.opt_level < 0 || o.opt_level > 3)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_context_create: opt_level %d is not in 0..3", o.opt_level);
+    fusor_context *c = fu_calloc(1, sizeof *c);
+    if (!c) return fu_oom("a context");
+    c->target = o.target;
+    c->opt_level = o.opt_level ? o.opt_level : 3;
+    c->refcount = 1;
+    pthread_mutex_init(&c->lock, NULL);
+    *out = c;
+    return FUSOR_OK;
+}
+
+static void spec_free(sched_spec *s) {
+    if (!s) return;
+    cg_compiled_free(s->code);
+    fu_free(s->key);
+    arena_free(&s->arena);
+    fu_free(s);
+}
+
+static void context_release(fusor_context *c) {
+    if (atomic_fetch_sub_explicit((_Atomic int *)&c->refcount, 1, memory_order_acq_rel) != 1)
+        return;
+    for (sched_spec *s = c->specs, *next; s; s = next) {
+        next = s->next;
+        spec_free(s);
+    }
+    pthread_mutex_destroy(&c->lock);
+    fu_free(c);
+}
+
+void fusor_context_destroy(fusor_context *c) {
+    if (c) context_release(c);
+}
+
+fusor_status fusor_context_set_target(fusor_context *c, fusor_target t) {
+    if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_set_target: NULL context");
+    if ((unsigned)t > FUSOR_TARGET_GPU)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_set_target: bad target %d",
+                        (int)t);
+    c->target = t;
+    return FUSOR_OK;
+}
+
+long sched_compile_count(fusor_context *c) {
+    pthread_mutex_lock(&c->lock);
+    long n = c->compiles;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* FNV-1a; the full key is compared on a hash match. */
+static uint64_t hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static sched_spec *cache_find(fusor_context *c, const sched_spec *s) {
+    for (sched_spec *e = c->specs; e; e = e->next)
+        if (e->hash == s->hash && e->keylen == s->keylen && !memcmp(e->key, s->key, s->keylen))
+            return e;
+    return NULL;
+}
+
+/* Checks kernel `index` of `prog` with `bindings` and returns its cached or freshly
+ * compiled specialisation. */
+static fusor_status spec_get(fusor_context *c, const fe_program *prog, int index,
+                             const fe_binding *bindings, sched_spec **out) {
+    sched_spec *s = fu_calloc(1, sizeof *s);
+    if (!s) return fu_oom("a kernel specialisation");
+    arena_init(&s->arena);
+    fusor_status st = fe_check(&s->arena, prog, index, bindings, &s->ir);
+    if (st != FUSOR_OK) {
+        spec_free(s);
+        return st;
+    }
+    size_t irlen = 0;
+    unsigned char *irkey = ir_key(s->ir, &irlen);
+    if (!irkey) {
+        spec_free(s);
+        return fu_oom("a kernel cache key");
+    }
+    s->keylen = irlen + 16;
+    s->key = fu_malloc(s->keylen);
+    if (!s->key) {
+        fu_free(irkey);
+        spec_free(s);
+        return fu_oom("a kernel cache key");
+    }
+    memcpy(s->key, irkey, irlen);
+    fu_free(irkey);
+    memcpy(s->key + irlen, "|host|O", 7);
+    memset(s->key + irlen + 7, 0, 9);
+    s->key[irlen + 7] = (unsigned char)('0' + c->opt_level);
+    s->hash = hash_bytes(s->key, s->keylen);
+
+    pthread_mutex_lock(&c->lock);
+    sched_spec *hit = cache_find(c, s);
+    pthread_mutex_unlock(&c->lock);
+    if (hit) {
+        spec_free(s);
+        *out = hit;
+        return FUSOR_OK;
+    }
+
+    st = ir_plan_build(s->ir, &s->plan);
+    if (st == FUSOR_OK) {
+        cg_options o = {.opt_level = c->opt_level};
+        st = cg_host_compile(s->ir, s->plan, &o, &s->code);
+    }
+    if (st != FUSOR_OK) {
+        spec_free(s);
+        return st;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->compiles++;
+    hit = cache_find(c, s);
+    if (!hit) {
+        s->next = c->specs;
+        c->specs = s;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (hit) {
+        spec_free(s);
+        s = hit;
+    }
+    *out = s;
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ kernels */
+
+static fusor_status kernel_new(fusor_context *c, fusor_kernel **out) {
+    fusor_kernel *k = fu_calloc(1, sizeof *k);
+    if (!k) return fu_oom("a kernel");
+    arena_init(&k->arena);
+    pthread_mutex_init(&k->lock, NULL);
+    k->ctx = c;
+    atomic_fetch_add_explicit((_Atomic int *)&c->refcount, 1, memory_order_relaxed);
+    *out = k;
+    return FUSOR_OK;
+}
+
+static fusor_status kernel_setup(fusor_kernel *k, const char *name) {
+    fusor_status st = fe_find_kernel(k->prog, name, &k->index);
+    if (st != FUSOR_OK) return st;
+    k->name = fe_kernel_name(k->prog, k->index);
+    k->generic = fe_is_generic(k->prog, k->index);
+    int n = fe_num_params(k->prog, k->index);
+    k->params = arena_alloc(&k->arena, sizeof(fusor_param_info) * (size_t)(n ? n : 1));
+    if (!k->params) return fu_oom("a kernel's parameter table");
+    for (int i = 0; i < n; i++) {
+        k->params[i] = fe_param(k->prog, k->index, i);
+        if (k->params[i].is_output)
+            k->noutputs++;
+        else
+            k->ninputs++;
+    }
+    if (k->generic) return FUSOR_OK;
+    return spec_get(k->ctx, k->prog, k->index, NULL, &k->spec);
+}
+
+fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const char *filename,
+                                  const char *name, fusor_kernel **out) {
+    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: out is NULL");
+    *out = NULL;
+    if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL context");
+    if (!source) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL source");
+    fusor_kernel *k;
+    fusor_status st = kernel_new(c, &k);
+    if (st != FUSOR_OK) return st;
+    st = fe_parse(&k->arena, source, filename ? filename : "<source>", &k->prog);
+    if (st == FUSOR_OK) st = kernel_setup(k, name);
+    if (st != FUSOR_OK) {
+        fusor_kernel_destroy(k);
+        return st;
+    }
+    *out = k;
+    return FUSOR_OK;
+}
+
+fusor_status fusor_ufunc_create(fusor_context *c, const char *expression, fusor_kernel **out) {
+    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: out is NULL");
+    *out = NULL;
+    if (!c || !expression)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: NULL %s",
+                        c ? "expression" : "context");
+    fusor_kernel *k;
+    fusor_status st = kernel_new(c, &k);
+    if (st != FUSOR_OK) return st;
+    st = fe_parse_expr(&k->arena, expression, &k->prog);
+    if (st == FUSOR_OK) st = kernel_setup(k, NULL);
+    if (st != FUSOR_OK) {
+        fusor_kernel_destroy(k);
+        return st;
+    }
+    *out = k;
+    return FUSOR_OK;
+}
+
+void fusor_kernel_destroy(fusor_kernel *k) {
+    if (!k) return;
+    for (sched_variant *v = k->variants, *next; v; v = next) {
+        next = v->next;
+        fu_free(v->signature);
+        fu_free(v);
+    }
+    pthread_mutex_destroy(&k->lock);
+    arena_free(&k->arena);
+    context_release(k->ctx);
+    fu_free(k);
+}
+
+const char *fusor_kernel_name(const fusor_kernel *k) { return k ? k->name : NULL; }
+
+int fusor_kernel_num_params(const fusor_kernel *k) { return k ? k->ninputs + k->noutputs : 0; }
+
+fusor_status fusor_kernel_param(const fusor_kernel *k, int i, fusor_param_info *out) {
+    if (!k || !out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_param: NULL");
+    if (i < 0 || i >= k->ninputs + k->noutputs)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_kernel_param: index %d out of range (kernel %s has %d)", i, k->name,
+                        k->ninputs + k->noutputs);
+    *out = k->params[i];
+    return FUSOR_OK;
+}
+
+fusor_status fusor_source_kernels(const char *source, const char *filename, char **names) {
+    if (!source || !names)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_source_kernels: NULL argument");
+    *names = NULL;
+    arena a;
+    arena_init(&a);
+    fe_program *p;
+    fusor_status st = fe_parse(&a, source, filename ? filename : "<source>", &p);
+    if (st == FUSOR_OK) {
+        strbuf s = {0};
+        for (int i = 0; i < fe_num_kernels(p); i++)
+            sb_printf(&s, "%s%s", i ? ", " : "", fe_kernel_name(p, i));
+        *names = sb_take(&s);
+        if (!*names) st = fu_oom("kernel names");
+    }
+    arena_free(&a);
+    return st;
+}
+
+/* Signature of a generic launch's bindings, e.g. "Af32,Si64,L2.5". */
+static char *binding_signature(const fe_binding *b, int n) {
+    strbuf s = {0};
+    for (int i = 0; i < n; i++) {
+        if (b[i].literal)
+            sb_printf(&s, "L%s,", b[i].literal);
+        else
+            sb_printf(&s, "%c%s,", b[i].is_array ? 'A' : 'S', fusor_dtype_name(b[i].dtype));
+    }
+    return sb_take(&s);
+}
+
+fusor_status sched_specialize(fusor_kernel *k, const fe_binding *bindings, sched_spec **out) {
+    if (!k->generic) {
+        *out = k->spec;
+        return FUSOR_OK;
+    }
+    char *sig = binding_signature(bindings, k->ninputs);
+    if (!sig) return fu_oom("a specialisation key");
+    pthread_mutex_lock(&k->lock);
+    for (sched_variant *v = k->variants; v; v = v->next) {
+        if (!strcmp(v->signature, sig)) {
+            *out = v->spec;
+            pthread_mutex_unlock(&k->lock);
+            fu_free(sig);
+            return FUSOR_OK;
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    sched_spec *s;
+    fusor_status st = spec_get(k->ctx, k->prog, k->index, bindings, &s);
+    sched_variant *v = st == FUSOR_OK ? fu_calloc(1, sizeof *v) : NULL;
+    if (st == FUSOR_OK && !v) st = fu_oom("a specialisation");
+    if (st != FUSOR_OK) {
+        fu_free(sig);
+        return st;
+    }
+    v->signature = sig;
+    v->spec = s;
+    pthread_mutex_lock(&k->lock);
+    v->next = k->variants;
+    k->variants = v;
+    pthread_mutex_unlock(&k->lock);
+    *out = s;
+    return FUSOR_OK;
+}
+
+fusor_status fusor_kernel_emit(fusor_kernel *k, fusor_emit what, char **text) {
+    if (!k || !text) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_emit: NULL");
+    *text = NULL;
+    if (k->generic)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel %s is generic: its code depends on the dtypes of its arguments; "
+                        "declare the parameter types to see it",
+                        k->name);
+    sched_spec *s = k->spec;
+    if (what == FUSOR_EMIT_IR) {
+        *text = ir_print(s->ir, s->plan);
+        return *text ? FUSOR_OK : fu_oom("the IR text");
+    }
+    if (what != FUSOR_EMIT_LLVM && what != FUSOR_EMIT_ASM)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_emit: unknown stage %d",
+                        (int)what);
+    cg_options o = {.opt_level = k->ctx->opt_level};
+    return cg_host_emit(s->ir, s->plan, &o, what, text);
+}

@@ -1,0 +1,339 @@
+/*
+ * launch.c — preparing and running a launch.
+ *
+ * Preparation does every check before anything is written: all inputs bound with the
+ * declared dtypes, shapes broadcast (NumPy's rules, right-aligned), bound outputs of the
+ * broadcast shape, no output overlapping an input except element for element (in-place),
+ * min/max not reducing an empty domain.  Only then are missing outputs allocated and a
+ * back end run.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "array.h"
+#include "error.h"
+#include "interp.h"
+#include "pool.h"
+#include "run.h"
+#include "scalar.h"
+#include "scheduler.h"
+
+typedef struct prepared {
+    sched_spec *spec;
+    ir_domain dom;
+    char *base[HOST_MAX_ARRAYS];
+    int64_t strides[HOST_MAX_ARRAYS][FUSOR_MAX_DIMS];
+    fusor_array *arrays[HOST_MAX_ARRAYS]; /* the array behind each index, or NULL */
+    int allocated[HOST_MAX_ARRAYS]; /* outputs allocated by this launch */
+    ir_value outs[HOST_MAX_ARRAYS];
+    /* Last, so that prepare() clears everything before it and not this. */
+    ir_value slots[HOST_MAX_ARRAYS + 1 + 1024];
+} prepared;
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < ndim && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (len < n) snprintf(buf + len, n - len, ndim == 1 ? ",)" : ")");
+}
+
+/* Builds the generic bindings from the argument set. */
+static fusor_status bind_generic(fusor_kernel *k, fusor_args *a, fe_binding *b) {
+    for (int i = 0; i < k->ninputs; i++) {
+        const sched_arg *it = &a->items[i];
+        switch (it->kind) {
+        case ARG_NONE:
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "missing argument '%s' of kernel %s",
+                            k->params[i].name, k->name);
+        case ARG_ARRAY:
+            b[i].dtype = it->array->dtype;
+            b[i].is_array = it->array->ndim > 0 || k->params[i].is_array == 1;
+            break;
+        case ARG_SCALAR:
+            b[i].dtype = it->dtype;
+            break;
+        case ARG_LITERAL:
+            b[i].literal = it->literal;
+            break;
+        }
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status check_inputs(fusor_kernel *k, fusor_args *a, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    for (int i = 0; i < ir->nparams; i++) {
+        const ir_param *p = &ir->params[i];
+        const sched_arg *it = &a->items[i];
+        if (it->kind == ARG_NONE)
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "missing argument '%s' of kernel %s",
+                            p->name, k->name);
+        if (it->kind == ARG_LITERAL) continue; /* folded into the code */
+        if (p->is_array) {
+            if (it->kind != ARG_ARRAY)
+                return fu_error(FUSOR_ERROR_SHAPE, "argument '%s' of kernel %s must be an array "
+                                "(%s[]), got a scalar",
+                                p->name, k->name, fusor_dtype_name(p->dtype));
+            if (it->array->dtype != p->dtype)
+                return fu_error(FUSOR_ERROR_DTYPE,
+                                "argument '%s' of kernel %s has dtype %s; the kernel expects %s[]",
+                                p->name, k->name, fusor_dtype_name(it->array->dtype),
+                                fusor_dtype_name(p->dtype));
+            P->arrays[i] = it->array;
+        } else if (it->kind == ARG_ARRAY) {
+            if (it->array->ndim != 0) {
+                char s[128];
+                shape_text(s, sizeof s, it->array->ndim, it->array->shape);
+                return fu_error(FUSOR_ERROR_SHAPE, "argument '%s' of kernel %s is a scalar (%s); "
+                                "got an array of shape %s",
+                                p->name, k->name, fusor_dtype_name(p->dtype), s);
+            }
+            P->slots[i] = sc_cast(sc_load(it->array->data, it->array->dtype), it->array->dtype,
+                                  p->dtype);
+        } else {
+            P->slots[i] = sc_cast(it->value, it->dtype, p->dtype);
+        }
+    }
+    for (int j = 0; j < ir->noutputs; j++) {
+        const ir_output *o = &ir->outputs[j];
+        const sched_arg *it = &a->items[k->ninputs + j];
+        if (it->kind == ARG_NONE) continue;
+        if (!o->is_array || it->kind != ARG_ARRAY)
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                            "output '%s' of kernel %s is a scalar and cannot be bound", o->name,
+                            k->name);
+        if (it->array->dtype != o->dtype)
+            return fu_error(FUSOR_ERROR_DTYPE,
+                            "output '%s' of kernel %s has dtype %s; the kernel writes %s[]",
+                            o->name, k->name, fusor_dtype_name(it->array->dtype),
+                            fusor_dtype_name(o->dtype));
+        P->arrays[ir->nparams + j] = it->array;
+    }
+    return FUSOR_OK;
+}
+
+static const char *index_name(const ir_kernel *ir, int i) {
+    return i < ir->nparams ? ir->params[i].name : ir->outputs[i - ir->nparams].name;
+}
+
+/* NumPy broadcasting of every bound array; outputs must already have the result shape. */
+static fusor_status broadcast(fusor_kernel *k, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    int n = ir->nparams + ir->noutputs;
+    ir_domain *d = &P->dom;
+    int who[FUSOR_MAX_DIMS]; /* which array set each dimension's extent */
+    d->ndim = 0;
+    for (int i = 0; i < n; i++)
+        if (P->arrays[i] && P->arrays[i]->ndim > d->ndim) d->ndim = P->arrays[i]->ndim;
+    for (int x = 0; x < d->ndim; x++) {
+        d->shape[x] = 1;
+        who[x] = -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const fusor_array *A = P->arrays[i];
+        if (!A) continue;
+        for (int x = 0; x < A->ndim; x++) {
+            int dd = d->ndim - A->ndim + x;
+            int64_t e = A->shape[x];
+            if (e == d->shape[dd] || e == 1) continue;
+            if (d->shape[dd] == 1) {
+                d->shape[dd] = e;
+                who[dd] = i;
+                continue;
+            }
+            char s1[160], s2[160];
+            const fusor_array *B = P->arrays[who[dd]];
+            shape_text(s1, sizeof s1, B->ndim, B->shape);
+            shape_text(s2, sizeof s2, A->ndim, A->shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "arguments '%s' %s and '%s' %s of kernel %s do not broadcast "
+                            "(dimension %d: %lld vs %lld)",
+                            index_name(ir, who[dd]), s1, index_name(ir, i), s2, k->name,
+                            dd - d->ndim, (long long)d->shape[dd], (long long)e);
+        }
+    }
+    d->size = 1;
+    for (int x = 0; x < d->ndim; x++) d->size *= d->shape[x];
+    for (int j = 0; j < ir->noutputs; j++) {
+        const fusor_array *A = P->arrays[ir->nparams + j];
+        if (!A) continue;
+        int same = A->ndim == d->ndim;
+        for (int x = 0; same && x < d->ndim; x++) same = A->shape[x] == d->shape[x];
+        if (!same) {
+            char s1[160], s2[160];
+            shape_text(s1, sizeof s1, A->ndim, A->shape);
+            shape_text(s2, sizeof s2, d->ndim, d->shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "output '%s' of kernel %s has shape %s; the arguments broadcast to %s",
+                            ir->outputs[j].name, k->name, s1, s2);
+        }
+    }
+    return FUSOR_OK;
+}
+
+/* Strides of array i over the domain: 0 along broadcast and missing dimensions. */
+static void domain_strides(const ir_domain *d, const fusor_array *A, int64_t *out) {
+    for (int x = 0; x < d->ndim; x++) {
+        int ax = x - (d->ndim - A->ndim);
+        out[x] = ax < 0 || A->shape[ax] == 1 ? 0 : A->strides[ax];
+    }
+}
+
+static int overlaps(const fusor_array *A, const fusor_array *B) {
+    const char *alo, *ahi, *blo, *bhi;
+    mem_array_extent(A, &alo, &ahi);
+    mem_array_extent(B, &blo, &bhi);
+    return alo < bhi && blo < ahi;
+}
+
+static fusor_status check_aliasing(fusor_kernel *k, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    int n = ir->nparams + ir->noutputs;
+    for (int j = ir->nparams; j < n; j++) {
+        const fusor_array *O = P->arrays[j];
+        if (!O) continue;
+        for (int i = 0; i < n; i++) {
+            const fusor_array *I = P->arrays[i];
+            if (i == j || !I || !overlaps(O, I)) continue;
+            int exact = i < ir->nparams && I->data == O->data &&
+                        fusor_dtype_size(I->dtype) == fusor_dtype_size(O->dtype) &&
+                        !memcmp(P->strides[i], P->strides[j], sizeof(int64_t) * (size_t)P->dom.ndim);
+            if (!exact)
+                return fu_error(FUSOR_ERROR_ALIAS,
+                                "output '%s' of kernel %s overlaps %s '%s' without being the same "
+                                "elements (different offset, strides or broadcast); pass the same "
+                                "array for an in-place update, or a separate output",
+                                index_name(ir, j), k->name, i < ir->nparams ? "input" : "output",
+                                index_name(ir, i));
+        }
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status check_empty_reductions(fusor_kernel *k, prepared *P) {
+    if (P->dom.size != 0) return FUSOR_OK;
+    const ir_plan *plan = P->spec->plan;
+    for (int p = 0; p < plan->npasses; p++)
+        for (int r = 0; r < plan->passes[p].nreductions; r++) {
+            const ir_node *nd = &P->spec->ir->nodes[plan->passes[p].reductions[r]];
+            if (nd->op == IR_MIN || nd->op == IR_MAX) {
+                char s[160];
+                shape_text(s, sizeof s, P->dom.ndim, P->dom.shape);
+                return fu_error(FUSOR_ERROR_VALUE,
+                                "kernel %s: %s() of an empty domain %s: the reduction has no "
+                                "identity",
+                                k->name, nd->op == IR_MIN ? "min" : "max", s);
+            }
+        }
+    return FUSOR_OK;
+}
+
+static void release_prepared(prepared *P, int failed) {
+    const ir_kernel *ir = P->spec ? P->spec->ir : NULL;
+    for (int j = 0; ir && j < ir->noutputs; j++) {
+        int i = ir->nparams + j;
+        if (P->allocated[i] && failed) fusor_array_destroy(P->arrays[i]);
+    }
+}
+
+static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
+    memset(P, 0, offsetof(prepared, slots));
+    if (k->ninputs + k->noutputs > HOST_MAX_ARRAYS)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
+                        HOST_MAX_ARRAYS);
+    fusor_status st;
+    if (k->generic) {
+        fe_binding b[HOST_MAX_ARRAYS];
+        memset(b, 0, sizeof(fe_binding) * (size_t)k->ninputs);
+        st = bind_generic(k, a, b);
+        if (st == FUSOR_OK) st = sched_specialize(k, b, &P->spec);
+    } else {
+        P->spec = k->spec;
+        st = FUSOR_OK;
+    }
+    if (st != FUSOR_OK) return st;
+    const ir_kernel *ir = P->spec->ir;
+    if (P->spec->plan->nslots > (int)(sizeof P->slots / sizeof P->slots[0]))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has too many reductions", k->name);
+    if ((st = check_inputs(k, a, P)) != FUSOR_OK) return st;
+    if ((st = broadcast(k, P)) != FUSOR_OK) return st;
+    int n = ir->nparams + ir->noutputs;
+    for (int i = 0; i < n; i++)
+        if (P->arrays[i]) domain_strides(&P->dom, P->arrays[i], P->strides[i]);
+    if ((st = check_aliasing(k, P)) != FUSOR_OK) return st;
+    if ((st = check_empty_reductions(k, P)) != FUSOR_OK) return st;
+
+    for (int j = 0; j < ir->noutputs; j++) {
+        int i = ir->nparams + j;
+        if (!ir->outputs[j].is_array || P->arrays[i]) continue;
+        st = mem_array_new(ir->outputs[j].dtype, P->dom.ndim, P->dom.shape, &P->arrays[i]);
+        if (st != FUSOR_OK) {
+            release_prepared(P, 1);
+            return st;
+        }
+        P->allocated[i] = 1;
+        domain_strides(&P->dom, P->arrays[i], P->strides[i]);
+    }
+    P->dom.narrays = n;
+    P->dom.base = P->base;
+    P->dom.strides = P->strides;
+    for (int i = 0; i < n; i++) P->base[i] = P->arrays[i] ? P->arrays[i]->data : NULL;
+    P->slots[P->spec->plan->count_slot].i = P->dom.size;
+    return FUSOR_OK;
+}
+
+/* Records outputs in the argument set after a successful run. */
+static void publish(fusor_args *a, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    sched_args_clear_results(a);
+    for (int j = 0; j < ir->noutputs; j++) {
+        int i = ir->nparams + j, slot = a->k->ninputs + j;
+        if (ir->outputs[j].is_array) {
+            if (!P->allocated[i]) fusor_array_retain(P->arrays[i]);
+            a->results[slot] = P->arrays[i];
+        } else {
+            a->scalar_results[slot] = P->outs[j];
+            a->scalar_dtypes[slot] = ir->outputs[j].dtype;
+        }
+    }
+    a->have_results = 1;
+}
+
+static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
+    if (!k || !a) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_launch: NULL %s",
+                                  k ? "arguments" : "kernel");
+    if (a->k != k)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_launch: the argument set was made for kernel %s, not %s",
+                        a->k->name, k->name);
+    if (k->ctx->target == FUSOR_TARGET_GPU)
+        return fu_error(FUSOR_ERROR_NO_DEVICE,
+                        "kernel %s: the GPU target was requested but this build runs kernels on "
+                        "the CPU only",
+                        k->name);
+    prepared *P = fu_malloc(sizeof *P);
+    if (!P) return fu_oom("a launch");
+    fusor_status st = prepare(k, a, P);
+    if (st == FUSOR_OK) {
+        int threads = 1;
+        if (reference)
+            st = interp_run(P->spec->ir, &P->dom, P->slots, P->outs);
+        else
+            st = host_run(P->spec->ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
+                          host_get_threads(), &threads);
+        if (st == FUSOR_OK) {
+            publish(a, P);
+            a->last_target = reference ? "reference" : "cpu";
+            a->last_threads = threads;
+        }
+        release_prepared(P, st != FUSOR_OK);
+    }
+    fu_free(P);
+    return st;
+}
+
+fusor_status fusor_launch(fusor_kernel *k, fusor_args *a) { return launch(k, a, 0); }
+
+fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a) { return launch(k, a, 1); }

@@ -1,0 +1,94 @@
+/*
+ * scheduler.h — choosing where and how a kernel runs, and the objects behind the public
+ * handles (context, kernel, argument set).
+ *
+ * A launch is prepared (arguments resolved, dtypes and shapes checked, the domain
+ * broadcast, aliasing checked, outputs allocated — in that order, nothing written before
+ * all checks pass) and then executed by a back end: the host pool, or the reference
+ * interpreter for tests.
+ */
+#ifndef FUSOR_SCHED_H
+#define FUSOR_SCHED_H
+
+#include <pthread.h>
+
+#include "arena.h"
+#include "codegen.h"
+#include "domain.h"
+#include "frontend.h"
+#include "ir.h"
+
+/* One compiled specialisation of a kernel: its IR, plan and machine code. */
+typedef struct sched_spec {
+    arena arena; /* owns ir and plan */
+    ir_kernel *ir;
+    ir_plan *plan;
+    cg_compiled *code;
+    unsigned char *key;
+    size_t keylen;
+    uint64_t hash;
+    struct sched_spec *next; /* in the context's cache */
+} sched_spec;
+
+struct fusor_context {
+    fusor_target target;
+    int opt_level;
+    int refcount; /* atomic: the context and each kernel hold one */
+    pthread_mutex_t lock;
+    sched_spec *specs; /* the in-memory kernel cache */
+    long compiles;     /* how many times codegen ran (tests check compile-once) */
+};
+
+/* A generic kernel's specialisations, keyed by what its inputs were bound to. */
+typedef struct sched_variant {
+    char *signature;
+    sched_spec *spec;
+    struct sched_variant *next;
+} sched_variant;
+
+struct fusor_kernel {
+    fusor_context *ctx;
+    arena arena; /* owns the program (AST) and the parameter table */
+    fe_program *prog;
+    int index;
+    const char *name;
+    int generic;
+    int ninputs, noutputs;
+    fusor_param_info *params; /* inputs, then outputs */
+    sched_spec *spec;         /* non-generic kernels */
+    pthread_mutex_t lock;     /* guards variants */
+    sched_variant *variants;
+};
+
+typedef enum sched_arg_kind { ARG_NONE = 0, ARG_ARRAY, ARG_SCALAR, ARG_LITERAL } sched_arg_kind;
+
+typedef struct sched_arg {
+    sched_arg_kind kind;
+    fusor_array *array; /* a reference held by the argument set */
+    fusor_dtype dtype;  /* ARG_SCALAR */
+    ir_value value;     /* ARG_SCALAR, canonical */
+    char *literal;      /* ARG_LITERAL */
+} sched_arg;
+
+struct fusor_args {
+    fusor_kernel *k;
+    int n;                   /* ninputs + noutputs */
+    sched_arg *items;        /* by parameter index */
+    fusor_array **results;   /* array outputs of the last launch (bound or allocated) */
+    ir_value *scalar_results; /* scalar outputs of the last launch */
+    fusor_dtype *scalar_dtypes;
+    int have_results;
+    const char *last_target;
+    int last_threads;
+};
+
+void sched_args_clear_results(fusor_args *a);
+/* Runs the launch on the reference interpreter instead of compiled code (tests). */
+fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a);
+/* The specialisation for these bindings of a generic kernel's inputs (compiled on first
+ * use, then cached), or the kernel's one specialisation when it is not generic. */
+fusor_status sched_specialize(fusor_kernel *k, const fe_binding *bindings, sched_spec **out);
+/* How many times this context ran code generation. */
+long sched_compile_count(fusor_context *ctx);
+
+#endif

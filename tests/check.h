@@ -1,0 +1,61 @@
+/*
+ * check.h — the few assertion macros fusor's tests share.
+ *
+ * CHECK records a failure and goes on; REQUIRE stops the test.  check_done() prints
+ * "N passed, N failed" and gives main's exit status.
+ */
+#ifndef FUSOR_TEST_CHECK_H
+#define FUSOR_TEST_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            check_passed++;                                                                \
+        } else {                                                                           \
+            check_failed++;                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                               \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            check_passed++;                                                                \
+        } else {                                                                           \
+            check_failed++;                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fputc('\n', stderr);                                                           \
+        }                                                                                  \
+    } while (0)
+
+#define REQUIRE(cond)                                                                      \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);     \
+            check_failed++;                                                                \
+            return check_done();                                                           \
+        }                                                                                  \
+        check_passed++;                                                                    \
+    } while (0)
+
+/* Status check that prints fusor's message on failure. */
+#define CHECK_OK(expr)                                                                     \
+    do {                                                                                   \
+        fusor_status check_st_ = (expr);                                                   \
+        CHECK_MSG(check_st_ == FUSOR_OK, "%s: %s", fusor_status_name(check_st_),          \
+                  fusor_last_error());                                                     \
+    } while (0)
+
+static inline int check_done(void) {
+    printf("%d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+#endif
