@@ -1,0 +1,356 @@
+/*
+ * pool.c — the CPU side of a launch: an OpenMP team, one thread per physical core,
+ * placed compactly with hwloc.
+ *
+ * The topology is loaded once, lazily, and never changes afterwards; the requested
+ * thread count is an atomic that any thread may change between launches.  Binding costs
+ * a system call, so each thread remembers (in a _Thread_local) which core it is bound to
+ * and rebinds only when its place in the team changes.  The calling thread is team
+ * member 0: it is bound for the launch and given back its own mask afterwards, so that a
+ * user's thread (and the threads it creates later) is never left pinned by fusor.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <hwloc.h>
+#include <limits.h>
+#include <omp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "error.h"
+
+typedef struct host_state {
+    hwloc_topology_t topo;
+    int topo_ok;
+    hwloc_bitmap_t allowed; /* CPUs this process may run on */
+    hwloc_bitmap_t *cores;  /* cpuset of each allowed core, within `allowed`, in order */
+    int ncores;             /* allowed physical cores (0 when nothing can be bound) */
+    int npackages, ncores_total, npus;
+    int cgroup_limit; /* CPUs the cgroup quota allows, 0 for no limit */
+    int hw_default;   /* cores in mask, capped by the quota, at least 1 */
+    int env_threads;  /* FUSOR_NUM_THREADS, 0 when unset or invalid */
+    char env_text[48];
+    int env_set;
+    int default_threads;
+} host_state;
+
+static host_state state;
+static pthread_once_t state_once = PTHREAD_ONCE_INIT;
+static atomic_int requested_threads; /* 0: the default */
+
+/* The core this thread is bound to, as an index into state.cores, or -1. */
+static _Thread_local int bound_core = -1;
+
+/* ---------------------------------------------------------- parsing helpers */
+
+int host_parse_num_threads(const char *text) {
+    if (!text) return 0;
+    while (*text == ' ' || *text == '\t') text++;
+    if (*text < '0' || *text > '9') return 0;
+    errno = 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\n') end++;
+    if (errno || *end || v < 1 || v > HOST_MAX_THREADS) return 0;
+    return (int)v;
+}
+
+/* Reads up to n-1 bytes of a small file into buf; 0 on failure. */
+static int read_small(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t got = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[got] = 0;
+    return got > 0;
+}
+
+/* A positive decimal integer filling a whole token of `s`; advances *s. */
+static long long parse_positive(const char **s) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(*s, &end, 10);
+    if (end == *s || errno || v <= 0 || (*end && *end != ' ' && *end != '\n')) return 0;
+    *s = end;
+    return v;
+}
+
+static int cpus_of_quota(long long quota, long long period) {
+    if (quota <= 0 || period <= 0) return 0;
+    long long cpus = quota / period + (quota % period != 0);
+    return cpus > INT_MAX ? INT_MAX : (int)cpus;
+}
+
+int host_cgroup_v2_cpus(const char *cpu_max_path) {
+    char buf[128];
+    if (!read_small(cpu_max_path, buf, sizeof buf)) return 0;
+    const char *p = buf;
+    if (!strncmp(p, "max", 3)) return 0;
+    long long quota = parse_positive(&p);
+    if (*p != ' ') return 0;
+    p++;
+    long long period = parse_positive(&p);
+    return cpus_of_quota(quota, period);
+}
+
+int host_cgroup_v1_cpus(const char *quota_path, const char *period_path) {
+    char q[64], per[64];
+    if (!read_small(quota_path, q, sizeof q) || !read_small(period_path, per, sizeof per)) return 0;
+    const char *pq = q, *pp = per;
+    return cpus_of_quota(parse_positive(&pq), parse_positive(&pp)); /* "-1" reads as 0 */
+}
+
+/* ------------------------------------------------------------ cgroup paths */
+
+static int min_limit(int a, int b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+static int limit_at(const char *dir, int v1) {
+    char a[4096], b[4096];
+    if (!v1) {
+        snprintf(a, sizeof a, "%s/cpu.max", dir);
+        return host_cgroup_v2_cpus(a);
+    }
+    snprintf(a, sizeof a, "%s/cpu.cfs_quota_us", dir);
+    snprintf(b, sizeof b, "%s/cpu.cfs_period_us", dir);
+    return host_cgroup_v1_cpus(a, b);
+}
+
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The smallest limit from base/rel up to base.  When base/rel does not exist (the cgroup
+ * path belongs to another namespace), only base is read. */
+static int walk_up(const char *base, const char *rel, int v1) {
+    char dir[4096];
+    size_t baselen = strlen(base);
+    snprintf(dir, sizeof dir, "%s%s%s", base, rel[0] == '/' ? "" : "/", rel);
+    size_t n = strlen(dir);
+    while (n > baselen && dir[n - 1] == '/') dir[--n] = 0;
+    if (!is_dir(dir)) return limit_at(base, v1);
+    int limit = 0;
+    for (;;) {
+        limit = min_limit(limit, limit_at(dir, v1));
+        char *slash = strrchr(dir + baselen, '/');
+        if (!slash) break;
+        *slash = 0;
+    }
+    return limit;
+}
+
+/* Whether the comma-separated controller list `ctrls` names the cpu controller. */
+static int has_cpu_controller(const char *ctrls) {
+    for (const char *p = ctrls; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 3 && !strncmp(p, "cpu", 3)) return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+int host_cgroup_cpus(const char *proc_cgroup, const char *root) {
+    char text[8192], v2path[4096] = "", v1path[4096] = "", v1ctrls[256] = "";
+    int have_v2 = 0, have_v1 = 0;
+    if (read_small(proc_cgroup, text, sizeof text)) {
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (!c2) continue;
+            *c2 = 0;
+            if (c2 == c1 + 1 && !strncmp(line, "0:", 2)) {
+                snprintf(v2path, sizeof v2path, "%s", c2 + 1);
+                have_v2 = 1;
+            } else if (has_cpu_controller(c1 + 1)) {
+                snprintf(v1ctrls, sizeof v1ctrls, "%s", c1 + 1);
+                snprintf(v1path, sizeof v1path, "%s", c2 + 1);
+                have_v1 = 1;
+            }
+        }
+    }
+    if (have_v1) { /* on a hybrid system the cpu controller lives in v1 */
+        const char *mounts[3] = {v1ctrls, "cpu", "cpu,cpuacct"};
+        for (int i = 0; i < 3; i++) {
+            char base[4096];
+            snprintf(base, sizeof base, "%s/%s", root, mounts[i]);
+            if (is_dir(base)) return walk_up(base, v1path, 1);
+        }
+        return 0;
+    }
+    if (have_v2) return walk_up(root, v2path, 0);
+    char cpu_dir[4096];
+    snprintf(cpu_dir, sizeof cpu_dir, "%s/cpu", root);
+    return min_limit(limit_at(root, 0), limit_at(cpu_dir, 1));
+}
+
+/* ---------------------------------------------------------------- topology */
+
+/* The CPUs of the process: hwloc's view of its binding, else sched_getaffinity. */
+static void load_allowed(host_state *s) {
+    s->allowed = hwloc_bitmap_alloc();
+    if (!s->allowed) return;
+    if (hwloc_get_cpubind(s->topo, s->allowed, HWLOC_CPUBIND_PROCESS) != 0) {
+        cpu_set_t set;
+        hwloc_bitmap_zero(s->allowed);
+        if (sched_getaffinity(0, sizeof set, &set) == 0)
+            for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &set)) hwloc_bitmap_set(s->allowed, (unsigned)c);
+    }
+    hwloc_bitmap_and(s->allowed, s->allowed, hwloc_topology_get_allowed_cpuset(s->topo));
+}
+
+/* The allowed cores, in topology order (compact placement), each as its allowed PUs.
+ * Without core objects the PUs stand in for cores. */
+static void load_cores(host_state *s) {
+    hwloc_obj_type_t type =
+        hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+    int n = hwloc_get_nbobjs_by_type(s->topo, type);
+    s->cores = n > 0 ? fu_calloc((size_t)n, sizeof *s->cores) : NULL;
+    if (!s->cores) return;
+    for (int i = 0; i < n; i++) {
+        hwloc_obj_t obj = hwloc_get_obj_by_type(s->topo, type, (unsigned)i);
+        if (!obj || !hwloc_bitmap_intersects(obj->cpuset, s->allowed)) continue;
+        hwloc_bitmap_t set = hwloc_bitmap_dup(obj->cpuset);
+        if (!set) continue;
+        hwloc_bitmap_and(set, set, s->allowed);
+        s->cores[s->ncores++] = set;
+    }
+}
+
+static int affinity_cpu_count(void) {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+static void load_topology(host_state *s) {
+    if (hwloc_topology_init(&s->topo) != 0) return;
+    if (hwloc_topology_load(s->topo) != 0) {
+        hwloc_topology_destroy(s->topo);
+        return;
+    }
+    s->topo_ok = 1;
+    s->npackages = hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_PACKAGE);
+    s->ncores_total = hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_CORE);
+    s->npus = hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_PU);
+    load_allowed(s);
+    if (s->allowed) load_cores(s);
+}
+
+static void init_state(void) {
+    host_state *s = &state;
+    load_topology(s);
+    int cores = s->ncores > 0 ? s->ncores : affinity_cpu_count();
+    s->cgroup_limit = host_cgroup_cpus("/proc/self/cgroup", "/sys/fs/cgroup");
+    s->hw_default = s->cgroup_limit > 0 && s->cgroup_limit < cores ? s->cgroup_limit : cores;
+    if (s->hw_default < 1) s->hw_default = 1;
+    const char *env = getenv("FUSOR_NUM_THREADS");
+    s->env_set = env != NULL;
+    if (env) snprintf(s->env_text, sizeof s->env_text, "%s", env);
+    s->env_threads = host_parse_num_threads(env);
+    s->default_threads = s->env_threads ? s->env_threads : s->hw_default;
+}
+
+static host_state *get_state(void) {
+    pthread_once(&state_once, init_state);
+    return &state;
+}
+
+/* ---------------------------------------------------------------- threads */
+
+int host_default_threads(void) { return get_state()->default_threads; }
+
+int host_get_threads(void) {
+    int n = atomic_load_explicit(&requested_threads, memory_order_relaxed);
+    return n > 0 ? n : host_default_threads();
+}
+
+fusor_status host_set_threads(int n) {
+    if (n < 0 || n > HOST_MAX_THREADS)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_set_num_threads: n is %d; it must be 0 (the default) to %d", n,
+                        HOST_MAX_THREADS);
+    atomic_store_explicit(&requested_threads, n, memory_order_relaxed);
+    return FUSOR_OK;
+}
+
+fusor_status fusor_set_num_threads(int n) { return host_set_threads(n); }
+int fusor_get_num_threads(void) { return host_get_threads(); }
+int fusor_default_num_threads(void) { return host_default_threads(); }
+
+/* Binds the calling thread to the core of team member `tid`, unless it already is.  A
+ * failure (a container may forbid binding) is remembered too, so it costs one try. */
+static void bind_to(const host_state *s, int tid) {
+    int core = tid % s->ncores;
+    if (bound_core == core) return;
+    hwloc_set_cpubind(s->topo, s->cores[core], HWLOC_CPUBIND_THREAD);
+    bound_core = core;
+}
+
+void host_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), void *ctx) {
+    if (nthreads <= 0) nthreads = host_get_threads();
+    if (nthreads > HOST_MAX_THREADS) nthreads = HOST_MAX_THREADS;
+    if (nthreads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    const host_state *s = get_state();
+    /* Inside someone else's parallel region the cores are theirs to place. */
+    int bind = s->ncores > 0 && omp_get_level() == 0;
+    cpu_set_t caller_mask;
+    int restore = bind && sched_getaffinity(0, sizeof caller_mask, &caller_mask) == 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+        int tid = omp_get_thread_num(), n = omp_get_num_threads();
+        if (n > 1 && (tid > 0 ? bind : restore)) bind_to(s, tid);
+        fn(ctx, tid, n);
+    }
+    if (restore && bound_core >= 0) {
+        sched_setaffinity(0, sizeof caller_mask, &caller_mask);
+        bound_core = -1;
+    }
+}
+
+/* ---------------------------------------------------------------- describe */
+
+static const char *default_reason(const host_state *s, char *buf, size_t n) {
+    int cores = s->ncores > 0 ? s->ncores : affinity_cpu_count();
+    if (s->env_threads)
+        snprintf(buf, n, "FUSOR_NUM_THREADS=%d", s->env_threads);
+    else if (s->hw_default < cores)
+        snprintf(buf, n, "the cgroup CPU quota allows %d of %d cores", s->cgroup_limit, cores);
+    else if (s->ncores > 0)
+        snprintf(buf, n, "physical cores in the affinity mask");
+    else
+        snprintf(buf, n, "CPUs in the affinity mask (no hwloc topology)");
+    return buf;
+}
+
+char *host_describe(void) {
+    const host_state *s = get_state();
+    char text[2048], cpus[512] = "?", reason[128], env[96] = "unset";
+    if (s->allowed) hwloc_bitmap_list_snprintf(cpus, sizeof cpus, s->allowed);
+    if (s->env_set)
+        snprintf(env, sizeof env, "\"%s\"%s", s->env_text,
+                 s->env_threads ? "" : " (ignored: not an integer from 1 to 1024)");
+    unsigned v = hwloc_get_api_version();
+    char quota[32] = "none";
+    if (s->cgroup_limit) snprintf(quota, sizeof quota, "%d CPUs", s->cgroup_limit);
+    snprintf(text, sizeof text,
+             "hwloc (API %u.%u): packages %d, cores %d, PUs %d%s\n"
+             "allowed CPUs: %s (%d cores)\n"
+             "cgroup CPU quota: %s\n"
+             "FUSOR_NUM_THREADS: %s\n"
+             "default threads: %d (%s)\n"
+             "threads: %d\n",
+             v >> 16, (v >> 8) & 0xff, s->npackages, s->ncores_total, s->npus,
+             s->topo_ok ? "" : " (topology unavailable)", cpus, s->ncores, quota, env,
+             s->default_threads, default_reason(s, reason, sizeof reason), host_get_threads());
+    return fu_strdup(text);
+}
