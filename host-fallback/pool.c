@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "strbuf.h"
 
 typedef struct host_state {
     hwloc_topology_t topo;
@@ -114,11 +115,12 @@ static int min_limit(int a, int b) { return !a ? b : !b ? a : a < b ? a : b; }
 static int limit_at(const char *dir, int v1) {
     char a[4096], b[4096];
     if (!v1) {
-        snprintf(a, sizeof a, "%s/cpu.max", dir);
+        if (snprintf(a, sizeof a, "%s/cpu.max", dir) >= (int)sizeof a) return 0;
         return host_cgroup_v2_cpus(a);
     }
-    snprintf(a, sizeof a, "%s/cpu.cfs_quota_us", dir);
-    snprintf(b, sizeof b, "%s/cpu.cfs_period_us", dir);
+    if (snprintf(a, sizeof a, "%s/cpu.cfs_quota_us", dir) >= (int)sizeof a ||
+        snprintf(b, sizeof b, "%s/cpu.cfs_period_us", dir) >= (int)sizeof b)
+        return 0;
     return host_cgroup_v1_cpus(a, b);
 }
 
@@ -334,23 +336,26 @@ static const char *default_reason(const host_state *s, char *buf, size_t n) {
 
 char *host_describe(void) {
     const host_state *s = get_state();
-    char text[2048], cpus[512] = "?", reason[128], env[96] = "unset";
+    char cpus[512] = "?", reason[128];
     if (s->allowed) hwloc_bitmap_list_snprintf(cpus, sizeof cpus, s->allowed);
-    if (s->env_set)
-        snprintf(env, sizeof env, "\"%s\"%s", s->env_text,
-                 s->env_threads ? "" : " (ignored: not an integer from 1 to 1024)");
     unsigned v = hwloc_get_api_version();
-    char quota[32] = "none";
-    if (s->cgroup_limit) snprintf(quota, sizeof quota, "%d CPUs", s->cgroup_limit);
-    snprintf(text, sizeof text,
+    strbuf text = {0};
+    sb_printf(&text,
              "hwloc (API %u.%u): packages %d, cores %d, PUs %d%s\n"
              "allowed CPUs: %s (%d cores)\n"
-             "cgroup CPU quota: %s\n"
-             "FUSOR_NUM_THREADS: %s\n"
-             "default threads: %d (%s)\n"
-             "threads: %d\n",
+             "cgroup CPU quota: ",
              v >> 16, (v >> 8) & 0xff, s->npackages, s->ncores_total, s->npus,
-             s->topo_ok ? "" : " (topology unavailable)", cpus, s->ncores, quota, env,
-             s->default_threads, default_reason(s, reason, sizeof reason), host_get_threads());
-    return fu_strdup(text);
+             s->topo_ok ? "" : " (topology unavailable)", cpus, s->ncores);
+    if (s->cgroup_limit)
+        sb_printf(&text, "%d CPUs\n", s->cgroup_limit);
+    else
+        sb_printf(&text, "none\n");
+    if (s->env_set)
+        sb_printf(&text, "FUSOR_NUM_THREADS: \"%s\"%s\n", s->env_text,
+                  s->env_threads ? "" : " (ignored: not an integer from 1 to 1024)");
+    else
+        sb_printf(&text, "FUSOR_NUM_THREADS: unset\n");
+    sb_printf(&text, "default threads: %d (%s)\nthreads: %d\n", s->default_threads,
+              default_reason(s, reason, sizeof reason), host_get_threads());
+    return sb_take(&text);
 }

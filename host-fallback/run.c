@@ -91,6 +91,7 @@ typedef struct pass_job {
     const ir_value *slots;
     const ir_pass *pass;
     ir_value *partials; /* [nblocks][nreductions] */
+    int team;           /* the team size OpenMP really gave (written by thread 0) */
 } pass_job;
 
 /* Processes flat elements [begin, end) row segment by row segment, folding into acc. */
@@ -124,7 +125,8 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
 }
 
 static void pass_worker(void *ctx, int tid, int nthreads) {
-    const pass_job *j = ctx;
+    pass_job *j = ctx;
+    if (tid == 0) j->team = nthreads;
     int nred = j->pass->nreductions;
     int64_t b0 = j->nblocks * tid / nthreads, b1 = j->nblocks * (tid + 1) / nthreads;
     for (int64_t b = b0; b < b1; b++) {
@@ -179,6 +181,7 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
             j.block = (size + nthreads - 1) / nthreads;
         }
         host_parallel(nthreads, pass_worker, &j);
+        *threads_used = j.team;
         for (int r = 0; r < ps->nreductions; r++)
             slots[k->nodes[ps->reductions[r]].slot] = combine(&j, r, 0, j.nblocks);
         fu_free(j.partials);

@@ -35,7 +35,7 @@
  *  NEG          -a.  POS does not exist (the checker drops unary +).
  *  NOT          bool: logical not.  integers: bitwise not.
  *  ABS          integers: wraps (abs(MIN) == MIN).  floats: fabs.
- *  SIGN         integers: -1, 0, 1.  floats: -1.0, +1.0, NaN for NaN, a itself for +-0.
+ *  SIGN         integers: -1, 0, 1.  floats: -1.0, +1.0, NaN for NaN, +0.0 for +-0 (NumPy).
  *  SQRT..ATANH  floats only; the C library function of that precision (sinf for f32).
  *  SQUARE       a*a (wraps for integers).
  *  RECIPROCAL   1/a.  Integers: 1/a truncated, 0 when a == 0.
@@ -59,7 +59,9 @@
  *               field.  IEEE: any comparison with NaN is false except NE.
  *  ATAN2 HYPOT COPYSIGN  floats; C library functions.
  *  MINIMUM MAXIMUM       NaN-propagating (NaN if either is NaN).
- *  FMIN FMAX             NaN-ignoring (C fmin/fmax).
+ *  FMIN FMAX             NaN-ignoring (C fmin/fmax).  For all four, operands that compare
+ *               equal (+0 and -0) give b, as NumPy's maximum does: MAXIMUM is
+ *               isnan(a) || a > b ? a : b, FMAX is isnan(b) || a > b ? a : b.
  *  WHERE        a is bool, b and c have the node's dtype: a ? b : c.
  *  SUM PROD     UNIFORM reductions of a VARYING a over the whole domain, computed in the
  *               node's dtype (the checker casts a to it: i64 for small ints and bool, as

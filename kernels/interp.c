@@ -1,0 +1,330 @@
+/*
+ * interp.c — the reference interpreter (see interp.h): every node in order, a VARYING
+ * node as a whole buffer of canonical values over the domain, a UNIFORM node as one value,
+ * each element by scalar.c.  Nothing is clever here on purpose: back ends are judged
+ * against it.
+ *
+ * Order of work: check the kernel and the domain, evaluate every node (a buffer is freed
+ * after its last user), and only when nothing can fail any more store the array outputs
+ * and return the scalar ones.  So an error leaves every output untouched, and an output
+ * that is the same memory as an input is written after every read of that input.
+ */
+#include "interp.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "scalar.h"
+
+typedef struct interp {
+    const ir_kernel *k;
+    const ir_domain *d;
+    const ir_value *scalars;
+    ir_value *one;  /* per node: the value of a UNIFORM node */
+    ir_value **buf; /* per node: the buffer of a VARYING node while it is live */
+    int32_t *last;  /* per node: the last node using it (nnodes for outputs) */
+} interp;
+
+static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
+
+/* ------------------------------------------------------------------ checking */
+
+static fusor_status bad_node(const ir_kernel *k, int32_t i, const char *why) {
+    return fu_error(FUSOR_ERROR_INTERNAL, "interp: kernel '%s', node %d (%s): %s", k->name, (int)i,
+                    ir_op_name((ir_op)k->nodes[i].op), why);
+}
+
+/* The dtypes each operand must have (ir.h's table); -1 where unused. */
+static void operand_dtypes(const ir_node *n, int want[3]) {
+    ir_op op = (ir_op)n->op;
+    int arity = ir_op_arity(op);
+    for (int j = 0; j < 3; j++)
+        want[j] = j < arity ? n->dtype : -1;
+    if (op == IR_CAST || ir_op_is_comparison(op) || op == IR_ISNAN || op == IR_ISINF ||
+        op == IR_ISFINITE)
+        for (int j = 0; j < arity; j++)
+            want[j] = n->adtype;
+    if (op == IR_WHERE || op == IR_ANY || op == IR_ALL)
+        want[0] = FUSOR_BOOL;
+}
+
+static fusor_status check_node(const ir_kernel *k, int32_t i) {
+    const ir_node *n = &k->nodes[i];
+    if (n->op >= IR_NUM_OPS || n->dtype >= FUSOR_NUM_DTYPES || n->adtype >= FUSOR_NUM_DTYPES ||
+        n->shape > IR_VARYING)
+        return bad_node(k, i, "bad op, dtype or shape");
+    ir_op op = (ir_op)n->op;
+    int32_t ops[3] = {n->a, n->b, n->c};
+    int want[3], varying = 0;
+    operand_dtypes(n, want);
+    for (int j = 0; j < ir_op_arity(op); j++) {
+        if (ops[j] < 0 || ops[j] >= i)
+            return bad_node(k, i, "operand out of order");
+        if (k->nodes[ops[j]].dtype != want[j])
+            return bad_node(k, i, "operand of wrong dtype");
+        varying |= k->nodes[ops[j]].shape == IR_VARYING;
+    }
+    int bool_result = ir_op_is_comparison(op) || op == IR_ISNAN || op == IR_ISINF ||
+                      op == IR_ISFINITE || op == IR_ANY || op == IR_ALL;
+    if (bool_result && n->dtype != FUSOR_BOOL)
+        return bad_node(k, i, "result must be bool");
+    if (ir_op_is_reduction(op) || op == IR_COUNT) {
+        if (n->shape != IR_UNIFORM)
+            return bad_node(k, i, "must be uniform");
+    } else if (varying && n->shape != IR_VARYING) {
+        return bad_node(k, i, "uniform node with a varying operand");
+    }
+    if (op == IR_COUNT && n->dtype != FUSOR_I64)
+        return bad_node(k, i, "count must be i64");
+    if (op == IR_INPUT) {
+        if (n->imm.i < 0 || n->imm.i >= k->nparams)
+            return bad_node(k, i, "no such parameter");
+        const ir_param *p = &k->params[n->imm.i];
+        if (p->dtype != n->dtype)
+            return bad_node(k, i, "parameter of another dtype");
+        if (p->is_array && n->shape != IR_VARYING)
+            return bad_node(k, i, "uniform array input");
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status check_outputs(const ir_kernel *k) {
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        if (o->node < 0 || o->node >= k->nnodes || k->nodes[o->node].dtype != o->dtype ||
+            (!o->is_array && k->nodes[o->node].shape != IR_UNIFORM))
+            return fu_error(FUSOR_ERROR_INTERNAL, "interp: kernel '%s', output '%s' is malformed",
+                            k->name, o->name);
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status check_domain(const ir_kernel *k, const ir_domain *d) {
+    if (d->ndim < 0 || d->ndim > FUSOR_MAX_DIMS || d->narrays != k->nparams + k->noutputs)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp: the domain does not fit '%s'",
+                        k->name);
+    int64_t size = 1;
+    for (int i = 0; i < d->ndim; i++)
+        if (d->shape[i] < 0 || __builtin_mul_overflow(size, d->shape[i], &size))
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp: bad domain shape");
+    if (size != d->size)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp: domain size %lld is not %lld",
+                        (long long)d->size, (long long)size);
+    for (int a = 0; a < d->narrays; a++) {
+        int is_array = a < k->nparams ? k->params[a].is_array : k->outputs[a - k->nparams].is_array;
+        if (is_array && size > 0 && (!d->base || !d->base[a] || (d->ndim && !d->strides)))
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp: array %d has no data", a);
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status check(const ir_kernel *k, const ir_domain *d, const ir_value *scalars,
+                          const ir_value *outs) {
+    if (!k || !d)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp_run: NULL argument");
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        fusor_status st = check_node(k, i);
+        if (st != FUSOR_OK)
+            return st;
+    }
+    fusor_status st = check_outputs(k);
+    if (st == FUSOR_OK)
+        st = check_domain(k, d);
+    if (st != FUSOR_OK)
+        return st;
+    for (int i = 0; i < k->nparams; i++)
+        if (!k->params[i].is_array && !scalars)
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp_run: scalars is NULL");
+    for (int j = 0; j < k->noutputs; j++)
+        if (!k->outputs[j].is_array && !outs)
+            return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp_run: outs is NULL");
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ elements */
+
+/* Byte offset of element e (C order over the domain) in array `arr`. */
+static int64_t offset(const ir_domain *d, int arr, int64_t e) {
+    int64_t off = 0;
+    for (int i = d->ndim - 1; i >= 0; i--) {
+        off += (e % d->shape[i]) * d->strides[arr][i];
+        e /= d->shape[i];
+    }
+    return off;
+}
+
+static ir_value value_at(const interp *it, int32_t node, int64_t e) {
+    return it->k->nodes[node].shape == IR_VARYING ? it->buf[node][e] : it->one[node];
+}
+
+/* The value of a non-reduction node at element e (any e for a UNIFORM node). */
+static ir_value eval_element(const interp *it, int32_t i, int64_t e) {
+    const ir_node *n = &it->k->nodes[i];
+    ir_value none = {0}, a = none, b = none, c = none;
+    switch ((ir_op)n->op) {
+    case IR_CONST: return n->imm;
+    case IR_COUNT: return (ir_value){.i = it->d->size};
+    case IR_INPUT: {
+        int p = (int)n->imm.i;
+        if (!it->k->params[p].is_array)
+            return it->scalars[p];
+        return sc_load(it->d->base[p] + offset(it->d, p, e), (fusor_dtype)n->dtype);
+    }
+    default: break;
+    }
+    int arity = ir_op_arity((ir_op)n->op);
+    if (arity > 0)
+        a = value_at(it, n->a, e);
+    if (arity > 1)
+        b = value_at(it, n->b, e);
+    if (arity > 2)
+        c = value_at(it, n->c, e);
+    return sc_apply((ir_op)n->op, (fusor_dtype)n->dtype, (fusor_dtype)n->adtype, a, b, c);
+}
+
+/* ------------------------------------------------------------------ reductions */
+
+/*
+ * NumPy's pairwise_sum (numpy/_core/src/umath/loops_utils.h.src), with the same grouping
+ * for products: fewer than 8 values in order from the identity; up to 128 as 8 strided
+ * partial sums combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)) plus the tail; above,
+ * halves split at a multiple of 8.
+ */
+static ir_value pairwise(const interp *it, ir_op op, fusor_dtype t, int32_t src, int64_t first,
+                         int64_t n) {
+    if (n < 8) {
+        ir_value r = sc_reduce_identity(op, t);
+        for (int64_t i = 0; i < n; i++)
+            r = sc_reduce_combine(op, t, r, value_at(it, src, first + i));
+        return r;
+    }
+    if (n <= 128) {
+        ir_value r[8];
+        for (int j = 0; j < 8; j++)
+            r[j] = value_at(it, src, first + j);
+        int64_t i;
+        for (i = 8; i < n - n % 8; i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] = sc_reduce_combine(op, t, r[j], value_at(it, src, first + i + j));
+        for (int j = 0; j < 4; j++)
+            r[j] = sc_reduce_combine(op, t, r[2 * j], r[2 * j + 1]);
+        ir_value res = sc_reduce_combine(op, t, sc_reduce_combine(op, t, r[0], r[1]),
+                                         sc_reduce_combine(op, t, r[2], r[3]));
+        for (; i < n; i++)
+            res = sc_reduce_combine(op, t, res, value_at(it, src, first + i));
+        return res;
+    }
+    int64_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return sc_reduce_combine(op, t, pairwise(it, op, t, src, first, n2),
+                             pairwise(it, op, t, src, first + n2, n - n2));
+}
+
+static fusor_status reduce(const interp *it, int32_t i, ir_value *out) {
+    const ir_node *n = &it->k->nodes[i];
+    ir_op op = (ir_op)n->op;
+    fusor_dtype t = (fusor_dtype)n->dtype;
+    int64_t size = it->d->size;
+    if ((op == IR_MIN || op == IR_MAX) && size == 0)
+        return fu_error(FUSOR_ERROR_VALUE,
+                        "%s() of an empty array: the reduction has no identity (kernel '%s')",
+                        ir_op_name(op), it->k->name);
+    ir_value acc = sc_reduce_identity(op, t);
+    if (is_float(t) && (op == IR_SUM || op == IR_PROD)) {
+        /* As NumPy's add.reduce: the identity, then the pairwise sum of everything. */
+        *out = sc_reduce_combine(op, t, acc, pairwise(it, op, t, n->a, 0, size));
+        return FUSOR_OK;
+    }
+    for (int64_t e = 0; e < size; e++)
+        acc = sc_reduce_combine(op, t, acc, value_at(it, n->a, e));
+    *out = acc;
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ running */
+
+static fusor_status eval_node(interp *it, int32_t i) {
+    const ir_node *n = &it->k->nodes[i];
+    if (ir_op_is_reduction((ir_op)n->op))
+        return reduce(it, i, &it->one[i]);
+    if (n->shape == IR_UNIFORM) {
+        it->one[i] = eval_element(it, i, 0);
+        return FUSOR_OK;
+    }
+    int64_t size = it->d->size;
+    if ((uint64_t)size > SIZE_MAX / sizeof(ir_value))
+        return fu_oom("an interpreter buffer");
+    it->buf[i] = fu_malloc(sizeof(ir_value) * (size_t)(size ? size : 1));
+    if (!it->buf[i])
+        return fu_oom("an interpreter buffer");
+    for (int64_t e = 0; e < size; e++)
+        it->buf[i][e] = eval_element(it, i, e);
+    return FUSOR_OK;
+}
+
+static void release_operands(interp *it, int32_t i) {
+    const ir_node *n = &it->k->nodes[i];
+    int32_t ops[3] = {n->a, n->b, n->c};
+    for (int j = 0; j < ir_op_arity((ir_op)n->op); j++) {
+        if (it->last[ops[j]] == i) {
+            fu_free(it->buf[ops[j]]);
+            it->buf[ops[j]] = NULL;
+        }
+    }
+}
+
+static void store_outputs(const interp *it, ir_value *outs) {
+    const ir_kernel *k = it->k;
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        if (!o->is_array) {
+            outs[j] = it->one[o->node];
+            continue;
+        }
+        int arr = k->nparams + j;
+        for (int64_t e = 0; e < it->d->size; e++)
+            sc_store(it->d->base[arr] + offset(it->d, arr, e), o->dtype, value_at(it, o->node, e));
+    }
+}
+
+fusor_status interp_run(const ir_kernel *k, const ir_domain *d, const ir_value *scalars,
+                        ir_value *outs) {
+    fusor_status st = check(k, d, scalars, outs);
+    if (st != FUSOR_OK)
+        return st;
+    size_t n = (size_t)(k->nnodes ? k->nnodes : 1);
+    interp it = {.k = k,
+                 .d = d,
+                 .scalars = scalars,
+                 .one = fu_calloc(n, sizeof(ir_value)),
+                 .buf = fu_calloc(n, sizeof(ir_value *)),
+                 .last = fu_calloc(n, sizeof(int32_t))};
+    if (!it.one || !it.buf || !it.last) {
+        st = fu_oom("the interpreter's tables");
+        goto done;
+    }
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        int32_t ops[3] = {nd->a, nd->b, nd->c};
+        for (int j = 0; j < ir_op_arity((ir_op)nd->op); j++)
+            it.last[ops[j]] = i;
+    }
+    for (int j = 0; j < k->noutputs; j++)
+        it.last[k->outputs[j].node] = k->nnodes;
+    for (int32_t i = 0; i < k->nnodes && st == FUSOR_OK; i++) {
+        st = eval_node(&it, i);
+        release_operands(&it, i);
+    }
+    if (st == FUSOR_OK)
+        store_outputs(&it, outs);
+done:
+    if (it.buf)
+        for (int32_t i = 0; i < k->nnodes; i++)
+            fu_free(it.buf[i]);
+    fu_free(it.one);
+    fu_free(it.buf);
+    fu_free(it.last);
+    return st;
+}
