@@ -22,5 +22,6 @@ install(FILES ${CMAKE_BINARY_DIR}/fusorConfig.cmake ${CMAKE_BINARY_DIR}/fusorCon
 # OpenMP and the C++ runtime too.
 string(JOIN " " FUSOR_PC_LLVM_LIBS ${LLVM_LIBS})
 set(FUSOR_PC_LIBS_PRIVATE "-L${LLVM_LIB_DIR} ${FUSOR_PC_LLVM_LIBS} -lhwloc -fopenmp -lstdc++ -lpthread -lm -ldl")
+file(RELATIVE_PATH FUSOR_PC_UP /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/fusor.pc.in ${CMAKE_BINARY_DIR}/fusor.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/fusor.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -586,7 +586,7 @@ static fusor_status fold_weak_ufunc(checker *c, ty_ufunc f, const fusor_dtype *l
         args[i] = const_val(loop[i], sc_cast(args[i].v, compute_dtype(args[i].kind), loop[i]));
     fusor_dtype res = loop[n];
     if (is_int_dtype(loop[0])) {
-        int64_t x = args[0].v.i, y = n > 1 ? args[1].v.i : 0, r;
+        int64_t x = args[0].v.i, y = n > 1 ? args[1].v.i : 0, r = 0;
         switch (f) {
         case TY_NEGATIVE:
         case TY_ABSOLUTE:

@@ -575,7 +575,7 @@ static fusor_status new_program(arena *a, const char *source, const char *filena
 fusor_status fe_parse(arena *a, const char *source, const char *filename, fe_program **out) {
     if (!a || !source || !out)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fe_parse: NULL argument");
-    fe_program *prog;
+    fe_program *prog = NULL;
     TRY(new_program(a, source, filename ? filename : "<source>", &prog));
     parser p = {.a = a, .src = &prog->src};
     TRY(fe_lex_init(&p.lx, &prog->src));
@@ -635,7 +635,7 @@ static fusor_status collect_free_names(parser *p, const fe_expr *e, fe_map *seen
 fusor_status fe_parse_expr(arena *a, const char *expression, fe_program **out) {
     if (!a || !expression || !out)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fe_parse_expr: NULL argument");
-    fe_program *prog;
+    fe_program *prog = NULL;
     TRY(new_program(a, expression, "<expression>", &prog));
     parser p = {.a = a, .src = &prog->src};
     TRY(fe_lex_init(&p.lx, &prog->src));

@@ -118,7 +118,7 @@ static fusor_status parse_shape(npy_cursor *c, mem_npy_header *h) {
     h->ndim = 0;
     if (accept(c, ')')) return FUSOR_OK;
     for (;;) {
-        int64_t extent;
+        int64_t extent = 0;
         fusor_status st = parse_extent(c, h->ndim, &extent);
         if (st != FUSOR_OK) return st;
         if (h->ndim < FUSOR_MAX_DIMS) h->shape[h->ndim] = extent;

@@ -196,7 +196,7 @@ fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const ch
     *out = NULL;
     if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL context");
     if (!source) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL source");
-    fusor_kernel *k;
+    fusor_kernel *k = NULL;
     fusor_status st = kernel_new(c, &k);
     if (st != FUSOR_OK) return st;
     st = fe_parse(&k->arena, source, filename ? filename : "<source>", &k->prog);
@@ -215,7 +215,7 @@ fusor_status fusor_ufunc_create(fusor_context *c, const char *expression, fusor_
     if (!c || !expression)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: NULL %s",
                         c ? "expression" : "context");
-    fusor_kernel *k;
+    fusor_kernel *k = NULL;
     fusor_status st = kernel_new(c, &k);
     if (st != FUSOR_OK) return st;
     st = fe_parse_expr(&k->arena, expression, &k->prog);

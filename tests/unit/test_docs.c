@@ -3,6 +3,7 @@
  * and runs (so the documented program compiles and works), and every function of
  * fusor.h is mentioned in the guide.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,11 @@ int main(void) {
     /* Every public function (a line "FUSOR_API <type> fusor_name(") appears in the guide. */
     int functions = 0;
     for (char *p = strstr(header, "FUSOR_API "); p; p = strstr(p + 1, "FUSOR_API ")) {
-        char *name = strstr(p, "fusor_");
-        char *paren = name ? strchr(name, '(') : NULL;
-        if (!name || !paren || paren - name > 64) continue;
+        /* The function's name is the identifier just before the first '('. */
+        char *paren = strchr(p, '(');
+        char *name = paren;
+        while (name && name > p && (isalnum((unsigned char)name[-1]) || name[-1] == '_')) name--;
+        if (!paren || paren - name > 64 || strncmp(name, "fusor_", 6)) continue;
         char fn[80];
         memcpy(fn, name, (size_t)(paren - name));
         fn[paren - name] = 0;
