@@ -44,6 +44,13 @@ void cg_compiled_free(cg_compiled *c);
 fusor_status cg_host_emit(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           fusor_emit what, char **text);
 
+/* Phase times of this thread's last host compilation in ms (benchmarks, `fusor info`):
+ * building the LLVM IR, the optimisation pipeline, machine code, JIT linking. */
+typedef struct cg_timing {
+    double emit_ms, opt_ms, codegen_ms, link_ms, total_ms;
+} cg_timing;
+void cg_host_last_timing(cg_timing *out);
+
 /* Facts for `fusor info`: LLVM version, host CPU name and features (fu_malloc'd). */
 char *cg_host_describe(void);
 

@@ -38,8 +38,6 @@ fusor_status fusor_runtime_info(char **text) {
     sb_printf(&s, "%s", host ? host : "(topology unavailable)\n");
     fu_free(cg);
     fu_free(host);
-    sb_printf(&s, "threads: %d in use (default %d)\n", fusor_get_num_threads(),
-              fusor_default_num_threads());
 
     static const char *const cuda_names[] = {"libcuda.so.1", NULL};
     static const char *const nvrtc_names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12",

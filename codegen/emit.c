@@ -1,0 +1,1052 @@
+/*
+ * emit.c — the target-neutral emitter: one ir_plan becomes row functions in LLVM IR.
+ *
+ *   for each pass p, for each addressing (contig, strided):
+ *     entry:  load the array bases (and strides) the pass touches;
+ *             compute the UNIFORM nodes it needs (from constants and launch slots);
+ *             i = index_first(); if (i < n) enter the loop
+ *     loop:   load inputs at i, compute the VARYING nodes, fold reductions into
+ *             loop-carried values, store the outputs (after every load of the iteration,
+ *             so an output that is exactly an input is read before it is written);
+ *             i += index_step()
+ *     exit:   acc[r] = combine(acc[r], the row's value of reduction r)
+ *   fusor_finish: the scalar outputs, from the slots.
+ *
+ * Arrays are either the same view or disjoint (the launcher checks), so each loop carries
+ * llvm.loop.parallel_accesses: the vectoriser needs no run-time overlap checks, and an
+ * in-place update still vectorises.  The per-element semantics are ir.h's, written to
+ * agree bit for bit with scalar.c; every op is branch-free (selects), so the loop body is
+ * one basic block and integer division never traps.
+ *
+ * The LLVM 16 C API cannot set fast-math flags or make distinct metadata, so a tiny
+ * template module (parsed into the same context) provides the one `fadd reassoc` that a
+ * float sum needs and a distinct access group; both are cloned from it.
+ */
+#include "emit.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/DebugInfo.h>
+#include <llvm-c/IRReader.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+
+enum { ARG_PTRS, ARG_STRIDES, ARG_N, ARG_SLOTS, ARG_ACC };
+
+typedef struct emitter {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod, tmpl;
+    LLVMBuilderRef b;
+    const ir_kernel *k;
+    const ir_plan *plan;
+    const cg_target *t;
+    LLVMTypeRef i1, i8, i64, f32, f64, ptr;
+    LLVMValueRef access_group;    /* metadata as value */
+    LLVMValueRef fadd_reassoc[2]; /* template instructions: f32, f64 */
+    unsigned md_access_group, md_loop;
+    /* the function being emitted */
+    LLVMValueRef fn;
+    int pass;    /* -1 for fusor_finish */
+    int strided; /* addressing of array elements */
+    int in_loop; /* accesses get the access group */
+    LLVMValueRef index;
+    LLVMValueRef *val;         /* [nnodes] */
+    char *need;                /* [nnodes] */
+    struct reduction *red;     /* [nnodes]: the pass's reductions */
+    LLVMValueRef *base, *step; /* [nparams + noutputs]: element pointer, byte stride */
+    fusor_status err;
+} emitter;
+
+/* ------------------------------------------------------------------ types and values */
+
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_signed(fusor_dtype d) { return d >= FUSOR_I8 && d <= FUSOR_I64; }
+static unsigned dt_bits(fusor_dtype d) {
+    return d == FUSOR_BOOL ? 1 : (unsigned)fusor_dtype_size(d) * 8;
+}
+
+static LLVMTypeRef ty(emitter *e, fusor_dtype d) {
+    if (d == FUSOR_F32)
+        return e->f32;
+    if (d == FUSOR_F64)
+        return e->f64;
+    return LLVMIntTypeInContext(e->ctx, dt_bits(d));
+}
+
+/* In memory a bool is one byte holding 0 or 1. */
+static LLVMTypeRef mem_ty(emitter *e, fusor_dtype d) { return d == FUSOR_BOOL ? e->i8 : ty(e, d); }
+
+static LLVMValueRef const_of(emitter *e, fusor_dtype d, ir_value v) {
+    if (is_float(d))
+        return LLVMConstReal(ty(e, d), v.f);
+    if (d == FUSOR_BOOL)
+        return LLVMConstInt(e->i1, v.i != 0, 0);
+    return LLVMConstInt(ty(e, d), v.u, 0); /* APInt truncates to the width */
+}
+
+static LLVMValueRef cint(emitter *e, fusor_dtype d, int64_t v) {
+    return const_of(e, d, (ir_value){.i = v});
+}
+
+static LLVMValueRef cfp(emitter *e, fusor_dtype d, double v) { return LLVMConstReal(ty(e, d), v); }
+
+static LLVMValueRef int_min(emitter *e, fusor_dtype d) {
+    return LLVMConstInt(ty(e, d), 1ull << (dt_bits(d) - 1), 0);
+}
+
+static LLVMValueRef arg(emitter *e, unsigned i) { return LLVMGetParam(e->fn, i); }
+
+/* ------------------------------------------------------------------ calls */
+
+static LLVMValueRef call_intrinsic(emitter *e, const char *name, LLVMTypeRef *tys, int ntys,
+                                   LLVMValueRef *args, int nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, tys, (size_t)ntys);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, tys, (size_t)ntys);
+    return LLVMBuildCall2(e->b, fty, fn, args, (unsigned)nargs, "");
+}
+
+/* An overloaded float intrinsic of one or two operands of the same type. */
+static LLVMValueRef fp_intrinsic(emitter *e, const char *name, LLVMValueRef a, LLVMValueRef b) {
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[2] = {a, b};
+    return call_intrinsic(e, name, &t, 1, args, b ? 2 : 1);
+}
+
+static void add_fn_attr(emitter *e, LLVMValueRef fn, unsigned idx, const char *name, uint64_t v) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    if (kind)
+        LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(e->ctx, kind, v));
+}
+
+/* A C library function without side effects (errno is never read), so LLVM may hoist,
+ * fold and vectorise calls to it. */
+static LLVMValueRef libm_call(emitter *e, const char *name, LLVMValueRef a, LLVMValueRef b) {
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn) {
+        LLVMTypeRef params[2] = {t, t};
+        fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(t, params, b ? 2 : 1, 0));
+        add_fn_attr(e, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+        add_fn_attr(e, fn, LLVMAttributeFunctionIndex, "willreturn", 0);
+        add_fn_attr(e, fn, LLVMAttributeFunctionIndex, "nosync", 0);
+        add_fn_attr(e, fn, LLVMAttributeFunctionIndex, "memory", 0); /* memory(none) */
+    }
+    LLVMValueRef args[2] = {a, b};
+    return LLVMBuildCall2(e->b, LLVMGlobalGetValueType(fn), fn, args, b ? 2 : 1, "");
+}
+
+static LLVMValueRef math_call(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
+    const char *name = e->t->math_name(op, d);
+    if (!name) {
+        e->err = fu_error(FUSOR_ERROR_INTERNAL, "codegen: no math function for %s of %s",
+                          ir_op_name(op), fusor_dtype_name(d));
+        return LLVMGetUndef(ty(e, d));
+    }
+    if (!strncmp(name, "llvm.", 5))
+        return fp_intrinsic(e, name, a, b);
+    return libm_call(e, name, a, b);
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+static LLVMValueRef sel(emitter *e, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(e->b, c, a, b, "");
+}
+static LLVMValueRef icmp(emitter *e, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildICmp(e->b, p, a, b, "");
+}
+static LLVMValueRef fcmp(emitter *e, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildFCmp(e->b, p, a, b, "");
+}
+static LLVMValueRef is_nan(emitter *e, LLVMValueRef a) { return fcmp(e, LLVMRealUNO, a, a); }
+
+/* Float min/max in NumPy's element-wise form: NaN if either is NaN, else the strict
+ * comparison's winner, b on ties (so minimum(0.0, -0.0) is -0.0). */
+static LLVMValueRef fp_minmax(emitter *e, int is_max, LLVMValueRef a, LLVMValueRef b) {
+    LLVMValueRef lt = fcmp(e, is_max ? LLVMRealOGT : LLVMRealOLT, a, b);
+    return sel(e, is_nan(e, a), a, sel(e, lt, a, b));
+}
+
+/* fmin/fmax as scalar.c: the non-NaN operand, b on ties (as the element-wise
+ * minimum), so a platform's fmin tie rule never shows. */
+static LLVMValueRef fp_fminmax(emitter *e, int is_max, LLVMValueRef a, LLVMValueRef b) {
+    LLVMValueRef lt = fcmp(e, is_max ? LLVMRealOGT : LLVMRealOLT, a, b);
+    return sel(e, LLVMBuildOr(e->b, is_nan(e, b), lt, ""), a, b);
+}
+
+static LLVMValueRef int_minmax(emitter *e, fusor_dtype d, int is_max, LLVMValueRef a,
+                               LLVMValueRef b) {
+    LLVMIntPredicate p =
+        is_signed(d) ? (is_max ? LLVMIntSGT : LLVMIntSLT) : (is_max ? LLVMIntUGT : LLVMIntULT);
+    return sel(e, icmp(e, p, a, b), a, b);
+}
+
+/* ------------------------------------------------------------------ casts */
+
+static LLVMValueRef cast(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dtype to) {
+    LLVMBuilderRef b = e->b;
+    LLVMTypeRef t = ty(e, to);
+    if (from == to)
+        return v;
+    if (to == FUSOR_BOOL) {
+        if (is_float(from))
+            return fcmp(e, LLVMRealUNE, v, cfp(e, from, 0.0)); /* NaN: true */
+        return icmp(e, LLVMIntNE, v, cint(e, from, 0));
+    }
+    if (is_float(from) && is_float(to))
+        return to == FUSOR_F64 ? LLVMBuildFPExt(b, v, t, "") : LLVMBuildFPTrunc(b, v, t, "");
+    if (is_float(from)) {
+        LLVMTypeRef tys[2] = {t, LLVMTypeOf(v)};
+        return call_intrinsic(e, is_signed(to) ? "llvm.fptosi.sat" : "llvm.fptoui.sat", tys, 2, &v,
+                              1);
+    }
+    if (is_float(to))
+        return is_signed(from) ? LLVMBuildSIToFP(b, v, t, "") : LLVMBuildUIToFP(b, v, t, "");
+    if (dt_bits(to) < dt_bits(from))
+        return LLVMBuildTrunc(b, v, t, "");
+    if (dt_bits(to) == dt_bits(from))
+        return v;
+    return is_signed(from) ? LLVMBuildSExt(b, v, t, "") : LLVMBuildZExt(b, v, t, "");
+}
+
+/* ------------------------------------------------------------------ unary ops */
+
+static LLVMValueRef emit_sign(emitter *e, fusor_dtype d, LLVMValueRef a) {
+    if (is_float(d)) {
+        /* NumPy's: +-0 gives +0, NaN gives a. */
+        LLVMValueRef zero = cfp(e, d, 0.0);
+        LLVMValueRef r = sel(e, fcmp(e, LLVMRealOEQ, a, zero), zero, a);
+        r = sel(e, fcmp(e, LLVMRealOLT, a, zero), cfp(e, d, -1.0), r);
+        return sel(e, fcmp(e, LLVMRealOGT, a, zero), cfp(e, d, 1.0), r);
+    }
+    if (d == FUSOR_BOOL)
+        return a;
+    LLVMValueRef zero = cint(e, d, 0);
+    if (!is_signed(d))
+        return LLVMBuildZExt(e->b, icmp(e, LLVMIntNE, a, zero), ty(e, d), "");
+    LLVMValueRef pos = LLVMBuildZExt(e->b, icmp(e, LLVMIntSGT, a, zero), ty(e, d), "");
+    LLVMValueRef neg = LLVMBuildZExt(e->b, icmp(e, LLVMIntSLT, a, zero), ty(e, d), "");
+    return LLVMBuildSub(e->b, pos, neg, "");
+}
+
+static LLVMValueRef emit_abs(emitter *e, fusor_dtype d, LLVMValueRef a) {
+    if (is_float(d))
+        return fp_intrinsic(e, "llvm.fabs", a, NULL);
+    if (!is_signed(d))
+        return a;
+    return sel(e, icmp(e, LLVMIntSLT, a, cint(e, d, 0)), LLVMBuildNeg(e->b, a, ""), a);
+}
+
+static LLVMValueRef emit_reciprocal(emitter *e, fusor_dtype d, LLVMValueRef a) {
+    if (is_float(d))
+        return LLVMBuildFDiv(e->b, cfp(e, d, 1.0), a, "");
+    LLVMValueRef zero = icmp(e, LLVMIntEQ, a, cint(e, d, 0));
+    LLVMValueRef den = sel(e, zero, cint(e, d, 1), a);
+    LLVMValueRef one = cint(e, d, 1);
+    LLVMValueRef q =
+        is_signed(d) ? LLVMBuildSDiv(e->b, one, den, "") : LLVMBuildUDiv(e->b, one, den, "");
+    return sel(e, zero, cint(e, d, 0), q);
+}
+
+static LLVMValueRef emit_rounding(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a) {
+    if (!is_float(d))
+        return a;
+    const char *name = op == IR_FLOOR   ? "llvm.floor"
+                       : op == IR_CEIL  ? "llvm.ceil"
+                       : op == IR_TRUNC ? "llvm.trunc"
+                                        : "llvm.rint";
+    return fp_intrinsic(e, name, a, NULL);
+}
+
+static LLVMValueRef emit_fpclass(emitter *e, ir_op op, fusor_dtype ad, LLVMValueRef a) {
+    if (!is_float(ad))
+        return LLVMConstInt(e->i1, op == IR_ISFINITE, 0);
+    if (op == IR_ISNAN)
+        return is_nan(e, a);
+    LLVMValueRef mag = fp_intrinsic(e, "llvm.fabs", a, NULL);
+    LLVMValueRef inf = cfp(e, ad, INFINITY);
+    return fcmp(e, op == IR_ISINF ? LLVMRealOEQ : LLVMRealOLT, mag, inf);
+}
+
+static LLVMValueRef emit_unary(emitter *e, const ir_node *nd, fusor_dtype ad, LLVMValueRef a) {
+    fusor_dtype d = (fusor_dtype)nd->dtype;
+    LLVMBuilderRef b = e->b;
+    switch ((ir_op)nd->op) {
+    case IR_CAST: return cast(e, a, ad, d);
+    case IR_NEG: return is_float(d) ? LLVMBuildFNeg(b, a, "") : LLVMBuildNeg(b, a, "");
+    case IR_NOT: return LLVMBuildNot(b, a, "");
+    case IR_ABS: return emit_abs(e, d, a);
+    case IR_SIGN: return emit_sign(e, d, a);
+    case IR_SQUARE: return is_float(d) ? LLVMBuildFMul(b, a, a, "") : LLVMBuildMul(b, a, a, "");
+    case IR_RECIPROCAL: return emit_reciprocal(e, d, a);
+    case IR_FLOOR:
+    case IR_CEIL:
+    case IR_TRUNC:
+    case IR_RINT: return emit_rounding(e, (ir_op)nd->op, d, a);
+    case IR_ISNAN:
+    case IR_ISINF:
+    case IR_ISFINITE: return emit_fpclass(e, (ir_op)nd->op, ad, a);
+    default: return math_call(e, (ir_op)nd->op, d, a, NULL);
+    }
+}
+
+/* ------------------------------------------------------------------ integer division */
+
+/* Integer floor division, modulo and C remainder without traps: the divisor becomes 1
+ * where it is 0 (the result is then forced to 0) and where MIN / -1 would overflow
+ * (MIN / 1 == MIN is the wrapped quotient, and the remainder 0 is right). */
+static LLVMValueRef int_divmod(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a,
+                               LLVMValueRef b) {
+    LLVMBuilderRef bd = e->b;
+    LLVMValueRef zero = cint(e, d, 0);
+    LLVMValueRef bzero = icmp(e, LLVMIntEQ, b, zero);
+    LLVMValueRef bad = bzero;
+    int sgn = is_signed(d);
+    if (sgn) {
+        LLVMValueRef ovf = LLVMBuildAnd(bd, icmp(e, LLVMIntEQ, a, int_min(e, d)),
+                                        icmp(e, LLVMIntEQ, b, cint(e, d, -1)), "");
+        bad = LLVMBuildOr(bd, bzero, ovf, "");
+    }
+    LLVMValueRef den = sel(e, bad, cint(e, d, 1), b);
+    LLVMValueRef r;
+    if (op == IR_FLOORDIV) {
+        r = sgn ? LLVMBuildSDiv(bd, a, den, "") : LLVMBuildUDiv(bd, a, den, "");
+    } else {
+        r = sgn ? LLVMBuildSRem(bd, a, den, "") : LLVMBuildURem(bd, a, den, "");
+    }
+    if (sgn && op != IR_FMOD) {
+        /* Floor: a nonzero remainder whose sign differs from the divisor's moves the
+         * quotient down by one and the remainder up by the divisor. */
+        LLVMValueRef rem = op == IR_FLOORDIV ? LLVMBuildSRem(bd, a, den, "") : r;
+        LLVMValueRef fix =
+            LLVMBuildAnd(bd, icmp(e, LLVMIntNE, rem, zero),
+                         icmp(e, LLVMIntSLT, LLVMBuildXor(bd, rem, den, ""), zero), "");
+        r = op == IR_FLOORDIV ? LLVMBuildSub(bd, r, LLVMBuildZExt(bd, fix, ty(e, d), ""), "")
+                              : sel(e, fix, LLVMBuildAdd(bd, r, den, ""), r);
+    }
+    return sel(e, bzero, zero, r);
+}
+
+/* NumPy's npy_divmod for floats: the quotient (FLOORDIV) or the remainder (MOD). */
+static LLVMValueRef fp_divmod(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
+    LLVMBuilderRef bd = e->b;
+    LLVMValueRef zero = cfp(e, d, 0.0);
+    LLVMValueRef mod = LLVMBuildFRem(bd, a, b, "");
+    LLVMValueRef bzero = fcmp(e, LLVMRealOEQ, b, zero);
+    LLVMValueRef modnz = fcmp(e, LLVMRealUNE, mod, zero); /* `if (mod)`: NaN is true */
+    LLVMValueRef adj = LLVMBuildAnd(
+        bd, modnz,
+        LLVMBuildXor(bd, fcmp(e, LLVMRealOLT, b, zero), fcmp(e, LLVMRealOLT, mod, zero), ""), "");
+    if (op == IR_MOD) {
+        LLVMValueRef m = sel(e, adj, LLVMBuildFAdd(bd, mod, b, ""), mod);
+        m = sel(e, modnz, m, fp_intrinsic(e, "llvm.copysign", zero, b));
+        return sel(e, bzero, mod, m);
+    }
+    LLVMValueRef quot = LLVMBuildFDiv(bd, a, b, "");
+    LLVMValueRef div = LLVMBuildFDiv(bd, LLVMBuildFSub(bd, a, mod, ""), b, "");
+    div = sel(e, adj, LLVMBuildFSub(bd, div, cfp(e, d, 1.0), ""), div);
+    LLVMValueRef fl = fp_intrinsic(e, "llvm.floor", div, NULL);
+    LLVMValueRef up = fcmp(e, LLVMRealOGT, LLVMBuildFSub(bd, div, fl, ""), cfp(e, d, 0.5));
+    fl = sel(e, up, LLVMBuildFAdd(bd, fl, cfp(e, d, 1.0), ""), fl);
+    LLVMValueRef q =
+        sel(e, fcmp(e, LLVMRealUNE, div, zero), fl, fp_intrinsic(e, "llvm.copysign", zero, quot));
+    return sel(e, bzero, quot, q);
+}
+
+/* ------------------------------------------------------------------ shifts and powers */
+
+static LLVMValueRef emit_shift(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a,
+                               LLVMValueRef b) {
+    LLVMBuilderRef bd = e->b;
+    unsigned w = dt_bits(d);
+    LLVMValueRef big = icmp(e, LLVMIntUGE, b, cint(e, d, w)); /* also b < 0 */
+    if (op == IR_SHR && is_signed(d)) /* shifting by w - 1 leaves the sign: 0 or -1 */
+        return LLVMBuildAShr(bd, a, sel(e, big, cint(e, d, w - 1), b), "");
+    LLVMValueRef amt = LLVMBuildAnd(bd, b, cint(e, d, w - 1), "");
+    LLVMValueRef r = op == IR_SHL ? LLVMBuildShl(bd, a, amt, "") : LLVMBuildLShr(bd, a, amt, "");
+    return sel(e, big, cint(e, d, 0), r);
+}
+
+/* Exact integer power by squaring, unrolled over the exponent's bits (branch-free, so it
+ * vectorises; a constant exponent folds to a few multiplies). */
+static LLVMValueRef int_pow(emitter *e, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
+    LLVMBuilderRef bd = e->b;
+    unsigned w = dt_bits(d);
+    LLVMValueRef res = cint(e, d, 1), base = a;
+    for (unsigned i = 0; i < w; i++) {
+        LLVMValueRef bit = LLVMBuildAnd(bd, b, LLVMConstInt(ty(e, d), 1ull << i, 0), "");
+        LLVMValueRef set = icmp(e, LLVMIntNE, bit, cint(e, d, 0));
+        res = sel(e, set, LLVMBuildMul(bd, res, base, ""), res);
+        if (i + 1 < w)
+            base = LLVMBuildMul(bd, base, base, "");
+    }
+    if (!is_signed(d))
+        return res;
+    /* A negative exponent: the truncated true value (1, +-1 or 0). */
+    LLVMValueRef one = cint(e, d, 1), m1 = cint(e, d, -1);
+    LLVMValueRef odd = icmp(e, LLVMIntNE, LLVMBuildAnd(bd, b, one, ""), cint(e, d, 0));
+    LLVMValueRef negr = sel(e, icmp(e, LLVMIntEQ, a, one), one,
+                            sel(e, icmp(e, LLVMIntEQ, a, m1), sel(e, odd, m1, one), cint(e, d, 0)));
+    return sel(e, icmp(e, LLVMIntSLT, b, cint(e, d, 0)), negr, res);
+}
+
+/* ------------------------------------------------------------------ binary ops */
+
+static LLVMValueRef emit_compare(emitter *e, ir_op op, fusor_dtype ad, LLVMValueRef a,
+                                 LLVMValueRef b) {
+    static const LLVMRealPredicate fp[] = {LLVMRealOLT, LLVMRealOLE, LLVMRealOGT,
+                                           LLVMRealOGE, LLVMRealOEQ, LLVMRealUNE};
+    static const LLVMIntPredicate si[] = {LLVMIntSLT, LLVMIntSLE, LLVMIntSGT,
+                                          LLVMIntSGE, LLVMIntEQ,  LLVMIntNE};
+    static const LLVMIntPredicate ui[] = {LLVMIntULT, LLVMIntULE, LLVMIntUGT,
+                                          LLVMIntUGE, LLVMIntEQ,  LLVMIntNE};
+    int i = op - IR_LT;
+    if (is_float(ad))
+        return fcmp(e, fp[i], a, b);
+    return icmp(e, is_signed(ad) ? si[i] : ui[i], a, b);
+}
+
+static LLVMValueRef emit_arith(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a,
+                               LLVMValueRef b) {
+    LLVMBuilderRef bd = e->b;
+    int fl = is_float(d);
+    switch (op) {
+    case IR_ADD: return fl ? LLVMBuildFAdd(bd, a, b, "") : LLVMBuildAdd(bd, a, b, "");
+    case IR_SUB: return fl ? LLVMBuildFSub(bd, a, b, "") : LLVMBuildSub(bd, a, b, "");
+    case IR_MUL: return fl ? LLVMBuildFMul(bd, a, b, "") : LLVMBuildMul(bd, a, b, "");
+    case IR_DIV: return LLVMBuildFDiv(bd, a, b, "");
+    case IR_FLOORDIV:
+    case IR_MOD: return fl ? fp_divmod(e, op, d, a, b) : int_divmod(e, op, d, a, b);
+    case IR_FMOD: return fl ? LLVMBuildFRem(bd, a, b, "") : int_divmod(e, op, d, a, b);
+    case IR_POW: return fl ? math_call(e, op, d, a, b) : int_pow(e, d, a, b);
+    case IR_AND: return LLVMBuildAnd(bd, a, b, "");
+    case IR_OR: return LLVMBuildOr(bd, a, b, "");
+    case IR_XOR: return LLVMBuildXor(bd, a, b, "");
+    case IR_SHL:
+    case IR_SHR: return emit_shift(e, op, d, a, b);
+    case IR_COPYSIGN: return fp_intrinsic(e, "llvm.copysign", a, b);
+    case IR_MINIMUM:
+    case IR_MAXIMUM:
+        return fl ? fp_minmax(e, op == IR_MAXIMUM, a, b) : int_minmax(e, d, op == IR_MAXIMUM, a, b);
+    case IR_FMIN:
+    case IR_FMAX:
+        return fl ? fp_fminmax(e, op == IR_FMAX, a, b) : int_minmax(e, d, op == IR_FMAX, a, b);
+    default: return math_call(e, op, d, a, b); /* ATAN2, HYPOT */
+    }
+}
+
+/* ------------------------------------------------------------------ memory */
+
+/* Applies the loop's access group so llvm.loop.parallel_accesses covers the access. */
+static LLVMValueRef mark_access(emitter *e, LLVMValueRef inst, fusor_dtype d) {
+    unsigned al = e->t->elem_align ? e->t->elem_align : (unsigned)fusor_dtype_size(d);
+    LLVMSetAlignment(inst, al);
+    if (e->in_loop)
+        LLVMSetMetadata(inst, e->md_access_group, e->access_group);
+    return inst;
+}
+
+static LLVMValueRef elem_ptr(emitter *e, int array, fusor_dtype d) {
+    LLVMValueRef idx = e->index;
+    if (!e->strided)
+        return LLVMBuildInBoundsGEP2(e->b, mem_ty(e, d), e->base[array], &idx, 1, "");
+    LLVMValueRef off = LLVMBuildMul(e->b, idx, e->step[array], "");
+    return LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[array], &off, 1, "");
+}
+
+static LLVMValueRef load_elem(emitter *e, int array, fusor_dtype d, const char *name) {
+    LLVMValueRef v = LLVMBuildLoad2(e->b, mem_ty(e, d), elem_ptr(e, array, d), name);
+    mark_access(e, v, d);
+    return d == FUSOR_BOOL ? icmp(e, LLVMIntNE, v, LLVMConstInt(e->i8, 0, 0)) : v;
+}
+
+static void store_elem(emitter *e, int array, fusor_dtype d, LLVMValueRef v) {
+    if (d == FUSOR_BOOL)
+        v = LLVMBuildZExt(e->b, v, e->i8, "");
+    mark_access(e, LLVMBuildStore(e->b, v, elem_ptr(e, array, d)), d);
+}
+
+/* Canonical ir_value <-> the dtype's LLVM value (ir.h: bool and signed integers
+ * sign-extended in .i, unsigned zero-extended in .u, f32 widened to double in .f). */
+static LLVMValueRef canon_load(emitter *e, LLVMValueRef base, int index, fusor_dtype d,
+                               const char *name) {
+    LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)index, 0);
+    LLVMTypeRef t = is_float(d) ? e->f64 : e->i64;
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, t, base, &idx, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(e->b, t, p, name);
+    LLVMSetAlignment(v, 8);
+    if (d == FUSOR_BOOL)
+        return icmp(e, LLVMIntNE, v, LLVMConstInt(e->i64, 0, 0));
+    if (d == FUSOR_F32)
+        return LLVMBuildFPTrunc(e->b, v, e->f32, "");
+    if (is_float(d) || dt_bits(d) == 64)
+        return v;
+    return LLVMBuildTrunc(e->b, v, ty(e, d), "");
+}
+
+static void canon_store(emitter *e, LLVMValueRef base, int index, fusor_dtype d, LLVMValueRef v) {
+    LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)index, 0);
+    LLVMTypeRef t = is_float(d) ? e->f64 : e->i64;
+    if (d == FUSOR_F32)
+        v = LLVMBuildFPExt(e->b, v, e->f64, "");
+    else if (!is_float(d) && dt_bits(d) < 64)
+        v = is_signed(d) ? LLVMBuildSExt(e->b, v, e->i64, "") : LLVMBuildZExt(e->b, v, e->i64, "");
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, t, base, &idx, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(e->b, v, p), 8);
+}
+
+/* ------------------------------------------------------------------ nodes */
+
+static LLVMValueRef emit_leaf(emitter *e, int32_t i) {
+    const ir_node *nd = &e->k->nodes[i];
+    fusor_dtype d = (fusor_dtype)nd->dtype;
+    LLVMValueRef slots = arg(e, e->pass < 0 ? 0 : ARG_SLOTS);
+    switch ((ir_op)nd->op) {
+    case IR_CONST: return const_of(e, d, nd->imm);
+    case IR_COUNT: return canon_load(e, slots, e->plan->count_slot, FUSOR_I64, "count");
+    case IR_INPUT: {
+        const ir_param *p = &e->k->params[nd->imm.i];
+        if (p->is_array) {
+            if (e->pass < 0 || !e->in_loop)
+                break; /* an array read outside a loop */
+            return load_elem(e, (int)nd->imm.i, d, p->name);
+        }
+        return canon_load(e, slots, (int)nd->imm.i, d, p->name);
+    }
+    default: /* a reduction computed by an earlier pass */
+        if (nd->slot < 0 || (e->pass >= 0 && nd->pass >= e->pass))
+            break;
+        return canon_load(e, slots, nd->slot, d, ir_op_name((ir_op)nd->op));
+    }
+    e->err = fu_error(FUSOR_ERROR_INTERNAL, "codegen: node %%%d (%s) is not available in %s %d", i,
+                      ir_op_name((ir_op)nd->op), e->pass < 0 ? "finish" : "pass", e->pass);
+    return LLVMGetUndef(ty(e, d));
+}
+
+static int is_leaf(ir_op op) {
+    return op == IR_CONST || op == IR_INPUT || op == IR_COUNT || ir_op_is_reduction(op);
+}
+
+static LLVMValueRef emit_node(emitter *e, int32_t i) {
+    const ir_node *nd = &e->k->nodes[i];
+    ir_op op = (ir_op)nd->op;
+    if (is_leaf(op))
+        return emit_leaf(e, i);
+    LLVMValueRef a = e->val[nd->a];
+    fusor_dtype ad = (fusor_dtype)e->k->nodes[nd->a].dtype;
+    switch (ir_op_arity(op)) {
+    case 1: return emit_unary(e, nd, ad, a);
+    case 2:
+        if (ir_op_is_comparison(op))
+            return emit_compare(e, op, ad, a, e->val[nd->b]);
+        return emit_arith(e, op, (fusor_dtype)nd->dtype, a, e->val[nd->b]);
+    default: return sel(e, a, e->val[nd->b], e->val[nd->c]); /* WHERE */
+    }
+}
+
+/* Marks what the roots need; a reduction's value comes from its slot, so its operand is
+ * needed only when this pass computes it (and then the root is the operand). */
+static void mark_needed(emitter *e) {
+    for (int32_t i = e->k->nnodes - 1; i >= 0; i--) {
+        const ir_node *nd = &e->k->nodes[i];
+        if (!e->need[i] || is_leaf((ir_op)nd->op))
+            continue;
+        if (nd->a >= 0)
+            e->need[nd->a] = 1;
+        if (nd->b >= 0)
+            e->need[nd->b] = 1;
+        if (nd->c >= 0)
+            e->need[nd->c] = 1;
+    }
+}
+
+/* Emits the needed nodes of one shape, in topological order. */
+static void emit_nodes(emitter *e, ir_shape shape) {
+    for (int32_t i = 0; i < e->k->nnodes && e->err == FUSOR_OK; i++)
+        if (e->need[i] && e->k->nodes[i].shape == shape)
+            e->val[i] = emit_node(e, i);
+}
+
+/* ------------------------------------------------------------------ reductions */
+
+typedef struct reduction {
+    const ir_node *nd;
+    fusor_dtype d;
+    int ncarry;           /* loop-carried values: 1, or 3 for a keyed float MIN/MAX */
+    LLVMValueRef init[3]; /* identity of the carried values */
+    LLVMValueRef phi[3], next[3];
+} reduction;
+
+/* The float's bits as a signed integer ordered like the float's total order (-0 < +0), so
+ * a float min/max becomes an integer one that the vectoriser knows; the map is its own
+ * inverse. */
+static LLVMValueRef fp_key(emitter *e, fusor_dtype d, LLVMValueRef v, int to_key) {
+    LLVMTypeRef it = LLVMIntTypeInContext(e->ctx, dt_bits(d));
+    LLVMValueRef bits = to_key ? LLVMBuildBitCast(e->b, v, it, "") : v;
+    unsigned w = dt_bits(d);
+    LLVMValueRef sign = LLVMBuildAShr(e->b, bits, LLVMConstInt(it, w - 1, 0), "");
+    LLVMValueRef mask = LLVMBuildLShr(e->b, sign, LLVMConstInt(it, 1, 0), "");
+    LLVMValueRef key = LLVMBuildXor(e->b, bits, mask, "");
+    return to_key ? key : LLVMBuildBitCast(e->b, key, ty(e, d), "");
+}
+
+/* fp_key of +-inf, the identity of a keyed MIN (+inf) or MAX (-inf). */
+static LLVMValueRef fp_key_inf(emitter *e, fusor_dtype d, int negative) {
+    uint64_t bits;
+    if (d == FUSOR_F64) {
+        double v = negative ? -INFINITY : INFINITY;
+        memcpy(&bits, &v, sizeof v);
+        if (negative)
+            bits ^= UINT64_MAX >> 1;
+    } else {
+        float v = negative ? -INFINITY : INFINITY;
+        uint32_t b32;
+        memcpy(&b32, &v, sizeof v);
+        if (negative)
+            b32 ^= UINT32_MAX >> 1;
+        bits = b32;
+    }
+    return LLVMConstInt(LLVMIntTypeInContext(e->ctx, dt_bits(d)), bits, 0);
+}
+
+static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
+    fusor_dtype d = (fusor_dtype)nd->dtype;
+    ir_op op = (ir_op)nd->op;
+    r->nd = nd;
+    r->d = d;
+    r->ncarry = 1;
+    if (is_float(d) && (op == IR_MIN || op == IR_MAX)) {
+        r->ncarry = 3;
+        r->init[0] = fp_key_inf(e, d, op == IR_MAX);
+        r->init[1] = LLVMConstInt(e->i1, 0, 0);
+        r->init[2] = LLVMConstInt(e->i64, (unsigned long long)-1, 1);
+        return;
+    }
+    switch (op) {
+    case IR_SUM: r->init[0] = is_float(d) ? cfp(e, d, -0.0) : cint(e, d, 0); break;
+    case IR_PROD: r->init[0] = is_float(d) ? cfp(e, d, 1.0) : cint(e, d, 1); break;
+    case IR_MIN:
+        r->init[0] = is_signed(d) ? LLVMConstNot(int_min(e, d)) : LLVMConstAllOnes(ty(e, d));
+        break;
+    case IR_MAX: r->init[0] = is_signed(d) ? int_min(e, d) : cint(e, d, 0); break;
+    case IR_ANY: r->init[0] = LLVMConstInt(e->i1, 0, 0); break;
+    default: r->init[0] = LLVMConstInt(e->i1, 1, 0); break; /* ALL */
+    }
+}
+
+/* The float sum's accumulate: the only reassociable instruction, cloned from the
+ * template so that the vectoriser may split it into lane partials. */
+static LLVMValueRef fadd_reassoc(emitter *e, fusor_dtype d, LLVMValueRef acc, LLVMValueRef v) {
+    LLVMValueRef inst = LLVMInstructionClone(e->fadd_reassoc[d == FUSOR_F64]);
+    LLVMSetOperand(inst, 0, acc);
+    LLVMSetOperand(inst, 1, v);
+    LLVMInsertIntoBuilderWithName(e->b, inst, "sum");
+    return inst;
+}
+
+/* Folds v into a (SUM and PROD in the dtype; MIN and MAX NaN-propagating). */
+static LLVMValueRef combine(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef v,
+                            int in_loop) {
+    LLVMBuilderRef b = e->b;
+    int fl = is_float(d);
+    switch (op) {
+    case IR_SUM:
+        if (fl)
+            return in_loop ? fadd_reassoc(e, d, a, v) : LLVMBuildFAdd(b, a, v, "");
+        return LLVMBuildAdd(b, a, v, "");
+    case IR_PROD: return fl ? LLVMBuildFMul(b, a, v, "") : LLVMBuildMul(b, a, v, "");
+    case IR_MIN:
+    case IR_MAX:
+        return fl ? fp_minmax(e, op == IR_MAX, a, v) : int_minmax(e, d, op == IR_MAX, a, v);
+    case IR_ANY: return LLVMBuildOr(b, a, v, "");
+    default: return LLVMBuildAnd(b, a, v, ""); /* ALL */
+    }
+}
+
+/*
+ * A float MIN/MAX carries three values that all vectorise as integer or boolean
+ * reductions: the extreme as an integer key, whether a NaN was seen, and (2i + sign bit)
+ * of the last zero, since scalar.c's fold keeps the later of +0 and -0.
+ */
+static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef key = fp_key(e, r->d, v, 1);
+    LLVMValueRef better = icmp(e, r->nd->op == IR_MAX ? LLVMIntSGT : LLVMIntSLT, key, r->phi[0]);
+    r->next[0] = sel(e, better, key, r->phi[0]);
+    r->next[1] = LLVMBuildOr(b, r->phi[1], is_nan(e, v), "");
+    unsigned w = dt_bits(r->d);
+    LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
+    LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
+    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, e->index, LLVMConstInt(e->i64, 1, 0), ""),
+                                   LLVMBuildZExt(b, sign, e->i64, ""), "");
+    tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
+    r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->phi[2]), tag, r->phi[2]);
+}
+
+static void reduction_step(emitter *e, reduction *r) {
+    LLVMValueRef v = e->val[r->nd->a];
+    if (r->ncarry == 1)
+        r->next[0] = combine(e, (ir_op)r->nd->op, r->d, r->phi[0], v, 1);
+    else
+        keyed_step(e, r, v);
+}
+
+/* After the loop: the row's value of the reduction, from the values the loop carried
+ * (or their identities when it did not run). */
+static LLVMValueRef reduction_value(emitter *e, reduction *r, LLVMValueRef *fin) {
+    if (r->ncarry == 1)
+        return fin[0];
+    LLVMValueRef v = fp_key(e, r->d, fin[0], 0);
+    LLVMValueRef neg = LLVMBuildTrunc(e->b, fin[2], e->i1, "");
+    LLVMValueRef zero = sel(e, neg, cfp(e, r->d, -0.0), cfp(e, r->d, 0.0));
+    v = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), zero, v);
+    return sel(e, fin[1], cfp(e, r->d, NAN), v);
+}
+
+/* ------------------------------------------------------------------ row functions */
+
+static LLVMValueRef add_row_fn(emitter *e, const char *name, int nparams) {
+    LLVMTypeRef params[5] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr};
+    if (nparams == 2)
+        params[1] = e->ptr; /* fusor_finish(slots, outs) */
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), params, (unsigned)nparams, 0);
+    LLVMValueRef fn = LLVMAddFunction(e->mod, name, fty);
+    add_fn_attr(e, fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+    for (int i = 0; i < nparams; i++) {
+        if (LLVMGetTypeKind(params[i]) != LLVMPointerTypeKind)
+            continue;
+        add_fn_attr(e, fn, (unsigned)i + 1, "noalias", 0);
+        add_fn_attr(e, fn, (unsigned)i + 1, "nocapture", 0);
+        if (i != nparams - 1)
+            add_fn_attr(e, fn, (unsigned)i + 1, "readonly", 0);
+    }
+    return fn;
+}
+
+static void load_array(emitter *e, int array) {
+    if (e->base[array])
+        return;
+    LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)array, 0);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->ptr, arg(e, ARG_PTRS), &idx, 1, "");
+    e->base[array] = LLVMBuildLoad2(e->b, e->ptr, p, "base");
+    if (!e->strided)
+        return;
+    p = LLVMBuildInBoundsGEP2(e->b, e->i64, arg(e, ARG_STRIDES), &idx, 1, "");
+    e->step[array] = LLVMBuildLoad2(e->b, e->i64, p, "stride");
+}
+
+static void reset_fn_state(emitter *e) {
+    size_t nn = (size_t)e->k->nnodes, na = (size_t)(e->k->nparams + e->k->noutputs);
+    memset(e->val, 0, nn * sizeof *e->val);
+    memset(e->need, 0, nn);
+    memset(e->base, 0, na * sizeof *e->base);
+    memset(e->step, 0, na * sizeof *e->step);
+    e->in_loop = 0;
+}
+
+/* Loop metadata: !{self, !{"llvm.loop.parallel_accesses", group}} and, for the strided
+ * variant, vectorize.width 1.  With run-time strides the vectoriser can only gather,
+ * which measured no faster than scalar loads here and made compiles ~30% slower (as did
+ * interleaving the scalar loop). */
+static LLVMValueRef loop_id(emitter *e) {
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+    const char *pa_s = "llvm.loop.parallel_accesses", *vw_s = "llvm.loop.vectorize.width";
+    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(e->ctx), 1, 0);
+    LLVMMetadataRef pa[2] = {LLVMMDStringInContext2(e->ctx, pa_s, strlen(pa_s)),
+                             LLVMValueAsMetadata(e->access_group)};
+    LLVMMetadataRef vw[2] = {LLVMMDStringInContext2(e->ctx, vw_s, strlen(vw_s)),
+                             LLVMValueAsMetadata(one)};
+    LLVMMetadataRef ops[3] = {tmp, LLVMMDNodeInContext2(e->ctx, pa, 2),
+                              LLVMMDNodeInContext2(e->ctx, vw, 2)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, e->strided ? 3 : 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id); /* a self-reference makes it distinct */
+    return LLVMMetadataAsValue(e->ctx, id);
+}
+
+static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMBasicBlockRef entry,
+                      LLVMBasicBlockRef loop, LLVMBasicBlockRef exit) {
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef first = e->t->index_first(e->mod, b);
+    LLVMValueRef step = e->t->index_step(e->mod, b);
+    LLVMValueRef n = arg(e, ARG_N);
+    LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, first, n), loop, exit);
+
+    LLVMPositionBuilderAtEnd(b, loop);
+    e->in_loop = 1;
+    LLVMValueRef idx = LLVMBuildPhi(b, e->i64, "i");
+    e->index = idx;
+    for (int r = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry; j++)
+            red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
+    emit_nodes(e, IR_VARYING);
+    if (e->err)
+        return;
+    for (int r = 0; r < ps->nreductions; r++)
+        reduction_step(e, &red[r]);
+    for (int s = 0; s < ps->nstores; s++) {
+        const ir_output *o = &e->k->outputs[ps->stores[s]];
+        store_elem(e, e->k->nparams + ps->stores[s], o->dtype, e->val[o->node]);
+    }
+    LLVMValueRef next = LLVMBuildNSWAdd(b, idx, step, "i.next");
+    LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, n), loop, exit);
+    LLVMSetMetadata(br, e->md_loop, loop_id(e));
+    LLVMValueRef in_v[2] = {first, next};
+    LLVMBasicBlockRef in_b[2] = {entry, loop};
+    LLVMAddIncoming(idx, in_v, in_b, 2);
+    for (int r = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry; j++) {
+            LLVMValueRef vals[2] = {red[r].init[j], red[r].next[j]};
+            LLVMAddIncoming(red[r].phi[j], vals, in_b, 2);
+        }
+    e->in_loop = 0;
+}
+
+/* After the loop: acc[r] = combine(acc[r], the row's value).  The exit block's phis
+ * (what the loop carried out, or the identities when it did not run) come first. */
+static void emit_fold(emitter *e, const ir_pass *ps, reduction *red, LLVMBasicBlockRef entry,
+                      LLVMBasicBlockRef loop) {
+    LLVMBasicBlockRef bbs[2] = {entry, loop};
+    for (int r = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry; j++) {
+            LLVMValueRef vals[2] = {red[r].init[j], red[r].next[j]};
+            red[r].phi[j] = LLVMBuildPhi(e->b, LLVMTypeOf(red[r].init[j]), "");
+            LLVMAddIncoming(red[r].phi[j], vals, bbs, 2);
+        }
+    for (int r = 0; r < ps->nreductions; r++) {
+        LLVMValueRef row = reduction_value(e, &red[r], red[r].phi);
+        ir_op op = (ir_op)red[r].nd->op;
+        LLVMValueRef old = canon_load(e, arg(e, ARG_ACC), r, red[r].d, "");
+        canon_store(e, arg(e, ARG_ACC), r, red[r].d, combine(e, op, red[r].d, old, row, 0));
+    }
+}
+
+static void emit_pass_fn(emitter *e, int p, int strided) {
+    const ir_pass *ps = &e->plan->passes[p];
+    char name[64];
+    cg_pass_fn_name(name, sizeof name, p, strided);
+    e->fn = add_row_fn(e, name, 5);
+    e->pass = p;
+    e->strided = strided;
+    reset_fn_state(e);
+    for (int s = 0; s < ps->nstores; s++)
+        e->need[e->k->outputs[ps->stores[s]].node] = 1;
+    for (int r = 0; r < ps->nreductions; r++)
+        e->need[e->k->nodes[ps->reductions[r]].a] = 1;
+    mark_needed(e);
+
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry");
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "exit");
+    LLVMPositionBuilderAtEnd(e->b, entry);
+    for (int32_t i = 0; i < e->k->nnodes; i++) {
+        const ir_node *nd = &e->k->nodes[i];
+        if (e->need[i] && nd->op == IR_INPUT && e->k->params[nd->imm.i].is_array)
+            load_array(e, (int)nd->imm.i);
+    }
+    for (int s = 0; s < ps->nstores; s++)
+        load_array(e, e->k->nparams + ps->stores[s]);
+    emit_nodes(e, IR_UNIFORM);
+
+    reduction *red = e->red;
+    for (int r = 0; r < ps->nreductions; r++)
+        reduction_init(e, &red[r], &e->k->nodes[ps->reductions[r]]);
+    if (e->err)
+        return;
+    emit_loop(e, ps, red, entry, loop, exit);
+    if (e->err)
+        return;
+    LLVMPositionBuilderAtEnd(e->b, exit);
+    emit_fold(e, ps, red, entry, loop);
+    LLVMBuildRetVoid(e->b);
+}
+
+static void emit_finish_fn(emitter *e) {
+    e->fn = add_row_fn(e, CG_FINISH_NAME, 2);
+    e->pass = -1;
+    e->strided = 0;
+    reset_fn_state(e);
+    for (int j = 0; j < e->k->noutputs; j++)
+        if (!e->k->outputs[j].is_array)
+            e->need[e->k->outputs[j].node] = 1;
+    mark_needed(e);
+    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry"));
+    for (int32_t i = 0; i < e->k->nnodes && e->err == FUSOR_OK; i++)
+        if (e->need[i])
+            e->val[i] = emit_node(e, i);
+    if (e->err)
+        return;
+    for (int j = 0; j < e->k->noutputs; j++) {
+        const ir_output *o = &e->k->outputs[j];
+        if (!o->is_array)
+            canon_store(e, arg(e, 1), j, o->dtype, e->val[o->node]);
+    }
+    LLVMBuildRetVoid(e->b);
+}
+
+/* ------------------------------------------------------------------ the template */
+
+static const char template_ir[] = "define void @ag(ptr %p) {\n"
+                                  "  store i8 0, ptr %p, align 1, !llvm.access.group !0\n"
+                                  "  ret void\n"
+                                  "}\n"
+                                  "define float @fadd_f32(float %a, float %b) {\n"
+                                  "  %r = fadd reassoc float %a, %b\n"
+                                  "  ret float %r\n"
+                                  "}\n"
+                                  "define double @fadd_f64(double %a, double %b) {\n"
+                                  "  %r = fadd reassoc double %a, %b\n"
+                                  "  ret double %r\n"
+                                  "}\n"
+                                  "!0 = distinct !{}\n";
+
+static LLVMValueRef first_inst(LLVMModuleRef m, const char *fn) {
+    return LLVMGetFirstInstruction(LLVMGetFirstBasicBlock(LLVMGetNamedFunction(m, fn)));
+}
+
+static fusor_status load_template(emitter *e) {
+    LLVMMemoryBufferRef buf =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(template_ir, sizeof template_ir - 1, "template");
+    char *msg = NULL;
+    if (LLVMParseIRInContext(e->ctx, buf, &e->tmpl, &msg)) {
+        fusor_status st = fu_error(FUSOR_ERROR_COMPILE, "codegen template: %s", msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        return st;
+    }
+    e->md_access_group = LLVMGetMDKindIDInContext(e->ctx, "llvm.access.group", 17);
+    e->md_loop = LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9);
+    e->access_group = LLVMGetMetadata(first_inst(e->tmpl, "ag"), e->md_access_group);
+    e->fadd_reassoc[0] = first_inst(e->tmpl, "fadd_f32");
+    e->fadd_reassoc[1] = first_inst(e->tmpl, "fadd_f64");
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ the module */
+
+void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
+    snprintf(buf, n, "fusor_pass%d_%s", pass, strided ? "strided" : "contig");
+}
+
+static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *plan,
+                                 const cg_target *t, LLVMContextRef ctx) {
+    memset(e, 0, sizeof *e);
+    e->ctx = ctx;
+    e->k = k;
+    e->plan = plan;
+    e->t = t;
+    e->i1 = LLVMInt1TypeInContext(ctx);
+    e->i8 = LLVMInt8TypeInContext(ctx);
+    e->i64 = LLVMInt64TypeInContext(ctx);
+    e->f32 = LLVMFloatTypeInContext(ctx);
+    e->f64 = LLVMDoubleTypeInContext(ctx);
+    e->ptr = LLVMPointerTypeInContext(ctx, 0);
+    size_t nn = (size_t)(k->nnodes ? k->nnodes : 1);
+    size_t na = (size_t)(k->nparams + k->noutputs + 1);
+    e->val = fu_calloc(nn, sizeof *e->val);
+    e->need = fu_calloc(nn, 1);
+    e->base = fu_calloc(na, sizeof *e->base);
+    e->step = fu_calloc(na, sizeof *e->step);
+    e->red = fu_calloc(nn, sizeof *e->red);
+    if (!e->val || !e->need || !e->base || !e->step || !e->red)
+        return fu_oom("the code generator's tables");
+    return load_template(e);
+}
+
+static void emitter_free(emitter *e) {
+    fu_free(e->val);
+    fu_free(e->need);
+    fu_free(e->base);
+    fu_free(e->step);
+    fu_free(e->red);
+    if (e->b)
+        LLVMDisposeBuilder(e->b);
+    if (e->tmpl)
+        LLVMDisposeModule(e->tmpl);
+}
+
+static fusor_status verify(LLVMModuleRef m) {
+    char *msg = NULL;
+    if (!LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
+        LLVMDisposeMessage(msg);
+        return FUSOR_OK;
+    }
+    fusor_status st = fu_error(FUSOR_ERROR_COMPILE, "codegen produced invalid LLVM IR: %s", msg);
+    LLVMDisposeMessage(msg);
+    return st;
+}
+
+fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_target *t,
+                            LLVMContextRef ctx, LLVMModuleRef *out) {
+    emitter e;
+    fusor_status st = emitter_init(&e, k, plan, t, ctx);
+    if (st == FUSOR_OK) {
+        e.mod = LLVMModuleCreateWithNameInContext(k->name ? k->name : "kernel", ctx);
+        e.b = LLVMCreateBuilderInContext(ctx);
+        for (int p = 0; p < plan->npasses && !e.err; p++) {
+            emit_pass_fn(&e, p, 0);
+            if (!e.err)
+                emit_pass_fn(&e, p, 1);
+        }
+        if (plan->has_scalar_outputs && !e.err)
+            emit_finish_fn(&e);
+        st = e.err ? e.err : verify(e.mod);
+    }
+    if (st == FUSOR_OK) {
+        *out = e.mod;
+    } else if (e.mod) {
+        LLVMDisposeModule(e.mod);
+    }
+    emitter_free(&e);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the host's pieces */
+
+static LLVMValueRef host_first(LLVMModuleRef m, LLVMBuilderRef b) {
+    (void)b;
+    return LLVMConstInt(LLVMInt64TypeInContext(LLVMGetModuleContext(m)), 0, 0);
+}
+
+static LLVMValueRef host_step(LLVMModuleRef m, LLVMBuilderRef b) {
+    (void)b;
+    return LLVMConstInt(LLVMInt64TypeInContext(LLVMGetModuleContext(m)), 1, 0);
+}
+
+/* Intrinsics where LLVM has one (the vectoriser maps them to libmvec's vector variants),
+ * libm for the rest. */
+static const struct {
+    ir_op op;
+    const char *intrinsic, *f64, *f32;
+} host_math[] = {
+    {IR_SQRT, "llvm.sqrt", 0, 0},     {IR_EXP, "llvm.exp", 0, 0},
+    {IR_EXP2, "llvm.exp2", 0, 0},     {IR_LOG, "llvm.log", 0, 0},
+    {IR_LOG2, "llvm.log2", 0, 0},     {IR_LOG10, "llvm.log10", 0, 0},
+    {IR_SIN, "llvm.sin", 0, 0},       {IR_COS, "llvm.cos", 0, 0},
+    {IR_POW, "llvm.pow", 0, 0},       {IR_CBRT, 0, "cbrt", "cbrtf"},
+    {IR_EXPM1, 0, "expm1", "expm1f"}, {IR_LOG1P, 0, "log1p", "log1pf"},
+    {IR_TAN, 0, "tan", "tanf"},       {IR_ASIN, 0, "asin", "asinf"},
+    {IR_ACOS, 0, "acos", "acosf"},    {IR_ATAN, 0, "atan", "atanf"},
+    {IR_SINH, 0, "sinh", "sinhf"},    {IR_COSH, 0, "cosh", "coshf"},
+    {IR_TANH, 0, "tanh", "tanhf"},    {IR_ASINH, 0, "asinh", "asinhf"},
+    {IR_ACOSH, 0, "acosh", "acoshf"}, {IR_ATANH, 0, "atanh", "atanhf"},
+    {IR_ATAN2, 0, "atan2", "atan2f"}, {IR_HYPOT, 0, "hypot", "hypotf"},
+};
+
+const char *cg_host_math_name(ir_op op, fusor_dtype dtype) {
+    for (size_t i = 0; i < sizeof host_math / sizeof host_math[0]; i++) {
+        if (host_math[i].op != op)
+            continue;
+        if (host_math[i].intrinsic)
+            return host_math[i].intrinsic;
+        return dtype == FUSOR_F32 ? host_math[i].f32 : host_math[i].f64;
+    }
+    return NULL;
+}
+
+/* Element accesses claim only byte alignment: wrapped user memory may be unaligned, and
+ * x86 vector loads cost the same either way. */
+const cg_target cg_host_target = {host_first, host_step, cg_host_math_name, 1};
