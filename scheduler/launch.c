@@ -147,6 +147,12 @@ static fusor_status broadcast(fusor_kernel *k, prepared *P) {
             const fusor_array *B = P->arrays[who[dd]];
             shape_text(s1, sizeof s1, B->ndim, B->shape);
             shape_text(s2, sizeof s2, A->ndim, A->shape);
+            if (i >= ir->nparams) /* inputs come first: this output disagrees with them */
+                return fu_error(FUSOR_ERROR_SHAPE,
+                                "output '%s' of kernel %s has shape %s, which does not match "
+                                "'%s' %s (dimension %d: %lld vs %lld)",
+                                index_name(ir, i), k->name, s2, index_name(ir, who[dd]), s1,
+                                dd - d->ndim, (long long)e, (long long)d->shape[dd]);
             return fu_error(FUSOR_ERROR_SHAPE,
                             "arguments '%s' %s and '%s' %s of kernel %s do not broadcast "
                             "(dimension %d: %lld vs %lld)",

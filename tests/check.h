@@ -45,6 +45,17 @@ static int check_passed, check_failed;
         check_passed++;                                                                    \
     } while (0)
 
+/* REQUIRE for functions returning void: records the failure and returns. */
+#define REQUIRE_VOID(cond)                                                                 \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);     \
+            check_failed++;                                                                \
+            return;                                                                        \
+        }                                                                                  \
+        check_passed++;                                                                    \
+    } while (0)
+
 /* Status check that prints fusor's message on failure. */
 #define CHECK_OK(expr)                                                                     \
     do {                                                                                   \
