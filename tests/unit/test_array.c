@@ -21,11 +21,6 @@
                   fusor_last_error(), needle);                                                     \
     } while (0)
 
-#define REQUIRE_VOID(cond)                                                                         \
-    do {                                                                                           \
-        CHECK(cond);                                                                               \
-        if (!(cond)) return;                                                                       \
-    } while (0)
 
 static const size_t sizes[FUSOR_NUM_DTYPES] = {1, 1, 2, 4, 8, 1, 2, 4, 8, 4, 8};
 

@@ -19,12 +19,6 @@
 #include "scalar.h"
 
 /* REQUIRE for functions returning void. */
-#define REQUIRE_VOID(cond)                                                                         \
-    do {                                                                                           \
-        CHECK(cond);                                                                               \
-        if (!(cond))                                                                               \
-            return;                                                                                \
-    } while (0)
 
 /* ------------------------------------------------------------------ building kernels */
 

@@ -16,15 +16,6 @@
 static arena fe_test_arena;
 
 /* REQUIRE for void test functions: records a failure and leaves the function. */
-#define REQUIRE_VOID(cond)                                                                         \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            check_failed++;                                                                        \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);             \
-            return;                                                                                \
-        }                                                                                          \
-        check_passed++;                                                                            \
-    } while (0)
 
 /* The IR's invariants (ir.h) that the checker promises: operands precede their users and
  * have the dtype their operation computes in, outputs have their declared dtype. */

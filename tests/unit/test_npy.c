@@ -17,11 +17,6 @@
 #include "fusor.h"
 #include "npy.h"
 
-#define REQUIRE_VOID(cond)                                                                         \
-    do {                                                                                           \
-        CHECK(cond);                                                                               \
-        if (!(cond)) return;                                                                       \
-    } while (0)
 
 #ifndef FUSOR_SOURCE_DIR
 #define FUSOR_SOURCE_DIR "."
