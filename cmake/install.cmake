@@ -8,7 +8,8 @@ install(TARGETS fusor fusor_static EXPORT fusorTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS fusor_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES include/fusor.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/fusor.h include/fusor.hpp include/fusor.f90
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 install(EXPORT fusorTargets NAMESPACE fusor:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fusor)
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/fusorConfig.cmake.in
