@@ -170,15 +170,15 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
         const ir_pass *ps = &plan->passes[p];
         pass_job j = {.k = k, .f = &f, .fn = f.contiguous ? code->contig[p] : code->strided[p],
                       .size = size, .slots = slots, .pass = ps};
+        /* Fixed blocks for every pass, whatever the thread count: each element is then
+         * computed by the same call at the same position within it (vector body or
+         * remainder), so results are bitwise independent of the thread count. */
+        j.block = HOST_BLOCK;
+        j.nblocks = (size + HOST_BLOCK - 1) / HOST_BLOCK;
         if (ps->nreductions) {
-            j.block = HOST_BLOCK;
-            j.nblocks = (size + HOST_BLOCK - 1) / HOST_BLOCK;
             size_t bytes = sizeof(ir_value) * (size_t)j.nblocks * (size_t)ps->nreductions;
             j.partials = fu_malloc(bytes);
             if (!j.partials) return fu_oom("reduction partials");
-        } else { /* no partials: one block per thread */
-            j.nblocks = nthreads;
-            j.block = (size + nthreads - 1) / nthreads;
         }
         host_parallel(nthreads, pass_worker, &j);
         *threads_used = j.team;

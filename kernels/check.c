@@ -389,6 +389,37 @@ static ir_op lower(ty_ufunc f, fusor_dtype in, int *value) {
 
 static int is_comparison_ufunc(ty_ufunc f) { return f >= TY_LESS && f <= TY_NOT_EQUAL; }
 
+/* NumPy 2 compares u64 with a signed integer exactly (its loop keeps both dtypes), where
+ * the IR wants one operand dtype: split on the sign of the signed operand.  u < s holds
+ * when s >= 0 and u < u64(s); u > s when s < 0 or u > u64(s); likewise for the rest. */
+static fusor_status emit_mixed_comparison(checker *c, ir_op op, fe_val *args, int u_index,
+                                          fe_val *out) {
+    static const ir_op mirrored[] = {[IR_LT] = IR_GT, [IR_LE] = IR_GE, [IR_GT] = IR_LT,
+                                     [IR_GE] = IR_LE, [IR_EQ] = IR_EQ, [IR_NE] = IR_NE};
+    if (u_index == 1)
+        op = mirrored[op];
+    fe_val *u = &args[u_index], *sv = &args[1 - u_index];
+    fusor_dtype sd = (fusor_dtype)sv->kind;
+    TRY(materialize(c, u));
+    TRY(materialize(c, sv));
+    int32_t zero, neg, s_as_u, cmp, node;
+    zero = ir_const(c->k, sd, (ir_value){.i = 0});
+    if (zero < 0)
+        return oom();
+    TRY(add_node(c, IR_LT, FUSOR_BOOL, sd, sv->node, zero, -1, &neg));
+    TRY(add_node(c, IR_CAST, FUSOR_U64, sd, sv->node, -1, -1, &s_as_u));
+    TRY(add_node(c, op, FUSOR_BOOL, FUSOR_U64, u->node, s_as_u, -1, &cmp));
+    if (op == IR_LT || op == IR_LE || op == IR_EQ) {
+        int32_t non_neg;
+        TRY(add_node(c, IR_NOT, FUSOR_BOOL, FUSOR_BOOL, neg, -1, -1, &non_neg));
+        TRY(add_node(c, IR_AND, FUSOR_BOOL, FUSOR_BOOL, non_neg, cmp, -1, &node));
+    } else {
+        TRY(add_node(c, IR_OR, FUSOR_BOOL, FUSOR_BOOL, neg, cmp, -1, &node));
+    }
+    *out = node_val(c, node);
+    return FUSOR_OK;
+}
+
 /* Emits the lowered loop on operands already converted to its input dtypes. */
 static fusor_status emit(checker *c, ty_ufunc f, const fusor_dtype *loop, fe_val *args,
                          fe_val *out) {
@@ -411,6 +442,8 @@ static fusor_status emit(checker *c, ty_ufunc f, const fusor_dtype *loop, fe_val
         }
         return FUSOR_OK;
     }
+    if (is_comparison_ufunc(f) && loop[0] != loop[1])
+        return emit_mixed_comparison(c, op, args, loop[0] == FUSOR_U64 ? 0 : 1, out);
     int all_const = 1;
     for (int i = 0; i < n; i++)
         all_const &= args[i].is_const;
