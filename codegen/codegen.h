@@ -26,6 +26,7 @@ typedef void (*cg_finish_fn)(const ir_value *slots, ir_value *outs);
 
 typedef struct cg_options {
     int opt_level; /* 0..3 */
+    int math;      /* fusor_math: which vector math library calls are mapped to */
 } cg_options;
 
 typedef struct cg_compiled {
@@ -40,6 +41,15 @@ typedef struct cg_compiled {
 fusor_status cg_host_compile(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                              cg_compiled **out);
 void cg_compiled_free(cg_compiled *c);
+/* The same, also giving the object code (fu_malloc'd) in a form any process can load with
+ * cg_host_load_object: the persistent kernel cache.  *object stays NULL when no such copy
+ * could be made. */
+fusor_status cg_host_compile_object(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
+                                    cg_compiled **out, void **object, size_t *size);
+/* Links object code from cg_host_compile_object, skipping LLVM's optimisation and code
+ * generation (its cg_host_last_timing has only link_ms and total_ms). */
+fusor_status cg_host_load_object(const ir_plan *plan, const void *object, size_t size,
+                                 cg_compiled **out);
 /* Optimised LLVM IR (FUSOR_EMIT_LLVM) or host assembly (FUSOR_EMIT_ASM) as text. */
 fusor_status cg_host_emit(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           fusor_emit what, char **text);
@@ -50,6 +60,11 @@ typedef struct cg_timing {
     double emit_ms, opt_ms, codegen_ms, link_ms, total_ms;
 } cg_timing;
 void cg_host_last_timing(cg_timing *out);
+
+/* What the compiled code depends on besides the IR and options: LLVM version, host CPU
+ * and features, and the vector math library `math` uses here (for persistent cache keys;
+ * fu_malloc'd). */
+char *cg_host_cache_tag(const cg_options *o);
 
 /* Facts for `fusor info`: LLVM version, host CPU name and features (fu_malloc'd). */
 char *cg_host_describe(void);

@@ -36,6 +36,7 @@
 #include "error.h"
 
 enum { ARG_PTRS, ARG_STRIDES, ARG_N, ARG_SLOTS, ARG_ACC };
+enum { CG_MAX_LANES = 4 };
 
 typedef struct emitter {
     LLVMContextRef ctx;
@@ -54,10 +55,14 @@ typedef struct emitter {
     int strided; /* addressing of array elements */
     int in_loop; /* accesses get the access group */
     LLVMValueRef index;
-    LLVMValueRef *val;         /* [nnodes] */
-    char *need;                /* [nnodes] */
-    struct reduction *red;     /* [nnodes]: the pass's reductions */
-    LLVMValueRef *base, *step; /* [nparams + noutputs]: element pointer, byte stride */
+    LLVMValueRef *val;            /* [nnodes] */
+    char *need;                   /* [nnodes] */
+    struct reduction *red;        /* [nnodes]: the pass's reductions */
+    LLVMValueRef *base, *step;    /* [nparams + noutputs]: element pointer, byte stride */
+    LLVMValueRef *off;            /* [nparams + noutputs]: GPU strided byte offsets (nd_offsets) */
+    LLVMValueRef *lane_val;       /* [CG_MAX_LANES * nnodes]: a CG_VEC iteration's loads, stores */
+    LLVMBasicBlockRef pre, latch; /* the last loop's preheader and latch */
+    unsigned lanes0;              /* > 0: accesses belong to lane 0 of a CG_VEC iteration */
     fusor_status err;
 } emitter;
 
@@ -140,16 +145,42 @@ static LLVMValueRef libm_call(emitter *e, const char *name, LLVMValueRef a, LLVM
     return LLVMBuildCall2(e->b, LLVMGlobalGetValueType(fn), fn, args, b ? 2 : 1, "");
 }
 
+static const char *math_name(emitter *e, ir_op op, fusor_dtype d) {
+    if (e->t->math_name_ex)
+        return e->t->math_name_ex(op, d, e->t->math_flags);
+    return e->t->math_name(op, d);
+}
+
+/* A target's function for `name`: an overloaded intrinsic (llvm.sin), one of fixed type
+ * (llvm.nvvm.sqrt.approx.f, declared by name like a library function), or a library
+ * function. */
+static LLVMValueRef named_call(emitter *e, const char *name, LLVMValueRef a, LLVMValueRef b) {
+    if (!strncmp(name, "llvm.", 5) &&
+        LLVMIntrinsicIsOverloaded(LLVMLookupIntrinsicID(name, strlen(name))))
+        return fp_intrinsic(e, name, a, b);
+    return libm_call(e, name, a, b);
+}
+
 static LLVMValueRef math_call(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
-    const char *name = e->t->math_name(op, d);
+    const char *name = math_name(e, op, d);
     if (!name) {
         e->err = fu_error(FUSOR_ERROR_INTERNAL, "codegen: no math function for %s of %s",
                           ir_op_name(op), fusor_dtype_name(d));
         return LLVMGetUndef(ty(e, d));
     }
-    if (!strncmp(name, "llvm.", 5))
-        return fp_intrinsic(e, name, a, b);
-    return libm_call(e, name, a, b);
+    return named_call(e, name, a, b);
+}
+
+/* Float division and C fmod: the instruction, unless a GPU target maps them (approximate
+ * f32 division; libdevice's exact fmod, as NVPTX expands frem inexactly). */
+static LLVMValueRef fp_div(emitter *e, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
+    const char *name = e->t->math_name_ex ? math_name(e, IR_DIV, d) : NULL;
+    return name ? named_call(e, name, a, b) : LLVMBuildFDiv(e->b, a, b, "");
+}
+
+static LLVMValueRef fp_rem(emitter *e, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
+    const char *name = e->t->math_name_ex ? math_name(e, IR_FMOD, d) : NULL;
+    return name ? named_call(e, name, a, b) : LLVMBuildFRem(e->b, a, b, "");
 }
 
 /* ------------------------------------------------------------------ small helpers */
@@ -244,7 +275,7 @@ static LLVMValueRef emit_abs(emitter *e, fusor_dtype d, LLVMValueRef a) {
 
 static LLVMValueRef emit_reciprocal(emitter *e, fusor_dtype d, LLVMValueRef a) {
     if (is_float(d))
-        return LLVMBuildFDiv(e->b, cfp(e, d, 1.0), a, "");
+        return fp_div(e, d, cfp(e, d, 1.0), a);
     LLVMValueRef zero = icmp(e, LLVMIntEQ, a, cint(e, d, 0));
     LLVMValueRef den = sel(e, zero, cint(e, d, 1), a);
     LLVMValueRef one = cint(e, d, 1);
@@ -336,7 +367,7 @@ static LLVMValueRef int_divmod(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef
 static LLVMValueRef fp_divmod(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
     LLVMBuilderRef bd = e->b;
     LLVMValueRef zero = cfp(e, d, 0.0);
-    LLVMValueRef mod = LLVMBuildFRem(bd, a, b, "");
+    LLVMValueRef mod = fp_rem(e, d, a, b);
     LLVMValueRef bzero = fcmp(e, LLVMRealOEQ, b, zero);
     LLVMValueRef modnz = fcmp(e, LLVMRealUNE, mod, zero); /* `if (mod)`: NaN is true */
     LLVMValueRef adj = LLVMBuildAnd(
@@ -419,10 +450,10 @@ static LLVMValueRef emit_arith(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef
     case IR_ADD: return fl ? LLVMBuildFAdd(bd, a, b, "") : LLVMBuildAdd(bd, a, b, "");
     case IR_SUB: return fl ? LLVMBuildFSub(bd, a, b, "") : LLVMBuildSub(bd, a, b, "");
     case IR_MUL: return fl ? LLVMBuildFMul(bd, a, b, "") : LLVMBuildMul(bd, a, b, "");
-    case IR_DIV: return LLVMBuildFDiv(bd, a, b, "");
+    case IR_DIV: return fp_div(e, d, a, b);
     case IR_FLOORDIV:
     case IR_MOD: return fl ? fp_divmod(e, op, d, a, b) : int_divmod(e, op, d, a, b);
-    case IR_FMOD: return fl ? LLVMBuildFRem(bd, a, b, "") : int_divmod(e, op, d, a, b);
+    case IR_FMOD: return fl ? fp_rem(e, d, a, b) : int_divmod(e, op, d, a, b);
     case IR_POW: return fl ? math_call(e, op, d, a, b) : int_pow(e, d, a, b);
     case IR_AND: return LLVMBuildAnd(bd, a, b, "");
     case IR_OR: return LLVMBuildOr(bd, a, b, "");
@@ -445,6 +476,8 @@ static LLVMValueRef emit_arith(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef
 /* Applies the loop's access group so llvm.loop.parallel_accesses covers the access. */
 static LLVMValueRef mark_access(emitter *e, LLVMValueRef inst, fusor_dtype d) {
     unsigned al = e->t->elem_align ? e->t->elem_align : (unsigned)fusor_dtype_size(d);
+    if (e->lanes0)
+        al = e->lanes0 * (unsigned)fusor_dtype_size(d);
     LLVMSetAlignment(inst, al);
     if (e->in_loop)
         LLVMSetMetadata(inst, e->md_access_group, e->access_group);
@@ -455,6 +488,8 @@ static LLVMValueRef elem_ptr(emitter *e, int array, fusor_dtype d) {
     LLVMValueRef idx = e->index;
     if (!e->strided)
         return LLVMBuildInBoundsGEP2(e->b, mem_ty(e, d), e->base[array], &idx, 1, "");
+    if (e->t->nd_offsets)
+        return LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[array], &e->off[array], 1, "");
     LLVMValueRef off = LLVMBuildMul(e->b, idx, e->step[array], "");
     return LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[array], &off, 1, "");
 }
@@ -579,7 +614,11 @@ typedef struct reduction {
     fusor_dtype d;
     int ncarry;           /* loop-carried values: 1, or 3 for a keyed float MIN/MAX */
     LLVMValueRef init[3]; /* identity of the carried values */
-    LLVMValueRef phi[3], next[3];
+    LLVMValueRef
+        start[3]; /* what they hold entering the current loop (init, or an earlier loop's out) */
+    LLVMValueRef phi[3], cur[3], next[3]; /* in the loop: header phi, after the lanes so far */
+    LLVMValueRef out[3];                  /* after the loop (exit phis) */
+    int word;                             /* GPU: its first raw word in acc */
 } reduction;
 
 /* The float's bits as a signed integer ordered like the float's total order (-0 < +0), so
@@ -625,6 +664,7 @@ static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
         r->init[0] = fp_key_inf(e, d, op == IR_MAX);
         r->init[1] = LLVMConstInt(e->i1, 0, 0);
         r->init[2] = LLVMConstInt(e->i64, (unsigned long long)-1, 1);
+        memcpy(r->start, r->init, sizeof r->init);
         return;
     }
     switch (op) {
@@ -637,6 +677,7 @@ static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
     case IR_ANY: r->init[0] = LLVMConstInt(e->i1, 0, 0); break;
     default: r->init[0] = LLVMConstInt(e->i1, 1, 0); break; /* ALL */
     }
+    r->start[0] = r->init[0];
 }
 
 /* The float sum's accumulate: the only reassociable instruction, cloned from the
@@ -676,24 +717,25 @@ static LLVMValueRef combine(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a,
 static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     LLVMBuilderRef b = e->b;
     LLVMValueRef key = fp_key(e, r->d, v, 1);
-    LLVMValueRef better = icmp(e, r->nd->op == IR_MAX ? LLVMIntSGT : LLVMIntSLT, key, r->phi[0]);
-    r->next[0] = sel(e, better, key, r->phi[0]);
-    r->next[1] = LLVMBuildOr(b, r->phi[1], is_nan(e, v), "");
+    LLVMValueRef better = icmp(e, r->nd->op == IR_MAX ? LLVMIntSGT : LLVMIntSLT, key, r->cur[0]);
+    r->next[0] = sel(e, better, key, r->cur[0]);
+    r->next[1] = LLVMBuildOr(b, r->cur[1], is_nan(e, v), "");
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
     LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, e->index, LLVMConstInt(e->i64, 1, 0), ""),
                                    LLVMBuildZExt(b, sign, e->i64, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
-    r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->phi[2]), tag, r->phi[2]);
+    r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->cur[2]), tag, r->cur[2]);
 }
 
 static void reduction_step(emitter *e, reduction *r) {
     LLVMValueRef v = e->val[r->nd->a];
     if (r->ncarry == 1)
-        r->next[0] = combine(e, (ir_op)r->nd->op, r->d, r->phi[0], v, 1);
+        r->next[0] = combine(e, (ir_op)r->nd->op, r->d, r->cur[0], v, 1);
     else
         keyed_step(e, r, v);
+    memcpy(r->cur, r->next, sizeof r->next);
 }
 
 /* After the loop: the row's value of the reduction, from the values the loop carried
@@ -734,7 +776,10 @@ static void load_array(emitter *e, int array) {
     LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)array, 0);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->ptr, arg(e, ARG_PTRS), &idx, 1, "");
     e->base[array] = LLVMBuildLoad2(e->b, e->ptr, p, "base");
-    if (!e->strided)
+    if (e->t->gpu) /* arrays live in global memory: ld.global / st.global */
+        e->base[array] = LLVMBuildAddrSpaceCast(e->b, e->base[array],
+                                                LLVMPointerTypeInContext(e->ctx, 1), "gbase");
+    if (!e->strided || e->t->nd_offsets)
         return;
     p = LLVMBuildInBoundsGEP2(e->b, e->i64, arg(e, ARG_STRIDES), &idx, 1, "");
     e->step[array] = LLVMBuildLoad2(e->b, e->i64, p, "stride");
@@ -746,7 +791,9 @@ static void reset_fn_state(emitter *e) {
     memset(e->need, 0, nn);
     memset(e->base, 0, na * sizeof *e->base);
     memset(e->step, 0, na * sizeof *e->step);
+    memset(e->off, 0, na * sizeof *e->off);
     e->in_loop = 0;
+    e->lanes0 = 0;
 }
 
 /* Loop metadata: !{self, !{"llvm.loop.parallel_accesses", group}} and, for the strided
@@ -768,21 +815,11 @@ static LLVMValueRef loop_id(emitter *e) {
     return LLVMMetadataAsValue(e->ctx, id);
 }
 
-static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMBasicBlockRef entry,
-                      LLVMBasicBlockRef loop, LLVMBasicBlockRef exit) {
-    LLVMBuilderRef b = e->b;
-    LLVMValueRef first = e->t->index_first(e->mod, b);
-    LLVMValueRef step = e->t->index_step(e->mod, b);
-    LLVMValueRef n = arg(e, ARG_N);
-    LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, first, n), loop, exit);
-
-    LLVMPositionBuilderAtEnd(b, loop);
-    e->in_loop = 1;
-    LLVMValueRef idx = LLVMBuildPhi(b, e->i64, "i");
-    e->index = idx;
-    for (int r = 0; r < ps->nreductions; r++)
-        for (int j = 0; j < red[r].ncarry; j++)
-            red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
+/* One lane of an iteration: the element at e->index. */
+static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
+    if (e->strided && e->t->nd_offsets)
+        e->t->nd_offsets(e->mod, e->b, arg(e, ARG_STRIDES), e->index,
+                         e->k->nparams + e->k->noutputs, e->base, e->off);
     emit_nodes(e, IR_VARYING);
     if (e->err)
         return;
@@ -792,56 +829,188 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMBasicBl
         const ir_output *o = &e->k->outputs[ps->stores[s]];
         store_elem(e, e->k->nparams + ps->stores[s], o->dtype, e->val[o->node]);
     }
+}
+
+/* Lanes l = 0..lanes-1 of group k (elements k*lanes + l): every lane's loads first and
+ * every store last, so that each array's accesses sit side by side in one basic block
+ * (math functions inlined on a GPU branch) where the load/store vectoriser joins them. */
+static void emit_lanes(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef k, int lanes) {
+    int32_t nn = e->k->nnodes;
+    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+    LLVMValueRef index[CG_MAX_LANES];
+    for (int l = 0; l < lanes; l++)
+        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->i64, (unsigned)l, 0), "") : at;
+    for (int l = 0; l < lanes; l++) {
+        e->index = index[l];
+        e->lanes0 = l == 0 ? (unsigned)lanes : 0;
+        for (int32_t i = 0; i < nn; i++)
+            if (e->need[i] && e->k->nodes[i].shape == IR_VARYING && e->k->nodes[i].op == IR_INPUT)
+                e->lane_val[l * nn + i] = emit_node(e, i);
+    }
+    e->lanes0 = 0;
+    for (int l = 0; l < lanes && !e->err; l++) {
+        e->index = index[l];
+        for (int32_t i = 0; i < nn; i++)
+            if (e->need[i] && e->k->nodes[i].shape == IR_VARYING && e->k->nodes[i].op == IR_INPUT)
+                e->val[i] = e->lane_val[l * nn + i];
+        for (int32_t i = 0; i < nn && !e->err; i++)
+            if (e->need[i] && e->k->nodes[i].shape == IR_VARYING && e->k->nodes[i].op != IR_INPUT)
+                e->val[i] = emit_node(e, i);
+        for (int r = 0; r < ps->nreductions; r++)
+            reduction_step(e, &red[r]);
+        for (int s = 0; s < ps->nstores; s++) /* the values to store, kept by lane */
+            e->lane_val[l * nn + e->k->outputs[ps->stores[s]].node] =
+                e->val[e->k->outputs[ps->stores[s]].node];
+    }
+    for (int l = 0; l < lanes && !e->err; l++) {
+        e->index = index[l];
+        e->lanes0 = l == 0 ? (unsigned)lanes : 0;
+        for (int s = 0; s < ps->nstores; s++) {
+            const ir_output *o = &e->k->outputs[ps->stores[s]];
+            store_elem(e, e->k->nparams + ps->stores[s], o->dtype, e->lane_val[l * nn + o->node]);
+        }
+    }
+    e->lanes0 = 0;
+}
+
+/* `for (k = first; k < limit; k += step)` from the builder's block, each iteration doing
+ * elements k*lanes .. k*lanes + lanes-1 (k itself when lanes is 1).  Reductions enter
+ * with their `start` values; the loop leaves e->pre and e->latch for exit_values. */
+static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef first,
+                      LLVMValueRef step, LLVMValueRef limit, int lanes, LLVMBasicBlockRef loop,
+                      LLVMBasicBlockRef exit) {
+    LLVMBuilderRef b = e->b;
+    e->pre = LLVMGetInsertBlock(b);
+    LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, first, limit), loop, exit);
+
+    LLVMPositionBuilderAtEnd(b, loop);
+    e->in_loop = 1;
+    LLVMValueRef idx = LLVMBuildPhi(b, e->i64, "i");
+    for (int r = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry; j++)
+            red[r].cur[j] = red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
+    e->index = idx;
+    if (lanes == 1)
+        emit_body(e, ps, red);
+    else
+        emit_lanes(e, ps, red, idx, lanes);
+    if (e->err)
+        return;
     LLVMValueRef next = LLVMBuildNSWAdd(b, idx, step, "i.next");
-    LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, n), loop, exit);
+    e->latch = LLVMGetInsertBlock(b);
+    LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, limit), loop, exit);
     LLVMSetMetadata(br, e->md_loop, loop_id(e));
     LLVMValueRef in_v[2] = {first, next};
-    LLVMBasicBlockRef in_b[2] = {entry, loop};
+    LLVMBasicBlockRef in_b[2] = {e->pre, e->latch};
     LLVMAddIncoming(idx, in_v, in_b, 2);
     for (int r = 0; r < ps->nreductions; r++)
         for (int j = 0; j < red[r].ncarry; j++) {
-            LLVMValueRef vals[2] = {red[r].init[j], red[r].next[j]};
+            LLVMValueRef vals[2] = {red[r].start[j], red[r].next[j]};
             LLVMAddIncoming(red[r].phi[j], vals, in_b, 2);
         }
     e->in_loop = 0;
 }
 
-/* After the loop: acc[r] = combine(acc[r], the row's value).  The exit block's phis
- * (what the loop carried out, or the identities when it did not run) come first. */
-static void emit_fold(emitter *e, const ir_pass *ps, reduction *red, LLVMBasicBlockRef entry,
-                      LLVMBasicBlockRef loop) {
-    LLVMBasicBlockRef bbs[2] = {entry, loop};
+/* At the top of the loop's exit block: what each reduction carries out (its start
+ * value when the loop did not run). */
+static void exit_values(emitter *e, const ir_pass *ps, reduction *red) {
+    LLVMBasicBlockRef bbs[2] = {e->pre, e->latch};
     for (int r = 0; r < ps->nreductions; r++)
         for (int j = 0; j < red[r].ncarry; j++) {
-            LLVMValueRef vals[2] = {red[r].init[j], red[r].next[j]};
-            red[r].phi[j] = LLVMBuildPhi(e->b, LLVMTypeOf(red[r].init[j]), "");
-            LLVMAddIncoming(red[r].phi[j], vals, bbs, 2);
+            LLVMValueRef vals[2] = {red[r].start[j], red[r].next[j]};
+            red[r].out[j] = LLVMBuildPhi(e->b, LLVMTypeOf(red[r].init[j]), "");
+            LLVMAddIncoming(red[r].out[j], vals, bbs, 2);
         }
+}
+
+/* GPU raw words (emit.h): a word <-> the value a reduction carries. */
+static LLVMValueRef word_load(emitter *e, LLVMValueRef base, int w, LLVMTypeRef t) {
+    LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned)w, 0);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->i64, base, &idx, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(e->b, e->i64, p, "");
+    LLVMSetAlignment(v, 8);
+    if (t == e->f64)
+        return LLVMBuildBitCast(e->b, v, t, "");
+    if (t == e->f32)
+        return LLVMBuildBitCast(e->b, LLVMBuildTrunc(e->b, v, LLVMInt32TypeInContext(e->ctx), ""),
+                                t, "");
+    return t == e->i64 ? v : LLVMBuildTrunc(e->b, v, t, "");
+}
+
+static void word_store(emitter *e, LLVMValueRef base, int w, LLVMValueRef v) {
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (t == e->f64)
+        v = LLVMBuildBitCast(e->b, v, e->i64, "");
+    else if (t == e->f32)
+        v = LLVMBuildZExt(e->b, LLVMBuildBitCast(e->b, v, LLVMInt32TypeInContext(e->ctx), ""),
+                          e->i64, "");
+    else if (t != e->i64)
+        v = LLVMBuildZExt(e->b, v, e->i64, "");
+    LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned)w, 0);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->i64, base, &idx, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(e->b, v, p), 8);
+}
+
+/* Merges carried value j of two raw accumulators; b holds the later elements. */
+static LLVMValueRef raw_merge(emitter *e, reduction *r, int j, LLVMValueRef a, LLVMValueRef b) {
+    if (r->ncarry == 1)
+        return combine(e, (ir_op)r->nd->op, r->d, a, b, 0);
+    if (j == 1)
+        return LLVMBuildOr(e->b, a, b, "");
+    LLVMIntPredicate p = j == 2 || r->nd->op == IR_MAX ? LLVMIntSGT : LLVMIntSLT;
+    return sel(e, icmp(e, p, b, a), b, a);
+}
+
+/* After the loop: acc[r] = combine(acc[r], the row's value); on a GPU the raw words are
+ * merged instead. */
+static void emit_fold(emitter *e, const ir_pass *ps, reduction *red) {
     for (int r = 0; r < ps->nreductions; r++) {
-        LLVMValueRef row = reduction_value(e, &red[r], red[r].phi);
+        if (e->t->gpu) {
+            for (int j = 0; j < red[r].ncarry; j++) {
+                LLVMValueRef old =
+                    word_load(e, arg(e, ARG_ACC), red[r].word + j, LLVMTypeOf(red[r].init[j]));
+                word_store(e, arg(e, ARG_ACC), red[r].word + j,
+                           raw_merge(e, &red[r], j, old, red[r].out[j]));
+            }
+            continue;
+        }
+        LLVMValueRef row = reduction_value(e, &red[r], red[r].out);
         ir_op op = (ir_op)red[r].nd->op;
         LLVMValueRef old = canon_load(e, arg(e, ARG_ACC), r, red[r].d, "");
         canon_store(e, arg(e, ARG_ACC), r, red[r].d, combine(e, op, red[r].d, old, row, 0));
     }
 }
 
-static void emit_pass_fn(emitter *e, int p, int strided) {
+/* Marks what pass p needs, from its stores and the operands of its reductions. */
+static void mark_pass(emitter *e, int p) {
     const ir_pass *ps = &e->plan->passes[p];
-    char name[64];
-    cg_pass_fn_name(name, sizeof name, p, strided);
-    e->fn = add_row_fn(e, name, 5);
-    e->pass = p;
-    e->strided = strided;
-    reset_fn_state(e);
     for (int s = 0; s < ps->nstores; s++)
         e->need[e->k->outputs[ps->stores[s]].node] = 1;
     for (int r = 0; r < ps->nreductions; r++)
         e->need[e->k->nodes[ps->reductions[r]].a] = 1;
     mark_needed(e);
+}
+
+static void init_reductions(emitter *e, const ir_pass *ps, reduction *red) {
+    int w = 0;
+    for (int r = 0; r < ps->nreductions; r++) {
+        reduction_init(e, &red[r], &e->k->nodes[ps->reductions[r]]);
+        red[r].word = w;
+        w += red[r].ncarry;
+    }
+}
+
+static void emit_pass_fn(emitter *e, int p, int variant) {
+    const ir_pass *ps = &e->plan->passes[p];
+    char name[64];
+    cg_pass_variant_name(name, sizeof name, p, variant);
+    e->fn = add_row_fn(e, name, 5);
+    e->pass = p;
+    e->strided = variant == CG_STRIDED;
+    reset_fn_state(e);
+    mark_pass(e, p);
 
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry");
-    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
-    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "exit");
     LLVMPositionBuilderAtEnd(e->b, entry);
     for (int32_t i = 0; i < e->k->nnodes; i++) {
         const ir_node *nd = &e->k->nodes[i];
@@ -853,16 +1022,80 @@ static void emit_pass_fn(emitter *e, int p, int strided) {
     emit_nodes(e, IR_UNIFORM);
 
     reduction *red = e->red;
-    for (int r = 0; r < ps->nreductions; r++)
-        reduction_init(e, &red[r], &e->k->nodes[ps->reductions[r]]);
+    init_reductions(e, ps, red);
     if (e->err)
         return;
-    emit_loop(e, ps, red, entry, loop, exit);
+    LLVMValueRef first = e->t->index_first(e->mod, e->b);
+    LLVMValueRef step = e->t->index_step(e->mod, e->b);
+    LLVMValueRef n = arg(e, ARG_N);
+    if (variant == CG_VEC) {
+        /* Whole groups of `lanes`, then the last n % lanes elements one by one. */
+        int lanes = cg_pass_vec_lanes(e->k, e->plan, p);
+        LLVMValueRef groups = LLVMBuildSDiv(e->b, n, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+        LLVMBasicBlockRef vloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vloop");
+        LLVMBasicBlockRef vexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vexit");
+        emit_loop(e, ps, red, first, step, groups, lanes, vloop, vexit);
+        if (e->err)
+            return;
+        LLVMPositionBuilderAtEnd(e->b, vexit);
+        exit_values(e, ps, red);
+        for (int r = 0; r < ps->nreductions; r++)
+            memcpy(red[r].start, red[r].out, sizeof red[r].out);
+        LLVMValueRef done =
+            LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+        first = LLVMBuildNSWAdd(e->b, done, first, "");
+    }
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "exit");
+    emit_loop(e, ps, red, first, step, n, 1, loop, exit);
     if (e->err)
         return;
     LLVMPositionBuilderAtEnd(e->b, exit);
-    emit_fold(e, ps, red, entry, loop);
+    exit_values(e, ps, red);
+    emit_fold(e, ps, red);
     LLVMBuildRetVoid(e->b);
+}
+
+/* GPU helpers of pass p (emit.h): init, merge and final over the raw words. */
+static void emit_pass_helpers(emitter *e, int p) {
+    const ir_pass *ps = &e->plan->passes[p];
+    if (!ps->nreductions)
+        return;
+    char name[64];
+    LLVMTypeRef params[2] = {e->ptr, e->ptr};
+    LLVMTypeRef fty1 = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), params, 1, 0);
+    LLVMTypeRef fty2 = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), params, 2, 0);
+    reduction *red = e->red;
+    e->pass = p;
+    e->strided = 0;
+    reset_fn_state(e);
+    for (int what = 0; what < 3; what++) {
+        static const char *const names[] = {"init", "merge", "final"};
+        cg_pass_helper_name(name, sizeof name, p, names[what]);
+        e->fn = LLVMAddFunction(e->mod, name, what ? fty2 : fty1);
+        add_fn_attr(e, e->fn, LLVMAttributeFunctionIndex, "nounwind", 0);
+        LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry"));
+        init_reductions(e, ps, red);
+        for (int r = 0; r < ps->nreductions; r++) {
+            reduction *rd = &red[r];
+            LLVMValueRef v[3];
+            for (int j = 0; j < rd->ncarry; j++) {
+                LLVMTypeRef t = LLVMTypeOf(rd->init[j]);
+                if (what == 0) {
+                    word_store(e, arg(e, 0), rd->word + j, rd->init[j]);
+                } else if (what == 1) {
+                    LLVMValueRef a = word_load(e, arg(e, 0), rd->word + j, t);
+                    LLVMValueRef b = word_load(e, arg(e, 1), rd->word + j, t);
+                    word_store(e, arg(e, 0), rd->word + j, raw_merge(e, rd, j, a, b));
+                } else {
+                    v[j] = word_load(e, arg(e, 0), rd->word + j, t);
+                }
+            }
+            if (what == 2)
+                canon_store(e, arg(e, 1), rd->nd->slot, rd->d, reduction_value(e, rd, v));
+        }
+        LLVMBuildRetVoid(e->b);
+    }
 }
 
 static void emit_finish_fn(emitter *e) {
@@ -931,6 +1164,86 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
     snprintf(buf, n, "fusor_pass%d_%s", pass, strided ? "strided" : "contig");
 }
 
+void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
+    static const char *const names[] = {"contig", "strided", "vec"};
+    snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
+}
+
+void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
+    snprintf(buf, n, "fusor_pass%d_%s", pass, what);
+}
+
+int cg_reduction_words(const ir_kernel *k, int32_t node) {
+    const ir_node *nd = &k->nodes[node];
+    return is_float((fusor_dtype)nd->dtype) && (nd->op == IR_MIN || nd->op == IR_MAX) ? 3 : 1;
+}
+
+int cg_pass_word_bits(const ir_kernel *k, const ir_plan *plan, int pass, int word) {
+    const ir_pass *ps = &plan->passes[pass];
+    for (int r = 0; r < ps->nreductions; r++) {
+        int n = cg_reduction_words(k, ps->reductions[r]);
+        fusor_dtype d = (fusor_dtype)k->nodes[ps->reductions[r]].dtype;
+        if (word < n) /* keyed float min/max: key, NaN flag, tag */
+            return n == 1 || word == 0 ? (int)dt_bits(d) : word == 1 ? 1 : 64;
+        word -= n;
+    }
+    return 64;
+}
+
+int cg_pass_words(const ir_kernel *k, const ir_plan *plan, int pass) {
+    int w = 0;
+    for (int r = 0; r < plan->passes[pass].nreductions; r++)
+        w += cg_reduction_words(k, plan->passes[pass].reductions[r]);
+    return w;
+}
+
+void cg_pass_arrays(const ir_kernel *k, const ir_plan *plan, int pass, char *used) {
+    const ir_pass *ps = &plan->passes[pass];
+    char *need = fu_calloc((size_t)(k->nnodes ? k->nnodes : 1), 1);
+    memset(used, 0, (size_t)(k->nparams + k->noutputs));
+    for (int s = 0; s < ps->nstores; s++)
+        used[k->nparams + ps->stores[s]] = 1;
+    if (!need) { /* out of memory: claim every array, which is safe for alignment */
+        memset(used, 1, (size_t)(k->nparams + k->noutputs));
+        return;
+    }
+    for (int s = 0; s < ps->nstores; s++)
+        need[k->outputs[ps->stores[s]].node] = 1;
+    for (int r = 0; r < ps->nreductions; r++)
+        need[k->nodes[ps->reductions[r]].a] = 1;
+    for (int32_t i = k->nnodes - 1; i >= 0; i--) {
+        const ir_node *nd = &k->nodes[i];
+        if (!need[i])
+            continue;
+        if (nd->op == IR_INPUT && k->params[nd->imm.i].is_array)
+            used[nd->imm.i] = 1;
+        if (is_leaf((ir_op)nd->op))
+            continue;
+        if (nd->a >= 0)
+            need[nd->a] = 1;
+        if (nd->b >= 0)
+            need[nd->b] = 1;
+        if (nd->c >= 0)
+            need[nd->c] = 1;
+    }
+    fu_free(need);
+}
+
+int cg_pass_vec_lanes(const ir_kernel *k, const ir_plan *plan, int pass) {
+    /* Over every array of the kernel, not only the pass's: no allocation (so the emitter
+     * and the launcher's metadata can never disagree), and passes mostly share arrays. */
+    (void)plan;
+    (void)pass;
+    size_t widest = 1;
+    for (int a = 0; a < k->nparams + k->noutputs; a++) {
+        int arr = a < k->nparams ? k->params[a].is_array : k->outputs[a - k->nparams].is_array;
+        fusor_dtype d = a < k->nparams ? k->params[a].dtype : k->outputs[a - k->nparams].dtype;
+        if (arr && fusor_dtype_size(d) > widest)
+            widest = fusor_dtype_size(d);
+    }
+    return widest >= 8 ? 2 : 4;
+}
+
 static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *plan,
                                  const cg_target *t, LLVMContextRef ctx) {
     memset(e, 0, sizeof *e);
@@ -950,8 +1263,11 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
     e->need = fu_calloc(nn, 1);
     e->base = fu_calloc(na, sizeof *e->base);
     e->step = fu_calloc(na, sizeof *e->step);
+    e->off = fu_calloc(na, sizeof *e->off);
+    e->lane_val = t->gpu ? fu_calloc(nn * CG_MAX_LANES, sizeof *e->lane_val) : NULL;
     e->red = fu_calloc(nn, sizeof *e->red);
-    if (!e->val || !e->need || !e->base || !e->step || !e->red)
+    if (!e->val || !e->need || !e->base || !e->step || !e->off || !e->red ||
+        (t->gpu && !e->lane_val))
         return fu_oom("the code generator's tables");
     return load_template(e);
 }
@@ -961,6 +1277,8 @@ static void emitter_free(emitter *e) {
     fu_free(e->need);
     fu_free(e->base);
     fu_free(e->step);
+    fu_free(e->off);
+    fu_free(e->lane_val);
     fu_free(e->red);
     if (e->b)
         LLVMDisposeBuilder(e->b);
@@ -987,9 +1305,13 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
         e.mod = LLVMModuleCreateWithNameInContext(k->name ? k->name : "kernel", ctx);
         e.b = LLVMCreateBuilderInContext(ctx);
         for (int p = 0; p < plan->npasses && !e.err; p++) {
-            emit_pass_fn(&e, p, 0);
+            emit_pass_fn(&e, p, CG_CONTIG);
             if (!e.err)
-                emit_pass_fn(&e, p, 1);
+                emit_pass_fn(&e, p, CG_STRIDED);
+            if (!e.err && t->gpu)
+                emit_pass_fn(&e, p, CG_VEC);
+            if (!e.err && t->gpu)
+                emit_pass_helpers(&e, p);
         }
         if (plan->has_scalar_outputs && !e.err)
             emit_finish_fn(&e);
@@ -1049,4 +1371,7 @@ const char *cg_host_math_name(ir_op op, fusor_dtype dtype) {
 
 /* Element accesses claim only byte alignment: wrapped user memory may be unaligned, and
  * x86 vector loads cost the same either way. */
-const cg_target cg_host_target = {host_first, host_step, cg_host_math_name, 1};
+const cg_target cg_host_target = {.index_first = host_first,
+                                  .index_step = host_step,
+                                  .math_name = cg_host_math_name,
+                                  .elem_align = 1};

@@ -38,7 +38,31 @@ typedef struct cg_target {
     const char *(*math_name)(ir_op op, fusor_dtype dtype);
     /* Alignment claimed for array element accesses: 0 means the element size. */
     unsigned elem_align;
+
+    /* ---- GPU targets only; all zero (the host) keeps the behaviour above ---- */
+    /* Nonzero: array bases are global memory (cast so loads become ld.global), each pass
+     * also gets a `_vec` variant (cg_pass_vec_lanes elements per iteration, lane 0 claiming
+     * their combined alignment), reductions are folded into `acc` as raw words (see
+     * below), and per-pass init/merge/final helpers are emitted. */
+    int gpu;
+    /* When set, the strided variant walks an n-dimensional domain with one flat index:
+     * at the top of each iteration this stores into off[a] the byte offset of element
+     * `index` of every array a with bases[a] != NULL.  `table` is the strided function's
+     * `strides` argument.  It may add basic blocks (the body continues where it leaves
+     * the builder). */
+    void (*nd_offsets)(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef table, LLVMValueRef index,
+                       int narrays, const LLVMValueRef *bases, LLVMValueRef *off);
+    /* When set, used instead of math_name, with `math_flags` (CG_MATH_*): also asked
+     * for IR_DIV (f32 division and reciprocal) and IR_FMOD (float fmod, also inside // and
+     * %); NULL there means the plain LLVM instruction. */
+    const char *(*math_name_ex)(ir_op op, fusor_dtype dtype, unsigned flags);
+    unsigned math_flags;
 } cg_target;
+
+/* math_flags bits. */
+#define CG_MATH_FTZ         1u /* f32 denormals flush to zero */
+#define CG_MATH_APPROX_DIV  2u /* f32 division may be approximate */
+#define CG_MATH_APPROX_SQRT 4u /* f32 sqrt may be approximate */
 
 /* The host's pieces: a counted loop from 0 by 1, LLVM intrinsics where LLVM has one (so
  * the loop vectoriser can call the vector math library), libm otherwise. */
@@ -49,6 +73,39 @@ const char *cg_host_math_name(ir_op op, fusor_dtype dtype);
 #define CG_FINISH_NAME "fusor_finish"
 /* Writes "fusor_pass<p>_contig" or "fusor_pass<p>_strided" into buf. */
 void cg_pass_fn_name(char *buf, size_t n, int pass, int strided);
+
+/*
+ * GPU targets.  Variants of a pass: CG_CONTIG and CG_STRIDED as on the host, and
+ * CG_VEC, which handles `lanes` consecutive elements per iteration (element k*lanes + l)
+ * so that lane 0's access, aligned to lanes * element size, starts a vector load, then
+ * a scalar tail.  Its caller guarantees every array base is aligned to lanes * its
+ * element size.
+ *
+ * Raw accumulators: with `gpu` set, `acc` is an array of 64-bit words, one per value a
+ * reduction's loop carries (cg_reduction_words: 3 for a float min/max, kept as key, NaN
+ * flag and last-zero tag, else 1), in the pass's reduction order.  Integers (and those
+ * values) sit zero-extended in a word, f32 as its bits zero-extended, f64 as its bits.
+ * Every word merges independently with an associative, commutative operation except the
+ * float sum and product, so min/max results do not depend on how threads split the work.
+ * The module then also holds, per pass p with reductions:
+ *   void fusor_pass<p>_init(i64 *w)               w = the identities
+ *   void fusor_pass<p>_merge(i64 *a, const i64 *b) a = merge(a, b), b the later elements
+ *   void fusor_pass<p>_final(const i64 *w, ir_value *slots)  slots[node.slot] = result
+ */
+enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2 };
+/* "fusor_pass<p>_contig", "_strided" or "_vec". */
+void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
+/* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
+void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);
+int cg_reduction_words(const ir_kernel *k, int32_t node);
+int cg_pass_words(const ir_kernel *k, const ir_plan *plan, int pass);
+/* Significant low bits of raw word `word` of pass `pass` (1 to 64): the rest are zero. */
+int cg_pass_word_bits(const ir_kernel *k, const ir_plan *plan, int pass, int word);
+/* used[a] = 1 for every array (indexed as in ir_plan) pass `pass` reads or writes. */
+void cg_pass_arrays(const ir_kernel *k, const ir_plan *plan, int pass, char *used);
+/* Elements per iteration of the CG_VEC variant: 16 bytes' worth of the widest array
+ * element of the kernel, at most 4 (4 for f32, 2 for f64). */
+int cg_pass_vec_lanes(const ir_kernel *k, const ir_plan *plan, int pass);
 
 /* Builds the module for `k` and `plan` in `ctx` (owned by the caller, one per thread).
  * Fails with FUSOR_ERROR_INTERNAL when the plan breaks its own rules (e.g. a pass using a

@@ -11,15 +11,22 @@
  * get a per-kernel suffix in the JIT (one JITDylib holds every kernel); emitted text keeps
  * the plain names.
  *
- * The loop vectoriser calls glibc's libmvec (_ZGVdN4v_sin, ...) through
- * -vector-library=LIBMVEC-X86, set once for the process; libmvec.so.1 is opened
- * RTLD_GLOBAL so that the JIT's process symbol generator resolves those names.  Without
- * libmvec the option is not set and math stays scalar.
+ * Vector math: before optimising, every call to a math function (llvm.sin.f64, tan, ...)
+ * gets a "vector-function-abi-variant" attribute naming its vector versions (and those are
+ * declared), which is how LLVM's loop vectoriser learns it may call them.  The library
+ * depends on the context's fusor_math: SLEEF's 1-ulp functions (Sleef_sind8_u10avx512f,
+ * ...) by default, glibc's libmvec (_ZGVeN8v_sin, ...; up to 4 ulp) for FUSOR_MATH_FAST,
+ * none for FUSOR_MATH_SCALAR.  Both libraries are opened RTLD_GLOBAL so that the JIT's
+ * process symbol generator resolves the names, and only functions found there (and ISAs
+ * the CPU has: SSE2, AVX2, AVX-512) are mapped.  Doing this per call, rather than with
+ * LLVM's process-wide -vector-library option, lets contexts choose, and gives AVX-512
+ * variants that LLVM 16's LIBMVEC-X86 table lacks.
  *
  * The code model is LLVM's JIT default (large on x86-64): RuntimeDyld may place a
  * kernel's sections, and libm, more than 2 GiB apart.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -49,7 +56,9 @@ static struct {
     char message[512], jit_message[512];
     char *triple, *cpu, *features;
     LLVMTargetRef target;
-    int libmvec;
+    int libmvec, sleef;
+    void *libmvec_handle, *sleef_handle;
+    int isa_avx2, isa_avx512; /* the vector ABIs the CPU can run */
     LLVMOrcLLJITRef jit;
     LLVMOrcJITDylibRef dylib;
 } host = {.once = PTHREAD_ONCE_INIT, .jit_once = PTHREAD_ONCE_INIT};
@@ -87,11 +96,12 @@ static void host_init(void) {
         host.status = FUSOR_ERROR_UNSUPPORTED;
         return;
     }
-    if (dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL)) {
-        const char *argv[] = {"fusor", "-vector-library=LIBMVEC-X86"};
-        LLVMParseCommandLineOptions(2, argv, NULL);
-        host.libmvec = 1;
-    }
+    host.libmvec_handle = dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
+    host.sleef_handle = dlopen("libsleef.so.3", RTLD_NOW | RTLD_GLOBAL);
+    host.libmvec = host.libmvec_handle != NULL;
+    host.sleef = host.sleef_handle != NULL;
+    host.isa_avx2 = strstr(host.features, "+avx2") && strstr(host.features, "+fma");
+    host.isa_avx512 = host.isa_avx2 && strstr(host.features, "+avx512f") != NULL;
     host.status = FUSOR_OK;
 }
 
@@ -186,6 +196,156 @@ static fusor_status optimise(host_build *hb, int level) {
     return err ? llvm_error("LLVM optimisation failed", err) : FUSOR_OK;
 }
 
+/* ------------------------------------------------------------------ vector math */
+
+/* The math functions that have vector versions, by their C library name (f64). */
+static const struct {
+    const char *name;
+    int arity;
+    const char *sleef_ulp; /* SLEEF's accuracy suffix: u10 (1 ulp), u05 for hypot; NULL: not
+                              SLEEF's (its asinh and acosh overflow to inf for large x) */
+} vec_math[] = {
+    {"sin", 1, "u10"},  {"cos", 1, "u10"},   {"tan", 1, "u10"},   {"asin", 1, "u10"},
+    {"acos", 1, "u10"}, {"atan", 1, "u10"},  {"sinh", 1, "u10"},  {"cosh", 1, "u10"},
+    {"tanh", 1, "u10"}, {"asinh", 1, NULL},  {"acosh", 1, NULL},  {"atanh", 1, "u10"},
+    {"exp", 1, "u10"},  {"exp2", 1, "u10"},  {"expm1", 1, "u10"}, {"log", 1, "u10"},
+    {"log2", 1, "u10"}, {"log10", 1, "u10"}, {"log1p", 1, "u10"}, {"cbrt", 1, "u10"},
+    {"pow", 2, "u10"},  {"atan2", 2, "u10"}, {"hypot", 2, "u05"},
+};
+
+/* Which vec_math entry and precision a called function is ("llvm.sin.f64", "tanf"). */
+static int math_function(const char *callee, size_t len, int *f32) {
+    char base[32];
+    if (len >= sizeof base)
+        return -1;
+    memcpy(base, callee, len);
+    base[len] = 0;
+    if (!strncmp(base, "llvm.", 5)) {
+        char *dot = strrchr(base + 5, '.');
+        if (!dot || (strcmp(dot, ".f64") && strcmp(dot, ".f32")))
+            return -1;
+        *f32 = !strcmp(dot, ".f32");
+        *dot = 0;
+        memmove(base, base + 5, strlen(base + 5) + 1);
+    } else {
+        *f32 = 0;
+        for (size_t i = 0; i < sizeof vec_math / sizeof vec_math[0]; i++)
+            if (!strcmp(base, vec_math[i].name))
+                return (int)i;
+        size_t n = strlen(base);
+        if (n < 2 || base[n - 1] != 'f')
+            return -1;
+        base[n - 1] = 0;
+        *f32 = 1;
+    }
+    for (size_t i = 0; i < sizeof vec_math / sizeof vec_math[0]; i++)
+        if (!strcmp(base, vec_math[i].name))
+            return (int)i;
+    return -1;
+}
+
+/* The vector version of function f with `lanes` lanes in `buf`, or 0 when the library
+ * or the CPU has none. */
+static int vector_name(int math, int f, int f32, int isa, char *buf, size_t n, int *lanes) {
+    static const char *const sleef_isa[3] = {"sse2", "avx2", "avx512f"};
+    static const char libmvec_isa[3] = {'b', 'd', 'e'};
+    if (isa == 1 && !host.isa_avx2)
+        return 0;
+    if (isa == 2 && !host.isa_avx512)
+        return 0;
+    *lanes = (f32 ? 4 : 2) << isa;
+    void *lib;
+    if (math == FUSOR_MATH_FAST && host.libmvec) {
+        lib = host.libmvec_handle;
+        snprintf(buf, n, "_ZGV%cN%d%s_%s%s", libmvec_isa[isa], *lanes,
+                 vec_math[f].arity == 2 ? "vv" : "v", vec_math[f].name, f32 ? "f" : "");
+    } else if (math == FUSOR_MATH_DEFAULT && host.sleef && vec_math[f].sleef_ulp) {
+        lib = host.sleef_handle;
+        snprintf(buf, n, "Sleef_%s%c%d_%s%s", vec_math[f].name, f32 ? 'f' : 'd', *lanes,
+                 vec_math[f].sleef_ulp, sleef_isa[isa]);
+    } else {
+        return 0;
+    }
+    return dlsym(lib, buf) != NULL;
+}
+
+/* Names the vector versions of every math call of the module (see the top of the file). */
+static void map_vector_math(LLVMModuleRef m, int math) {
+    if (math == FUSOR_MATH_SCALAR)
+        return;
+    LLVMContextRef ctx = LLVMGetModuleContext(m);
+    LLVMValueRef used[256];
+    int nused = 0;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+            for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in;
+                 in = LLVMGetNextInstruction(in)) {
+                if (LLVMGetInstructionOpcode(in) != LLVMCall)
+                    continue;
+                LLVMValueRef callee = LLVMGetCalledValue(in);
+                size_t len;
+                const char *name = callee ? LLVMGetValueName2(callee, &len) : NULL;
+                int f32, f = name ? math_function(name, len, &f32) : -1;
+                if (f < 0)
+                    continue;
+                char attr[1024] = "";
+                size_t at = 0;
+                for (int isa = 0; isa < 3; isa++) {
+                    char vname[64];
+                    int lanes;
+                    if (!vector_name(math, f, f32, isa, vname, sizeof vname, &lanes))
+                        continue;
+                    LLVMValueRef decl = LLVMGetNamedFunction(m, vname);
+                    if (!decl) {
+                        LLVMTypeRef elt =
+                            f32 ? LLVMFloatTypeInContext(ctx) : LLVMDoubleTypeInContext(ctx);
+                        LLVMTypeRef vt = LLVMVectorType(elt, (unsigned)lanes);
+                        LLVMTypeRef params[2] = {vt, vt};
+                        decl = LLVMAddFunction(
+                            m, vname, LLVMFunctionType(vt, params, (unsigned)vec_math[f].arity, 0));
+                        if (nused < 256)
+                            used[nused++] = decl;
+                    }
+                    at += (size_t)snprintf(
+                        attr + at, sizeof attr - at, "%s_ZGV_LLVM_N%d%s_%.*s(%s)", at ? "," : "",
+                        lanes, vec_math[f].arity == 2 ? "vv" : "v", (int)len, name, vname);
+                    if (at >= sizeof attr)
+                        return;
+                }
+                if (!at)
+                    continue;
+                static const char key[] = "vector-function-abi-variant";
+                LLVMAddCallSiteAttribute(
+                    in, LLVMAttributeFunctionIndex,
+                    LLVMCreateStringAttribute(ctx, key, sizeof key - 1, attr, (unsigned)at));
+            }
+    }
+    if (!nused)
+        return;
+    /* Kept alive until the vectoriser has seen them, as LLVM's own mapping pass does. */
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+    LLVMValueRef g = LLVMAddGlobal(m, LLVMArrayType(ptr, (unsigned)nused), "llvm.compiler.used");
+    LLVMSetLinkage(g, LLVMAppendingLinkage);
+    LLVMSetSection(g, "llvm.metadata");
+    LLVMSetInitializer(g, LLVMConstArray(ptr, used, (unsigned)nused));
+}
+
+char *cg_host_cache_tag(const cg_options *o) {
+    if (ensure_host())
+        return NULL;
+    unsigned major, minor, patch;
+    LLVMGetVersion(&major, &minor, &patch);
+    int math = o ? o->math : 0;
+    const char *lib = math == FUSOR_MATH_SCALAR                  ? "libm"
+                      : math == FUSOR_MATH_FAST && host.libmvec  ? "libmvec"
+                      : math == FUSOR_MATH_DEFAULT && host.sleef ? "sleef-u10"
+                                                                 : "libm";
+    strbuf s = {0};
+    sb_printf(&s, "llvm %u.%u.%u|%s|%s|%s|%s|O%d", major, minor, patch, host.triple, host.cpu,
+              host.features, lib, opt_level(o));
+    return sb_take(&s);
+}
+
 /* Emits and optimises the kernel's module in a fresh context. */
 static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           host_build *hb) {
@@ -200,6 +360,7 @@ static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_opti
     st = cg_emit_module(k, plan, &cg_host_target, hb->ctx, &hb->mod);
     if (st)
         return st;
+    map_vector_math(hb->mod, o ? o->math : FUSOR_MATH_DEFAULT);
     double t1 = now_ms();
     hb->tm = host_tm(level);
     st = optimise(hb, level);
@@ -244,14 +405,14 @@ static void rename_definitions(LLVMModuleRef m, unsigned long serial) {
         size_t len;
         const char *name = LLVMGetValueName2(f, &len);
         char buf[128];
-        int n = snprintf(buf, sizeof buf, "%.*s.k%lu", (int)len, name, serial);
+        int n = snprintf(buf, sizeof buf, "%.*s.k%016lx", (int)len, name, serial);
         LLVMSetValueName2(f, buf, (size_t)n);
     }
 }
 
 static fusor_status lookup(host_jit *hj, const char *name, void **out) {
     char full[128];
-    snprintf(full, sizeof full, "%s.k%lu", name, hj->serial);
+    snprintf(full, sizeof full, "%s.k%016lx", name, hj->serial);
     jit_report[0] = 0;
     LLVMOrcExecutorAddress addr = 0;
     LLVMErrorRef err = LLVMOrcLLJITLookup(host.jit, &addr, full);
@@ -312,8 +473,91 @@ static fusor_status link_object(LLVMMemoryBufferRef obj, const ir_plan *plan, cg
     return lookup_all(c, plan, hj);
 }
 
+/* ------------------------------------------------------------------ objects on disk
+ *
+ * A kernel's function names carry its JIT serial as ".k" and 16 hex digits.  The copy of
+ * the object kept on disk has serial 0 there; loading it writes the new serial into the
+ * same bytes.  Only ELF string tables are touched, and the names keep their length, so
+ * symbols and relocations stay as the compiler wrote them. */
+
+/* Replaces every ".k<from>" with ".k<to>" in the object's string tables; 0 when the
+ * bytes are not a well-formed ELF64 object. */
+static int patch_serial(unsigned char *obj, size_t n, unsigned long from, unsigned long to) {
+    Elf64_Ehdr eh;
+    if (n < sizeof eh)
+        return 0;
+    memcpy(&eh, obj, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > n ||
+        (n - eh.e_shoff) / sizeof(Elf64_Shdr) < eh.e_shnum)
+        return 0;
+    char pat[20], rep[20];
+    snprintf(pat, sizeof pat, ".k%016lx", from);
+    snprintf(rep, sizeof rep, ".k%016lx", to);
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        Elf64_Shdr sh;
+        memcpy(&sh, obj + eh.e_shoff + i * sizeof sh, sizeof sh);
+        if (sh.sh_type != SHT_STRTAB)
+            continue;
+        if (sh.sh_offset > n || sh.sh_size > n - sh.sh_offset)
+            return 0;
+        unsigned char *p = obj + sh.sh_offset, *end = p + sh.sh_size;
+        for (; p + 18 <= end; p++)
+            if (p[0] == '.' && p[1] == 'k' && !memcmp(p, pat, 18))
+                memcpy(p, rep, 18);
+    }
+    return 1;
+}
+
+/* Links an object (a serial-0 copy made by cg_host_compile_object) into the JIT. */
+fusor_status cg_host_load_object(const ir_plan *plan, const void *object, size_t size,
+                                 cg_compiled **out) {
+    if (!plan || !object || !out)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_host_load_object: NULL");
+    fusor_status st = ensure_host();
+    if (!st)
+        st = ensure_jit();
+    if (st)
+        return st;
+    double t0 = now_ms();
+    unsigned long serial = atomic_fetch_add(&host_serial, 1) + 1;
+    unsigned char *copy = fu_malloc(size ? size : 1);
+    if (!copy)
+        return fu_oom("a cached kernel");
+    memcpy(copy, object, size);
+    if (!patch_serial(copy, size, 0, serial)) {
+        fu_free(copy);
+        return fu_error(FUSOR_ERROR_COMPILE, "a cached kernel object is not an ELF64 object");
+    }
+    LLVMMemoryBufferRef obj =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)copy, size, "fusor-cached");
+    fu_free(copy);
+    cg_compiled *c = compiled_new(plan->npasses);
+    if (!c) {
+        LLVMDisposeMemoryBuffer(obj);
+        return fu_oom("a compiled kernel");
+    }
+    ((host_jit *)c->jit)->serial = serial;
+    st = link_object(obj, plan, c);
+    if (st) {
+        cg_compiled_free(c);
+        return st;
+    }
+    memset(&last_timing, 0, sizeof last_timing);
+    last_timing.link_ms = last_timing.total_ms = now_ms() - t0;
+    *out = c;
+    return FUSOR_OK;
+}
+
 fusor_status cg_host_compile(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                              cg_compiled **out) {
+    return cg_host_compile_object(k, plan, o, out, NULL, NULL);
+}
+
+fusor_status cg_host_compile_object(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
+                                    cg_compiled **out, void **object, size_t *size) {
+    if (object)
+        *object = NULL;
     if (!k || !plan || !out)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_host_compile: NULL");
     fusor_status st = ensure_host();
@@ -341,10 +585,27 @@ fusor_status cg_host_compile(const ir_kernel *k, const ir_plan *plan, const cg_o
             LLVMDisposeMemoryBuffer(obj);
         return st;
     }
+    if (object) { /* a copy with serial 0 for the disk cache; none when it cannot be made */
+        size_t n = LLVMGetBufferSize(obj);
+        unsigned char *copy = fu_malloc(n ? n : 1);
+        if (copy) {
+            memcpy(copy, LLVMGetBufferStart(obj), n);
+            if (patch_serial(copy, n, serial, 0)) {
+                *object = copy;
+                *size = n;
+            } else {
+                fu_free(copy);
+            }
+        }
+    }
     ((host_jit *)c->jit)->serial = serial;
     st = link_object(obj, plan, c); /* the JIT owns obj from here */
     if (st) {
         cg_compiled_free(c);
+        if (object) {
+            fu_free(*object);
+            *object = NULL;
+        }
         return st;
     }
     double t3 = now_ms();
@@ -437,6 +698,8 @@ char *cg_host_describe(void) {
         }
         f += len + (f[len] == ',');
     }
-    sb_printf(&s, "; vector math: %s", host.libmvec ? "libmvec" : "none (libmvec.so.1 not found)");
+    sb_printf(&s, "; vector math: %s (default, <= 1 ulp), %s (FUSOR_MATH_FAST, <= 4 ulp)",
+              host.sleef ? "SLEEF u10" : "none: libsleef.so.3 not found, scalar libm",
+              host.libmvec ? "glibc libmvec" : "none: libmvec.so.1 not found");
     return sb_take(&s);
 }

@@ -1,18 +1,35 @@
 /*
- * pool.c — the CPU side of a launch: an OpenMP team, one thread per physical core,
- * placed compactly with hwloc.
+ * pool.c — the CPU side of a launch: a team of one thread per physical core, placed
+ * compactly with hwloc.
  *
  * The topology is loaded once, lazily, and never changes afterwards; the requested
- * thread count is an atomic that any thread may change between launches.  Binding costs
- * a system call, so each thread remembers (in a _Thread_local) which core it is bound to
- * and rebinds only when its place in the team changes.  The calling thread is team
- * member 0: it is bound for the launch and given back its own mask afterwards, so that a
- * user's thread (and the threads it creates later) is never left pinned by fusor.
+ * thread count is an atomic that any thread may change between launches.
+ *
+ * Launches use fusor's own persistent pool: worker threads created on first need, each
+ * pinned to one core for life, that spin (FUSOR_SPIN_US, default 200 µs) waiting for the
+ * next job before they sleep on a futex.  Waking a sleeping thread costs ~100 µs on small
+ * VMs, more than a whole launch of 1e5 elements; a spinning one starts in well under a
+ * microsecond.  The calling thread is team member 0 and is never rebound (no system call
+ * on the caller's path, and a user's thread is never left pinned): members 1.. go to the
+ * cores other than the one the caller is running on, so no two members share a core.
+ * The count may change between any two launches (a job names its team size).
+ *
+ *   caller: job = {fn, ctx, n, tid per worker}; gen++ (release); wake sleepers;
+ *           fn(ctx, 0, n); wait until pending == 0
+ *   worker: wait for gen to change (spin, then futex); if it has a tid, fn(ctx, tid, n);
+ *           pending-- (release), waking the caller if it sleeps
+ *
+ * One launch uses the pool at a time (a mutex, tried, not waited for); a launch that finds
+ * it busy (another thread launching, or a launch from inside a kernel's team) runs an
+ * OpenMP team instead, bound as before: each OpenMP thread remembers (in a _Thread_local)
+ * which core it is bound to and rebinds only when its place changes, and the caller's mask
+ * is restored afterwards.
  */
 #include "pool.h"
 
 #include <errno.h>
 #include <hwloc.h>
+#include <linux/futex.h>
 #include <limits.h>
 #include <omp.h>
 #include <pthread.h>
@@ -22,6 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -295,6 +315,202 @@ static void bind_to(const host_state *s, int tid) {
     bound_core = core;
 }
 
+/* ---------------------------------------------------------------- the pool */
+
+typedef void (*team_fn)(void *ctx, int tid, int nthreads);
+
+typedef struct pool_worker {
+    pthread_t thread;
+    int started;
+    /* (job generation << 32) | team member number: a worker runs a job only when the
+     * generation is the one it woke for, so a slow worker never runs a job twice. */
+    _Atomic uint64_t assign;
+    unsigned start_gen; /* the generation before the worker's first job */
+} pool_worker;
+
+/* Workers are indexed round * ncores + core: worker w is pinned to core w % ncores. */
+static struct {
+    pthread_mutex_t busy; /* held by the launch using the pool */
+    pthread_mutex_t grow; /* creating workers */
+    pool_worker workers[HOST_MAX_THREADS];
+    team_fn fn;
+    void *ctx;
+    int nthreads;
+    atomic_uint gen;     /* a new job: futex word of sleeping workers */
+    atomic_int sleepers; /* workers in (or entering) futex_wait on gen */
+    atomic_int pending;  /* workers of this job not done: futex word of the caller */
+    atomic_int caller_sleeps;
+    atomic_long spin_ns; /* atomic: workers read it while the caller may set it */
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .grow = PTHREAD_MUTEX_INITIALIZER, .spin_ns = -1};
+
+static long futex(void *word, int op, int val) {
+    return syscall(SYS_futex, word, op, val, NULL, NULL, 0);
+}
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* FUSOR_SPIN_US: how long an idle worker (and a waiting caller) spins before sleeping. */
+static long spin_ns(void) {
+    if (pool.spin_ns < 0) {
+        const char *e = getenv("FUSOR_SPIN_US");
+        long us = 200;
+        if (e && *e >= '0' && *e <= '9')
+            us = strtol(e, NULL, 10);
+        if (us > 1000000)
+            us = 1000000;
+        pool.spin_ns = us * 1000;
+    }
+    return pool.spin_ns;
+}
+
+static void *worker_main(void *arg) {
+    int w = (int)(intptr_t)arg;
+    const host_state *s = get_state();
+    if (s->ncores > 0)
+        hwloc_set_cpubind(s->topo, s->cores[w % s->ncores], HWLOC_CPUBIND_THREAD);
+    unsigned seen = pool.workers[w].start_gen;
+    for (;;) {
+        unsigned g;
+        long long until = 0;
+        for (int i = 0; (g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; i++) {
+            if ((i & 63) == 0) {
+                long long t = now_ns();
+                if (!until)
+                    until = t + spin_ns();
+                if (t >= until) {
+                    atomic_fetch_add(&pool.sleepers, 1);
+                    if (atomic_load(&pool.gen) == seen)
+                        futex(&pool.gen, FUTEX_WAIT_PRIVATE, (int)seen);
+                    atomic_fetch_sub(&pool.sleepers, 1);
+                    until = 0;
+                    continue;
+                }
+            }
+            cpu_relax();
+        }
+        seen = g;
+        uint64_t a = atomic_load_explicit(&pool.workers[w].assign, memory_order_acquire);
+        if ((unsigned)(a >> 32) != g)
+            continue; /* not in this team */
+        pool.fn(pool.ctx, (int)(uint32_t)a, pool.nthreads);
+        if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.caller_sleeps))
+            futex(&pool.pending, FUTEX_WAKE_PRIVATE, 1);
+    }
+    return NULL;
+}
+
+/* A child of fork() has none of the parent's workers. */
+static void pool_after_fork(void) {
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.grow, NULL);
+    for (int i = 0; i < HOST_MAX_THREADS; i++)
+        pool.workers[i].started = 0;
+    atomic_store(&pool.sleepers, 0);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
+
+/* Starts worker w unless it runs; 0 on failure. */
+static int ensure_worker(int w) {
+    if (pool.workers[w].started)
+        return 1;
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&pool.grow);
+    if (!pool.workers[w].started) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 1 << 20);
+        atomic_store(&pool.workers[w].assign, 0);
+        pool.workers[w].start_gen = atomic_load(&pool.gen); /* the busy lock is held */
+        if (pthread_create(&pool.workers[w].thread, &attr, worker_main, (void *)(intptr_t)w) == 0) {
+            pthread_detach(pool.workers[w].thread);
+            pool.workers[w].started = 1;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&pool.grow);
+    return pool.workers[w].started;
+}
+
+/* The core the calling thread runs on now (an index into s->cores), or 0. */
+static int caller_core(const host_state *s) {
+    int cpu = sched_getcpu();
+    for (int c = 0; cpu >= 0 && c < s->ncores; c++)
+        if (hwloc_bitmap_isset(s->cores[c], (unsigned)cpu))
+            return c;
+    return 0;
+}
+
+/* Runs the team on the pool; 0 when the pool is busy or workers cannot be started. */
+static int pool_run(const host_state *s, int nthreads, team_fn fn, void *ctx) {
+    if (pthread_mutex_trylock(&pool.busy))
+        return 0;
+    int ncores = s->ncores > 0 ? s->ncores : 1;
+    int home = s->ncores > 0 ? caller_core(s) : 0;
+    int nw = 0;
+    unsigned next = atomic_load(&pool.gen) + 1;
+    if (!next)
+        next = 1; /* generation 0 is what a new worker's assignment says */
+    for (int t = 1; t < nthreads; t++) {
+        /* member t takes the t-th core counting from the caller's, round t / ncores */
+        int core = (home + t) % ncores, round = t / ncores;
+        if (ncores == 1)
+            round = t - 1;
+        int w = round * ncores + core;
+        if (w >= HOST_MAX_THREADS || !ensure_worker(w)) {
+            for (int u = 1; u < t; u++) { /* take the assignments back */
+                int wu = (u / ncores) * ncores + (home + u) % ncores;
+                if (ncores == 1)
+                    wu = u - 1;
+                atomic_store(&pool.workers[wu].assign, 0);
+            }
+            pthread_mutex_unlock(&pool.busy);
+            return 0;
+        }
+        atomic_store_explicit(&pool.workers[w].assign, (uint64_t)next << 32 | (unsigned)t,
+                              memory_order_relaxed);
+        nw++;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.nthreads = nthreads;
+    atomic_store_explicit(&pool.pending, nw, memory_order_relaxed);
+    atomic_store_explicit(&pool.gen, next, memory_order_seq_cst);
+    if (atomic_load(&pool.sleepers))
+        futex(&pool.gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+    fn(ctx, 0, nthreads);
+    long long until = 0;
+    for (int i = 0; atomic_load_explicit(&pool.pending, memory_order_acquire); i++) {
+        if ((i & 63) == 0) {
+            long long t = now_ns();
+            if (!until)
+                until = t + spin_ns();
+            if (t >= until) {
+                atomic_store(&pool.caller_sleeps, 1);
+                int left = atomic_load(&pool.pending);
+                if (left)
+                    futex(&pool.pending, FUTEX_WAIT_PRIVATE, left);
+                atomic_store(&pool.caller_sleeps, 0);
+                continue;
+            }
+        }
+        cpu_relax();
+    }
+    pthread_mutex_unlock(&pool.busy);
+    return 1;
+}
+
 void host_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), void *ctx) {
     if (nthreads <= 0) nthreads = host_get_threads();
     if (nthreads > HOST_MAX_THREADS) nthreads = HOST_MAX_THREADS;
@@ -303,6 +519,8 @@ void host_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), v
         return;
     }
     const host_state *s = get_state();
+    if (omp_get_level() == 0 && pool_run(s, nthreads, fn, ctx))
+        return;
     /* Inside someone else's parallel region the cores are theirs to place. */
     int bind = s->ncores > 0 && omp_get_level() == 0;
     cpu_set_t caller_mask;

@@ -18,6 +18,10 @@ fusor_status host_set_threads(int n); /* 0 restores the default */
  * nthreads == 1 runs on the calling thread with no fork/join. */
 void host_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), void *ctx);
 
+/* The STREAM-style copy probe (bandwidth.c): bytes read plus written per second by
+ * nthreads threads copying arrays much larger than the caches, best of several runs. */
+fusor_status host_measure_copy_bandwidth(int nthreads, double *bytes_per_second);
+
 /* A description of the topology for `fusor info` (fu_malloc'd). */
 char *host_describe(void);
 

@@ -105,10 +105,21 @@ typedef enum fusor_target {
     FUSOR_TARGET_GPU
 } fusor_target;
 
+/* How math functions (sin, exp, pow, ...) are computed in compiled CPU loops. */
+typedef enum fusor_math {
+    FUSOR_MATH_DEFAULT = 0, /* vectorised with SLEEF's 1-ulp functions (max error <= 1 ulp);
+                               the C library one element at a time where SLEEF is missing */
+    FUSOR_MATH_FAST,        /* vectorised with glibc's libmvec (max error <= 4 ulp), faster */
+    FUSOR_MATH_SCALAR       /* the C library (libm) one element at a time, as NumPy does */
+} fusor_math;
+
 /* Options of a context; zero-initialise and set what you need (or pass NULL). */
 typedef struct fusor_context_options {
     fusor_target target; /* default FUSOR_TARGET_AUTO */
     int opt_level;       /* LLVM optimisation level 0..3; 0 here means the default (3) */
+    fusor_math math;     /* default FUSOR_MATH_DEFAULT, or FUSOR_MATH=fast|scalar|default */
+    int disk_cache;      /* the persistent kernel cache: 0 the default (on unless
+                            FUSOR_CACHE=0), 1 on, -1 off */
 } fusor_context_options;
 
 /* A context owns compiled kernels (and their cache) and arrays it allocates.  Contexts
@@ -192,10 +203,37 @@ FUSOR_API fusor_status fusor_source_kernels(const char *source, const char *file
 typedef enum fusor_emit {
     FUSOR_EMIT_IR = 0, /* the fused, typed IR and its pass plan */
     FUSOR_EMIT_LLVM,   /* optimised LLVM IR for the host */
-    FUSOR_EMIT_ASM     /* host assembly */
+    FUSOR_EMIT_ASM,    /* host assembly */
+    FUSOR_EMIT_PTX,    /* PTX for the GPU, by the path and arch of fusor_gpu_options */
+    FUSOR_EMIT_CUDA    /* the CUDA C the NVRTC path compiles */
 } fusor_emit;
 /* Text of a compiled (non-generic) kernel at some stage.  Free with fusor_free. */
 FUSOR_API fusor_status fusor_kernel_emit(fusor_kernel *k, fusor_emit what, char **text);
+
+/* How GPU code is made: LLVM's NVPTX back end with libdevice, or CUDA C through NVRTC
+ * (loaded at run time).  AUTO is NVPTX, and NVRTC when this build or machine cannot use
+ * NVPTX (no NVPTX in LLVM, or no libdevice for a kernel that needs it). */
+typedef enum fusor_gpu_path {
+    FUSOR_GPU_PATH_AUTO = 0,
+    FUSOR_GPU_PATH_NVPTX,
+    FUSOR_GPU_PATH_NVRTC
+} fusor_gpu_path;
+
+/* Options of GPU code generation; zero-initialise (IEEE floats, sm_80, AUTO). */
+typedef struct fusor_gpu_options {
+    fusor_gpu_path path;
+    int arch;        /* sm_XX as XX (75, 80, 86, 89, 90); 0: the device's, else 80 */
+    int ftz;         /* 1: f32 denormals flush to zero (nvcc -ftz=true) */
+    int approx_div;  /* 1: f32 division and reciprocal approximate (nvcc -prec-div=false) */
+    int approx_sqrt; /* 1: f32 sqrt approximate (nvcc -prec-sqrt=false) */
+} fusor_gpu_options;
+/* Sets the GPU options of a context's compilations (NULL: the defaults).  PTX is cached
+ * per kernel by path, arch and flags, so switching back and forth compiles once each. */
+FUSOR_API fusor_status fusor_context_set_gpu_options(fusor_context *ctx,
+                                                     const fusor_gpu_options *options);
+/* Which path made (or makes: it compiles if needed) the kernel's GPU code under the
+ * context's GPU options: FUSOR_GPU_PATH_NVPTX or FUSOR_GPU_PATH_NVRTC. */
+FUSOR_API fusor_status fusor_kernel_gpu_path(fusor_kernel *k, fusor_gpu_path *out);
 
 /* -------------------------------------------------------------- arguments */
 
@@ -229,6 +267,12 @@ FUSOR_API fusor_status fusor_args_get_f64(fusor_args *a, const char *name, doubl
  * an error the outputs are exactly as they were. */
 FUSOR_API fusor_status fusor_launch(fusor_kernel *k, fusor_args *a);
 
+/* Runs the kernel like fusor_launch but unfused: every operation is its own pass over
+ * memory with a temporary array for its result, as NumPy evaluates an expression.  For
+ * benchmarks (what fusion buys); the same checks, the same results up to rounding of
+ * sums. */
+FUSOR_API fusor_status fusor_launch_unfused(fusor_kernel *k, fusor_args *a);
+
 /* Where the last launch with these arguments ran ("cpu" or "gpu") and with how many
  * threads. */
 FUSOR_API const char *fusor_args_last_target(const fusor_args *a);
@@ -242,6 +286,146 @@ FUSOR_API int fusor_args_last_threads(const fusor_args *a);
  * an ordinary kernel: bind arguments with fusor_args_* and call fusor_launch. */
 FUSOR_API fusor_status fusor_ufunc_create(fusor_context *ctx, const char *expression,
                                           fusor_kernel **out);
+
+/* ------------------------------------------------------------ performance */
+
+/* The machine's copy bandwidth in bytes per second (reading plus writing, as STREAM's
+ * copy counts it), measured once with the default thread count on arrays far larger than
+ * the caches and kept in the kernel cache directory; `remeasure` measures again.
+ * *threads receives the thread count it was measured with (may be NULL). */
+FUSOR_API fusor_status fusor_copy_bandwidth(int remeasure, double *bytes_per_second, int *threads);
+
+/* The persistent kernel cache: compiled CPU code on disk in $FUSOR_CACHE_DIR, else
+ * $XDG_CACHE_HOME/fusor, else ~/.cache/fusor, so that a new process skips LLVM.
+ * FUSOR_CACHE=0 turns it off.  Strings are freed with fusor_free. */
+FUSOR_API fusor_status fusor_cache_dir(char **path);
+/* One line per entry: file name, bytes, kernel name, age. */
+FUSOR_API fusor_status fusor_cache_list(char **text);
+/* Removes every entry; *removed (may be NULL) receives how many. */
+FUSOR_API fusor_status fusor_cache_clear(long *removed);
+/* Entries and bytes on disk, and this process's hits, misses, writes and rejected
+ * (corrupt or foreign) entries. */
+FUSOR_API fusor_status fusor_cache_stats(char **text);
+
+/* -------------------------------------------------------------------- GPU */
+
+/* fusor runs kernels on an NVIDIA GPU when the CUDA driver (libcuda.so.1, opened at run
+ * time) sees one; docs/gpu.md describes the runtime.  Nothing below needs a GPU to be
+ * called: without one, the calls that would touch it return FUSOR_ERROR_NO_DEVICE with
+ * the reason, and streams and events work on the host alone. */
+
+/* FUSOR_OK when a GPU is usable, else FUSOR_ERROR_NO_DEVICE with the reason ("no CUDA
+ * driver (...)", an old driver, no device) as fusor_last_error(). */
+FUSOR_API fusor_status fusor_gpu_status(void);
+/* The number of usable GPUs (0 when fusor_gpu_status fails). */
+FUSOR_API int fusor_gpu_count(void);
+
+typedef struct fusor_stream fusor_stream;
+typedef struct fusor_event fusor_event;
+
+/* Where an array's bytes live. */
+typedef enum fusor_memory {
+    FUSOR_MEMORY_HOST = 0, /* ordinary (pageable) host memory */
+    FUSOR_MEMORY_PINNED,   /* page-locked host memory: copies to and from a GPU are asynchronous */
+    FUSOR_MEMORY_DEVICE,   /* one GPU's memory */
+    FUSOR_MEMORY_MANAGED   /* CUDA managed memory, migrated between host and GPU on demand */
+} fusor_memory;
+
+/* Allocates a C-ordered array in `memory`: device arrays come from the GPU's
+ * stream-ordered pool, pinned ones from the pinned staging pool.  `device` is the GPU
+ * ordinal for DEVICE and MANAGED (ignored for HOST and PINNED). */
+FUSOR_API fusor_status fusor_array_create_on(fusor_context *ctx, fusor_memory memory, int device,
+                                             fusor_dtype dtype, int ndim, const int64_t *shape,
+                                             fusor_array **out);
+/* Wraps caller-owned memory of GPU `device` (a CUdeviceptr, e.g. from a simulation code's
+ * own cuMemAlloc in the device's primary context) without copying or calling the
+ * driver, like fusor_array_wrap.  The caller keeps it alive and frees it. */
+FUSOR_API fusor_status fusor_array_wrap_device(fusor_context *ctx, uint64_t device_pointer,
+                                               int device, fusor_dtype dtype, int ndim,
+                                               const int64_t *shape, const int64_t *strides,
+                                               fusor_array **out);
+/* Where the array's bytes live; *device (may be NULL) receives the GPU ordinal, or -1 for
+ * host and pinned memory.  fusor_array_data of a device array is its device address. */
+FUSOR_API fusor_memory fusor_array_memory(const fusor_array *a, int *device);
+/* Copies src's elements into dst wherever each lives (same dtype and shape, both
+ * C-contiguous), ordered on `stream` after its earlier work (NULL: now, returning when
+ * done). */
+FUSOR_API fusor_status fusor_array_copy(fusor_array *dst, const fusor_array *src,
+                                        fusor_stream *stream);
+
+/* Streams are in-order queues of launches, copies and host calls, run asynchronously:
+ * GPU work goes to a CUDA stream of the stream's own, host work to a worker thread that
+ * runs it in order (so the same program works with and without a GPU).  Each context has
+ * a default stream.  An error in a queued operation is reported by the next
+ * fusor_stream_synchronize (or fusor_event_synchronize on an event recorded after it), and
+ * the stream skips later launches and copies until then.  Arguments, kernels and arrays
+ * used by queued work must stay alive, untouched, until it is done. */
+FUSOR_API fusor_status fusor_stream_create(fusor_context *ctx, fusor_stream **out);
+/* Waits for the stream's work, then frees it.  destroy(NULL) does nothing.  The default
+ * stream belongs to its context and is not destroyed by this call. */
+FUSOR_API void fusor_stream_destroy(fusor_stream *s);
+FUSOR_API fusor_status fusor_stream_default(fusor_context *ctx, fusor_stream **out);
+/* Waits until everything queued on s is done; returns the first error since the last
+ * synchronisation (and clears it). */
+FUSOR_API fusor_status fusor_stream_synchronize(fusor_stream *s);
+/* Queues a launch of k with a on s (NULL: the context's default stream).  Argument
+ * checks run when the launch runs; read outputs after synchronising.  fusor_launch is this
+ * plus a wait: it first waits for the default stream, then runs the launch. */
+FUSOR_API fusor_status fusor_launch_async(fusor_kernel *k, fusor_args *a, fusor_stream *s);
+/* Queues fn(arg) on s: it runs on the host after everything queued before it is done. */
+FUSOR_API fusor_status fusor_stream_host_call(fusor_stream *s, void (*fn)(void *arg), void *arg);
+
+/* An event marks a point in a stream: record it there, then wait for it from the host or
+ * from another stream (which then runs nothing queued after the wait until the point is
+ * reached). */
+FUSOR_API fusor_status fusor_event_create(fusor_context *ctx, fusor_event **out);
+FUSOR_API void fusor_event_destroy(fusor_event *e);
+FUSOR_API fusor_status fusor_event_record(fusor_event *e, fusor_stream *s);
+/* Makes stream s wait for e's last recorded point (an event never recorded is done). */
+FUSOR_API fusor_status fusor_event_wait(fusor_event *e, fusor_stream *s);
+/* Waits on the host until e's point is reached. */
+FUSOR_API fusor_status fusor_event_synchronize(fusor_event *e);
+/* 1 when e's point has been reached (or it was never recorded), 0 while pending. */
+FUSOR_API int fusor_event_done(fusor_event *e);
+
+/* Where a launch ran, and why: FUSOR_TARGET_AUTO (device -1) before the first launch.
+ * The context's target decides: CPU, GPU, or AUTO, which takes the GPU when one is
+ * usable and the arrays live there or are big enough to pay for copying them. */
+typedef struct fusor_placement {
+    fusor_target target; /* FUSOR_TARGET_CPU or FUSOR_TARGET_GPU */
+    int device;          /* the GPU ordinal, or -1 */
+    double copy_bytes;   /* bytes copied between host and GPU for the launch */
+    char reason[256];    /* e.g. "no CUDA driver (...)", "arrays x, y live on GPU 0" */
+} fusor_placement;
+FUSOR_API fusor_status fusor_args_last_placement(const fusor_args *a, fusor_placement *out);
+/* Overrides the GPU launch shape of launches with these arguments: threads per block (a
+ * multiple of 32, at most 1024) and blocks in the grid; 0 keeps the automatic choice. */
+FUSOR_API fusor_status fusor_args_set_gpu_shape(fusor_args *a, int block, int grid);
+
+/* Memory statistics of a GPU's pool (device ordinal) or of the pinned staging pool. */
+#define FUSOR_PINNED_POOL (-1)
+typedef struct fusor_memory_stats {
+    uint64_t in_use;            /* bytes of live allocations */
+    uint64_t reserved;          /* bytes the pool holds from the driver (in use + cached) */
+    uint64_t peak;              /* the most bytes in use at once */
+    uint64_t allocations;       /* live allocations */
+    uint64_t total_allocations; /* allocations made so far */
+    uint64_t limit;             /* the most bytes in use allowed (0: no limit) */
+    uint64_t release_threshold; /* cached bytes kept at synchronisation points */
+    uint64_t trims;             /* out-of-memory recoveries tried (synchronise, trim, retry) */
+    uint64_t failures;          /* allocations that failed even so */
+} fusor_memory_stats;
+FUSOR_API fusor_status fusor_memory_stats_get(int pool, fusor_memory_stats *out);
+/* Sets a pool's release threshold and limit (0: none).  Defaults: a quarter of the GPU's
+ * memory and none, or FUSOR_GPU_POOL_RELEASE / FUSOR_GPU_POOL_LIMIT ("512M", "2G"); the
+ * pinned pool keeps 256 MiB (FUSOR_PINNED_POOL_RELEASE, FUSOR_PINNED_POOL_LIMIT). */
+FUSOR_API fusor_status fusor_memory_configure(int pool, uint64_t release_threshold,
+                                              uint64_t limit);
+/* Waits for the GPU and returns the pool's unused memory to the driver. */
+FUSOR_API fusor_status fusor_memory_trim(int pool);
+/* Every pool's statistics as text (what `fusor info --memory` prints).  Free with
+ * fusor_free. */
+FUSOR_API fusor_status fusor_memory_describe(char **text);
 
 #ifdef __cplusplus
 }

@@ -1315,6 +1315,11 @@ fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bi
                                c.fk->out[j].name);
     ir_finish(c.k);
     TRY(prune(&c));
+    if (c.k->nnodes > FE_MAX_NODES)
+        return fe_error_at(c.src, c.fk->pos,
+                           "kernel '%s' is too large: %d operations, the limit is %d; split it "
+                           "into several kernels",
+                           c.fk->name, c.k->nnodes, FE_MAX_NODES);
     *out = c.k;
     return FUSOR_OK;
 }

@@ -18,6 +18,10 @@ typedef struct fe_program fe_program;
 /* Limits, enforced before any work (documented in docs/language.md). */
 #define FE_MAX_SOURCE_BYTES (1u << 24) /* 16 MiB */
 #define FE_MAX_DEPTH 256               /* nesting of expressions */
+/* Operations (IR nodes, after common subexpressions are shared and dead code dropped) of
+ * one kernel.  LLVM's optimiser is superlinear in the size of the loop body: 60000 nodes
+ * took minutes, which a 1 MB source could ask for. */
+#define FE_MAX_NODES 8192
 
 /* Parses `source`; everything is allocated in `a`. */
 fusor_status fe_parse(arena *a, const char *source, const char *filename, fe_program **out);

@@ -274,9 +274,13 @@ static fusor_status lex_number(fe_lexer *lx, fe_token *t) {
             is_float = 1;
         }
     }
+    /* Messages quote at most 40 characters of a literal: a literal of a million digits
+     * used to fill the message buffer and cut off the explanation after it. */
+    int shown = i - lx->at + 1 > 40 ? 40 : (int)(i - lx->at + 1);
+    const char *more = i - lx->at + 1 > 40 ? "..." : "";
     if (is_alnum(s[i]) || s[i] == '.')
-        return fe_error_at(lx->src, t->pos, "invalid number literal '%.*s'", (int)(i - lx->at + 1),
-                           s + lx->at);
+        return fe_error_at(lx->src, t->pos, "invalid number literal '%.*s%s'", shown, s + lx->at,
+                           more);
     t->len = (int32_t)(i - lx->at);
     if (is_float) {
         t->kind = FE_T_FLOAT;
@@ -284,9 +288,10 @@ static fusor_status lex_number(fe_lexer *lx, fe_token *t) {
     } else {
         if (too_big)
             return fe_error_at(lx->src, t->pos,
-                               "integer literal %.*s is too large (integers are exact in i64: "
+                               "integer literal %.*s%s is too large (integers are exact in i64: "
                                "the largest is 9223372036854775807)",
-                               (int)t->len, s + lx->at);
+                               t->len > 40 ? 40 : (int)t->len, s + lx->at,
+                               t->len > 40 ? "..." : "");
         t->kind = FE_T_INT;
         t->value.i = (int64_t)v;
     }

@@ -70,6 +70,7 @@ static fusor_array *new_header(fusor_dtype dtype, int ndim, const int64_t *shape
     fusor_array *a = fu_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->refcount = 1;
+    a->device = -1;
     a->dtype = dtype;
     a->ndim = ndim;
     for (int d = 0; d < ndim; d++) a->shape[d] = shape[d];
@@ -165,7 +166,10 @@ void fusor_array_destroy(fusor_array *a) {
     /* Release so that this thread's writes happen before the free in whichever thread
      * drops the last reference; acquire in that thread. */
     if (!a || __atomic_sub_fetch(&a->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
-    fu_aligned_free(a->owned);
+    if (a->release)
+        a->release(a); /* device, managed or pinned memory (devarray.c) */
+    else
+        fu_aligned_free(a->owned);
     fu_free(a);
 }
 

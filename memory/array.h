@@ -18,6 +18,13 @@ struct fusor_array {
     int64_t strides[FUSOR_MAX_DIMS]; /* bytes */
     char *data;
     void *owned; /* memory fusor allocated (freed with the array), or NULL */
+    /* Where the bytes live (devarray.c): host unless made by fusor_array_create_on or
+     * fusor_array_wrap_device.  `release` frees non-host owned memory, not the header
+     * (NULL: owned is fu_aligned_alloc'd host memory). */
+    fusor_memory memory;
+    int device; /* GPU ordinal for device and managed memory, else -1 */
+    size_t owned_bytes;
+    void (*release)(struct fusor_array *a);
 };
 
 /* An owned, C-ordered, 64-byte aligned array (no context needed). */

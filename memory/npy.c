@@ -264,11 +264,17 @@ static fusor_status read_header(FILE *f, const char *path, char **hdr, size_t *h
     return FUSOR_OK;
 }
 
-/* The byte size of the data the header describes, refusing counts int64 cannot hold. */
+/* The byte size of the data the header describes, refusing counts int64 cannot hold.  As
+ * in mem_check_shape (and NumPy), the non-zero extents must not overflow even when another
+ * extent is zero: a zero first used to hide the overflow from this check, and the array
+ * allocation then failed with a message that did not name the file (found by fuzz_npy). */
 static fusor_status data_size(const char *path, const mem_npy_header *h, int64_t *bytes) {
     int64_t n = (int64_t)fusor_dtype_size(h->dtype);
+    int empty = 0;
     for (int d = 0; d < h->ndim; d++)
-        if (__builtin_mul_overflow(n, h->shape[d], &n)) {
+        if (h->shape[d] == 0) {
+            empty = 1;
+        } else if (__builtin_mul_overflow(n, h->shape[d], &n)) {
             char s[256];
             mem_format_shape(s, sizeof s, h->ndim, h->shape);
             return fu_error(FUSOR_ERROR_IO,
@@ -276,7 +282,7 @@ static fusor_status data_size(const char *path, const mem_npy_header *h, int64_t
                             "overflows int64",
                             path, s);
         }
-    *bytes = n;
+    *bytes = empty ? 0 : n;
     return FUSOR_OK;
 }
 

@@ -64,6 +64,7 @@ void fusor_args_destroy(fusor_args *a) {
     fu_free(a->results);
     fu_free(a->scalar_results);
     fu_free(a->scalar_dtypes);
+    fu_free(a->scratch);
     fu_free(a);
 }
 

@@ -8,12 +8,25 @@
  * the other's result is dropped.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "error.h"
+#include "gpu.h"
+#include "gpurun.h"
 #include "scheduler.h"
 #include "strbuf.h"
+#include "diskcache.h"
+#include "unfused.h"
+
+/* FUSOR_MATH=fast|scalar sets the math of contexts that leave it at the default. */
+static fusor_math sched_default_math(void) {
+    const char *e = getenv("FUSOR_MATH");
+    if (e && !strcmp(e, "fast")) return FUSOR_MATH_FAST;
+    if (e && !strcmp(e, "scalar")) return FUSOR_MATH_SCALAR;
+    return FUSOR_MATH_DEFAULT;
+}
 
 fusor_status fusor_context_create(const fusor_context_options *options, fusor_context **out) {
     if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_create: out is NULL");
@@ -26,10 +39,15 @@ fusor_status fusor_context_create(const fusor_context_options *options, fusor_co
     if (o.opt_level < 0 || o.opt_level > 3)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
                         "fusor_context_create: opt_level %d is not in 0..3", o.opt_level);
+    if ((unsigned)o.math > FUSOR_MATH_SCALAR)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_create: bad math %d",
+                        (int)o.math);
     fusor_context *c = fu_calloc(1, sizeof *c);
     if (!c) return fu_oom("a context");
     c->target = o.target;
     c->opt_level = o.opt_level ? o.opt_level : 3;
+    c->math = o.math ? o.math : sched_default_math();
+    c->disk_cache = dc_enabled(o.disk_cache);
     c->refcount = 1;
     pthread_mutex_init(&c->lock, NULL);
     *out = c;
@@ -39,6 +57,8 @@ fusor_status fusor_context_create(const fusor_context_options *options, fusor_co
 static void spec_free(sched_spec *s) {
     if (!s) return;
     cg_compiled_free(s->code);
+    cg_gpu_cache_free(s->gpu_cache);
+    sched_unfused_free(s->unfused);
     fu_free(s->key);
     arena_free(&s->arena);
     fu_free(s);
@@ -51,6 +71,7 @@ static void context_release(fusor_context *c) {
         next = s->next;
         spec_free(s);
     }
+    sched_ctx_gpu_free(c->gpu_state);
     pthread_mutex_destroy(&c->lock);
     fu_free(c);
 }
@@ -90,6 +111,45 @@ static sched_spec *cache_find(fusor_context *c, const sched_spec *s) {
         if (e->hash == s->hash && e->keylen == s->keylen && !memcmp(e->key, s->key, s->keylen))
             return e;
     return NULL;
+}
+
+/* The persistent cache's key of a specialisation: this build of fusor, LLVM, the CPU and
+ * its features, the vector math library, the options, then the in-memory key (the
+ * normalised IR). */
+static unsigned char *disk_key(const cg_options *o, const sched_spec *s, size_t *len) {
+    char *tag = cg_host_cache_tag(o);
+    strbuf b = {0};
+    sb_printf(&b, "fusor %s build %s|%s|math %d|", FUSOR_VERSION_STRING, dc_build_id(),
+              tag ? tag : "?", o->math);
+    fu_free(tag);
+    sb_append(&b, (const char *)s->key, s->keylen);
+    *len = b.len;
+    return (unsigned char *)sb_take(&b);
+}
+
+/* Machine code for a specialisation: loaded from the disk cache when it holds a valid
+ * entry (no LLVM optimisation or code generation), else compiled and stored there. */
+static fusor_status host_code(fusor_context *c, sched_spec *s) {
+    cg_options o = {.opt_level = c->opt_level, .math = c->math};
+    if (!c->disk_cache) return cg_host_compile(s->ir, s->plan, &o, &s->code);
+    size_t klen = 0, n = 0;
+    unsigned char *key = disk_key(&o, s, &klen);
+    void *obj = key ? dc_load(key, klen, &n) : NULL;
+    if (obj) {
+        fusor_status st = cg_host_load_object(s->plan, obj, n, &s->code);
+        fu_free(obj);
+        obj = NULL;
+        if (st == FUSOR_OK) {
+            fu_free(key);
+            return FUSOR_OK;
+        }
+        fu_clear_error(); /* an entry that does not link is rebuilt */
+    }
+    fusor_status st = cg_host_compile_object(s->ir, s->plan, &o, &s->code, &obj, &n);
+    if (st == FUSOR_OK && key && obj) dc_store(key, klen, s->ir->name, obj, n);
+    fu_free(obj);
+    fu_free(key);
+    return st;
 }
 
 /* Checks kernel `index` of `prog` with `bindings` and returns its cached or freshly
@@ -134,10 +194,7 @@ static fusor_status spec_get(fusor_context *c, const fe_program *prog, int index
     }
 
     st = ir_plan_build(s->ir, &s->plan);
-    if (st == FUSOR_OK) {
-        cg_options o = {.opt_level = c->opt_level};
-        st = cg_host_compile(s->ir, s->plan, &o, &s->code);
-    }
+    if (st == FUSOR_OK) st = host_code(c, s);
     if (st != FUSOR_OK) {
         spec_free(s);
         return st;
@@ -160,9 +217,89 @@ static fusor_status spec_get(fusor_context *c, const fe_program *prog, int index
 
 /* ------------------------------------------------------------------ kernels */
 
+/* ------------------------------------------------------------------ the front cache
+ *
+ * Compiling a source the context has compiled before (same text, file name, kernel name
+ * and options) returns the same kernel handle with one more reference, found by a hash of
+ * the text before anything is parsed: a cached compile costs a hash and a compare.  An
+ * entry holds no reference: the kernel's last destroy removes it (under the context's
+ * lock), and a lookup takes a reference only while the count is still above zero. */
+
+typedef struct sched_front {
+    uint64_t hash;
+    size_t keylen;
+    unsigned char *key;
+    fusor_kernel *k;
+    struct sched_front *next;
+} sched_front;
+
+/* kind 'K' (a source) or 'U' (a ufunc expression), then every part NUL-separated. */
+static unsigned char *front_key(char kind, const fusor_context *c, const char *source,
+                                const char *filename, const char *name, size_t *len) {
+    size_t ls = strlen(source), lf = filename ? strlen(filename) : 0, ln = name ? strlen(name) : 0;
+    *len = 4 + lf + 1 + ln + 1 + ls;
+    unsigned char *key = fu_malloc(*len);
+    if (!key) return NULL;
+    key[0] = (unsigned char)kind;
+    key[1] = (unsigned char)c->opt_level;
+    key[2] = (unsigned char)c->math;
+    key[3] = (unsigned char)(filename ? 1 : 0) | (unsigned char)(name ? 2 : 0);
+    unsigned char *p = key + 4;
+    memcpy(p, filename ? filename : "", lf + 1);
+    p += lf + 1;
+    memcpy(p, name ? name : "", ln + 1);
+    memcpy(p + ln + 1, source, ls);
+    return key;
+}
+
+static fusor_kernel *front_find(fusor_context *c, const unsigned char *key, size_t len,
+                                uint64_t h) {
+    fusor_kernel *found = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (sched_front *e = c->front; e && !found; e = e->next) {
+        if (e->hash != h || e->keylen != len || memcmp(e->key, key, len)) continue;
+        _Atomic int *rc = (_Atomic int *)&e->k->refcount;
+        int r = atomic_load(rc);
+        while (r > 0 && !atomic_compare_exchange_weak(rc, &r, r + 1)) {
+        }
+        if (r > 0) found = e->k;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* Records a freshly compiled kernel; takes the key.  A failure only costs future hits. */
+static void front_add(fusor_context *c, fusor_kernel *k, unsigned char *key, size_t len,
+                      uint64_t h) {
+    sched_front *e = fu_malloc(sizeof *e);
+    if (!e) {
+        fu_free(key);
+        return;
+    }
+    *e = (sched_front){.hash = h, .keylen = len, .key = key, .k = k};
+    pthread_mutex_lock(&c->lock);
+    e->next = c->front;
+    c->front = e;
+    k->front = e;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void front_remove(fusor_context *c, sched_front *gone) {
+    pthread_mutex_lock(&c->lock);
+    for (sched_front **p = &c->front; *p; p = &(*p)->next)
+        if (*p == gone) {
+            *p = gone->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
+    fu_free(gone->key);
+    fu_free(gone);
+}
+
 static fusor_status kernel_new(fusor_context *c, fusor_kernel **out) {
     fusor_kernel *k = fu_calloc(1, sizeof *k);
     if (!k) return fu_oom("a kernel");
+    k->refcount = 1;
     arena_init(&k->arena);
     pthread_mutex_init(&k->lock, NULL);
     k->ctx = c;
@@ -196,15 +333,23 @@ fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const ch
     *out = NULL;
     if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL context");
     if (!source) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL source");
+    size_t keylen = 0;
+    unsigned char *key = front_key('K', c, source, filename, name, &keylen);
+    uint64_t h = key ? dc_hash64(key, keylen, 0) : 0;
+    if (key && (*out = front_find(c, key, keylen, h))) {
+        fu_free(key);
+        return FUSOR_OK;
+    }
     fusor_kernel *k = NULL;
     fusor_status st = kernel_new(c, &k);
-    if (st != FUSOR_OK) return st;
-    st = fe_parse(&k->arena, source, filename ? filename : "<source>", &k->prog);
+    if (st == FUSOR_OK) st = fe_parse(&k->arena, source, filename ? filename : "<source>", &k->prog);
     if (st == FUSOR_OK) st = kernel_setup(k, name);
     if (st != FUSOR_OK) {
+        fu_free(key);
         fusor_kernel_destroy(k);
         return st;
     }
+    if (key) front_add(c, k, key, keylen, h);
     *out = k;
     return FUSOR_OK;
 }
@@ -215,21 +360,32 @@ fusor_status fusor_ufunc_create(fusor_context *c, const char *expression, fusor_
     if (!c || !expression)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: NULL %s",
                         c ? "expression" : "context");
+    size_t keylen = 0;
+    unsigned char *key = front_key('U', c, expression, NULL, NULL, &keylen);
+    uint64_t h = key ? dc_hash64(key, keylen, 0) : 0;
+    if (key && (*out = front_find(c, key, keylen, h))) {
+        fu_free(key);
+        return FUSOR_OK;
+    }
     fusor_kernel *k = NULL;
     fusor_status st = kernel_new(c, &k);
-    if (st != FUSOR_OK) return st;
-    st = fe_parse_expr(&k->arena, expression, &k->prog);
+    if (st == FUSOR_OK) st = fe_parse_expr(&k->arena, expression, &k->prog);
     if (st == FUSOR_OK) st = kernel_setup(k, NULL);
     if (st != FUSOR_OK) {
+        fu_free(key);
         fusor_kernel_destroy(k);
         return st;
     }
+    if (key) front_add(c, k, key, keylen, h);
     *out = k;
     return FUSOR_OK;
 }
 
 void fusor_kernel_destroy(fusor_kernel *k) {
     if (!k) return;
+    if (atomic_fetch_sub_explicit((_Atomic int *)&k->refcount, 1, memory_order_acq_rel) != 1)
+        return;
+    if (k->front) front_remove(k->ctx, k->front);
     for (sched_variant *v = k->variants, *next; v; v = next) {
         next = v->next;
         fu_free(v->signature);
@@ -334,9 +490,10 @@ fusor_status fusor_kernel_emit(fusor_kernel *k, fusor_emit what, char **text) {
         *text = ir_print(s->ir, s->plan);
         return *text ? FUSOR_OK : fu_oom("the IR text");
     }
+    if (what == FUSOR_EMIT_PTX || what == FUSOR_EMIT_CUDA) return sched_gpu_emit(k, what, text);
     if (what != FUSOR_EMIT_LLVM && what != FUSOR_EMIT_ASM)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_emit: unknown stage %d",
                         (int)what);
-    cg_options o = {.opt_level = k->ctx->opt_level};
+    cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
     return cg_host_emit(s->ir, s->plan, &o, what, text);
 }

@@ -13,12 +13,15 @@
 
 #include "alloc.h"
 #include "array.h"
+#include "cuda.h"
 #include "error.h"
+#include "gpurun.h"
 #include "interp.h"
 #include "pool.h"
 #include "run.h"
 #include "scalar.h"
 #include "scheduler.h"
+#include "unfused.h"
 
 typedef struct prepared {
     sched_spec *spec;
@@ -28,7 +31,7 @@ typedef struct prepared {
     fusor_array *arrays[HOST_MAX_ARRAYS]; /* the array behind each index, or NULL */
     int allocated[HOST_MAX_ARRAYS]; /* outputs allocated by this launch */
     ir_value outs[HOST_MAX_ARRAYS];
-    /* Last, so that prepare() clears everything before it and not this. */
+    /* Not cleared: prepare() writes the slots a launch reads. */
     ir_value slots[HOST_MAX_ARRAYS + 1 + 1024];
 } prepared;
 
@@ -194,12 +197,42 @@ static int overlaps(const fusor_array *A, const fusor_array *B) {
     return alo < bhi && blo < ahi;
 }
 
+/* Whether two elements of A share bytes, as with a zero stride along an extent > 1.  The
+ * test is sufficient, not exact: sorted by |stride|, each dimension must step past all that
+ * the smaller ones span (C, Fortran, reversed and sliced layouts do); an interleaving that
+ * happens not to collide is refused too.  Such an output was written by several threads at
+ * once, with a result that depended on the thread count. */
+static int self_overlaps(const fusor_array *A) {
+    int64_t str[FUSOR_MAX_DIMS], ext[FUSOR_MAX_DIMS];
+    int n = 0;
+    for (int d = 0; d < A->ndim; d++) {
+        if (A->shape[d] == 0) return 0;
+        if (A->shape[d] == 1) continue;
+        int64_t s = A->strides[d] < 0 ? -A->strides[d] : A->strides[d], e = A->shape[d];
+        int x = n++;
+        for (; x > 0 && str[x - 1] > s; x--) str[x] = str[x - 1], ext[x] = ext[x - 1];
+        str[x] = s, ext[x] = e;
+    }
+    int64_t span = (int64_t)fusor_dtype_size(A->dtype); /* fits: checked by fusor_array_wrap */
+    for (int x = 0; x < n; x++) {
+        if (str[x] < span) return 1;
+        span += str[x] * (ext[x] - 1);
+    }
+    return 0;
+}
+
 static fusor_status check_aliasing(fusor_kernel *k, prepared *P) {
     const ir_kernel *ir = P->spec->ir;
     int n = ir->nparams + ir->noutputs;
     for (int j = ir->nparams; j < n; j++) {
         const fusor_array *O = P->arrays[j];
         if (!O) continue;
+        if (self_overlaps(O))
+            return fu_error(FUSOR_ERROR_ALIAS,
+                            "output '%s' of kernel %s has elements that overlap each other (a "
+                            "zero or too small stride): each element of an output needs its own "
+                            "memory",
+                            index_name(ir, j), k->name);
         for (int i = 0; i < n; i++) {
             const fusor_array *I = P->arrays[i];
             if (i == j || !I || !overlaps(O, I)) continue;
@@ -245,10 +278,18 @@ static void release_prepared(prepared *P, int failed) {
 }
 
 static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
-    memset(P, 0, offsetof(prepared, slots));
     if (k->ninputs + k->noutputs > HOST_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
                         HOST_MAX_ARRAYS);
+    /* Only the entries of this kernel's parameters are cleared: the tables are sized for
+     * the largest kernel, and clearing all of them would cost more than a small launch. */
+    size_t used = (size_t)(k->ninputs + k->noutputs);
+    P->spec = NULL;
+    memset(&P->dom, 0, sizeof P->dom);
+    memset(P->arrays, 0, sizeof P->arrays[0] * used);
+    memset(P->allocated, 0, sizeof P->allocated[0] * used);
+    memset(P->outs, 0, sizeof P->outs[0] * used);
+    memset(P->strides, 0, sizeof P->strides[0] * used);
     fusor_status st;
     if (k->generic) {
         fe_binding b[HOST_MAX_ARRAYS];
@@ -307,6 +348,25 @@ static void publish(fusor_args *a, prepared *P) {
     a->have_results = 1;
 }
 
+enum { RUN_FUSED, RUN_REFERENCE, RUN_UNFUSED };
+
+/* fusor_launch_unfused writes each operation's result before the next reads its inputs,
+ * so an output that is also an input would be overwritten too early. */
+static fusor_status run_unfused(fusor_kernel *k, prepared *P, int *threads) {
+    const ir_kernel *ir = P->spec->ir;
+    for (int j = ir->nparams; j < ir->nparams + ir->noutputs; j++)
+        for (int i = 0; i < ir->nparams; i++)
+            if (P->arrays[j] && P->arrays[i] && P->arrays[j]->data == P->arrays[i]->data)
+                return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                                "kernel %s: an unfused launch cannot update '%s' in place",
+                                k->name, ir->params[i].name);
+    sched_unfused *u;
+    cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
+    fusor_status st = sched_unfused_get(P->spec, &o, &u);
+    if (st) return st;
+    return sched_unfused_run(u, ir, &P->dom, P->slots, P->outs, host_get_threads(), threads);
+}
+
 static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
     if (!k || !a) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_launch: NULL %s",
                                   k ? "arguments" : "kernel");
@@ -314,32 +374,43 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
                         "fusor_launch: the argument set was made for kernel %s, not %s",
                         a->k->name, k->name);
-    if (k->ctx->target == FUSOR_TARGET_GPU)
-        return fu_error(FUSOR_ERROR_NO_DEVICE,
-                        "kernel %s: the GPU target was requested but this build runs kernels on "
-                        "the CPU only",
-                        k->name);
-    prepared *P = fu_malloc(sizeof *P);
-    if (!P) return fu_oom("a launch");
+    if (k->ctx->target == FUSOR_TARGET_GPU && !sched_cuda_usable()) return sched_gpu_no_device(k);
+    /* The preparation space (~33 KB) is kept in the argument set: a launch allocates
+     * nothing of its own. */
+    if (!a->scratch && !(a->scratch = fu_malloc(sizeof(prepared)))) return fu_oom("a launch");
+    prepared *P = a->scratch;
     fusor_status st = prepare(k, a, P);
     if (st == FUSOR_OK) {
-        int threads = 1;
-        if (reference)
+        int threads = 1, gpu = 0;
+        /* Placement (gpurun.c): records where and why, and runs the launch on a GPU when
+         * that is the choice; with no usable GPU the host path below runs as before. */
+        st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
+                              P->outs, reference == RUN_FUSED, &gpu, &threads);
+        if (st != FUSOR_OK || gpu) {
+            /* failed, or ran on the GPU */
+        } else if (reference == RUN_REFERENCE)
             st = interp_run(P->spec->ir, &P->dom, P->slots, P->outs);
+        else if (reference == RUN_UNFUSED)
+            st = run_unfused(k, P, &threads);
         else
             st = host_run(P->spec->ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
                           host_get_threads(), &threads);
         if (st == FUSOR_OK) {
             publish(a, P);
-            a->last_target = reference ? "reference" : "cpu";
+            a->last_target = reference == RUN_REFERENCE ? "reference" : gpu ? "gpu" : "cpu";
             a->last_threads = threads;
         }
         release_prepared(P, st != FUSOR_OK);
     }
-    fu_free(P);
     return st;
 }
 
-fusor_status fusor_launch(fusor_kernel *k, fusor_args *a) { return launch(k, a, 0); }
+fusor_status fusor_launch(fusor_kernel *k, fusor_args *a) { return launch(k, a, RUN_FUSED); }
 
-fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a) { return launch(k, a, 1); }
+fusor_status fusor_launch_unfused(fusor_kernel *k, fusor_args *a) {
+    return launch(k, a, RUN_UNFUSED);
+}
+
+fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a) {
+    return launch(k, a, RUN_REFERENCE);
+}

@@ -18,6 +18,8 @@
 #include "frontend.h"
 #include "ir.h"
 
+typedef struct sched_unfused sched_unfused;
+
 /* One compiled specialisation of a kernel: its IR, plan and machine code. */
 typedef struct sched_spec {
     arena arena; /* owns ir and plan */
@@ -28,6 +30,8 @@ typedef struct sched_spec {
     size_t keylen;
     uint64_t hash;
     struct sched_spec *next; /* in the context's cache */
+    struct cg_gpu_cache *gpu_cache; /* PTX by arch, path and flags (gpucode.c) */
+    sched_unfused *unfused;  /* fusor_launch_unfused's kernels, made on first use */
 } sched_spec;
 
 struct fusor_context {
@@ -37,6 +41,11 @@ struct fusor_context {
     pthread_mutex_t lock;
     sched_spec *specs; /* the in-memory kernel cache */
     long compiles;     /* how many times codegen ran (tests check compile-once) */
+    fusor_math math;   /* how math functions are compiled (fusor_context_options.math) */
+    int disk_cache;    /* 1: the persistent kernel cache is used (diskcache.c) */
+    struct sched_front *front; /* compiled sources by text, checked before parsing */
+    fusor_gpu_options gpu; /* fusor_context_set_gpu_options (under lock) */
+    struct sched_ctx_gpu *gpu_state; /* the default stream (gpurun.c), made on first use */
 };
 
 /* A generic kernel's specialisations, keyed by what its inputs were bound to. */
@@ -58,6 +67,8 @@ struct fusor_kernel {
     sched_spec *spec;         /* non-generic kernels */
     pthread_mutex_t lock;     /* guards variants */
     sched_variant *variants;
+    int refcount;               /* atomic: a compile of the same source returns this handle */
+    struct sched_front *front;  /* its entry in the context's front cache, or NULL */
 };
 
 typedef enum sched_arg_kind { ARG_NONE = 0, ARG_ARRAY, ARG_SCALAR, ARG_LITERAL } sched_arg_kind;
@@ -80,6 +91,9 @@ struct fusor_args {
     int have_results;
     const char *last_target;
     int last_threads;
+    fusor_placement placement; /* where the last launch ran and why (gpurun.c) */
+    int gpu_block, gpu_grid;   /* fusor_args_set_gpu_shape; 0: automatic */
+    void *scratch; /* launch.c's preparation space, kept between launches (not per launch) */
 };
 
 void sched_args_clear_results(fusor_args *a);
@@ -90,5 +104,10 @@ fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a);
 fusor_status sched_specialize(fusor_kernel *k, const fe_binding *bindings, sched_spec **out);
 /* How many times this context ran code generation. */
 long sched_compile_count(fusor_context *ctx);
+/* The kernel's GPU code under the context's GPU options (compiled once, cached), and
+ * fusor_kernel_emit's FUSOR_EMIT_PTX and FUSOR_EMIT_CUDA (gpucode.c). */
+struct cg_gpu_code;
+fusor_status sched_gpu_code(fusor_kernel *k, const struct cg_gpu_code **out);
+fusor_status sched_gpu_emit(fusor_kernel *k, fusor_emit what, char **text);
 
 #endif

@@ -9,6 +9,8 @@ pkgs=(
   llvm-16-dev libzstd-dev zlib1g-dev libtinfo-dev   # LLVM C API + static libs
   libpolly-16-dev                                   # llvm-config --link-static lists LLVMPolly's cmake deps
   libhwloc-dev                                      # topology and thread binding
+  libsleef-dev                                      # vectorised math within 1 ulp (SLEEF)
+  clang libclang-rt-14-dev libomp-14-dev            # fuzzing: clang's libFuzzer (scripts/fuzz.sh)
   python3                                           # only for scripts that regenerate fixtures
 )
 

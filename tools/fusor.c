@@ -1,5 +1,5 @@
 /*
- * fusor.c — the `fusor` command line: run, compile, info.
+ * fusor.c — the `fusor` command line: run, compile, info (bench and cache: bench.c).
  *
  * Everything here goes through the public API in fusor.h; the command line only parses
  * arguments, reads and writes files, and formats results.  Exit status: 0 success, 1 a
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
+#include "cli.h"
 #include "fusor.h"
-
-enum { EXIT_USAGE = 1, EXIT_LANGUAGE = 2 };
 
 static const char usage[] =
     "usage:\n"
@@ -21,7 +21,13 @@ static const char usage[] =
     "            NAME=VALUE ... [-o NAME=PATH.npy ...]\n"
     "  fusor run -e 'EXPR' [--threads N] [--target T] [-v] NAME=VALUE ... [-o PATH.npy]\n"
     "  fusor compile FILE.fu [--kernel NAME] --emit ir|llvm|asm\n"
-    "  fusor info\n"
+    "  fusor compile FILE.fu [--kernel NAME] --emit ptx|cuda [--via nvptx|nvrtc] [--arch sm_XX]\n"
+    "                [--ftz] [--approx-div] [--approx-sqrt]\n"
+    "  fusor bench FILE.fu [--kernel NAME] | -e 'EXPR'  [--size N,... | --sweep 1e3:1e8]\n"
+    "            [--dtype T] [--threads 1,2,...] [--target cpu|gpu] [--repeat R] [--unfused]\n"
+    "            [--math default|fast|scalar] [--json | --csv] [--plot FILE.svg] [NAME=VALUE ...]\n"
+    "  fusor cache list|clear|stats|dir\n"
+    "  fusor info [--bandwidth [--remeasure] | --memory]\n"
     "  fusor --version | --help\n"
     "\n"
     "VALUE is a .npy file or a number; scalar outputs print as NAME = VALUE.\n"
@@ -99,59 +105,6 @@ static void print_scalar(const char *name, fusor_dtype dt, const unsigned char *
     }
 }
 
-typedef struct run_opts {
-    const char *file, *expr, *kernel, *target;
-    int threads, verbose;
-    int nbind, nout;
-    const char *bind[256];
-    const char *out[256];
-} run_opts;
-
-static int parse_run(int argc, char **argv, run_opts *o) {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-e") || !strcmp(a, "--kernel") || !strcmp(a, "--threads") ||
-            !strcmp(a, "--target") || !strcmp(a, "-o")) {
-            if (!next) return fail_usage("%s needs a value", a);
-            i++;
-            if (!strcmp(a, "-e")) {
-                o->expr = next;
-            } else if (!strcmp(a, "--kernel")) {
-                o->kernel = next;
-            } else if (!strcmp(a, "--target")) {
-                if (strcmp(next, "cpu") && strcmp(next, "gpu") && strcmp(next, "auto"))
-                    return fail_usage("--target must be cpu, gpu or auto, not '%s'", next);
-                o->target = next;
-            } else if (!strcmp(a, "--threads")) {
-                char *end;
-                long n = strtol(next, &end, 10);
-                if (*end || end == next || n < 0 || n > 4096)
-                    return fail_usage("--threads needs a count >= 0, not '%s'", next);
-                o->threads = (int)n;
-            } else {
-                if (o->nout == 256) return fail_usage("too many -o options%s", "");
-                o->out[o->nout++] = next;
-            }
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            o->verbose = 1;
-        } else if (a[0] == '-' && a[1] == '-') {
-            return fail_usage("unknown option '%s'", a);
-        } else if (strchr(a, '=')) {
-            if (o->nbind == 256) return fail_usage("too many arguments%s", "");
-            o->bind[o->nbind++] = a;
-        } else if (!o->file && !o->expr) {
-            o->file = a;
-        } else {
-            return fail_usage("unexpected argument '%s' (inputs are NAME=VALUE)", a);
-        }
-    }
-    if (!o->file && !o->expr) return fail_usage("run needs FILE.fu or -e EXPR%s", "");
-    if (o->file && o->expr) return fail_usage("give FILE.fu or -e EXPR, not both%s", "");
-    if (o->expr && o->kernel) return fail_usage("--kernel does not apply to -e%s", "");
-    return 0;
-}
-
 /* Binds one NAME=VALUE: a .npy file or a number. */
 static int bind_input(fusor_context *ctx, fusor_args *args, const char *spec) {
     const char *eq = strchr(spec, '=');
@@ -175,7 +128,7 @@ static int bind_input(fusor_context *ctx, fusor_args *args, const char *spec) {
 }
 
 /* The -o destination of output `name`, or NULL. */
-static const char *output_path(const run_opts *o, const char *name, int is_expr) {
+static const char *output_path(const cli_opts *o, const char *name, int is_expr) {
     for (int i = 0; i < o->nout; i++) {
         const char *eq = strchr(o->out[i], '=');
         if (is_expr && !eq) return o->out[i];
@@ -185,7 +138,7 @@ static const char *output_path(const run_opts *o, const char *name, int is_expr)
     return NULL;
 }
 
-static int check_outputs_named(fusor_kernel *k, const run_opts *o) {
+static int check_outputs_named(fusor_kernel *k, const cli_opts *o) {
     for (int i = 0; i < o->nout; i++) {
         const char *eq = strchr(o->out[i], '=');
         if (!eq) {
@@ -205,7 +158,7 @@ static int check_outputs_named(fusor_kernel *k, const run_opts *o) {
     return 0;
 }
 
-static int write_outputs(fusor_context *ctx, fusor_kernel *k, fusor_args *args, const run_opts *o) {
+static int write_outputs(fusor_context *ctx, fusor_kernel *k, fusor_args *args, const cli_opts *o) {
     for (int p = 0; p < fusor_kernel_num_params(k); p++) {
         fusor_param_info info;
         fusor_kernel_param(k, p, &info);
@@ -243,34 +196,47 @@ static int write_outputs(fusor_context *ctx, fusor_kernel *k, fusor_args *args, 
     return 0;
 }
 
-static int cmd_run(int argc, char **argv) {
-    run_opts o = {0};
-    int rc = parse_run(argc, argv, &o);
-    if (rc) return rc;
+/* fusor run -v: where the launch ran and why, and the GPU memory it used. */
+static void print_placement(const fusor_args *args) {
+    fusor_placement pl;
+    if (fusor_args_last_placement(args, &pl) != FUSOR_OK) return;
+    fprintf(stderr, "fusor: placement: %s", pl.target == FUSOR_TARGET_GPU ? "GPU" : "CPU");
+    if (pl.device >= 0) fprintf(stderr, " %d", pl.device);
+    fprintf(stderr, ": %s", pl.reason);
+    if (pl.copy_bytes > 0) fprintf(stderr, " (%.1f MB copied)", pl.copy_bytes / 1e6);
+    fputc('\n', stderr);
+    char *mem = NULL;
+    if (pl.target == FUSOR_TARGET_GPU && fusor_memory_describe(&mem) == FUSOR_OK)
+        fprintf(stderr, "fusor: memory: %s", mem);
+    fusor_free(mem);
+}
+
+static int cmd_run(const cli_opts *o) {
+    int rc = 0;
     char *source = NULL;
-    if (o.file && !(source = read_file(o.file))) return EXIT_USAGE;
+    if (o->file && !(source = read_file(o->file))) return EXIT_USAGE;
 
     fusor_context_options copts = {0};
-    if (o.target) copts.target = !strcmp(o.target, "cpu")   ? FUSOR_TARGET_CPU
-                                 : !strcmp(o.target, "gpu") ? FUSOR_TARGET_GPU
-                                                            : FUSOR_TARGET_AUTO;
+    if (o->target) copts.target = !strcmp(o->target, "cpu")   ? FUSOR_TARGET_CPU
+                                  : !strcmp(o->target, "gpu") ? FUSOR_TARGET_GPU
+                                                              : FUSOR_TARGET_AUTO;
     fusor_context *ctx = NULL;
     fusor_kernel *k = NULL;
     fusor_args *args = NULL;
     fusor_status st = fusor_context_create(&copts, &ctx);
-    if (st == FUSOR_OK && o.threads) st = fusor_set_num_threads(o.threads);
+    if (st == FUSOR_OK && o->threads) st = fusor_set_num_threads(o->threads);
     double t0 = now_seconds();
     if (st == FUSOR_OK)
-        st = o.expr ? fusor_ufunc_create(ctx, o.expr, &k)
-                    : fusor_kernel_compile(ctx, source, o.file, o.kernel, &k);
+        st = o->expr ? fusor_ufunc_create(ctx, o->expr, &k)
+                     : fusor_kernel_compile(ctx, source, o->file, o->kernel, &k);
     double t_compile = now_seconds() - t0;
     if (st == FUSOR_OK) st = fusor_args_create(k, &args);
     if (st != FUSOR_OK) {
         rc = fail_status(st);
         goto done;
     }
-    if ((rc = check_outputs_named(k, &o))) goto done;
-    for (int i = 0; i < o.nbind && !rc; i++) rc = bind_input(ctx, args, o.bind[i]);
+    if ((rc = check_outputs_named(k, o))) goto done;
+    for (int i = 0; i < o->nbind && !rc; i++) rc = bind_input(ctx, args, o->bind[i]);
     if (rc) goto done;
     t0 = now_seconds();
     st = fusor_launch(k, args);
@@ -279,11 +245,12 @@ static int cmd_run(int argc, char **argv) {
         rc = fail_status(st);
         goto done;
     }
-    rc = write_outputs(ctx, k, args, &o);
-    if (o.verbose)
+    rc = write_outputs(ctx, k, args, o);
+    if (o->verbose)
         fprintf(stderr, "fusor: kernel %s ran on %s with %d thread%s: compile %.3f ms, run %.3f ms\n",
                 fusor_kernel_name(k), fusor_args_last_target(args), fusor_args_last_threads(args),
                 fusor_args_last_threads(args) == 1 ? "" : "s", 1e3 * t_compile, 1e3 * t_run);
+    if (o->verbose) print_placement(args);
 done:
     fusor_args_destroy(args);
     fusor_kernel_destroy(k);
@@ -292,38 +259,16 @@ done:
     return rc;
 }
 
-static int cmd_compile(int argc, char **argv) {
-    const char *file = NULL, *kernel = NULL, *emit = NULL;
-    for (int i = 0; i < argc; i++) {
-        if ((!strcmp(argv[i], "--kernel") || !strcmp(argv[i], "--emit")) && i + 1 < argc) {
-            if (argv[i][2] == 'k')
-                kernel = argv[++i];
-            else
-                emit = argv[++i];
-        } else if (argv[i][0] == '-') {
-            return fail_usage("unknown or incomplete option '%s'", argv[i]);
-        } else if (!file) {
-            file = argv[i];
-        } else {
-            return fail_usage("unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!file) return fail_usage("compile needs FILE.fu%s", "");
-    fusor_emit what;
-    if (!emit || !strcmp(emit, "ir"))
-        what = FUSOR_EMIT_IR;
-    else if (!strcmp(emit, "llvm"))
-        what = FUSOR_EMIT_LLVM;
-    else if (!strcmp(emit, "asm"))
-        what = FUSOR_EMIT_ASM;
-    else
-        return fail_usage("--emit must be ir, llvm or asm, not '%s'", emit);
+static int cmd_compile(const cli_opts *o) {
+    const char *file = o->file, *kernel = o->kernel;
+    fusor_emit what = o->emit;
     char *source = read_file(file);
     if (!source) return EXIT_USAGE;
     fusor_context *ctx = NULL;
     fusor_kernel *k = NULL;
     char *text = NULL;
     fusor_status st = fusor_context_create(NULL, &ctx);
+    if (st == FUSOR_OK) st = fusor_context_set_gpu_options(ctx, &o->gpu);
     if (st == FUSOR_OK) st = fusor_kernel_compile(ctx, source, file, kernel, &k);
     if (st == FUSOR_OK) st = fusor_kernel_emit(k, what, &text);
     int rc = 0;
@@ -338,9 +283,17 @@ static int cmd_compile(int argc, char **argv) {
     return rc;
 }
 
-static int cmd_info(int argc, char **argv) {
-    (void)argv;
-    if (argc) return fail_usage("info takes no arguments%s", "");
+/* fusor info --memory: the GPU pools' and the pinned pool's statistics and settings. */
+static int cmd_info_memory(void) {
+    char *text = NULL;
+    fusor_status st = fusor_memory_describe(&text);
+    if (st != FUSOR_OK) return fail_status(st);
+    fputs(text, stdout);
+    fusor_free(text);
+    return 0;
+}
+
+static int cmd_info(void) {
     char *text = NULL;
     fusor_status st = fusor_runtime_info(&text);
     if (st != FUSOR_OK) return fail_status(st);
@@ -350,21 +303,28 @@ static int cmd_info(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
+    static cli_opts o; /* big (argument tables): not on the stack */
+    /* The performance commands parse their own arguments (bench.c). */
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return fusor_cmd_bench(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "cache")) return fusor_cmd_cache(argc - 2, argv + 2);
+    if (argc >= 3 && !strcmp(argv[1], "info") && !strcmp(argv[2], "--bandwidth") &&
+        (argc == 3 || (argc == 4 && !strcmp(argv[3], "--remeasure"))))
+        return fusor_cmd_bandwidth(argc == 4);
+    if (argc == 3 && !strcmp(argv[1], "info") && !strcmp(argv[2], "--memory"))
+        return cmd_info_memory();
+    if (cli_parse(argc, argv, &o)) {
+        if (!o.error[0]) {
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+        return fail_usage("%s", o.error);
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
-        return 0;
+    switch (o.cmd) {
+    case CLI_HELP: fputs(usage, stdout); return 0;
+    case CLI_VERSION: printf("fusor %s\n", fusor_version()); return 0;
+    case CLI_RUN: return cmd_run(&o);
+    case CLI_COMPILE: return cmd_compile(&o);
+    case CLI_INFO: return cmd_info();
+    default: return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "--version")) {
-        printf("fusor %s\n", fusor_version());
-        return 0;
-    }
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
-    return fail_usage("unknown command '%s'", cmd);
 }

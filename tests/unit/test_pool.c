@@ -282,17 +282,22 @@ static void check_caller_mask_unchanged(const char *when) {
     CHECK_MSG(CPU_EQUAL(&now, &initial_mask), "the caller's mask changed %s", when);
 }
 
-static void test_binding_is_compact_and_caller_mask_is_restored(void) {
+/* The caller (tid 0) is never rebound; every other member runs pinned to one core of the
+ * process mask, no two members share a core, and none shares the caller's core at the
+ * time of the launch. */
+static void test_binding_is_compact_and_caller_mask_is_untouched(void) {
     check_caller_mask_unchanged("before the binding test");
     int cores = sysfs_cores_in_mask();
     for (int round = 0; round < 3; round++) {
         team_record r;
         memset(&r, 0, sizeof r);
+        int cpu = sched_getcpu();
         host_parallel(2, record, &r);
         int size = check_team(&r, 2);
         check_caller_mask_unchanged("by a launch");
+        CHECK_MSG(CPU_EQUAL(&r.mask[0], &initial_mask), "the caller was rebound for a launch");
         if (cores < 2 || size < 2) continue; /* one core: nothing to place */
-        for (int t = 0; t < size; t++) {
+        for (int t = 1; t < size; t++) {
             cpu_set_t outside;
             CPU_XOR(&outside, &r.mask[t], &initial_mask);
             CPU_AND(&outside, &outside, &r.mask[t]);
@@ -300,9 +305,9 @@ static void test_binding_is_compact_and_caller_mask_is_restored(void) {
                       "tid %d runs outside the process mask", t);
             CHECK_MSG(CPU_COUNT(&r.mask[t]) < CPU_COUNT(&initial_mask), "tid %d is not bound", t);
         }
-        cpu_set_t both;
-        CPU_AND(&both, &r.mask[0], &r.mask[1]);
-        CHECK_MSG(CPU_COUNT(&both) == 0, "tids 0 and 1 share a core");
+        /* The caller may migrate after sched_getcpu; a core rarely changes in between. */
+        if (cpu >= 0 && CPU_ISSET(cpu, &r.mask[1]) && sched_getcpu() == cpu)
+            CHECK_MSG(0, "tid 1 was placed on the caller's core %d", cpu);
     }
 }
 
@@ -345,7 +350,7 @@ int main(void) {
     test_thread_count_settings();
     test_each_tid_runs_once();
     test_nested_team_reports_real_size();
-    test_binding_is_compact_and_caller_mask_is_restored();
+    test_binding_is_compact_and_caller_mask_is_untouched();
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

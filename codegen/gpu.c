@@ -1,0 +1,188 @@
+/*
+ * gpu.c — choosing the path to PTX, and the in-memory PTX cache.
+ *
+ * FUSOR_GPU_PATH_AUTO compiles with LLVM NVPTX; when that is unsupported here (an LLVM
+ * without NVPTX, or no libdevice for a kernel that calls math functions) it compiles the
+ * CUDA C with NVRTC instead, and the result records which path made it.  A compile error
+ * on the NVPTX path is a bug worth seeing, so it is returned, not hidden by a fallback.
+ *
+ * The cache belongs to one kernel specialisation (the scheduler keys those by exact IR)
+ * and maps the normalised options — arch, requested path, ftz, approx_div, approx_sqrt —
+ * to the code.  Compilation runs outside the lock; when two threads race, the first to
+ * finish wins and the other's result is dropped.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "emit.h"
+#include "error.h"
+#include "gpu.h"
+
+fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out) {
+    cg_gpu_code *c = fu_calloc(1, sizeof *c);
+    if (c)
+        c->passes = fu_calloc((size_t)(plan->npasses ? plan->npasses : 1), sizeof *c->passes);
+    if (!c || !c->passes) {
+        fu_free(c);
+        return fu_oom("a GPU kernel");
+    }
+    c->npasses = plan->npasses;
+    for (int p = 0; p < plan->npasses; p++) {
+        c->passes[p].words = cg_pass_words(k, plan, p);
+        c->passes[p].lanes = cg_pass_vec_lanes(k, plan, p);
+    }
+    c->has_finish = plan->has_scalar_outputs;
+    *out = c;
+    return FUSOR_OK;
+}
+
+void cg_gpu_code_free(cg_gpu_code *c) {
+    if (!c)
+        return;
+    fu_free(c->ptx);
+    fu_free(c->passes);
+    fu_free(c);
+}
+
+/* The most raw words a pass may have: its block reduction keeps one row per warp in
+ * shared memory, which must fit the 48 KiB every device gives a kernel statically. */
+static fusor_status check_words(const ir_kernel *k, const ir_plan *plan) {
+    for (int p = 0; p < plan->npasses; p++) {
+        int w = cg_pass_words(k, plan, p);
+        if ((size_t)w * 8 * (CG_GPU_MAX_BLOCK / 32) > 48 * 1024)
+            return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                            "kernel %s: pass %d has %d reductions' worth of accumulators, more "
+                            "than a GPU block reduction holds in shared memory (192 words)",
+                            k->name ? k->name : "?", p, w);
+    }
+    return FUSOR_OK;
+}
+
+fusor_status cg_gpu_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *opt,
+                            cg_gpu_code **out) {
+    if (!k || !plan || !out)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_gpu_compile: NULL");
+    *out = NULL;
+    fusor_gpu_options o;
+    fusor_status st = cg_gpu_options_normalize(opt, &o);
+    if (!st)
+        st = check_words(k, plan);
+    if (st)
+        return st;
+    if (o.path == FUSOR_GPU_PATH_NVRTC)
+        return cg_nvrtc_compile(k, plan, &o, out);
+    st = cg_nvptx_compile(k, plan, &o, out);
+    if (st != FUSOR_ERROR_UNSUPPORTED || o.path == FUSOR_GPU_PATH_NVPTX)
+        return st;
+    /* AUTO: NVPTX cannot serve here; NVRTC's own error says why it cannot either. */
+    return cg_nvrtc_compile(k, plan, &o, out);
+}
+
+/* ------------------------------------------------------------------ the cache */
+
+typedef struct gpu_entry {
+    fusor_gpu_options key;
+    cg_gpu_code *code;
+    struct gpu_entry *next;
+} gpu_entry;
+
+struct cg_gpu_cache {
+    pthread_mutex_t lock;
+    gpu_entry *entries;
+    long compiles;
+};
+
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_key(const fusor_gpu_options *a, const fusor_gpu_options *b) {
+    return a->path == b->path && a->arch == b->arch && a->ftz == b->ftz &&
+           a->approx_div == b->approx_div && a->approx_sqrt == b->approx_sqrt;
+}
+
+static const cg_gpu_code *find(cg_gpu_cache *c, const fusor_gpu_options *key) {
+    for (gpu_entry *e = c->entries; e; e = e->next)
+        if (same_key(&e->key, key))
+            return e->code;
+    return NULL;
+}
+
+static fusor_status cache_ensure(cg_gpu_cache **cache) {
+    pthread_mutex_lock(&create_lock);
+    if (!*cache) {
+        cg_gpu_cache *c = fu_calloc(1, sizeof *c);
+        if (c)
+            pthread_mutex_init(&c->lock, NULL);
+        *cache = c;
+    }
+    pthread_mutex_unlock(&create_lock);
+    return *cache ? FUSOR_OK : fu_oom("a GPU code cache");
+}
+
+fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir_plan *plan,
+                              const fusor_gpu_options *opt, const cg_gpu_code **out) {
+    if (!cache || !out)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_gpu_cache_get: NULL");
+    *out = NULL;
+    fusor_gpu_options key;
+    fusor_status st = cg_gpu_options_normalize(opt, &key);
+    if (!st)
+        st = cache_ensure(cache);
+    if (st)
+        return st;
+    cg_gpu_cache *c = *cache;
+    pthread_mutex_lock(&c->lock);
+    const cg_gpu_code *hit = find(c, &key);
+    pthread_mutex_unlock(&c->lock);
+    if (hit) {
+        *out = hit;
+        return FUSOR_OK;
+    }
+    cg_gpu_code *code = NULL;
+    st = cg_gpu_compile(k, plan, &key, &code);
+    gpu_entry *e = st ? NULL : fu_calloc(1, sizeof *e);
+    if (!st && !e)
+        st = fu_oom("a GPU code cache entry");
+    if (st) {
+        cg_gpu_code_free(code);
+        return st;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->compiles++;
+    hit = find(c, &key);
+    if (!hit) {
+        e->key = key;
+        e->code = code;
+        e->next = c->entries;
+        c->entries = e;
+        hit = code;
+        code = NULL;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    cg_gpu_code_free(code);
+    fu_free(e);
+    *out = hit;
+    return FUSOR_OK;
+}
+
+long cg_gpu_cache_compiles(const cg_gpu_cache *c) {
+    if (!c)
+        return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&c->lock);
+    long n = c->compiles;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->lock);
+    return n;
+}
+
+void cg_gpu_cache_free(cg_gpu_cache *c) {
+    if (!c)
+        return;
+    for (gpu_entry *e = c->entries, *next; e; e = next) {
+        next = e->next;
+        cg_gpu_code_free(e->code);
+        fu_free(e);
+    }
+    pthread_mutex_destroy(&c->lock);
+    fu_free(c);
+}

@@ -1,0 +1,130 @@
+/*
+ * gpu.h — IR to PTX, two ways: LLVM's NVPTX back end with libdevice (nvptx.c, the
+ * default) and CUDA C compiled by NVRTC (cuda_c.c prints it, nvrtc.c loads NVRTC with
+ * dlopen).  Both produce the same kernels with the same ABI, so whoever loads the PTX
+ * (the Driver API launcher) does not care which path made it.  gpu.c chooses the path,
+ * falls back, and caches results in memory.
+ *
+ * The kernels of a plan (every one a `.entry` taking ONE pointer to a parameter block in
+ * device memory, so no kernel ever meets the launch-parameter limit):
+ *
+ *   fusor_pass<p>_contig   the domain is one contiguous run: element i of every array at
+ *                          base + i * element size
+ *   fusor_pass<p>_vec      the same, `lanes` consecutive elements per thread-iteration
+ *                          with vector loads and stores (ld.global.v4.f32, ...): every
+ *                          base must be aligned to lanes * its element size
+ *   fusor_pass<p>_strided  any n-d domain (ndim 1..8) with any byte strides
+ *   fusor_pass<p>_reduce   (passes with reductions) one block: combines the per-block
+ *                          partials of the pass in a fixed order into slots
+ *   fusor_finish           (kernels with scalar outputs) one thread: slots -> outs
+ *
+ * A pass kernel is a grid-stride loop over the domain (64-bit indices) with any grid; its
+ * block size must be a multiple of 32, at most 1024.  A pass with reductions writes one
+ * row of `words` raw accumulator words per block to partials[blockIdx.x] (per-thread
+ * partials, warp shuffles, then shared memory); fusor_pass<p>_reduce, launched as one
+ * block of any such size, folds rows 0..npartials-1 and stores the results in the slots
+ * the next pass and fusor_finish read.  Everything happens in a fixed order, so a launch
+ * with the same grid gives the same bits every time (the launcher picks the grid from
+ * the element count, never from the device, for passes with reductions).
+ *
+ * The parameter block (little-endian, 8-byte fields, N = nparams + noutputs):
+ *
+ *   offset 0    int64  n             elements in the domain
+ *          8    int64  npartials     rows in `partials` (the pass's grid size)
+ *          16   ptr    slots         ir_value[nslots]: scalar params, COUNT, reductions
+ *          24   ptr    partials      int64[npartials][words]
+ *          32   ptr    outs          ir_value[noutputs] written by fusor_finish
+ *          40   int64  ndim          strided only: 1..8
+ *          48   int64  shape[8]      strided only: the domain, outermost first
+ *          112  int64  strides[N][8] strided only: byte strides, per array and dimension
+ *          112 + 64 N  ptr arrays[N] element 0 of each array (params, then outputs)
+ */
+#ifndef FUSOR_CG_GPU_H
+#define FUSOR_CG_GPU_H
+
+#include <stddef.h>
+
+#include "ir.h"
+
+#define CG_GPU_OFF_N         0
+#define CG_GPU_OFF_NPARTIALS 8
+#define CG_GPU_OFF_SLOTS     16
+#define CG_GPU_OFF_PARTIALS  24
+#define CG_GPU_OFF_OUTS      32
+#define CG_GPU_OFF_NDIM      40
+#define CG_GPU_OFF_SHAPE     48
+#define CG_GPU_OFF_STRIDES   112
+#define CG_GPU_MAX_DIMS      8
+/* Offset of the array pointers and the block's size for n arrays. */
+#define CG_GPU_OFF_ARRAYS(n)  (CG_GPU_OFF_STRIDES + 64 * (size_t)(n))
+#define CG_GPU_PARAMS_SIZE(n) (CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)(n))
+/* Largest thread block a pass or reduce kernel accepts (and its warps). */
+#define CG_GPU_MAX_BLOCK 1024
+
+typedef struct cg_gpu_pass {
+    int words; /* raw accumulator words per partial row; 0 without reductions */
+    int lanes; /* elements per iteration of the _vec kernel */
+} cg_gpu_pass;
+
+/* What a compilation produced: the PTX text, how, and what the launcher must know. */
+typedef struct cg_gpu_code {
+    fusor_gpu_path path; /* FUSOR_GPU_PATH_NVPTX or FUSOR_GPU_PATH_NVRTC */
+    int arch;
+    char *ptx;
+    size_t ptx_len;
+    int npasses;
+    cg_gpu_pass *passes;
+    int has_finish;
+    double compile_ms;
+} cg_gpu_code;
+
+/* Validates options and fills defaults (arch 80, path AUTO). */
+fusor_status cg_gpu_options_normalize(const fusor_gpu_options *in, fusor_gpu_options *out);
+/* The PTX ISA version (e.g. 78 for 7.8) fusor emits for sm_<arch>, or 0 when unsupported. */
+int cg_gpu_ptx_version(int arch);
+
+/* Path 1: LLVM NVPTX.  FUSOR_ERROR_UNSUPPORTED when this LLVM lacks NVPTX, or when a
+ * kernel needs libdevice and none is found (FUSOR_LIBDEVICE, CUDA_HOME, CUDA_PATH,
+ * /usr/local/cuda). */
+fusor_status cg_nvptx_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
+                              cg_gpu_code **out);
+int cg_nvptx_available(void);
+/* Phase times of this thread's last NVPTX compilation (codegen.h's cg_timing: emit =
+ * building the kernels' IR, link = libdevice, opt = the O3 pipeline, codegen = PTX). */
+struct cg_timing;
+void cg_nvptx_last_timing(struct cg_timing *out);
+
+/* Path 2: the CUDA C text of the kernels (needs nothing), and that text through NVRTC. */
+fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
+                            char **text);
+fusor_status cg_nvrtc_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
+                              cg_gpu_code **out);
+
+/* NVRTC loaded with dlopen (nvrtc.c).  cg_nvrtc_available: FUSOR_OK, or
+ * FUSOR_ERROR_UNSUPPORTED with the reason as the thread's error message. */
+fusor_status cg_nvrtc_available(void);
+/* Compiles CUDA C `source` (named `name` in messages) with `opts` into PTX; NVRTC's log
+ * becomes the error message (FUSOR_ERROR_COMPILE). */
+fusor_status cg_nvrtc_ptx(const char *source, const char *name, const char *const *opts, int nopts,
+                          char **ptx, size_t *len);
+/* "NVRTC 13.0" (fu_malloc'd), or NULL. */
+char *cg_nvrtc_describe(void);
+
+/* Either path as the options say; FUSOR_GPU_PATH_AUTO takes NVPTX and falls back to NVRTC
+ * when NVPTX is unsupported here. */
+fusor_status cg_gpu_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
+                            cg_gpu_code **out);
+void cg_gpu_code_free(cg_gpu_code *c);
+/* Metadata both paths share (passes, words, lanes, has_finish) for k and plan. */
+fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out);
+
+/* A cache of compiled PTX for one kernel specialisation, keyed by arch, path and flags.
+ * Thread-safe; *cache starts NULL.  The returned code belongs to the cache. */
+typedef struct cg_gpu_cache cg_gpu_cache;
+fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir_plan *plan,
+                              const fusor_gpu_options *o, const cg_gpu_code **out);
+/* How many compilations the cache ran (tests check compile-once). */
+long cg_gpu_cache_compiles(const cg_gpu_cache *cache);
+void cg_gpu_cache_free(cg_gpu_cache *cache);
+
+#endif

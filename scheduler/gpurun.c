@@ -1,0 +1,564 @@
+/*
+ * gpurun.c — the GPU side of a launch and the placement hook (gpurun.h).
+ *
+ * The run keeps everything it allocates in one gpu_run so that any failure frees it the
+ * same way: temporaries are given back on the launch's stream (stream-ordered), so a
+ * failure half-way never frees memory a queued kernel still reads.  Host outputs are
+ * only written after every kernel has succeeded: on an error they are exactly as they
+ * were, as on the CPU.
+ */
+#include "gpurun.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "array.h"
+#include "device.h"
+#include "devpool.h"
+#include "emit.h"
+#include "error.h"
+#include "gpu.h"
+#include "placement.h"
+#include "pool.h"
+#include "stream.h"
+
+/* ------------------------------------------------------------------ context state */
+
+fusor_status sched_ctx_gpu_get(fusor_context *c, int create, sched_ctx_gpu **out) {
+    pthread_mutex_lock(&c->lock);
+    if (!c->gpu_state && create) {
+        sched_ctx_gpu *g = fu_calloc(1, sizeof *g);
+        if (g)
+            pthread_mutex_init(&g->lock, NULL);
+        c->gpu_state = g;
+    }
+    *out = c->gpu_state;
+    pthread_mutex_unlock(&c->lock);
+    return create && !*out ? fu_oom("a context's GPU state") : FUSOR_OK;
+}
+
+void sched_ctx_gpu_free(sched_ctx_gpu *g) {
+    if (!g)
+        return;
+    sched_context_stream_free(g->default_stream);
+    pthread_mutex_destroy(&g->lock);
+    fu_free(g);
+}
+
+/* The PTX of a specialisation under the context's GPU options, for sm_<arch> when the
+ * options leave the arch to the device; compiled once (the specialisation's cache,
+ * shared with fusor_kernel_emit). */
+static fusor_status get_ptx(fusor_context *c, sched_spec *spec, int arch, const cg_gpu_code **code,
+                            int *used_arch) {
+    pthread_mutex_lock(&c->lock);
+    fusor_gpu_options o = c->gpu;
+    pthread_mutex_unlock(&c->lock);
+    if (!o.arch)
+        o.arch = arch;
+    *used_arch = o.arch;
+    return cg_gpu_cache_get(&spec->gpu_cache, spec->ir, spec->plan, &o, code);
+}
+
+/* ------------------------------------------------------------------ public facts */
+
+fusor_status fusor_gpu_status(void) {
+    fusor_status st;
+    sched_cuda(&st);
+    return st;
+}
+
+int fusor_gpu_count(void) { return sched_cuda_device_count(); }
+
+fusor_status fusor_args_last_placement(const fusor_args *a, fusor_placement *out) {
+    if (!a || !out)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_args_last_placement: NULL");
+    *out = a->placement;
+    if (!a->placement.reason[0]) {
+        out->target = FUSOR_TARGET_AUTO;
+        out->device = -1;
+        snprintf(out->reason, sizeof out->reason, "nothing was launched with these arguments yet");
+    }
+    return FUSOR_OK;
+}
+
+fusor_status fusor_args_set_gpu_shape(fusor_args *a, int block, int grid) {
+    if (!a)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_args_set_gpu_shape: NULL");
+    if (block < 0 || block > CG_GPU_MAX_BLOCK || block % 32 || grid < 0)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_args_set_gpu_shape: block %d must be 0 or a multiple of 32 up to "
+                        "%d, and grid %d must be >= 0",
+                        block, CG_GPU_MAX_BLOCK, grid);
+    a->gpu_block = block;
+    a->gpu_grid = grid;
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ one GPU run */
+
+typedef struct tmp_buf {
+    cudrv_ptr p;
+    size_t bytes;
+} tmp_buf;
+
+typedef struct gpu_run {
+    const cudrv_table *t;
+    sched_device *d;
+    cudrv_stream cu;
+    const char *kname;
+    const ir_kernel *ir;
+    const ir_plan *plan;
+    const cg_gpu_code *code;
+    sched_module *mod;
+    const ir_domain *dom;
+    fusor_array **arrays;
+    int n;
+    cudrv_ptr *devbase; /* [n] */
+    cudrv_ptr *hostbuf; /* [n]: the pool buffer standing for a host array, or 0 */
+    tmp_buf *tmp;       /* every pool buffer, freed at the end */
+    int ntmp;
+    double copied;
+    int block_override, grid_override;
+    int threads; /* grid x block of the largest kernel launched */
+} gpu_run;
+
+static fusor_status tmp_alloc(gpu_run *g, size_t bytes, cudrv_ptr *out) {
+    *out = 0;
+    if (!bytes)
+        return FUSOR_OK;
+    fusor_status st = mem_dev_alloc(g->d->ordinal, bytes, g->cu, out);
+    if (st)
+        return st;
+    g->tmp[g->ntmp].p = *out;
+    g->tmp[g->ntmp++].bytes = bytes;
+    return FUSOR_OK;
+}
+
+static void tmp_free_all(gpu_run *g) {
+    for (int i = 0; i < g->ntmp; i++)
+        mem_dev_free(g->d->ordinal, g->tmp[i].p, g->tmp[i].bytes, g->cu);
+    g->ntmp = 0;
+}
+
+static fusor_dtype array_dtype(const ir_kernel *k, int i) {
+    return i < k->nparams ? k->params[i].dtype : k->outputs[i - k->nparams].dtype;
+}
+
+static const char *array_name(const ir_kernel *k, int i) {
+    return i < k->nparams ? k->params[i].name : k->outputs[i - k->nparams].name;
+}
+
+static int is_host(const fusor_array *a) {
+    return a->memory == FUSOR_MEMORY_HOST || a->memory == FUSOR_MEMORY_PINNED;
+}
+
+/* Element i of the domain at base + i * element size (the _contig kernel's rule). */
+static int contiguous(const ir_domain *dom, int i, size_t elsize) {
+    int64_t expect = (int64_t)elsize;
+    for (int d = dom->ndim - 1; d >= 0; d--) {
+        if (dom->shape[d] == 1)
+            continue;
+        if (dom->strides[i][d] != expect)
+            return 0;
+        expect *= dom->shape[d];
+    }
+    return 1;
+}
+
+/* Device addresses of every array: device and managed ones as they are, host ones in a
+ * pool buffer covering their extent (inputs copied in; outputs too when their extent has
+ * gaps the kernel does not write, so that the copy back keeps them). */
+static fusor_status place_arrays(gpu_run *g) {
+    for (int i = 0; i < g->n; i++) {
+        fusor_array *A = g->arrays[i];
+        g->devbase[i] = 0;
+        if (!A || !g->dom->base[i])
+            continue;
+        if (!is_host(A)) {
+            if (A->memory == FUSOR_MEMORY_DEVICE && A->device != g->d->ordinal)
+                return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                                "kernel %s: array '%s' lives on GPU %d, the launch runs on GPU %d",
+                                g->kname, array_name(g->ir, i), A->device, g->d->ordinal);
+            g->devbase[i] = (cudrv_ptr)(uintptr_t)g->dom->base[i];
+            continue;
+        }
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        size_t bytes = (size_t)(hi - lo);
+        cudrv_ptr buf;
+        fusor_status st = tmp_alloc(g, bytes, &buf);
+        if (st)
+            return st;
+        g->hostbuf[i] = buf;
+        g->devbase[i] = buf + (cudrv_ptr)(g->dom->base[i] - lo);
+        int output = i >= g->ir->nparams;
+        size_t dense = (size_t)fusor_array_size(A) * fusor_dtype_size(A->dtype);
+        if (!output || bytes != dense) {
+            st = mem_copy_htod(g->d->ordinal, buf, lo, bytes, A->memory == FUSOR_MEMORY_PINNED,
+                               g->cu);
+            if (st)
+                return st;
+            g->copied += (double)bytes;
+        }
+    }
+    return FUSOR_OK;
+}
+
+static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
+
+typedef struct pass_plan {
+    sched_function *fn, *reduce;
+    int block, grid, words, rblock;
+    int64_t elements; /* per thread-iteration unit: n, or n / lanes rounded up */
+} pass_plan;
+
+static fusor_status choose_kernels(gpu_run *g, pass_plan *pp) {
+    char used[SCHED_GPU_MAX_ARRAYS];
+    for (int p = 0; p < g->plan->npasses; p++) {
+        cg_pass_arrays(g->ir, g->plan, p, used);
+        int contig = 1, vec = g->code->passes[p].lanes > 1;
+        int lanes = g->code->passes[p].lanes;
+        for (int i = 0; i < g->n; i++) {
+            if (!used[i] || !g->dom->base[i])
+                continue;
+            size_t es = fusor_dtype_size(array_dtype(g->ir, i));
+            if (!contiguous(g->dom, i, es))
+                contig = 0;
+            if (g->devbase[i] % ((cudrv_ptr)lanes * es))
+                vec = 0;
+        }
+        int variant = !contig ? CG_STRIDED : vec ? CG_VEC : CG_CONTIG;
+        char name[64];
+        cg_pass_variant_name(name, sizeof name, p, variant);
+        fusor_status st = sched_module_function(g->d, g->mod, name, &pp[p].fn);
+        if (st && variant == CG_VEC) { /* a module without the vector variant */
+            fu_clear_error();
+            variant = CG_CONTIG;
+            cg_pass_variant_name(name, sizeof name, p, variant);
+            st = sched_module_function(g->d, g->mod, name, &pp[p].fn);
+        }
+        if (st)
+            return st;
+        pp[p].words = g->code->passes[p].words;
+        int l = variant == CG_VEC ? lanes : 1;
+        sched_shape_choose(g->dom->size, l, pp[p].words > 0, pp[p].fn->occ_block,
+                           pp[p].fn->occ_min_grid, g->d->sms, pp[p].fn->max_block,
+                           g->block_override, g->grid_override, &pp[p].block, &pp[p].grid);
+        if (pp[p].words) {
+            cg_pass_helper_name(name, sizeof name, p, "reduce");
+            if ((st = sched_module_function(g->d, g->mod, name, &pp[p].reduce)))
+                return st;
+            int rb = pp[p].reduce->max_block < 256 ? pp[p].reduce->max_block : 256;
+            pp[p].rblock = rb >= 32 ? rb / 32 * 32 : 32;
+        }
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status launch_one(gpu_run *g, sched_function *f, int grid, int block, cudrv_ptr pb) {
+    void *params[1] = {&pb};
+    cudrv_result r = g->t->launch_kernel(f->fn, (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0,
+                                         g->cu, params, NULL);
+    if (r == CUDRV_SUCCESS) {
+        int64_t t = (int64_t)grid * block;
+        if (t > g->threads)
+            g->threads = t > 2147483647 ? 2147483647 : (int)t;
+        return FUSOR_OK;
+    }
+    char what[512];
+    snprintf(what, sizeof what, "kernel %s on GPU %d (%s): launching %s (grid %d, block %d) failed",
+             g->kname, g->d->ordinal, g->d->name, f->name, grid, block);
+    return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
+}
+
+/* Everything after the arrays are placed: parameter blocks, kernels, results. */
+static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int *need_sync) {
+    const ir_plan *plan = g->plan;
+    int np = plan->npasses;
+    pass_plan *pp = fu_calloc((size_t)(np ? np : 1), sizeof *pp);
+    if (!pp)
+        return fu_oom("a GPU launch plan");
+    fusor_status st = choose_kernels(g, pp);
+    size_t partial_bytes = 0;
+    for (int p = 0; p < np; p++)
+        if (pp[p].words && (size_t)pp[p].grid * (size_t)pp[p].words * 8 > partial_bytes)
+            partial_bytes = (size_t)pp[p].grid * (size_t)pp[p].words * 8;
+    size_t psz = CG_GPU_PARAMS_SIZE(g->n);
+    size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
+    cudrv_ptr dslots = 0, dparts = 0, douts = 0, dparams = 0;
+    unsigned char *img = NULL;
+    if (!st)
+        st = tmp_alloc(g, nslots * 8, &dslots);
+    if (!st)
+        st = tmp_alloc(g, partial_bytes, &dparts);
+    if (!st && g->code->has_finish)
+        st = tmp_alloc(g, (nouts ? nouts : 1) * 8, &douts);
+    if (!st)
+        st = tmp_alloc(g, psz * (size_t)(np + 1), &dparams);
+    if (!st && !(img = fu_calloc((size_t)(np + 1), psz)))
+        st = fu_oom("GPU parameter blocks");
+    for (int p = 0; !st && p <= np; p++) {
+        unsigned char *b = img + (size_t)p * psz;
+        put64(b, CG_GPU_OFF_N, (uint64_t)g->dom->size);
+        put64(b, CG_GPU_OFF_NPARTIALS, p < np && pp[p].words ? (uint64_t)pp[p].grid : 0);
+        put64(b, CG_GPU_OFF_SLOTS, dslots);
+        put64(b, CG_GPU_OFF_PARTIALS, dparts);
+        put64(b, CG_GPU_OFF_OUTS, douts);
+        put64(b, CG_GPU_OFF_NDIM, (uint64_t)(g->dom->ndim ? g->dom->ndim : 1));
+        for (int d = 0; d < CG_GPU_MAX_DIMS; d++)
+            put64(b, CG_GPU_OFF_SHAPE + 8 * (size_t)d,
+                  d < g->dom->ndim ? (uint64_t)g->dom->shape[d] : (g->dom->ndim ? 0 : d == 0));
+        for (int i = 0; i < g->n; i++) {
+            for (int d = 0; d < g->dom->ndim && g->dom->base[i]; d++)
+                put64(b, CG_GPU_OFF_STRIDES + 8 * ((size_t)i * 8 + (size_t)d),
+                      (uint64_t)g->dom->strides[i][d]);
+            put64(b, CG_GPU_OFF_ARRAYS(g->n) + 8 * (size_t)i, g->devbase[i]);
+        }
+    }
+    cudrv_result r = CUDRV_SUCCESS;
+    if (!st && (r = g->t->memcpy_htod_async(dslots, slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
+        r = g->t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1), g->cu);
+    if (!st && r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+    for (int p = 0; !st && p < np; p++) {
+        cudrv_ptr pb = dparams + (cudrv_ptr)p * psz;
+        st = launch_one(g, pp[p].fn, pp[p].grid, pp[p].block, pb);
+        if (!st && pp[p].words)
+            st = launch_one(g, pp[p].reduce, 1, pp[p].rblock, pb);
+    }
+    if (!st && g->code->has_finish) {
+        sched_function *fin;
+        st = sched_module_function(g->d, g->mod, CG_FINISH_NAME, &fin);
+        if (!st)
+            st = launch_one(g, fin, 1, 32, dparams + (cudrv_ptr)np * psz);
+        /* To pageable memory: returns when the values are there. */
+        if (!st && (r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu)) != CUDRV_SUCCESS)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
+        if (!st)
+            *need_sync = 1;
+    }
+    /* Host outputs, last: nothing is written to them unless every kernel succeeded. */
+    for (int i = g->ir->nparams; !st && i < g->n; i++) {
+        fusor_array *A = g->arrays[i];
+        if (!A || !g->hostbuf[i])
+            continue;
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        st = mem_copy_dtoh(g->d->ordinal, (void *)lo, g->hostbuf[i], (size_t)(hi - lo),
+                           A->memory == FUSOR_MEMORY_PINNED, g->cu);
+        g->copied += (double)(hi - lo);
+        *need_sync = 1;
+    }
+    fu_free(img);
+    fu_free(pp);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the hook */
+
+static double env_rate(const char *name, double fallback) {
+    const char *v = getenv(name);
+    double x = v ? strtod(v, NULL) : 0;
+    return x > 0 ? x : fallback;
+}
+
+static void machine_rates(const sched_device *d, sched_place_query *q) {
+    double th = host_get_threads();
+    double cpu_bw = 10e9 * th;
+    q->cpu_bytes_per_s = env_rate("FUSOR_CPU_BANDWIDTH", cpu_bw < 200e9 ? cpu_bw : 200e9);
+    q->cpu_ops_per_s = env_rate("FUSOR_CPU_OPS", 8e9 * th);
+    q->link_bytes_per_s = env_rate("FUSOR_LINK_BANDWIDTH", 12e9);
+    double peak = d ? sched_device_peak_bandwidth(d) : 0;
+    q->gpu_bytes_per_s = peak > 0 ? 0.8 * peak : 500e9;
+    double ops = d ? (double)d->sms * 128.0 * (double)d->clock_khz * 1e3 : 0;
+    q->gpu_ops_per_s = ops > 0 ? ops : 10e12;
+    q->gpu_overhead_s = 50e-6;
+}
+
+/* Outputs the launch allocated follow their inputs onto the device. */
+static fusor_status outputs_to_device(const ir_kernel *ir, ir_domain *dom, fusor_array **arrays,
+                                      int *allocated, int device) {
+    int host_in = 0, dev_in = 0;
+    for (int i = 0; i < ir->nparams; i++)
+        if (arrays[i] && is_host(arrays[i]))
+            host_in++;
+        else if (arrays[i])
+            dev_in++;
+    if (!dev_in || host_in)
+        return FUSOR_OK;
+    for (int j = 0; j < ir->noutputs; j++) {
+        int i = ir->nparams + j;
+        if (!allocated[i] || !arrays[i] || !is_host(arrays[i]))
+            continue;
+        fusor_array *D;
+        fusor_status st = mem_array_new_on(FUSOR_MEMORY_DEVICE, device, arrays[i]->dtype,
+                                           arrays[i]->ndim, arrays[i]->shape, &D);
+        if (st)
+            return st;
+        fusor_array_destroy(arrays[i]);
+        arrays[i] = D;
+        dom->base[i] = D->data;
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
+                               fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
+                               fusor_stream *cur, int *threads) {
+    gpu_run g;
+    memset(&g, 0, sizeof g);
+    fusor_status st;
+    g.t = sched_cuda(&st);
+    if (!g.t)
+        return st;
+    if ((st = sched_device_get(device, &g.d)) || (st = sched_device_activate(g.d)))
+        return st;
+    int arch = sched_device_arch(g.d);
+    if (!arch)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
+                        "generation supports",
+                        device, g.d->name, g.d->cc_major, g.d->cc_minor);
+    if ((st = get_ptx(k->ctx, spec, arch, &g.code, &arch)))
+        return st;
+    if ((st = sched_module_load(g.d, g.code->ptx, cg_gpu_ptx_version(arch), &g.mod)))
+        return st;
+    g.kname = k->name;
+    g.ir = spec->ir;
+    g.plan = spec->plan;
+    g.dom = dom;
+    g.arrays = arrays;
+    g.n = dom->narrays;
+    g.block_override = a->gpu_block;
+    g.grid_override = a->gpu_grid;
+    if (g.n > SCHED_GPU_MAX_ARRAYS)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
+                        SCHED_GPU_MAX_ARRAYS);
+    g.devbase = fu_calloc((size_t)g.n + 1, sizeof *g.devbase);
+    g.hostbuf = fu_calloc((size_t)g.n + 1, sizeof *g.hostbuf);
+    g.tmp = fu_calloc((size_t)g.n + 8, sizeof *g.tmp);
+    if (!g.devbase || !g.hostbuf || !g.tmp) {
+        fu_free(g.devbase);
+        fu_free(g.hostbuf);
+        fu_free(g.tmp);
+        return fu_oom("a GPU launch");
+    }
+    int pooled = !cur;
+    st = pooled ? sched_sync_stream_get(device, &g.cu) : sched_stream_cu(cur, device, &g.cu);
+    int need_sync = 0;
+    if (!st)
+        st = place_arrays(&g);
+    if (!st)
+        st = run_kernels(&g, slots, outs, &need_sync);
+    *threads = g.threads;
+    tmp_free_all(&g);
+    if (g.cu) {
+        if (pooled) {
+            cudrv_result r = g.t->stream_synchronize(g.cu);
+            if (!st && r)
+                st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
+            sched_sync_stream_put(device, g.cu);
+        } else {
+            sched_stream_gpu_issued(cur);
+            if (need_sync || st) {
+                fusor_status s2 = sched_stream_host_barrier(cur);
+                if (!st)
+                    st = s2;
+            }
+        }
+    }
+    a->placement.copy_bytes = g.copied;
+    fu_free(g.devbase);
+    fu_free(g.hostbuf);
+    fu_free(g.tmp);
+    return st;
+}
+
+fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
+                              fusor_array **arrays, int *allocated, ir_value *slots, ir_value *outs,
+                              int may_use_gpu, int *ran_gpu, int *threads) {
+    *ran_gpu = 0;
+    fusor_stream *cur = sched_stream_current();
+    fusor_status st;
+    if (!cur) { /* fusor_launch is fusor_launch_async on the default stream plus a wait */
+        fusor_stream *ds;
+        if ((st = sched_context_stream(k->ctx, 0, &ds)))
+            return st;
+        if (ds && (st = fusor_stream_synchronize(ds)))
+            return st;
+    }
+    const ir_kernel *ir = spec->ir;
+    int n = dom->narrays, any_gpu_memory = 0;
+    sched_place_array pa[SCHED_GPU_MAX_ARRAYS];
+    int na = 0;
+    for (int i = 0; i < n && na < SCHED_GPU_MAX_ARRAYS; i++) {
+        const fusor_array *A = arrays[i];
+        if (!A || !dom->base[i])
+            continue;
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        int in_place = 0;
+        for (int j = ir->nparams; i < ir->nparams && j < n; j++)
+            in_place |= arrays[j] == A;
+        pa[na++] = (sched_place_array){.name = array_name(ir, i),
+                                       .memory = A->memory,
+                                       .device = A->device,
+                                       .bytes = hi - lo,
+                                       .is_input = i < ir->nparams,
+                                       .is_output = i >= ir->nparams || in_place};
+        any_gpu_memory |= !is_host(A);
+    }
+    fusor_target target = k->ctx->target;
+    if (target == FUSOR_TARGET_AUTO) { /* FUSOR_TARGET decides for contexts left on AUTO */
+        const char *e = getenv("FUSOR_TARGET");
+        if (e && !strcmp(e, "gpu"))
+            target = FUSOR_TARGET_GPU;
+        if (e && !strcmp(e, "cpu"))
+            target = FUSOR_TARGET_CPU;
+    }
+    sched_place_query q = {
+        .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
+    if (!may_use_gpu) {
+        q.target = FUSOR_TARGET_CPU;
+    } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
+        sched_cuda_state cs = sched_cuda_state_get(&q.gpu_reason);
+        q.gpu_usable = cs == SCHED_CUDA_READY;
+    }
+    sched_device *d = NULL;
+    if (q.gpu_usable && sched_device_get(0, &d)) {
+        q.gpu_usable = 0; /* enumeration failed: its message is the reason */
+        q.gpu_reason = fusor_last_error();
+    }
+    if (q.gpu_usable && q.target == FUSOR_TARGET_AUTO && !any_gpu_memory)
+        q.ops_per_element = sched_ops_per_element(ir);
+    machine_rates(d, &q);
+    sched_place_result r;
+    sched_place(&q, &r);
+    a->placement.target = r.where;
+    a->placement.device = r.device;
+    a->placement.copy_bytes = 0;
+    snprintf(a->placement.reason, sizeof a->placement.reason, "%s", r.reason);
+    if (r.status)
+        return fu_error(r.status, "kernel %s: %s", k->name, r.reason);
+    if (r.where == FUSOR_TARGET_CPU)
+        return cur ? sched_stream_host_barrier(cur) : FUSOR_OK;
+
+    if ((st = outputs_to_device(ir, dom, arrays, allocated, r.device)))
+        return st;
+    int gpu_threads = 0;
+    st = run_on_gpu(k, a, spec, dom, arrays, slots, outs, r.device, cur, &gpu_threads);
+    if (!st) {
+        *ran_gpu = 1;
+        *threads = gpu_threads;
+    }
+    return st;
+}
+
+fusor_status sched_gpu_no_device(const fusor_kernel *k) {
+    const char *why;
+    sched_cuda_state_get(&why);
+    return fu_error(FUSOR_ERROR_NO_DEVICE, "kernel %s: the GPU target was requested, but %s",
+                    k->name, why);
+}

@@ -1,0 +1,47 @@
+/*
+ * stream.h — fusor streams and events (the public fusor_stream / fusor_event), and what
+ * the GPU launcher needs of them.
+ *
+ * A stream is an in-order queue run by one worker thread of its own, started on first
+ * use.  Host work (a CPU launch, a host call, a host-to-host copy) runs on that thread;
+ * GPU work issued from it goes to the stream's CUDA stream, so the worker moves on as
+ * soon as the work is queued on the device.  Before host work that follows GPU work the
+ * worker synchronises the CUDA stream: the queue is in order whichever side runs each
+ * item.
+ *
+ * An event records (stream, sequence number) — reached when the worker has passed that
+ * item — plus, when GPU work was pending at that point, a CUDA event recorded there.
+ * Waiting for an event from another stream is a queue item that blocks that stream's
+ * worker until the host part is reached and then makes its CUDA stream wait for the
+ * CUDA event (cuStreamWaitEvent), so GPU-to-GPU dependencies never stall the host.
+ */
+#ifndef FUSOR_SCHED_STREAM_H
+#define FUSOR_SCHED_STREAM_H
+
+#include "cuda.h"
+#include "fusor.h"
+
+/* The stream whose worker is running the calling thread's current item, or NULL. */
+fusor_stream *sched_stream_current(void);
+/* The stream's CUDA stream on `device` (created on first use; a stream that moves to
+ * another device synchronises and replaces it).  Call from the stream's worker. */
+fusor_status sched_stream_cu(fusor_stream *s, int device, cudrv_stream *out);
+/* Marks GPU work queued on the stream's CUDA stream: host items after it wait for it. */
+void sched_stream_gpu_issued(fusor_stream *s);
+/* Waits for GPU work queued so far, if any (before host work).  From the worker. */
+fusor_status sched_stream_host_barrier(fusor_stream *s);
+
+/* A CUDA stream for one synchronous launch on `device` (from a small per-device pool);
+ * give it back, synchronised, with sched_sync_stream_put. */
+fusor_status sched_sync_stream_get(int device, cudrv_stream *out);
+void sched_sync_stream_put(int device, cudrv_stream s);
+/* Called on driver reload: destroys pooled synchronous streams. */
+void sched_sync_streams_forget(void);
+
+/* The context's default stream, made on first use (or NULL when it has none yet:
+ * `create` 0). */
+fusor_status sched_context_stream(fusor_context *c, int create, fusor_stream **out);
+/* Frees the context's default stream (context destruction). */
+void sched_context_stream_free(fusor_stream *s);
+
+#endif

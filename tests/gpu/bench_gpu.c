@@ -1,0 +1,198 @@
+/*
+ * bench_gpu.c — GPU benchmarks for scripts/device-run.sh (built with the tests, not a
+ * test itself).  Each case prints bytes moved, the best time of several runs, GB/s and
+ * the fraction of the device's own device-to-device copy bandwidth measured first (the
+ * yardstick, as the CPU benchmarks use the STREAM copy).  Device-resident kernels show
+ * what fusion reaches on the GPU; host-array launches show what the copies cost; the
+ * CPU target on the same arrays is the comparison.  Ends with a table (also written to
+ * the file named by the first argument, when given).
+ *
+ * Without a usable GPU it says why and exits 0.
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fusor.h"
+
+#define REPEAT 10
+
+static fusor_context *ctx;
+static double copy_gbs;
+
+typedef struct row {
+    char name[64], where[16];
+    double mb, ms, gbs;
+} row;
+static row rows[32];
+static int nrows;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void add_row(const char *name, const char *where, double bytes, double s) {
+    row *r = &rows[nrows++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->where, sizeof r->where, "%s", where);
+    r->mb = bytes / 1e6;
+    r->ms = s * 1e3;
+    r->gbs = bytes / s / 1e9;
+    printf("%-34s %-6s %10.1f MB %9.3f ms %8.1f GB/s\n", name, where, r->mb, r->ms, r->gbs);
+    fflush(stdout);
+}
+
+static fusor_array *make(fusor_memory mem, fusor_dtype dt, int64_t n, double v) {
+    fusor_array *a = NULL, *h = NULL;
+    if (fusor_array_create(ctx, dt, 1, &n, &h))
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double x = v + (double)(i % 1000) * 1e-3;
+        if (dt == FUSOR_F32)
+            ((float *)fusor_array_data(h))[i] = (float)x;
+        else
+            ((double *)fusor_array_data(h))[i] = x;
+    }
+    if (mem == FUSOR_MEMORY_HOST)
+        return h;
+    if (fusor_array_create_on(ctx, mem, 0, dt, 1, &n, &a) || fusor_array_copy(a, h, NULL)) {
+        fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
+        exit(1);
+    }
+    fusor_array_destroy(h);
+    return a;
+}
+
+/* Best of REPEAT launches (after one warm-up that compiles and loads). */
+static double time_launch(fusor_kernel *k, fusor_args *a) {
+    double best = 1e30;
+    for (int r = 0; r <= REPEAT; r++) {
+        double t0 = now();
+        if (fusor_launch(k, a) != FUSOR_OK) {
+            fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
+            exit(1);
+        }
+        double t = now() - t0;
+        if (r && t < best)
+            best = t;
+    }
+    return best;
+}
+
+static void bench_copy(int64_t n) {
+    fusor_array *a = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, n, 1),
+                *b = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, n, 2);
+    double best = 1e30;
+    for (int r = 0; r <= REPEAT; r++) {
+        double t0 = now();
+        fusor_array_copy(b, a, NULL);
+        double t = now() - t0;
+        if (r && t < best)
+            best = t;
+    }
+    copy_gbs = 16.0 * (double)n / best / 1e9;
+    add_row("device-to-device copy (yardstick)", "gpu", 16.0 * (double)n, best);
+    fusor_array *h = make(FUSOR_MEMORY_HOST, FUSOR_F64, n, 1),
+                *p = make(FUSOR_MEMORY_PINNED, FUSOR_F64, n, 1);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        best = 1e30;
+        for (int r = 0; r <= 3; r++) {
+            double t0 = now();
+            fusor_array_copy(a, pinned ? p : h, NULL);
+            double t = now() - t0;
+            if (r && t < best)
+                best = t;
+        }
+        add_row(pinned ? "host->device copy, pinned" : "host->device copy, pageable (staged)",
+                "link", 8.0 * (double)n, best);
+    }
+    fusor_array_destroy(a);
+    fusor_array_destroy(b);
+    fusor_array_destroy(h);
+    fusor_array_destroy(p);
+}
+
+static void bench_kernel(const char *name, const char *src, fusor_dtype dt, int64_t n, int narr,
+                         double bytes_per_elem, fusor_memory mem, fusor_target target) {
+    fusor_kernel *k;
+    if (fusor_kernel_compile(ctx, src, "bench.fu", NULL, &k)) {
+        fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
+        exit(1);
+    }
+    fusor_context_set_target(ctx, target);
+    fusor_args *a;
+    fusor_args_create(k, &a);
+    fusor_array *in[4] = {0};
+    const char *names[4] = {"x", "y", "w", "v"};
+    for (int i = 0; i < narr; i++) {
+        in[i] = make(mem, dt, n, 1.0 + i);
+        fusor_args_set_array(a, names[i], in[i]);
+    }
+    if (strstr(src, "a: f"))
+        fusor_args_set_f64(a, "a", 0.5);
+    double s = time_launch(k, a);
+    add_row(name, target == FUSOR_TARGET_CPU ? "cpu" : "gpu", bytes_per_elem * (double)n, s);
+    fusor_args_destroy(a);
+    for (int i = 0; i < narr; i++)
+        fusor_array_destroy(in[i]);
+    fusor_kernel_destroy(k);
+    fusor_context_set_target(ctx, FUSOR_TARGET_AUTO);
+}
+
+int main(int argc, char **argv) {
+    if (fusor_gpu_status() != FUSOR_OK) {
+        printf("SKIP: no GPU benchmarks: %s\n", fusor_last_error());
+        return 0;
+    }
+    if (fusor_context_create(NULL, &ctx))
+        return 1;
+    int64_t n = argc > 2 ? atoll(argv[2]) : (int64_t)1 << 26;
+    printf("GPU benchmarks, %lld elements per array, best of %d\n", (long long)n, REPEAT);
+    bench_copy(n);
+    const char *axpy32 = "kernel k(a: f32, x: f32[], y: f32[]) -> (z: f32[]) { z = a * x + y }";
+    const char *axpy64 = "kernel k(a: f64, x: f64[], y: f64[]) -> (z: f64[]) { z = a * x + y }";
+    const char *sum64 = "kernel k(x: f64[]) -> (s: f64) { s = sum(x) }";
+    const char *fused = "kernel k(a: f32, x: f32[], y: f32[]) -> (z: f32[], m: f64) {"
+                        " z = sin(x) * y + a\n m = max(f64(z)) }";
+    bench_kernel("axpy f32 (device arrays)", axpy32, FUSOR_F32, n, 2, 12, FUSOR_MEMORY_DEVICE,
+                 FUSOR_TARGET_AUTO);
+    bench_kernel("axpy f64 (device arrays)", axpy64, FUSOR_F64, n, 2, 24, FUSOR_MEMORY_DEVICE,
+                 FUSOR_TARGET_AUTO);
+    bench_kernel("sum f64 (device array)", sum64, FUSOR_F64, n, 1, 8, FUSOR_MEMORY_DEVICE,
+                 FUSOR_TARGET_AUTO);
+    bench_kernel("sin*y+a, max f32 (device arrays)", fused, FUSOR_F32, n, 2, 12,
+                 FUSOR_MEMORY_DEVICE, FUSOR_TARGET_AUTO);
+    bench_kernel("axpy f64 (host arrays, copies)", axpy64, FUSOR_F64, n, 2, 24, FUSOR_MEMORY_HOST,
+                 FUSOR_TARGET_GPU);
+    bench_kernel("axpy f64 (pinned arrays, copies)", axpy64, FUSOR_F64, n, 2, 24,
+                 FUSOR_MEMORY_PINNED, FUSOR_TARGET_GPU);
+    bench_kernel("axpy f64 (host arrays)", axpy64, FUSOR_F64, n, 2, 24, FUSOR_MEMORY_HOST,
+                 FUSOR_TARGET_CPU);
+    bench_kernel("sum f64 (host array)", sum64, FUSOR_F64, n, 1, 8, FUSOR_MEMORY_HOST,
+                 FUSOR_TARGET_CPU);
+
+    char *mem = NULL;
+    if (fusor_memory_describe(&mem) == FUSOR_OK)
+        printf("%s", mem);
+    fusor_free(mem);
+    FILE *out = argc > 1 ? fopen(argv[1], "w") : NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        FILE *f = pass ? out : stdout;
+        if (!f)
+            continue;
+        fprintf(f, "\n| case | on | MB moved | ms (best) | GB/s | of D2D copy |\n");
+        fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: |\n");
+        for (int i = 0; i < nrows; i++)
+            fprintf(f, "| %s | %s | %.1f | %.3f | %.1f | %.0f%% |\n", rows[i].name, rows[i].where,
+                    rows[i].mb, rows[i].ms, rows[i].gbs, 100 * rows[i].gbs / copy_gbs);
+    }
+    if (out)
+        fclose(out);
+    fusor_context_destroy(ctx);
+    return 0;
+}

@@ -1,0 +1,426 @@
+/*
+ * test_cuda_c_host.c — the CUDA C of the NVRTC path, run on the CPU against the reference
+ * interpreter: what a GPU would compute, checked without one.
+ *
+ * The generated text is compiled by the host C++ compiler with a small shim for CUDA's
+ * built-ins (threads of a block are real threads, __syncthreads a barrier, warp shuffles
+ * go through memory between two barriers of the warp), so every kernel runs as written:
+ * the contiguous, vector and strided variants, the per-thread partials, the warp and
+ * block reduction, the one-block combine kernel and fusor_finish, all through the
+ * parameter block of codegen/gpu.h built here byte by byte.  Math functions are the host
+ * libm's, as in the interpreter, so results must agree bit for bit; only float sums and
+ * products (added in another order) are compared with a tolerance.
+ *
+ * Kernels: every kernel of kernels/std, and random programs of the differential generator
+ * without float sum/prod (so that every output, even a comparison of a sum, is exact).
+ * One C++ file holds them all (each in its own namespace), compiled once.  Without a C++
+ * compiler the test says SKIP.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <sys/wait.h>
+
+#include "alloc.h"
+#include "interp.h"
+#include "scalar.h"
+#include "test_ptx_random.h"
+
+#ifndef FUSOR_CXX
+#define FUSOR_CXX ""
+#endif
+
+/* CUDA's built-ins for the host. */
+static const char shim[] =
+    "#include <cmath>\n"
+    "#include <cstring>\n"
+    "#include <thread>\n"
+    "#include <vector>\n"
+    "#include <pthread.h>\n"
+    "using std::isnan; using std::isinf; using std::isfinite;\n"
+    "#define __device__\n"
+    "#define __forceinline__ inline\n"
+    "#define __noinline__\n"
+    "#define __global__\n"
+    "#define __shared__ static\n"
+    "#define __builtin_assume(x) ((void)0)\n"
+    "#define __isGlobal(p) true\n"
+    "struct fu_dim3 { unsigned x, y, z; };\n"
+    "static thread_local fu_dim3 threadIdx;\n"
+    "static fu_dim3 blockIdx, blockDim, gridDim;\n"
+    "static pthread_barrier_t fu_block_bar, fu_warp_bar[32];\n"
+    "static unsigned long long fu_lane[32][32];\n"
+    "static void __syncthreads() { pthread_barrier_wait(&fu_block_bar); }\n"
+    "template <class T> static T __shfl_down_sync(unsigned, T v, int d) {\n"
+    "    unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+    "    fu_lane[warp][lane] = (unsigned long long)v;\n"
+    "    pthread_barrier_wait(&fu_warp_bar[warp]);\n"
+    "    T r = (T)fu_lane[warp][lane + d < 32 ? lane + d : lane];\n"
+    "    pthread_barrier_wait(&fu_warp_bar[warp]);\n"
+    "    return r;\n"
+    "}\n"
+    "template <class A, class B> static A fu_bits(B b) { A a; memcpy(&a, &b, sizeof a); return a; "
+    "}\n"
+    "static float __int_as_float(int x) { return fu_bits<float>(x); }\n"
+    "static float __uint_as_float(unsigned x) { return fu_bits<float>(x); }\n"
+    "static int __float_as_int(float x) { return fu_bits<int>(x); }\n"
+    "static double __longlong_as_double(long long x) { return fu_bits<double>(x); }\n"
+    "static long long __double_as_longlong(double x) { return fu_bits<long long>(x); }\n"
+    "#define FU_V2(N, T) struct alignas(2 * sizeof(T)) N { T x, y; };\n"
+    "#define FU_V4(N, T) struct alignas(4 * sizeof(T)) N { T x, y, z, w; };\n"
+    "FU_V2(char2, signed char) FU_V2(uchar2, unsigned char) FU_V2(short2, short)\n"
+    "FU_V2(ushort2, unsigned short) FU_V2(int2, int) FU_V2(uint2, unsigned) FU_V2(float2, float)\n"
+    "FU_V2(longlong2, long long) FU_V2(ulonglong2, unsigned long long) FU_V2(double2, double)\n"
+    "FU_V4(char4, signed char) FU_V4(uchar4, unsigned char) FU_V4(short4, short)\n"
+    "FU_V4(ushort4, unsigned short) FU_V4(int4, int) FU_V4(uint4, unsigned) FU_V4(float4, float)\n"
+    "typedef void (*fu_kernel)(const char *);\n"
+    "extern \"C\" void fu_launch(fu_kernel k, const char *P, unsigned grid, unsigned block) {\n"
+    "    gridDim = {grid, 1, 1};\n"
+    "    blockDim = {block, 1, 1};\n"
+    "    for (unsigned b = 0; b < grid; b++) {\n"
+    "        blockIdx = {b, 0, 0};\n"
+    "        pthread_barrier_init(&fu_block_bar, nullptr, block);\n"
+    "        for (unsigned w = 0; w * 32 < block; w++)\n"
+    "            pthread_barrier_init(&fu_warp_bar[w], nullptr, block - w * 32 < 32 ? block - w * "
+    "32 : 32);\n"
+    "        std::vector<std::thread> ts;\n"
+    "        for (unsigned t = 0; t < block; t++)\n"
+    "            ts.emplace_back([=] { threadIdx = {t, 0, 0}; k(P); });\n"
+    "        for (auto &t : ts) t.join();\n"
+    "        pthread_barrier_destroy(&fu_block_bar);\n"
+    "        for (unsigned w = 0; w * 32 < block; w++) pthread_barrier_destroy(&fu_warp_bar[w]);\n"
+    "    }\n"
+    "}\n";
+
+/* The variants in the order gpu.h lists a pass's kernels. */
+enum { CONTIG = 0, STRIDED = 1, VEC = 2 };
+static const char *const vname[] = {"contig", "strided", "vec"};
+
+enum { N = 1003, ROWS = 17, COLS = 59, GRID = 3, BLOCK = 64, MAXPROG = 128 };
+
+typedef struct prog {
+    arena a;
+    ir_kernel *k;
+    ir_plan *plan;
+    char what[128];
+    int exact; /* no float sum/prod: every output must agree bit for bit */
+} prog;
+
+static prog progs[MAXPROG];
+static int nprogs, oracle_refused;
+
+static int float_reduce(const ir_kernel *k) {
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        if ((nd->op == IR_SUM || nd->op == IR_PROD) &&
+            (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64))
+            return 1;
+    }
+    return 0;
+}
+
+static void add_prog(const char *src, const char *file, const char *name, const fe_binding *b,
+                     const char *what) {
+    prog *p = &progs[nprogs];
+    arena_init(&p->a);
+    if (ptx_build(&p->a, src, file, name, b, &p->k, &p->plan)) {
+        arena_free(&p->a);
+        return;
+    }
+    snprintf(p->what, sizeof p->what, "%s", what);
+    p->exact = !float_reduce(p->k);
+    nprogs++;
+}
+
+/* The kernels of program i, in launch order, as the C++ table's entries. */
+static int kernel_names(const prog *p, char names[][48]) {
+    int n = 0;
+    for (int q = 0; q < p->plan->npasses; q++) {
+        for (int v = CONTIG; v <= VEC; v++)
+            snprintf(names[n++], 48, "fusor_pass%d_%s", q, vname[v]);
+        if (p->plan->passes[q].nreductions)
+            snprintf(names[n++], 48, "fusor_pass%d_reduce", q);
+    }
+    if (p->plan->has_scalar_outputs)
+        snprintf(names[n++], 48, "fusor_finish");
+    return n;
+}
+
+/* One C++ file: the shim, the prelude once, each program in namespace p<i>. */
+static int write_source(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 0;
+    fputs(shim, f);
+    for (int i = 0; i < nprogs; i++) {
+        char *text = NULL;
+        fusor_status st = cg_cuda_source(progs[i].k, progs[i].plan, NULL, &text);
+        CHECK_MSG(st == FUSOR_OK, "%s: %s", progs[i].what, fusor_last_error());
+        if (st)
+            return 0;
+        char *body = strstr(text, "\n// kernel ");
+        if (i == 0)
+            fwrite(text, 1, (size_t)(body + 1 - text), f);
+        fprintf(f, "namespace p%d {\n", i);
+        for (char *s = body; *s;) { /* C linkage would clash between programs */
+            char *e = strstr(s, "extern \"C\" ");
+            size_t n = e ? (size_t)(e - s) : strlen(s);
+            fwrite(s, 1, n, f);
+            s += n + (e ? 11 : 0);
+        }
+        fprintf(f, "}\nextern \"C\" fu_kernel p%d_kernels[] = {", i);
+        char names[64][48];
+        int n = kernel_names(&progs[i], names);
+        for (int j = 0; j < n; j++)
+            fprintf(f, "%sp%d::%s", j ? ", " : "", i, names[j]);
+        fprintf(f, "};\n");
+        fu_free(text);
+    }
+    return fclose(f) == 0;
+}
+
+/* ------------------------------------------------------------------ running */
+
+static uint64_t state = 0x1234567ull;
+static uint64_t next_rand(void) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+}
+
+/* A random element of dtype d, with the special values floats need. */
+static ir_value random_value(fusor_dtype d) {
+    uint64_t r = next_rand();
+    if (d == FUSOR_F32 || d == FUSOR_F64) {
+        static const double special[] = {0.0,       -0.0, 1.0, -1.0, INFINITY,
+                                         -INFINITY, NAN,  0.5, 3.0,  1e30};
+        double v = r % 8 == 0 ? special[(r >> 8) % 10]
+                              : ((double)(int64_t)(r >> 11) / (double)(1ull << 50)) * 8.0;
+        return sc_cast((ir_value){.f = v}, FUSOR_F64, d);
+    }
+    if (r % 6 == 0) /* small values hit the interesting cases of //, %, shifts, pow */
+        r = (r >> 8) % 9 - 4;
+    return sc_cast((ir_value){.u = r >> (r % 2 ? 0 : 40)}, FUSOR_U64, d);
+}
+
+static fusor_dtype array_dtype(const ir_kernel *k, int a) {
+    return a < k->nparams ? k->params[a].dtype : k->outputs[a - k->nparams].dtype;
+}
+static int is_array(const ir_kernel *k, int a) {
+    return a < k->nparams ? k->params[a].is_array : k->outputs[a - k->nparams].is_array;
+}
+
+static int same(ir_value x, ir_value y, fusor_dtype d, int exact) {
+    if (d != FUSOR_F32 && d != FUSOR_F64)
+        return x.u == y.u;
+    if (isnan(x.f) || isnan(y.f))
+        return isnan(x.f) && isnan(y.f);
+    if (exact)
+        return x.u == y.u; /* -0 and +0 differ */
+    double tol = d == FUSOR_F32 ? 1e-4 : 1e-10;
+    return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f));
+}
+
+typedef void (*launch_fn)(void (*)(const char *), const char *, unsigned, unsigned);
+
+/* Runs program p on the host "GPU" with variant v (CONTIG, VEC, STRIDED) and
+ * compares with the interpreter over the same views. */
+static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn launch, int v) {
+    const ir_kernel *k = p->k;
+    int na = k->nparams + k->noutputs;
+    int strided = v == STRIDED;
+    char *base[64] = {0}, *ref[64] = {0};
+    int64_t strides[64][FUSOR_MAX_DIMS] = {{0}};
+    ir_value scalars[64] = {{0}};
+    if (na > 64)
+        return;
+    for (int a = 0; a < na; a++) {
+        if (!is_array(k, a)) {
+            if (a < k->nparams)
+                scalars[a] = random_value(k->params[a].dtype);
+            continue;
+        }
+        fusor_dtype d = array_dtype(k, a);
+        size_t sz = fusor_dtype_size(d);
+        base[a] = aligned_alloc(64, (N * sz + 63) / 64 * 64);
+        ref[a] = aligned_alloc(64, (N * sz + 63) / 64 * 64);
+        /* Strided: inputs in Fortran order, outputs in C order, over a 17 x 59 domain. */
+        int fortran = strided && a < k->nparams;
+        strides[a][0] = strided ? (int64_t)(fortran ? sz : COLS * sz) : (int64_t)sz;
+        strides[a][1] = fortran ? (int64_t)(ROWS * sz) : (int64_t)sz;
+        for (int i = 0; i < N; i++) {
+            ir_value x = a < k->nparams ? random_value(d) : (ir_value){.u = 0x5a5a5a5a5a5a5a5aull};
+            sc_store(base[a] + i * sz, d, x);
+            sc_store(ref[a] + i * sz, d, x);
+        }
+    }
+    ir_domain dom = {
+        .ndim = strided ? 2 : 1, .size = N, .narrays = na, .base = ref, .strides = strides};
+    if (strided) {
+        dom.shape[0] = ROWS;
+        dom.shape[1] = COLS;
+    } else {
+        dom.shape[0] = N;
+    }
+    ir_value want[64] = {{0}}, got[64] = {{0}};
+    fusor_status st = interp_run(k, &dom, scalars, want);
+    if (st) { /* no oracle: the interpreter refuses the checker's IR (not this test's bug) */
+        if (v == CONTIG) {
+            printf("SKIP %s: the interpreter refuses its IR: %s\n", p->what, fusor_last_error());
+            oracle_refused++;
+        }
+        for (int a = 0; a < na; a++) {
+            free(base[a]);
+            free(ref[a]);
+        }
+        return;
+    }
+
+    /* The parameter block of gpu.h. */
+    ir_value slots[256] = {{0}};
+    for (int i = 0; i < k->nparams; i++)
+        slots[i] = scalars[i];
+    slots[p->plan->count_slot].i = N;
+    uint64_t partials[GRID * 192];
+    size_t psize = CG_GPU_PARAMS_SIZE(na);
+    char *P = calloc(1, psize);
+    int64_t w64;
+    void *ptr;
+#define PUT(off, v) memcpy(P + (off), &(v), 8)
+    w64 = N, PUT(CG_GPU_OFF_N, w64);
+    w64 = GRID, PUT(CG_GPU_OFF_NPARTIALS, w64);
+    ptr = slots, PUT(CG_GPU_OFF_SLOTS, ptr);
+    ptr = partials, PUT(CG_GPU_OFF_PARTIALS, ptr);
+    ptr = got, PUT(CG_GPU_OFF_OUTS, ptr);
+    w64 = dom.ndim, PUT(CG_GPU_OFF_NDIM, w64);
+    for (int d = 0; d < dom.ndim; d++)
+        PUT(CG_GPU_OFF_SHAPE + 8 * d, dom.shape[d]);
+    for (int a = 0; a < na; a++) {
+        for (int d = 0; d < dom.ndim; d++)
+            PUT(CG_GPU_OFF_STRIDES + 64 * a + 8 * d, strides[a][d]);
+        ptr = base[a], PUT(CG_GPU_OFF_ARRAYS(na) + 8 * a, ptr);
+    }
+#undef PUT
+    int at = 0;
+    for (int q = 0; q < p->plan->npasses; q++) {
+        launch(kernels[at + v], P, GRID, BLOCK);
+        at += 3;
+        if (p->plan->passes[q].nreductions)
+            launch(kernels[at++], P, 1, BLOCK);
+    }
+    if (p->plan->has_scalar_outputs)
+        launch(kernels[at], P, 1, 1);
+
+    int bad = 0;
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        int a = k->nparams + j;
+        if (!o->is_array) {
+            if (!same(got[j], want[j], o->dtype, p->exact)) {
+                char g[64], w[64];
+                sc_format(g, sizeof g, got[j], o->dtype);
+                sc_format(w, sizeof w, want[j], o->dtype);
+                fprintf(stderr, "%s (%s): %s = %s, the interpreter says %s\n", p->what, vname[v],
+                        o->name, g, w);
+                bad++;
+            }
+            continue;
+        }
+        size_t sz = fusor_dtype_size(o->dtype);
+        for (int i = 0; i < N; i++) {
+            ir_value x = sc_load(base[a] + i * sz, o->dtype),
+                     y = sc_load(ref[a] + i * sz, o->dtype);
+            if (!same(x, y, o->dtype, p->exact)) {
+                if (bad++ < 3) {
+                    char g[64], w[64];
+                    sc_format(g, sizeof g, x, o->dtype);
+                    sc_format(w, sizeof w, y, o->dtype);
+                    fprintf(stderr, "%s (%s): %s[%d] = %s, the interpreter says %s\n", p->what,
+                            vname[v], o->name, i, g, w);
+                }
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "%s (%s): %d differences", p->what, vname[v], bad);
+    for (int a = 0; a < na; a++) {
+        free(base[a]);
+        free(ref[a]);
+    }
+    free(P);
+}
+
+int main(void) {
+    if (!FUSOR_CXX[0]) {
+        printf("SKIP: no C++ compiler known at configure time\n");
+        return check_done();
+    }
+    static const char *const std_files[] = {"blas1.fu", "elementwise.fu", "finance.fu", "stats.fu"};
+    for (size_t i = 0; i < sizeof std_files / sizeof std_files[0]; i++) {
+        char path[512], names[64][64], what[128];
+        snprintf(path, sizeof path, "%s/kernels/std/%s", FUSOR_SOURCE_DIR, std_files[i]);
+        char *src = ptx_slurp(path);
+        REQUIRE(src != NULL);
+        int n = ptx_kernel_names(src, names, 64);
+        for (int j = 0; j < n && nprogs < MAXPROG; j++) {
+            snprintf(what, sizeof what, "%s: %.64s", std_files[i], names[j]);
+            add_prog(src, std_files[i], names[j], NULL, what);
+        }
+        free(src);
+    }
+    int nstd = nprogs;
+    int nrandom = getenv("FUSOR_PTX_PROGRAMS") ? atoi(getenv("FUSOR_PTX_PROGRAMS")) : 60;
+    for (uint64_t seed = 0x0c0da000ull;
+         nprogs < nstd + nrandom && nprogs < MAXPROG && seed < 0x0c0da000ull + 1000; seed++) {
+        gprog g;
+        gen_program(seed, &g);
+        fe_binding b[GEN_MAX_IN];
+        for (int i = 0; i < g.nin; i++)
+            b[i] = (fe_binding){.dtype = (fusor_dtype)g.in[i].dtype, .is_array = g.in[i].is_array};
+        char what[128];
+        snprintf(what, sizeof what, "random program 0x%llx", (unsigned long long)seed);
+        add_prog(g.src, "random.fu", g.name, g.generic ? b : NULL, what);
+        if (nprogs > nstd && !progs[nprogs - 1].exact) { /* float sums: not here */
+            nprogs--;
+            arena_free(&progs[nprogs].a);
+        }
+        gprog_free(&g);
+    }
+    char cpp[] = "/tmp/fusor_cuda_host_XXXXXX.cpp", so[64], cmd[1024];
+    int fd = mkstemps(cpp, 4);
+    REQUIRE(fd >= 0);
+    close(fd);
+    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
+    REQUIRE(write_source(cpp));
+    snprintf(cmd, sizeof cmd,
+             "'%s' -std=c++17 -O0 -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'",
+             FUSOR_CXX, so, cpp);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
+    void *lib = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    CHECK_MSG(lib || rc, "%s", dlerror());
+    if (lib) {
+        launch_fn launch = (launch_fn)dlsym(lib, "fu_launch");
+        REQUIRE(launch != NULL);
+        for (int i = 0; i < nprogs; i++) {
+            char sym[32];
+            snprintf(sym, sizeof sym, "p%d_kernels", i);
+            void (*const *kernels)(const char *) = dlsym(lib, sym);
+            CHECK(kernels != NULL);
+            for (int v = CONTIG; kernels && v <= VEC; v++)
+                run_prog(&progs[i], kernels, launch, v);
+        }
+        unlink(cpp);
+    }
+    unlink(so);
+    int reductions = 0;
+    for (int i = 0; i < nprogs; i++) {
+        reductions += progs[i].plan->npasses > 0 && progs[i].plan->passes[0].nreductions > 0;
+        arena_free(&progs[i].a);
+    }
+    printf("%d std kernels and %d random programs (%d with reductions) run as CUDA C on the "
+           "host, 3 variants each, against the interpreter\n",
+           nstd, nprogs - nstd, reductions);
+    CHECK(nstd >= 15 && nprogs - nstd >= nrandom / 2 && reductions >= 5);
+    CHECK(oracle_refused * 5 < nprogs);
+    return check_done();
+}

@@ -1,0 +1,449 @@
+/*
+ * test_cuda_launch.c — the GPU launcher (scheduler/gpurun.c) end to end against the fake
+ * driver: real PTX from codegen, loaded by the fake's JIT, and simulated kernels written
+ * here from the parameter-block contract of codegen/gpu.h.
+ *
+ * The simulated kernels read everything from the parameter block (n, slots, partials,
+ * array addresses, shape and strides) and every address is bounds-checked by the fake,
+ * so what is checked is the launcher's side of the contract: which kernel variant it
+ * picks, the block it builds, copies in and out, the reduction's partial rows and the
+ * scalar outputs, launch shapes, placement and its reasons, device-resident outputs,
+ * streams, and that failures (launch, asynchronous fault, out of memory, JIT) leave
+ * outputs untouched and the pools empty.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "array.h"
+#include "check.h"
+#include "devpool.h"
+#include "fake_cuda.h"
+#include "fusor.h"
+#include "gpu.h"
+#include "scheduler.h"
+
+static fusor_context *ctx;
+static int contains(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
+
+static double *ptr_at(const unsigned char *pb, size_t off) {
+    return (double *)(uintptr_t)pb64(pb, off);
+}
+static double *array_at(const unsigned char *pb, int narrays, int i) {
+    return ptr_at(pb, CG_GPU_OFF_ARRAYS(narrays) + 8 * (size_t)i);
+}
+
+/* ------------------------------------------------------------------ simulated kernels */
+
+/* axpy(a: f64, x: f64[], y: f64[]) -> (z: f64[]): arrays a(unused), x, y, z. */
+static long contig_runs, vec_runs, strided_runs;
+
+static void axpy_flat(unsigned char *pb) {
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N);
+    double a = ptr_at(pb, CG_GPU_OFF_SLOTS)[0];
+    double *x = array_at(pb, 4, 1), *y = array_at(pb, 4, 2), *z = array_at(pb, 4, 3);
+    if (!fake_check(x, (size_t)n * 8) || !fake_check(y, (size_t)n * 8) ||
+        !fake_check(z, (size_t)n * 8))
+        return;
+    for (int64_t i = 0; i < n; i++)
+        z[i] = a * x[i] + y[i];
+}
+static void axpy_contig(unsigned char *pb, unsigned g, unsigned b) {
+    (void)g, (void)b;
+    contig_runs++;
+    axpy_flat(pb);
+}
+static void axpy_vec(unsigned char *pb, unsigned g, unsigned b) {
+    (void)g, (void)b;
+    vec_runs++;
+    axpy_flat(pb);
+}
+static void axpy_strided(unsigned char *pb, unsigned g, unsigned b) {
+    (void)g, (void)b;
+    strided_runs++;
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), nd = (int64_t)pb64(pb, CG_GPU_OFF_NDIM);
+    double a = ptr_at(pb, CG_GPU_OFF_SLOTS)[0];
+    for (int64_t i = 0; i < n; i++) {
+        char *addr[4];
+        for (int k = 1; k < 4; k++)
+            addr[k] = (char *)array_at(pb, 4, k);
+        int64_t rem = i;
+        for (int64_t d = nd - 1; d >= 0; d--) {
+            int64_t ext = (int64_t)pb64(pb, CG_GPU_OFF_SHAPE + 8 * (size_t)d);
+            int64_t c = rem % ext;
+            rem /= ext;
+            for (int k = 1; k < 4; k++)
+                addr[k] +=
+                    c * (int64_t)pb64(pb, CG_GPU_OFF_STRIDES + 8 * ((size_t)k * 8 + (size_t)d));
+        }
+        if (!fake_check(addr[1], 8) || !fake_check(addr[2], 8) || !fake_check(addr[3], 8))
+            return;
+        *(double *)addr[3] = a * *(double *)addr[1] + *(double *)addr[2];
+    }
+}
+
+/* total(x: f64[]) -> (t: f64): slots x(unused), COUNT, the sum; one raw word per row. */
+static long reduce_rows;
+static void total_pass(unsigned char *pb, unsigned grid, unsigned block) {
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N);
+    uint64_t rows = pb64(pb, CG_GPU_OFF_NPARTIALS);
+    double *x = array_at(pb, 2, 0), *part = ptr_at(pb, CG_GPU_OFF_PARTIALS);
+    if (rows != grid || !fake_check(part, rows * 8) || !fake_check(x, (size_t)n * 8)) {
+        F.bad_access++;
+        return;
+    }
+    /* Block b's share of the grid-stride loop. */
+    for (unsigned b = 0; b < grid; b++) {
+        double s = 0;
+        for (int64_t i = (int64_t)b * block; i < n; i += (int64_t)grid * block)
+            for (int64_t j = i; j < i + block && j < n; j++)
+                s += x[j];
+        part[b] = s;
+    }
+}
+static void total_reduce(unsigned char *pb, unsigned grid, unsigned block) {
+    (void)block;
+    uint64_t rows = pb64(pb, CG_GPU_OFF_NPARTIALS);
+    double *part = ptr_at(pb, CG_GPU_OFF_PARTIALS), *slots = ptr_at(pb, CG_GPU_OFF_SLOTS);
+    if (grid != 1 || !fake_check(slots, 24))
+        F.bad_access++;
+    double s = 0;
+    for (uint64_t r = 0; r < rows; r++)
+        s += part[r];
+    reduce_rows = (long)rows;
+    slots[2] = s;
+}
+static void total_finish(unsigned char *pb, unsigned grid, unsigned block) {
+    (void)grid, (void)block;
+    double *slots = ptr_at(pb, CG_GPU_OFF_SLOTS), *outs = ptr_at(pb, CG_GPU_OFF_OUTS);
+    if (!fake_check(outs, 8))
+        return;
+    outs[0] = slots[2];
+}
+
+static void fake_with_kernels(void) {
+    fake_fresh();
+    fake_add_kernel("fusor_pass0_contig", axpy_contig);
+    fake_add_kernel("fusor_pass0_vec", axpy_vec);
+    fake_add_kernel("fusor_pass0_strided", axpy_strided);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static const char *axpy_src =
+    "kernel axpy(a: f64, x: f64[], y: f64[]) -> (z: f64[]) { z = a * x + y }";
+
+static fusor_array *host(int ndim, const int64_t *shape, double base) {
+    fusor_array *a = NULL;
+    CHECK_OK(fusor_array_create(ctx, FUSOR_F64, ndim, shape, &a));
+    double *p = fusor_array_data(a);
+    for (int64_t i = 0; i < fusor_array_size(a); i++)
+        p[i] = isnan(base) ? base : base + (double)i;
+    return a;
+}
+
+static fusor_memory_stats pool0(void) {
+    fusor_memory_stats s;
+    memset(&s, 0xff, sizeof s);
+    CHECK_OK(fusor_memory_stats_get(0, &s));
+    return s;
+}
+
+static void check_axpy(const fusor_array *z, double a, double xb, double yb, const char *what) {
+    const double *zp = fusor_array_data(z);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < fusor_array_size(z); i++)
+        bad += zp[i] != a * (xb + (double)i) + (yb + (double)i);
+    CHECK_MSG(bad == 0, "%s: %lld wrong elements", what, (long long)bad);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_axpy(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 100000;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 1000), *z = host(1, &n, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 2.5));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 2.5, 1, 1000, "axpy");
+    CHECK(vec_runs == 1 && contig_runs == 0 && strided_runs == 0); /* f64: 2 lanes, aligned */
+    CHECK(!strcmp(fusor_args_last_target(a), "gpu"));
+    CHECK(fusor_args_last_threads(a) == 768 * 66); /* GPU threads of the launch */
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.target == FUSOR_TARGET_GPU && pl.device == 0);
+    CHECK(contains(pl.reason, "the GPU target was requested"));
+    CHECK(pl.copy_bytes == 3.0 * (double)n * 8);
+    CHECK(F.htod_bytes >= 2 * n * 8 && F.dtoh_bytes == n * 8); /* z is not copied in */
+    CHECK(!strcmp(F.last_kernel, "fusor_pass0_vec") && F.last_block == 768);
+    CHECK(F.last_grid == (unsigned)((n / 2 + 767) / 768)); /* two lanes per thread */
+    CHECK(pool0().in_use == 0 && pool0().allocations == 0);
+    CHECK(F.module_loads == 1);
+
+    /* Again: the module and the PTX are cached; a shape override is obeyed. */
+    CHECK(fusor_args_set_gpu_shape(a, 100, 0) == FUSOR_ERROR_INVALID_ARGUMENT);
+    CHECK_OK(fusor_args_set_gpu_shape(a, 128, 5));
+    memset(fusor_array_data(z), 0xff, (size_t)n * 8);
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 2.5, 1, 1000, "axpy again");
+    CHECK(F.module_loads == 1 && F.last_block == 128 && F.last_grid == 5);
+    CHECK_OK(fusor_args_set_gpu_shape(a, 0, 0));
+
+    /* A transposed view and a broadcast: the strided kernel. */
+    int64_t s2[2] = {300, 200}, s300 = 300;
+    fusor_array *buf = host(2, s2, 0);
+    int64_t tshape[2] = {200, 300}, tstr[2] = {8, 200 * 8};
+    fusor_array *xt, *yb = host(1, &s300, 7), *z2;
+    CHECK_OK(fusor_array_wrap(g, fusor_array_data(buf), FUSOR_F64, 2, tshape, tstr, &xt));
+    z2 = host(2, tshape, NAN);
+    fusor_args *a2;
+    CHECK_OK(fusor_args_create(k, &a2));
+    CHECK_OK(fusor_args_set_f64(a2, "a", -1));
+    CHECK_OK(fusor_args_set_array(a2, "x", xt));
+    CHECK_OK(fusor_args_set_array(a2, "y", yb));
+    CHECK_OK(fusor_args_set_array(a2, "z", z2));
+    CHECK_OK(fusor_launch(k, a2));
+    CHECK(strided_runs == 1);
+    const double *zp = fusor_array_data(z2), *bp = fusor_array_data(buf);
+    int64_t bad = 0;
+    for (int64_t r = 0; r < 200; r++)
+        for (int64_t c = 0; c < 300; c++)
+            bad += zp[r * 300 + c] != -bp[c * 200 + r] + (7.0 + (double)c);
+    CHECK_MSG(bad == 0, "strided: %lld wrong", (long long)bad);
+    CHECK(F.bad_access == 0 && pool0().in_use == 0);
+
+    fusor_args_destroy(a2);
+    fusor_array_destroy(xt);
+    fusor_array_destroy(yb);
+    fusor_array_destroy(z2);
+    fusor_array_destroy(buf);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
+static void test_reduction(void) {
+    fake_fresh();
+    fake_add_kernel("fusor_pass0_contig", total_pass);
+    fake_add_kernel("fusor_pass0_vec", total_pass);
+    fake_add_kernel("fusor_pass0_reduce", total_reduce);
+    fake_add_kernel("fusor_finish", total_finish);
+    CHECK_OK(fake_load());
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, "kernel total(x: f64[]) -> (t: f64) { t = sum(x) }", "t.fu",
+                                  NULL, &k));
+    int64_t n = 1000003;
+    fusor_array *x = host(1, &n, -500000);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_launch(k, a));
+    double t = 0;
+    CHECK_OK(fusor_args_get_f64(a, "t", &t));
+    double want = 0;
+    for (int64_t i = 0; i < n; i++)
+        want += -500000.0 + (double)i; /* integers: exact */
+    CHECK_MSG(t == want, "sum %.17g, wanted %.17g", t, want);
+    CHECK(reduce_rows == (n + 4095) / 4096); /* the grid from n alone */
+    CHECK(F.bad_access == 0 && pool0().in_use == 0);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
+static void test_failures(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 5000;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 2), *z = host(1, &n, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 3));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+
+    /* The launch itself fails. */
+    F.launch_result = CUDRV_ERROR_LAUNCH_FAILED;
+    fusor_status st = fusor_launch(k, a);
+    CHECK(st == FUSOR_ERROR_INTERNAL);
+    CHECK_MSG(contains(fusor_last_error(), "kernel axpy on GPU 0 (Fake GPU 0): launching "
+                                           "fusor_pass0_vec") &&
+                  contains(fusor_last_error(), "CUDA_ERROR_LAUNCH_FAILED"),
+              "%s", fusor_last_error());
+    CHECK(isnan(((double *)fusor_array_data(z))[17]));
+    CHECK(pool0().in_use == 0);
+    F.launch_result = 0;
+
+    /* A fault found when the stream synchronises: nothing is copied back. */
+    F.sync_result = CUDRV_ERROR_LAUNCH_FAILED;
+    st = fusor_launch(k, a);
+    CHECK(st == FUSOR_ERROR_INTERNAL && contains(fusor_last_error(), "CUDA_ERROR_LAUNCH_FAILED"));
+    CHECK(isnan(((double *)fusor_array_data(z))[17]));
+    F.sync_result = 0;
+
+    /* Out of device memory for the launch's buffers. */
+    CHECK_OK(fusor_memory_configure(0, 0, 2 * (size_t)n * 8 + 1000));
+    st = fusor_launch(k, a);
+    CHECK(st == FUSOR_ERROR_OUT_OF_MEMORY && contains(fusor_last_error(), "limit"));
+    CHECK(isnan(((double *)fusor_array_data(z))[17]));
+    CHECK(pool0().in_use == 0 && pool0().allocations == 0);
+    CHECK_OK(fusor_memory_configure(0, 0, 0));
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 3, 1, 2, "after failures");
+
+    /* The JIT refuses the module: the log is the message. */
+    fusor_kernel *k2;
+    CHECK_OK(fusor_kernel_compile(g, "kernel sub(x: f64[], y: f64[]) -> (z: f64[]) { z = x - y }",
+                                  "sub.fu", NULL, &k2));
+    fusor_args *a2;
+    CHECK_OK(fusor_args_create(k2, &a2));
+    CHECK_OK(fusor_args_set_array(a2, "x", x));
+    CHECK_OK(fusor_args_set_array(a2, "y", y));
+    F.module_result = CUDRV_ERROR_INVALID_PTX;
+    st = fusor_launch(k2, a2);
+    CHECK(st == FUSOR_ERROR_COMPILE && contains(fusor_last_error(), "rejected the PTX") &&
+          contains(fusor_last_error(), "ptxas fatal   : fake failure 218"));
+    F.module_result = 0;
+    fusor_args_destroy(a2);
+    fusor_kernel_destroy(k2);
+
+    /* No device at all with the GPU target: refused before anything is checked. */
+    fake_fresh();
+    st = fusor_launch(k, a);
+    CHECK(st == FUSOR_ERROR_NO_DEVICE &&
+          contains(fusor_last_error(), "the GPU target was requested, but no CUDA driver"));
+
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
+static void test_placement_and_residency(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g; /* AUTO */
+    CHECK_OK(fusor_context_create(NULL, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 4096;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 2), *z = host(1, &n, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 2));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+    /* Small host arrays: the CPU runs it (for real), and says why. */
+    long launches = F.launches;
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 2, 1, 2, "auto on the CPU");
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.target == FUSOR_TARGET_CPU && F.launches == launches);
+    CHECK_MSG(contains(pl.reason, "too small to pay for copying"), "%s", pl.reason);
+    /* A slow CPU (as the model sees it): the copy pays off. */
+    setenv("FUSOR_CPU_BANDWIDTH", "1e6", 1);
+    memset(fusor_array_data(z), 0xff, (size_t)n * 8);
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 2, 1, 2, "auto on the GPU");
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK_MSG(pl.target == FUSOR_TARGET_GPU && contains(pl.reason, "pays off"), "%s", pl.reason);
+    unsetenv("FUSOR_CPU_BANDWIDTH");
+
+    /* Arrays on the device: the GPU, and an unbound output stays there. */
+    fusor_array *xd, *yd;
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &xd));
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &yd));
+    CHECK_OK(fusor_array_copy(xd, x, NULL));
+    CHECK_OK(fusor_array_copy(yd, y, NULL));
+    fusor_args *ad;
+    CHECK_OK(fusor_args_create(k, &ad));
+    CHECK_OK(fusor_args_set_f64(ad, "a", 4));
+    CHECK_OK(fusor_args_set_array(ad, "x", xd));
+    CHECK_OK(fusor_args_set_array(ad, "y", yd));
+    long h2d = F.htod_bytes, d2h = F.dtoh_bytes;
+    CHECK_OK(fusor_launch(k, ad));
+    CHECK_OK(fusor_args_last_placement(ad, &pl));
+    CHECK_MSG(pl.target == FUSOR_TARGET_GPU && contains(pl.reason, "array 'x' lives on GPU 0") &&
+                  pl.copy_bytes == 0,
+              "%s", pl.reason);
+    CHECK(F.dtoh_bytes == d2h && F.htod_bytes - h2d < 4096); /* parameters only */
+    fusor_array *zd = NULL, *zh = host(1, &n, NAN);
+    CHECK_OK(fusor_args_get_array(ad, "z", &zd));
+    int dev;
+    CHECK(fusor_array_memory(zd, &dev) == FUSOR_MEMORY_DEVICE && dev == 0);
+    CHECK_OK(fusor_array_copy(zh, zd, NULL));
+    check_axpy(zh, 4, 1, 2, "device-resident");
+    CHECK(pool0().allocations == 3); /* x, y and z on the device */
+
+    /* The CPU target cannot read device memory. */
+    CHECK_OK(fusor_context_set_target(g, FUSOR_TARGET_CPU));
+    CHECK(fusor_launch(k, ad) == FUSOR_ERROR_UNSUPPORTED);
+    CHECK(contains(fusor_last_error(), "cannot read array 'x': it lives on GPU 0"));
+    CHECK_OK(fusor_context_set_target(g, FUSOR_TARGET_AUTO));
+
+    /* On a stream: the worker issues the GPU work, synchronise to read. */
+    fusor_stream *s;
+    CHECK_OK(fusor_stream_create(g, &s));
+    memset(fusor_array_data(z), 0xff, (size_t)n * 8);
+    CHECK_OK(fusor_args_set_f64(a, "a", -2));
+    CHECK_OK(fusor_context_set_target(g, FUSOR_TARGET_GPU));
+    CHECK_OK(fusor_launch_async(k, a, s));
+    CHECK_OK(fusor_stream_synchronize(s));
+    check_axpy(z, -2, 1, 2, "on a stream");
+    CHECK(!strcmp(fusor_args_last_target(a), "gpu"));
+    fusor_stream_destroy(s);
+
+    fusor_array_destroy(zd);
+    fusor_array_destroy(zh);
+    fusor_args_destroy(ad);
+    fusor_array_destroy(xd);
+    fusor_array_destroy(yd);
+    CHECK(pool0().allocations == 0 && pool0().in_use == 0);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0);
+}
+
+int main(void) {
+    setenv("FUSOR_CACHE", "0", 1);
+    REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
+    test_axpy();
+    test_reduction();
+    test_failures();
+    test_placement_and_residency();
+    fusor_context_destroy(ctx);
+    fake_fresh();
+    return check_done();
+}
