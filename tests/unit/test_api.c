@@ -196,10 +196,14 @@ static void test_launch_and_errors(fusor_context *c) {
     CHECK_OK(fusor_kernel_compile(c, src, "two.fu", "twice", &k2));
     EXPECT_ERR(fusor_launch(k2, b), FUSOR_ERROR_INVALID_ARGUMENT, "made for kernel axpy");
 
-    /* The GPU target is a clear status in this build. */
-    CHECK_OK(fusor_context_set_target(c, FUSOR_TARGET_GPU));
-    EXPECT_ERR(fusor_launch(k, a), FUSOR_ERROR_NO_DEVICE, "GPU");
-    CHECK_OK(fusor_context_set_target(c, FUSOR_TARGET_AUTO));
+    /* Without a usable GPU, asking for one is a clear status (the gpu-labelled tests
+     * cover machines that have one). */
+    if (fusor_gpu_status() != FUSOR_OK) {
+        CHECK(fusor_gpu_count() == 0);
+        CHECK_OK(fusor_context_set_target(c, FUSOR_TARGET_GPU));
+        EXPECT_ERR(fusor_launch(k, a), FUSOR_ERROR_NO_DEVICE, "GPU");
+        CHECK_OK(fusor_context_set_target(c, FUSOR_TARGET_AUTO));
+    }
 
     char *text = NULL;
     CHECK_OK(fusor_kernel_emit(k, FUSOR_EMIT_IR, &text));
