@@ -48,7 +48,10 @@ char *sb_take(strbuf *s) {
         sb_discard(s);
         return NULL;
     }
-    if (!s->p && sb_reserve(s, 1) < 0) return NULL;
+    if (!s->p) { /* nothing appended: an empty string */
+        if (sb_reserve(s, 1) < 0) return NULL;
+        s->p[0] = 0;
+    }
     char *p = s->p;
     s->p = NULL;
     s->len = s->cap = 0;

@@ -508,10 +508,12 @@ fusor_status fusor_copy_bandwidth(int remeasure, double *bytes_per_second, int *
         cpu_model(cpu, sizeof cpu);
         char *dir = dc_enabled(0) ? dc_dir() : NULL;
         fu_clear_error();
-        strbuf s = {0};
-        if (dir)
+        char *path = NULL;
+        if (dir) {
+            strbuf s = {0};
             sb_printf(&s, "%s/bandwidth.txt", dir);
-        char *path = sb_take(&s);
+            path = sb_take(&s);
+        }
         double v = 0;
         if (remeasure || !path || !read_bandwidth(path, cpu, n, &v)) {
             st = host_measure_copy_bandwidth(n, &v);
