@@ -245,10 +245,11 @@ static void test_interior_reduction(void) {
     fusor_kernel *k;
     CHECK_OK(fusor_kernel_compile(ctx,
                                   "kernel r(u: i64[n, m] interior) -> (d: i64[], s: i64, "
-                                  "mx: i64) {\n"
+                                  "mx: i64, mn: f64) {\n"
                                   "  d = u[0, 1] - u[0, -1] + u[-1, 0]\n"
                                   "  s = sum(d)\n"
                                   "  mx = max(u[1, 1])\n"
+                                  "  mn = mean(d)\n"
                                   "}\n",
                                   "r.fu", NULL, &k));
     if (!k) return;
@@ -280,6 +281,10 @@ static void test_interior_reduction(void) {
         fusor_dtype dt;
         CHECK_OK(fusor_args_get_scalar(a, "s", &dt, &s));
         CHECK_OK(fusor_args_get_scalar(a, "mx", &dt, &mx));
+        double mn = 0; /* the values are small integers: every sum is exact */
+        CHECK_OK(fusor_args_get_f64(a, "mn", &mn));
+        CHECK_MSG(mn == (double)want_s / ((R - 2) * (C - 2)), "%s: mean %.17g over the interior",
+                  backend_name[b], mn);
         CHECK_MSG(s == want_s, "%s: sum %lld, want %lld", backend_name[b], (long long)s,
                   (long long)want_s);
         CHECK_MSG(mx == want_mx, "%s: max %lld, want %lld", backend_name[b], (long long)mx,
