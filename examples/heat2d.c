@@ -23,12 +23,12 @@ static const char *source =
     "    out = u + r * (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0 * u)\n"
     "}\n";
 
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        if ((call) != FUSOR_OK) {                                                          \
-            fprintf(stderr, "%s failed: %s\n", #call, fusor_last_error());                 \
-            return 1;                                                                      \
-        }                                                                                  \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        if ((call) != FUSOR_OK) {                                                                  \
+            fprintf(stderr, "%s failed: %s\n", #call, fusor_last_error());                         \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static double now(void) {
@@ -42,8 +42,10 @@ static void init(double *u, int n) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             double v = 0.0;
-            if (j == 0) v = 100.0;
-            else if (i == 0 || i == n - 1 || j == n - 1) v = 25.0 * j / (n - 1);
+            if (j == 0)
+                v = 100.0;
+            else if (i == 0 || i == n - 1 || j == n - 1)
+                v = 25.0 * j / (n - 1);
             u[(size_t)i * n + j] = v;
         }
 }
@@ -67,14 +69,17 @@ int main(int argc, char **argv) {
     size_t cells = (size_t)n * n;
     double *a = malloc(cells * sizeof *a), *b = malloc(cells * sizeof *b);
     double *ha = malloc(cells * sizeof *ha), *hb = malloc(cells * sizeof *hb);
-    if (!a || !b || !ha || !hb) return 1;
+    if (!a || !b || !ha || !hb)
+        return 1;
     init(a, n), init(b, n), init(ha, n), init(hb, n);
 
     /* By hand. */
     double t0 = now();
     for (int s = 0; s < steps; s++) {
-        if (s % 2 == 0) hand_step(ha, hb, n, r);
-        else hand_step(hb, ha, n, r);
+        if (s % 2 == 0)
+            hand_step(ha, hb, n, r);
+        else
+            hand_step(hb, ha, n, r);
     }
     double hand_s = now() - t0;
     const double *hand_result = steps % 2 ? hb : ha;
@@ -100,7 +105,8 @@ int main(int argc, char **argv) {
     CHECK(fusor_launch(k, fwd)); /* compiles; then start again from the initial plate */
     init(b, n);
     t0 = now();
-    for (int s = 0; s < steps; s++) CHECK(fusor_launch(k, s % 2 == 0 ? fwd : back));
+    for (int s = 0; s < steps; s++)
+        CHECK(fusor_launch(k, s % 2 == 0 ? fwd : back));
     double fusor_s = now() - t0;
     const double *fusor_result = steps % 2 ? b : a;
 
@@ -108,7 +114,8 @@ int main(int argc, char **argv) {
     for (size_t c = 0; c < cells; c++)
         differ += memcmp(&fusor_result[c], &hand_result[c], sizeof(double)) != 0;
     double mean = 0.0;
-    for (size_t c = 0; c < cells; c++) mean += fusor_result[c];
+    for (size_t c = 0; c < cells; c++)
+        mean += fusor_result[c];
     mean /= (double)cells;
     printf("heat2d %dx%d, %d steps: mean temperature %.6f, next to the hot edge %.6f\n", n, n,
            steps, mean, fusor_result[(size_t)(n / 2) * n + 1]);

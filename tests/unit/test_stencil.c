@@ -37,8 +37,8 @@ static void expect_language_error(const char *src, const char *needle1, const ch
 }
 
 static void test_errors(void) {
-    expect_language_error("kernel k(u: f64[]) -> (o: f64[]) {\n  o = u[-1]\n}\n",
-                          "st.fu:2:7", "parameter 'u' is indexed with offsets on undeclared");
+    expect_language_error("kernel k(u: f64[]) -> (o: f64[]) {\n  o = u[-1]\n}\n", "st.fu:2:7",
+                          "parameter 'u' is indexed with offsets on undeclared");
     expect_language_error("kernel k(u: f64[n] clamp) -> (o: f64[]) {\n  o = u[0, 1]\n}\n",
                           "rank mismatch", "'u' has 1 declared dimension but is indexed with 2");
     expect_language_error("kernel k(w: f64[n, m] wrap) -> (o: f64[]) {\n  o = w[1]\n}\n",
@@ -58,8 +58,9 @@ static void test_errors(void) {
 
     /* Launch-time: the bound array must have the declared rank; no in-place stencil. */
     fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(ctx, "kernel k(u: f64[n, m] clamp) -> (o: f64[]) {\n"
-                                       "  o = u[0, 1] - u\n}\n",
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel k(u: f64[n, m] clamp) -> (o: f64[]) {\n"
+                                  "  o = u[0, 1] - u\n}\n",
                                   "st.fu", NULL, &k));
     double buf[12] = {0};
     int64_t s1[1] = {12}, s2[2] = {3, 4};
@@ -92,13 +93,16 @@ static const char *const mode_name[NMODES] = {"clamp", "wrap", "zero", "mirror",
 /* Index i of a dimension of n elements under mode m, or -1 for a zero read; written here
  * independently of fusor (mirror reflects step by step, as NumPy's pad mode 'reflect'). */
 static int64_t remap(int m, int64_t i, int64_t n) {
-    if (i >= 0 && i < n) return i;
+    if (i >= 0 && i < n)
+        return i;
     switch (m) {
     case CLAMP: return i < 0 ? 0 : n - 1;
     case WRAP: return ((i % n) + n) % n;
     case MIRROR:
-        if (n == 1) return 0;
-        while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+        if (n == 1)
+            return 0;
+        while (i < 0 || i >= n)
+            i = i < 0 ? -i : 2 * (n - 1) - i;
         return i;
     default: return -1;
     }
@@ -115,17 +119,17 @@ static double at(const grid *g, int64_t i, int64_t j, int64_t k) {
     int64_t idx[3] = {i, j, k}, flat = 0;
     for (int d = 0; d < g->ndim; d++) {
         int64_t r = remap(g->mode, idx[d], g->shape[d]);
-        if (r < 0) return 0.0;
+        if (r < 0)
+            return 0.0;
         flat = flat * g->shape[d] + r;
     }
     return g->u[flat];
 }
 
 /* The kernels, one per rank, in the language and in C with the same operation order. */
-static const char *const src_1d =
-    "kernel s1(u: f64[n] %s, w: f64[]) -> (o: f64[]) {\n"
-    "  o = 0.25*u[-2] + u[-1] - 2.0*u[0] + 0.5*u[+1] + 3.0*u[2] + w\n"
-    "}\n";
+static const char *const src_1d = "kernel s1(u: f64[n] %s, w: f64[]) -> (o: f64[]) {\n"
+                                  "  o = 0.25*u[-2] + u[-1] - 2.0*u[0] + 0.5*u[+1] + 3.0*u[2] + w\n"
+                                  "}\n";
 static const char *const src_2d =
     "kernel s2(u: f64[n, m] %s, w: f64[]) -> (o: f64[]) {\n"
     "  o = (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0*u[0, 0] + 0.5*u[1, 1]\n"
@@ -146,8 +150,8 @@ static double hand_point(const grid *g, int64_t i, int64_t j, int64_t k, double 
         return 0.25 * at(g, i - 2, 0, 0) + at(g, i - 1, 0, 0) - 2.0 * at(g, i, 0, 0) +
                0.5 * at(g, i + 1, 0, 0) + 3.0 * at(g, i + 2, 0, 0) + w;
     case 2:
-        return at(g, i - 1, j, 0) + at(g, i + 1, j, 0) + at(g, i, j - 1, 0) +
-               at(g, i, j + 1, 0) - 4.0 * at(g, i, j, 0) + 0.5 * at(g, i + 1, j + 1, 0) +
+        return at(g, i - 1, j, 0) + at(g, i + 1, j, 0) + at(g, i, j - 1, 0) + at(g, i, j + 1, 0) -
+               4.0 * at(g, i, j, 0) + 0.5 * at(g, i + 1, j + 1, 0) +
                0.125 * at(g, i - 2, j + 1, 0) + w;
     default:
         return at(g, i - 1, j, k) + 2.0 * at(g, i + 1, j, k) + at(g, i, j - 1, k) +
@@ -161,7 +165,8 @@ static void hand(const grid *g, const double *w, double *o) {
     int64_t n[3] = {1, 1, 1}, lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
     for (int d = 0; d < g->ndim; d++) {
         n[d] = g->shape[d];
-        if (g->mode == INTERIOR) lo[d] = halo_lo[g->ndim - 1][d], hi[d] = halo_hi[g->ndim - 1][d];
+        if (g->mode == INTERIOR)
+            lo[d] = halo_lo[g->ndim - 1][d], hi[d] = halo_hi[g->ndim - 1][d];
     }
     for (int64_t i = lo[0]; i < n[0] - hi[0]; i++)
         for (int64_t j = lo[1]; j < n[1] - hi[1]; j++)
@@ -189,12 +194,16 @@ static void run_case(int ndim, int mode, const int64_t *shape) {
     snprintf(src, sizeof src, fmt, mode_name[mode]);
     fusor_kernel *k;
     CHECK_OK(fusor_kernel_compile(ctx, src, "stencil.fu", NULL, &k));
-    if (!k) return;
+    if (!k)
+        return;
     int64_t size = 1;
-    for (int d = 0; d < ndim; d++) size *= shape[d];
+    for (int d = 0; d < ndim; d++)
+        size *= shape[d];
     double *u = malloc(sizeof(double) * (size_t)size), *w = malloc(sizeof(double) * (size_t)size);
-    double *want = malloc(sizeof(double) * (size_t)size), *got = malloc(sizeof(double) * (size_t)size);
-    for (int64_t e = 0; e < size; e++) u[e] = rnd(), w[e] = rnd(), want[e] = poison();
+    double *want = malloc(sizeof(double) * (size_t)size),
+           *got = malloc(sizeof(double) * (size_t)size);
+    for (int64_t e = 0; e < size; e++)
+        u[e] = rnd(), w[e] = rnd(), want[e] = poison();
     grid g = {.ndim = ndim, .mode = mode, .u = u};
     memcpy(g.shape, shape, sizeof(int64_t) * (size_t)ndim);
     hand(&g, w, want);
@@ -209,13 +218,15 @@ static void run_case(int ndim, int mode, const int64_t *shape) {
     CHECK_OK(fusor_args_set_array(a, "w", wa));
     CHECK_OK(fusor_args_set_array(a, "o", oa));
     for (int b = 0; b < NB; b++) {
-        for (int64_t e = 0; e < size; e++) got[e] = poison();
+        for (int64_t e = 0; e < size; e++)
+            got[e] = poison();
         fusor_set_num_threads(b == REF ? 1 : b + 1);
         fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
         CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
         int64_t bad = -1;
         for (int64_t e = 0; e < size && bad < 0; e++)
-            if (memcmp(&got[e], &want[e], sizeof(double))) bad = e;
+            if (memcmp(&got[e], &want[e], sizeof(double)))
+                bad = e;
         CHECK_MSG(bad < 0, "%dD %s shape %lld..., %s: element %lld is %.17g, want %.17g", ndim,
                   mode_name[mode], (long long)shape[0], backend_name[b], (long long)bad,
                   bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
@@ -234,9 +245,12 @@ static void test_boundaries(void) {
     static const int64_t s2[][2] = {{3, 3}, {4, 9}, {17, 23}, {200, 300}};
     static const int64_t s3[][3] = {{3, 3, 3}, {5, 6, 7}, {12, 40, 70}};
     for (int m = 0; m < NMODES; m++) {
-        for (size_t i = 0; i < sizeof s1 / sizeof *s1; i++) run_case(1, m, s1[i]);
-        for (size_t i = 0; i < sizeof s2 / sizeof *s2; i++) run_case(2, m, s2[i]);
-        for (size_t i = 0; i < sizeof s3 / sizeof *s3; i++) run_case(3, m, s3[i]);
+        for (size_t i = 0; i < sizeof s1 / sizeof *s1; i++)
+            run_case(1, m, s1[i]);
+        for (size_t i = 0; i < sizeof s2 / sizeof *s2; i++)
+            run_case(2, m, s2[i]);
+        for (size_t i = 0; i < sizeof s3 / sizeof *s3; i++)
+            run_case(3, m, s3[i]);
     }
 }
 
@@ -252,17 +266,20 @@ static void test_interior_reduction(void) {
                                   "  mn = mean(d)\n"
                                   "}\n",
                                   "r.fu", NULL, &k));
-    if (!k) return;
+    if (!k)
+        return;
     enum { R = 150, C = 301 };
     static int64_t u[R * C], d[R * C];
-    for (int e = 0; e < R * C; e++) u[e] = (int64_t)(rnd() * 1000);
+    for (int e = 0; e < R * C; e++)
+        u[e] = (int64_t)(rnd() * 1000);
     /* The halo: u[0, -1], u[-1, 0] cut one from the start of both dimensions, u[0, 1]
      * and u[1, 1] one from their ends. */
     int64_t want_s = 0, want_mx = INT64_MIN;
     for (int i = 1; i < R - 1; i++)
         for (int j = 1; j < C - 1; j++) {
             want_s += u[i * C + j + 1] - u[i * C + j - 1] + u[(i - 1) * C + j];
-            if (u[(i + 1) * C + j + 1] > want_mx) want_mx = u[(i + 1) * C + j + 1];
+            if (u[(i + 1) * C + j + 1] > want_mx)
+                want_mx = u[(i + 1) * C + j + 1];
         }
     int64_t shape[2] = {R, C};
     fusor_array *ua, *da;
@@ -273,7 +290,8 @@ static void test_interior_reduction(void) {
     CHECK_OK(fusor_args_set_array(a, "u", ua));
     CHECK_OK(fusor_args_set_array(a, "d", da));
     for (int b = 0; b < NB; b++) {
-        for (int e = 0; e < R * C; e++) d[e] = -7;
+        for (int e = 0; e < R * C; e++)
+            d[e] = -7;
         fusor_set_num_threads(b == REF ? 1 : b + 1);
         fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
         CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
@@ -293,8 +311,8 @@ static void test_interior_reduction(void) {
         for (int i = 0; i < R; i++)
             for (int j = 0; j < C; j++) {
                 int inside = i >= 1 && i < R - 1 && j >= 1 && j < C - 1;
-                int64_t want = inside ? u[i * C + j + 1] - u[i * C + j - 1] + u[(i - 1) * C + j]
-                                      : -7;
+                int64_t want =
+                    inside ? u[i * C + j + 1] - u[i * C + j - 1] + u[(i - 1) * C + j] : -7;
                 bad += d[i * C + j] != want;
             }
         CHECK_MSG(bad == 0, "%s: %d elements of d wrong", backend_name[b], bad);
