@@ -436,8 +436,8 @@ static fusor_status parse_type(parser *p, fe_decl *d) {
             TRY(next(p));
         }
         if (p->tok.kind != FE_T_RBRACKET)
-            return expected(p, "']' (an array type is written like f64[] or, with named "
-                               "dimensions, f64[n, m])");
+            return expected(p, "']' (an array type is written like f64[], whatever its rank, "
+                               "or for stencils with named dimensions, f64[n, m])");
         TRY(next(p));
         d->is_array = 1;
     }

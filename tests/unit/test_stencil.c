@@ -188,7 +188,9 @@ typedef enum backend { JIT1, JIT2, JIT3, REF, NB } backend;
 static const char *const backend_name[NB] = {"jit 1 thread", "jit 2 threads", "jit 3 threads",
                                              "interpreter"};
 
-static void run_case(int ndim, int mode, const int64_t *shape) {
+/* strided: u is a view of every other element of a larger buffer (the strided row
+ * functions run). */
+static void run_case(int ndim, int mode, const int64_t *shape, int strided) {
     char src[1024];
     const char *fmt = ndim == 1 ? src_1d : ndim == 2 ? src_2d : src_3d;
     snprintf(src, sizeof src, fmt, mode_name[mode]);
@@ -209,7 +211,18 @@ static void run_case(int ndim, int mode, const int64_t *shape) {
     hand(&g, w, want);
 
     fusor_array *ua, *wa, *oa;
-    CHECK_OK(fusor_array_wrap(ctx, u, FUSOR_F64, ndim, shape, NULL, &ua));
+    double *ubig = malloc(sizeof(double) * (size_t)size * 2);
+    int64_t ustrides[3];
+    for (int d = ndim - 1, step = 2 * (int)sizeof(double); d >= 0; d--) {
+        ustrides[d] = step;
+        step *= (int)shape[d];
+    }
+    for (int64_t e = 0; e < size; e++)
+        ubig[2 * e] = u[e], ubig[2 * e + 1] = poison();
+    if (strided)
+        CHECK_OK(fusor_array_wrap(ctx, ubig, FUSOR_F64, ndim, shape, ustrides, &ua));
+    else
+        CHECK_OK(fusor_array_wrap(ctx, u, FUSOR_F64, ndim, shape, NULL, &ua));
     CHECK_OK(fusor_array_wrap(ctx, w, FUSOR_F64, ndim, shape, NULL, &wa));
     CHECK_OK(fusor_array_wrap(ctx, got, FUSOR_F64, ndim, shape, NULL, &oa));
     fusor_args *a;
@@ -227,8 +240,9 @@ static void run_case(int ndim, int mode, const int64_t *shape) {
         for (int64_t e = 0; e < size && bad < 0; e++)
             if (memcmp(&got[e], &want[e], sizeof(double)))
                 bad = e;
-        CHECK_MSG(bad < 0, "%dD %s shape %lld..., %s: element %lld is %.17g, want %.17g", ndim,
-                  mode_name[mode], (long long)shape[0], backend_name[b], (long long)bad,
+        CHECK_MSG(bad < 0, "%dD %s shape %lld...%s, %s: element %lld is %.17g, want %.17g",
+                  ndim, mode_name[mode], (long long)shape[0], strided ? " strided" : "",
+                  backend_name[b], (long long)bad,
                   bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
     }
     fusor_set_num_threads(0);
@@ -237,7 +251,7 @@ static void run_case(int ndim, int mode, const int64_t *shape) {
     fusor_array_destroy(wa);
     fusor_array_destroy(oa);
     fusor_kernel_destroy(k);
-    free(u), free(w), free(want), free(got);
+    free(u), free(w), free(want), free(got), free(ubig);
 }
 
 static void test_boundaries(void) {
@@ -246,11 +260,14 @@ static void test_boundaries(void) {
     static const int64_t s3[][3] = {{3, 3, 3}, {5, 6, 7}, {12, 40, 70}};
     for (int m = 0; m < NMODES; m++) {
         for (size_t i = 0; i < sizeof s1 / sizeof *s1; i++)
-            run_case(1, m, s1[i]);
+            run_case(1, m, s1[i], 0);
         for (size_t i = 0; i < sizeof s2 / sizeof *s2; i++)
-            run_case(2, m, s2[i]);
+            run_case(2, m, s2[i], 0);
         for (size_t i = 0; i < sizeof s3 / sizeof *s3; i++)
-            run_case(3, m, s3[i]);
+            run_case(3, m, s3[i], 0);
+        run_case(1, m, s1[4], 1);
+        run_case(2, m, s2[2], 1);
+        run_case(3, m, s3[1], 1);
     }
 }
 
