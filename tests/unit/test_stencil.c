@@ -240,10 +240,9 @@ static void run_case(int ndim, int mode, const int64_t *shape, int strided) {
         for (int64_t e = 0; e < size && bad < 0; e++)
             if (memcmp(&got[e], &want[e], sizeof(double)))
                 bad = e;
-        CHECK_MSG(bad < 0, "%dD %s shape %lld...%s, %s: element %lld is %.17g, want %.17g",
-                  ndim, mode_name[mode], (long long)shape[0], strided ? " strided" : "",
-                  backend_name[b], (long long)bad,
-                  bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
+        CHECK_MSG(bad < 0, "%dD %s shape %lld...%s, %s: element %lld is %.17g, want %.17g", ndim,
+                  mode_name[mode], (long long)shape[0], strided ? " strided" : "", backend_name[b],
+                  (long long)bad, bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
     }
     fusor_set_num_threads(0);
     fusor_args_destroy(a);
@@ -341,6 +340,91 @@ static void test_interior_reduction(void) {
     fusor_kernel_destroy(k);
 }
 
+/* Equal stencil loads share one node; u[0, 0] is u; the IR text shows offsets, boundaries. */
+static void test_ir(void) {
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel h(u: f32[n, m] wrap) -> (o: f32[]) {\n"
+                                  "  o = u[0, 1] * u[0, +1] + u[0, 0] * u + u[-3, 0]\n"
+                                  "}\n",
+                                  "h.fu", NULL, &k));
+    if (!k)
+        return;
+    char *ir = NULL;
+    CHECK_OK(fusor_kernel_emit(k, FUSOR_EMIT_IR, &ir));
+    if (ir) {
+        int loads = 0, offset_loads = 0;
+        for (const char *p = strstr(ir, "input.f32 u"); p; p = strstr(p + 1, "input.f32 u"))
+            loads++;
+        for (const char *p = strstr(ir, "] wrap"); p; p = strstr(p + 1, "] wrap"))
+            offset_loads++;
+        CHECK_MSG(loads == 3 && offset_loads == 2, "%d loads, %d offset loads:\n%s", loads,
+                  offset_loads, ir);
+        CHECK_MSG(strstr(ir, "u[+0, +1] wrap") && strstr(ir, "u[-3, +0] wrap"), "%s", ir);
+    }
+    fusor_free(ir);
+    fusor_kernel_destroy(k);
+}
+
+/* Two parameters with different boundaries and dtypes in one kernel: v's interior halo
+ * bounds the domain, u clamps (f32 and i32, zero reads of i32 as well). */
+static void test_mixed(void) {
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel mx(u: f32[n, m] clamp, v: f64[a, b] interior,\n"
+                                  "          z: i32[n, m] zero) -> (o: f64[]) {\n"
+                                  "  o = u[-2, 1] * v[0, -1] + v[1, 0] + z[0, 3] - z[-1, -1]\n"
+                                  "}\n",
+                                  "mx.fu", NULL, &k));
+    if (!k)
+        return;
+    enum { R = 41, C = 53 };
+    static float u[R * C];
+    static double v[R * C], o[R * C], want[R * C];
+    static int32_t z[R * C];
+    for (int e = 0; e < R * C; e++) {
+        u[e] = (float)rnd(), v[e] = rnd(), z[e] = (int32_t)(rnd() * 1e6);
+        want[e] = poison();
+    }
+    for (int i = 0; i < R - 1; i++)
+        for (int j = 1; j < C; j++) {
+            int ui = i - 2 < 0 ? 0 : i - 2, uj = j + 1 > C - 1 ? C - 1 : j + 1;
+            double z1 = j + 3 < C ? z[i * C + j + 3] : 0, z2 = i >= 1 ? z[(i - 1) * C + j - 1] : 0;
+            want[i * C + j] =
+                (double)u[ui * C + uj] * v[i * C + j - 1] + v[(i + 1) * C + j] + z1 - z2;
+        }
+    int64_t shape[2] = {R, C};
+    fusor_array *ua, *va, *za, *oa;
+    CHECK_OK(fusor_array_wrap(ctx, u, FUSOR_F32, 2, shape, NULL, &ua));
+    CHECK_OK(fusor_array_wrap(ctx, v, FUSOR_F64, 2, shape, NULL, &va));
+    CHECK_OK(fusor_array_wrap(ctx, z, FUSOR_I32, 2, shape, NULL, &za));
+    CHECK_OK(fusor_array_wrap(ctx, o, FUSOR_F64, 2, shape, NULL, &oa));
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "u", ua));
+    CHECK_OK(fusor_args_set_array(a, "v", va));
+    CHECK_OK(fusor_args_set_array(a, "z", za));
+    CHECK_OK(fusor_args_set_array(a, "o", oa));
+    for (int b = 0; b < NB; b++) {
+        for (int e = 0; e < R * C; e++)
+            o[e] = poison();
+        fusor_set_num_threads(b == REF ? 1 : b + 1);
+        fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
+        CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
+        int bad = 0;
+        for (int e = 0; e < R * C; e++)
+            bad += memcmp(&o[e], &want[e], sizeof(double)) != 0;
+        CHECK_MSG(bad == 0, "%s: %d elements differ", backend_name[b], bad);
+    }
+    fusor_set_num_threads(0);
+    fusor_args_destroy(a);
+    fusor_array_destroy(ua);
+    fusor_array_destroy(va);
+    fusor_array_destroy(za);
+    fusor_array_destroy(oa);
+    fusor_kernel_destroy(k);
+}
+
 int main(void) {
     fusor_context_options o = {0};
     o.disk_cache = -1;
@@ -351,6 +435,8 @@ int main(void) {
     test_errors();
     test_boundaries();
     test_interior_reduction();
+    test_ir();
+    test_mixed();
     fusor_context_destroy(ctx);
     return check_done();
 }
