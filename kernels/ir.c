@@ -216,9 +216,16 @@ static const char *shape_name(const ir_node *n) {
 char *ir_print(const ir_kernel *k, const ir_plan *plan) {
     strbuf s = {0};
     sb_printf(&s, "kernel %s(", k->name);
-    for (int i = 0; i < k->nparams; i++)
+    for (int i = 0; i < k->nparams; i++) {
+        int nd = ir_param_ndims(k, i);
         sb_printf(&s, "%s%s: %s%s", i ? ", " : "", k->params[i].name,
-                  fusor_dtype_name(k->params[i].dtype), k->params[i].is_array ? "[]" : "");
+                  fusor_dtype_name(k->params[i].dtype), k->params[i].is_array && !nd ? "[]" : "");
+        for (int d = 0; d < nd; d++)
+            sb_printf(&s, "%s%s", d ? ", " : "[", k->dims[i].names[d]);
+        if (nd) sb_printf(&s, "]");
+        if (ir_param_boundary(k, i) != IR_BOUND_NONE)
+            sb_printf(&s, " %s", ir_boundary_name(ir_param_boundary(k, i)));
+    }
     sb_printf(&s, ") -> (");
     for (int j = 0; j < k->noutputs; j++)
         sb_printf(&s, "%s%s: %s%s", j ? ", " : "", k->outputs[j].name,

@@ -356,11 +356,13 @@ static void test_ir(void) {
         int loads = 0, offset_loads = 0;
         for (const char *p = strstr(ir, "input.f32 u"); p; p = strstr(p + 1, "input.f32 u"))
             loads++;
-        for (const char *p = strstr(ir, "] wrap"); p; p = strstr(p + 1, "] wrap"))
+        for (const char *p = strstr(ir, "] wrap  ;"); p; p = strstr(p + 1, "] wrap  ;"))
             offset_loads++;
         CHECK_MSG(loads == 3 && offset_loads == 2, "%d loads, %d offset loads:\n%s", loads,
                   offset_loads, ir);
-        CHECK_MSG(strstr(ir, "u[+0, +1] wrap") && strstr(ir, "u[-3, +0] wrap"), "%s", ir);
+        CHECK_MSG(strstr(ir, "u[+0, +1] wrap") && strstr(ir, "u[-3, +0] wrap") &&
+                      strstr(ir, "(u: f32[n, m] wrap)"),
+                  "%s", ir);
     }
     fusor_free(ir);
     fusor_kernel_destroy(k);
