@@ -7,7 +7,8 @@
  * for each row (or part of a row) of its share.  A finish function computes the scalar
  * outputs from the launch slots once all passes are done.
  *
- *   ptrs[i]    address of the row's first element of array i (indexing as in ir_plan)
+ *   ptrs[i]    address of the row's first element of array i (indexing as in ir_plan;
+ *              stencil load v is array nparams + noutputs + v, see ir_stencil_loads)
  *   strides[i] byte stride of array i along the row
  *   slots      launch slots (ir.h): scalar parameters, COUNT, reduction results
  *   acc        this pass's accumulators, canonical ir_value each; the function folds the

@@ -920,6 +920,10 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     if (!k || !plan || !text)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_cuda_source: NULL");
     *text = NULL;
+    if (ir_stencil_loads(k, NULL))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel '%s' reads with stencil offsets, which run on the CPU only for now",
+                        k->name);
     fusor_gpu_options opt;
     fusor_status st = cg_gpu_options_normalize(o, &opt);
     if (st)

@@ -58,7 +58,9 @@ typedef struct emitter {
     LLVMValueRef *val;            /* [nnodes] */
     char *need;                   /* [nnodes] */
     struct reduction *red;        /* [nnodes]: the pass's reductions */
-    LLVMValueRef *base, *step;    /* [nparams + noutputs]: element pointer, byte stride */
+    int32_t *array_of;            /* [nnodes]: the array an INPUT reads (ir_stencil_loads) */
+    size_t narrays;               /* nparams + noutputs + stencil loads (+1) */
+    LLVMValueRef *base, *step;    /* [narrays]: element pointer, byte stride */
     LLVMValueRef *off;            /* [nparams + noutputs]: GPU strided byte offsets (nd_offsets) */
     LLVMValueRef *lane_val;       /* [CG_MAX_LANES * nnodes]: a CG_VEC iteration's loads, stores */
     LLVMBasicBlockRef pre, latch; /* the last loop's preheader and latch */
@@ -549,7 +551,7 @@ static LLVMValueRef emit_leaf(emitter *e, int32_t i) {
         if (p->is_array) {
             if (e->pass < 0 || !e->in_loop)
                 break; /* an array read outside a loop */
-            return load_elem(e, (int)nd->imm.i, d, p->name);
+            return load_elem(e, e->array_of[i], d, p->name);
         }
         return canon_load(e, slots, (int)nd->imm.i, d, p->name);
     }
@@ -786,7 +788,7 @@ static void load_array(emitter *e, int array) {
 }
 
 static void reset_fn_state(emitter *e) {
-    size_t nn = (size_t)e->k->nnodes, na = (size_t)(e->k->nparams + e->k->noutputs);
+    size_t nn = (size_t)e->k->nnodes, na = e->narrays;
     memset(e->val, 0, nn * sizeof *e->val);
     memset(e->need, 0, nn);
     memset(e->base, 0, na * sizeof *e->base);
@@ -1015,7 +1017,7 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     for (int32_t i = 0; i < e->k->nnodes; i++) {
         const ir_node *nd = &e->k->nodes[i];
         if (e->need[i] && nd->op == IR_INPUT && e->k->params[nd->imm.i].is_array)
-            load_array(e, (int)nd->imm.i);
+            load_array(e, e->array_of[i]);
     }
     for (int s = 0; s < ps->nstores; s++)
         load_array(e, e->k->nparams + ps->stores[s]);
@@ -1258,7 +1260,15 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
     e->f64 = LLVMDoubleTypeInContext(ctx);
     e->ptr = LLVMPointerTypeInContext(ctx, 0);
     size_t nn = (size_t)(k->nnodes ? k->nnodes : 1);
-    size_t na = (size_t)(k->nparams + k->noutputs + 1);
+    size_t na = (size_t)(k->nparams + k->noutputs + ir_stencil_loads(k, NULL) + 1);
+    e->narrays = na;
+    e->array_of = fu_calloc(nn, sizeof *e->array_of);
+    if (!e->array_of)
+        return fu_oom("the code generator's tables");
+    /* Each stencil load reads its own array, after the outputs (ir.h). */
+    for (int32_t i = 0, v = 0; i < k->nnodes; i++)
+        e->array_of[i] = ir_is_stencil_load(k, &k->nodes[i]) ? k->nparams + k->noutputs + v++
+                                                             : (int32_t)k->nodes[i].imm.i;
     e->val = fu_calloc(nn, sizeof *e->val);
     e->need = fu_calloc(nn, 1);
     e->base = fu_calloc(na, sizeof *e->base);
@@ -1273,6 +1283,7 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
 }
 
 static void emitter_free(emitter *e) {
+    fu_free(e->array_of);
     fu_free(e->val);
     fu_free(e->need);
     fu_free(e->base);
@@ -1299,6 +1310,10 @@ static fusor_status verify(LLVMModuleRef m) {
 
 fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_target *t,
                             LLVMContextRef ctx, LLVMModuleRef *out) {
+    if (t->gpu && ir_stencil_loads(k, NULL))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel '%s' reads with stencil offsets, which run on the CPU only for now",
+                        k->name);
     emitter e;
     fusor_status st = emitter_init(&e, k, plan, t, ctx);
     if (st == FUSOR_OK) {

@@ -83,9 +83,40 @@ static void simplify(const ir_kernel *k, const ir_domain *d, flat_domain *f) {
             f->contiguous = 0;
 }
 
+/*
+ * Stencils (ir.h, INPUT with offsets).  The domain is not simplified: each stencil load
+ * is an extra array of the row function (after the outputs) whose row pointer the runner
+ * computes.  The kernel runs over a box: the whole domain, or the interior sub-box when a
+ * parameter has boundary INTERIOR (its loads then never leave the array).  Along the outer
+ * dimensions a boundary only changes which row a load reads (clamp, wrap, mirror), or makes
+ * it read a zero with stride 0 (zero).  Along the inner dimension the first and last few
+ * elements of a row, where some load leaves the array, are run one element per call with
+ * each load's element remapped; the rest of the row is one call with plain offset
+ * pointers (the vectorised contiguous variant when the layout allows it).
+ */
+typedef struct stencil_load {
+    int param;
+    ir_boundary bound;
+    const int8_t *off;
+} stencil_load;
+
+typedef struct stencil_plan {
+    const ir_domain *d;
+    int ndim, nloads;
+    int64_t origin[FUSOR_MAX_DIMS], shape[FUSOR_MAX_DIMS]; /* the box */
+    int64_t edge_lo, edge_hi; /* inner-dimension elements needing remapping at each end */
+    int contiguous;
+    stencil_load *loads;
+} stencil_plan;
+
+/* A zero of every dtype, read with stride 0 by ZERO loads outside the array. */
+static const int64_t zero_elem[2];
+
 typedef struct pass_job {
     const ir_kernel *k;
     const flat_domain *f;
+    const stencil_plan *sp;
+    cg_pass_fn strided;
     cg_pass_fn fn;
     int64_t size, nblocks, block;
     const ir_value *slots;
@@ -124,6 +155,73 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
     }
 }
 
+/* One call of the row function for elements [c, c + n) of the row at full-domain
+ * multi-index idx (idx[last] is ignored). */
+static void stencil_call(const pass_job *j, int64_t *idx, int64_t c, int64_t n, ir_value *acc) {
+    const stencil_plan *sp = j->sp;
+    const ir_domain *d = sp->d;
+    int last = sp->ndim - 1, na = d->narrays;
+    char *ptrs[HOST_MAX_ARRAYS];
+    int64_t strides[HOST_MAX_ARRAYS];
+    int zero = 0;
+    idx[last] = c;
+    for (int i = 0; i < na; i++) {
+        strides[i] = d->ndim ? d->strides[i][last] : 0;
+        if (!d->base[i]) {
+            ptrs[i] = NULL;
+            continue;
+        }
+        int64_t off = 0;
+        for (int x = 0; x < sp->ndim; x++) off += idx[x] * d->strides[i][x];
+        ptrs[i] = d->base[i] + off;
+    }
+    for (int v = 0; v < sp->nloads; v++) {
+        const stencil_load *L = &sp->loads[v];
+        int a = na + v, outside = 0;
+        int64_t off = 0;
+        strides[a] = d->strides[L->param][last];
+        for (int x = 0; x < sp->ndim; x++) {
+            int64_t r = ir_boundary_index(L->bound, idx[x] + L->off[x], d->shape[x]);
+            if (r < 0) outside = 1; /* only ZERO maps outside indices to -1 */
+            off += r * d->strides[L->param][x];
+        }
+        if (outside) {
+            ptrs[a] = (char *)zero_elem;
+            strides[a] = 0;
+            zero = 1;
+        } else {
+            ptrs[a] = d->base[L->param] + off;
+        }
+    }
+    cg_pass_fn fn = sp->contiguous && !zero ? j->fn : j->strided;
+    fn(ptrs, strides, n, j->slots, acc);
+}
+
+/* Box elements [begin, end) (flat, C order over the box), row segment by row segment. */
+static void stencil_range(const pass_job *j, int64_t begin, int64_t end, ir_value *acc) {
+    const stencil_plan *sp = j->sp;
+    int last = sp->ndim - 1;
+    int64_t inner = sp->shape[last], full = sp->d->shape[last], idx[FUSOR_MAX_DIMS];
+    for (int64_t at = begin; at < end;) {
+        int64_t row = at / inner, col = at % inner, n = inner - col;
+        if (n > end - at) n = end - at;
+        for (int x = last - 1; x >= 0; x--) {
+            idx[x] = sp->origin[x] + row % sp->shape[x];
+            row /= sp->shape[x];
+        }
+        int64_t c = sp->origin[last] + col, stop = c + n;
+        int64_t mid_lo = sp->edge_lo, mid_hi = full - sp->edge_hi;
+        for (; c < stop && c < mid_lo; c++) stencil_call(j, idx, c, 1, acc);
+        if (c < stop && c < mid_hi) {
+            int64_t m = (stop < mid_hi ? stop : mid_hi) - c;
+            stencil_call(j, idx, c, m, acc);
+            c += m;
+        }
+        for (; c < stop; c++) stencil_call(j, idx, c, 1, acc);
+        at += n;
+    }
+}
+
 static void pass_worker(void *ctx, int tid, int nthreads) {
     pass_job *j = ctx;
     if (tid == 0) j->team = nthreads;
@@ -137,7 +235,10 @@ static void pass_worker(void *ctx, int tid, int nthreads) {
         }
         int64_t begin = b * j->block, end = begin + j->block;
         if (end > j->size) end = j->size;
-        run_range(j, begin, end, acc);
+        if (j->sp)
+            stencil_range(j, begin, end, acc);
+        else
+            run_range(j, begin, end, acc);
     }
 }
 
@@ -159,9 +260,51 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "a kernel may have at most %d parameters and outputs",
                         HOST_MAX_ARRAYS);
     flat_domain f = {.strides = (int64_t(*)[FUSOR_MAX_DIMS])strides_buf};
-    simplify(k, d, &f);
-
+    stencil_plan sp = {.d = d};
+    stencil_load loads[HOST_MAX_ARRAYS];
+    int32_t load_nodes[HOST_MAX_ARRAYS];
+    int nloads = ir_stencil_loads(k, NULL);
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    int interior = ir_interior_halo(k, lo, hi);
     int64_t size = d->size;
+    if (nloads || interior) {
+        if (d->narrays + nloads > HOST_MAX_ARRAYS)
+            return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                            "a kernel may have at most %d parameters, outputs and stencil loads",
+                            HOST_MAX_ARRAYS);
+        if (d->ndim < 1)
+            return fu_error(FUSOR_ERROR_SHAPE, "kernel '%s': a stencil needs an array domain",
+                            k->name);
+        ir_stencil_loads(k, load_nodes);
+        sp.ndim = d->ndim;
+        sp.nloads = nloads;
+        sp.loads = loads;
+        size = 1;
+        for (int x = 0; x < d->ndim; x++) {
+            sp.origin[x] = lo[x];
+            sp.shape[x] = d->shape[x] - lo[x] - hi[x];
+            if (sp.shape[x] < 0) sp.shape[x] = 0;
+            size *= sp.shape[x];
+        }
+        for (int v = 0; v < nloads; v++) {
+            const ir_node *nd = &k->nodes[load_nodes[v]];
+            loads[v] = (stencil_load){.param = (int)nd->imm.i,
+                                      .bound = ir_param_boundary(k, (int)nd->imm.i),
+                                      .off = nd->off};
+            if (loads[v].bound == IR_BOUND_INTERIOR) continue;
+            int o = nd->off[d->ndim - 1];
+            if (-o > sp.edge_lo) sp.edge_lo = -o;
+            if (o > sp.edge_hi) sp.edge_hi = o;
+        }
+        sp.contiguous = 1;
+        for (int i = 0; i < d->narrays; i++)
+            if (is_array(k, i) && d->base[i] &&
+                d->strides[i][d->ndim - 1] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
+                sp.contiguous = 0;
+    } else {
+        simplify(k, d, &f);
+    }
+
     if (nthreads < 1) nthreads = 1;
     if (size < HOST_PARALLEL_MIN_ELEMENTS) nthreads = 1;
     *threads_used = nthreads;
@@ -170,6 +313,11 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
         const ir_pass *ps = &plan->passes[p];
         pass_job j = {.k = k, .f = &f, .fn = f.contiguous ? code->contig[p] : code->strided[p],
                       .size = size, .slots = slots, .pass = ps};
+        if (sp.d && (nloads || interior)) {
+            j.sp = &sp;
+            j.fn = code->contig[p];
+            j.strided = code->strided[p];
+        }
         /* Fixed blocks for every pass, whatever the thread count: each element is then
          * computed by the same call at the same position within it (vector body or
          * remainder), so results are bitwise independent of the thread count. */

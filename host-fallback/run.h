@@ -6,6 +6,8 @@
  * launches become one long contiguous row.  Each pass then splits the domain into fixed
  * blocks; threads take contiguous runs of blocks.  Reduction partials are kept per block
  * and combined pairwise in block order, so results do not depend on the thread count.
+ * A stencil kernel's domain is not simplified: run.c says how its offset loads and
+ * boundaries become row pointers.
  */
 #ifndef FUSOR_HOST_RUN_H
 #define FUSOR_HOST_RUN_H

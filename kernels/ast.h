@@ -38,7 +38,8 @@ typedef enum fe_expr_kind {
     FE_E_NAME,   /* name */
     FE_E_UNARY,  /* op args[0] */
     FE_E_BINARY, /* args[0] op args[1] */
-    FE_E_CALL    /* name(args...) */
+    FE_E_CALL,   /* name(args...) */
+    FE_E_INDEX   /* name[off, ...]: a stencil load; args are FE_E_INT offsets (value.i) */
 } fe_expr_kind;
 
 typedef struct fe_expr {
@@ -67,6 +68,10 @@ typedef struct fe_decl {
     fe_pos pos;
     fusor_dtype dtype;
     int is_array;
+    int ndims;         /* declared dimensions of `f64[n, m]`, 0 for `f64[]` */
+    const char **dims; /* [ndims] their names */
+    int boundary;      /* ir_boundary written after the type, IR_BOUND_NONE if none */
+    fe_pos boundary_pos;
 } fe_decl;
 
 typedef struct fe_kernel {

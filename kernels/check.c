@@ -1032,8 +1032,49 @@ static fusor_status check_name(checker *c, const fe_expr *e, fe_val *out) {
     return FUSOR_OK;
 }
 
+/* u[-1, 0]: a stencil load of an array parameter with declared dimensions and a boundary. */
+static fusor_status check_index(checker *c, const fe_expr *e, fe_val *out) {
+    int32_t i = fe_map_get(&c->names, e->name);
+    if (i < 0 || c->syms[i].kind != SYM_INPUT)
+        return fe_error_at(c->src, e->pos,
+                           "'%s' is not a parameter: only array parameters can be indexed with "
+                           "offsets",
+                           e->name);
+    int pi = c->syms[i].index;
+    const ir_param *p = &c->k->params[pi];
+    int ndims = ir_param_ndims(c->k, pi);
+    if (!p->is_array)
+        return fe_error_at(c->src, e->pos,
+                           "parameter '%s' is a scalar: only arrays can be indexed with offsets",
+                           p->name);
+    if (ndims == 0)
+        return fe_error_at(c->src, e->pos,
+                           "parameter '%s' is indexed with offsets on undeclared dimensions: "
+                           "declare them and a boundary, e.g. '%s: %s[n, m] clamp'",
+                           p->name, p->name, fusor_dtype_name(p->dtype));
+    if (e->nargs != ndims)
+        return fe_error_at(c->src, e->pos,
+                           "rank mismatch: parameter '%s' has %d declared dimension%s but is "
+                           "indexed with %d offset%s",
+                           p->name, ndims, ndims == 1 ? "" : "s", e->nargs,
+                           e->nargs == 1 ? "" : "s");
+    if (ir_param_boundary(c->k, pi) == IR_BOUND_NONE)
+        return fe_error_at(c->src, e->pos,
+                           "parameter '%s' is indexed with offsets but declares no boundary: "
+                           "write clamp, wrap, zero, mirror or interior after its type",
+                           p->name);
+    int8_t off[FUSOR_MAX_DIMS] = {0};
+    for (int d = 0; d < e->nargs; d++) off[d] = (int8_t)e->args[d]->value.i;
+    int32_t n = ir_input_at(c->k, c->syms[i].index, p->dtype, off);
+    if (n < 0)
+        return oom();
+    *out = node_val(c, n);
+    return FUSOR_OK;
+}
+
 static fusor_status check_expr(checker *c, const fe_expr *e, fe_val *out) {
     switch ((fe_expr_kind)e->kind) {
+    case FE_E_INDEX: return check_index(c, e, out);
     case FE_E_INT: *out = weak_int(e->value.i); return FUSOR_OK;
     case FE_E_FLOAT: *out = weak_float(e->value.f); return FUSOR_OK;
     case FE_E_BOOL: *out = const_val(FUSOR_BOOL, e->value); return FUSOR_OK;
@@ -1206,6 +1247,15 @@ static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
         p->name = d->name;
         p->dtype = d->dtype;
         p->is_array = d->is_array;
+        if (d->ndims) {
+            if (!k->dims) {
+                k->dims = arena_alloc(c->a, sizeof *k->dims * (size_t)fk->nin);
+                if (!k->dims)
+                    return oom();
+                memset(k->dims, 0, sizeof *k->dims * (size_t)fk->nin);
+            }
+            k->dims[i] = (ir_dims){.ndims = d->ndims, .boundary = d->boundary, .names = d->dims};
+        }
         if (d->is_array >= 0)
             continue;
         if (!bindings)
@@ -1247,6 +1297,11 @@ static fusor_status declare_outputs(checker *c) {
     if (!k->outputs)
         return oom();
     for (int j = 0; j < fk->nout; j++) {
+        if (fk->out[j].boundary != IR_BOUND_NONE)
+            return fe_error_at(c->src, fk->out[j].boundary_pos,
+                               "output '%s' declares a boundary: only parameters read with "
+                               "offsets have one",
+                               fk->out[j].name);
         k->outputs[j] = (ir_output){.name = fk->out[j].name,
                                     .dtype = fk->out[j].dtype,
                                     .is_array = fk->out[j].is_array,

@@ -20,7 +20,9 @@
 
 typedef struct interp {
     const ir_kernel *k;
-    const ir_domain *d;
+    const ir_domain *d;  /* the domain run: the interior sub-box with INTERIOR parameters */
+    const ir_domain *d0; /* the domain given: stencil loads index its full shape */
+    int64_t origin[FUSOR_MAX_DIMS]; /* d's element 0 in d0's multi-index */
     const ir_value *scalars;
     ir_value *one;  /* per node: the value of a UNIFORM node */
     ir_value **buf; /* per node: the buffer of a VARYING node while it is live */
@@ -155,6 +157,23 @@ static int64_t offset(const ir_domain *d, int arr, int64_t e) {
     return off;
 }
 
+/* A stencil load at element e of the run domain (ir.h, INPUT). */
+static ir_value stencil_load(const interp *it, const ir_node *n, int64_t e) {
+    const ir_domain *d = it->d, *d0 = it->d0;
+    int p = (int)n->imm.i;
+    ir_boundary b = ir_param_boundary(it->k, p);
+    int64_t off = 0;
+    for (int i = d->ndim - 1; i >= 0; i--) {
+        int64_t idx = ir_boundary_index(b, e % d->shape[i] + it->origin[i] + n->off[i],
+                                        d0->shape[i]);
+        if (idx < 0)
+            return (ir_value){0};
+        off += idx * d0->strides[p][i];
+        e /= d->shape[i];
+    }
+    return sc_load(d0->base[p] + off, (fusor_dtype)n->dtype);
+}
+
 static ir_value value_at(const interp *it, int32_t node, int64_t e) {
     return it->k->nodes[node].shape == IR_VARYING ? it->buf[node][e] : it->one[node];
 }
@@ -170,6 +189,8 @@ static ir_value eval_element(const interp *it, int32_t i, int64_t e) {
         int p = (int)n->imm.i;
         if (!it->k->params[p].is_array)
             return it->scalars[p];
+        if (ir_is_stencil_load(it->k, n))
+            return stencil_load(it, n, e);
         return sc_load(it->d->base[p] + offset(it->d, p, e), (fusor_dtype)n->dtype);
     }
     default: break;
@@ -289,18 +310,64 @@ static void store_outputs(const interp *it, ir_value *outs) {
     }
 }
 
-fusor_status interp_run(const ir_kernel *k, const ir_domain *d, const ir_value *scalars,
+/* Stencil parameters have the domain's rank; with INTERIOR parameters the domain run is
+ * the sub-box where each of their neighbours exists (base pointers moved to its first
+ * element, the shape shrunk), written into *sub. */
+static fusor_status stencil_domain(const ir_kernel *k, const ir_domain *d, ir_domain *sub,
+                                   char **bases, int64_t origin[FUSOR_MAX_DIMS]) {
+    for (int p = 0; p < k->nparams; p++)
+        if (ir_param_ndims(k, p) && ir_param_boundary(k, p) != IR_BOUND_NONE &&
+            ir_param_ndims(k, p) != d->ndim)
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "stencil parameter '%s' has %d declared dimensions but the "
+                            "domain has %d",
+                            k->params[p].name, ir_param_ndims(k, p), d->ndim);
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    *sub = *d;
+    for (int i = 0; i < FUSOR_MAX_DIMS; i++) origin[i] = 0;
+    if (!ir_interior_halo(k, lo, hi))
+        return FUSOR_OK;
+    sub->size = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        sub->shape[i] = d->shape[i] - lo[i] - hi[i];
+        if (sub->shape[i] < 0) sub->shape[i] = 0;
+        sub->size *= sub->shape[i];
+        origin[i] = lo[i];
+    }
+    for (int a = 0; a < d->narrays; a++) {
+        bases[a] = d->base ? d->base[a] : NULL;
+        if (bases[a] && sub->size > 0)
+            for (int i = 0; i < d->ndim; i++) bases[a] += lo[i] * d->strides[a][i];
+    }
+    sub->base = bases;
+    return FUSOR_OK;
+}
+
+fusor_status interp_run(const ir_kernel *k, const ir_domain *d0, const ir_value *scalars,
                         ir_value *outs) {
-    fusor_status st = check(k, d, scalars, outs);
+    fusor_status st = check(k, d0, scalars, outs);
     if (st != FUSOR_OK)
         return st;
+    ir_domain sub;
+    char **bases = fu_calloc((size_t)d0->narrays + 1, sizeof(char *));
+    int64_t origin[FUSOR_MAX_DIMS];
+    if (!bases)
+        return fu_oom("the interpreter's tables");
+    st = stencil_domain(k, d0, &sub, bases, origin);
+    if (st != FUSOR_OK) {
+        fu_free(bases);
+        return st;
+    }
+    const ir_domain *d = &sub;
     size_t n = (size_t)(k->nnodes ? k->nnodes : 1);
     interp it = {.k = k,
                  .d = d,
+                 .d0 = d0,
                  .scalars = scalars,
                  .one = fu_calloc(n, sizeof(ir_value)),
                  .buf = fu_calloc(n, sizeof(ir_value *)),
                  .last = fu_calloc(n, sizeof(int32_t))};
+    memcpy(it.origin, origin, sizeof origin);
     if (!it.one || !it.buf || !it.last) {
         st = fu_oom("the interpreter's tables");
         goto done;
@@ -326,5 +393,6 @@ done:
     fu_free(it.one);
     fu_free(it.buf);
     fu_free(it.last);
+    fu_free(bases);
     return st;
 }

@@ -50,7 +50,7 @@ ir_kernel *ir_kernel_new(arena *a, const char *name) {
 static int same_node(const ir_node *x, const ir_node *y) {
     return x->op == y->op && x->dtype == y->dtype && x->adtype == y->adtype &&
            x->shape == y->shape && x->a == y->a && x->b == y->b && x->c == y->c &&
-           x->imm.u == y->imm.u;
+           x->imm.u == y->imm.u && memcmp(x->off, y->off, sizeof x->off) == 0;
 }
 
 static uint32_t hash_node(const ir_node *n) {
@@ -59,7 +59,8 @@ static uint32_t hash_node(const ir_node *n) {
                              (uint64_t)n->shape << 24,
                          (uint64_t)(uint32_t)n->a, (uint64_t)(uint32_t)n->b,
                          (uint64_t)(uint32_t)n->c, n->imm.u, 0};
-    for (int i = 0; i < 5; i++) {
+    memcpy(&parts[5], n->off, sizeof n->off);
+    for (int i = 0; i < 6; i++) {
         h ^= parts[i];
         h *= 1099511628211ull;
         h ^= h >> 29;
@@ -81,10 +82,29 @@ static int cse_rehash(ir_kernel *k, uint32_t cap) {
     return 0;
 }
 
+static int32_t add_node(ir_kernel *k, ir_node n);
+
 int32_t ir_add(ir_kernel *k, ir_op op, fusor_dtype dtype, fusor_dtype adtype, ir_shape shape,
                int32_t a, int32_t b, int32_t c, ir_value imm) {
     ir_node n = {.op = (uint8_t)op, .dtype = (uint8_t)dtype, .adtype = (uint8_t)adtype,
                  .a = a, .b = b, .c = c, .imm = imm, .slot = -1, .pass = -1};
+    n.shape = (uint8_t)shape;
+    return add_node(k, n);
+}
+
+int32_t ir_input_at(ir_kernel *k, int param, fusor_dtype dtype, const int8_t *off) {
+    ir_node n = {.op = IR_INPUT, .dtype = (uint8_t)dtype, .adtype = (uint8_t)dtype,
+                 .shape = IR_VARYING, .a = -1, .b = -1, .c = -1, .imm = {.i = param},
+                 .slot = -1, .pass = -1};
+    for (int d = 0; d < ir_param_ndims(k, param) && d < FUSOR_MAX_DIMS; d++) n.off[d] = off[d];
+    return add_node(k, n);
+}
+
+static int32_t add_node(ir_kernel *k, ir_node n) {
+    ir_op op = (ir_op)n.op;
+    int32_t a = n.a, b = n.b, c = n.c;
+    ir_value imm = n.imm;
+    ir_shape shape = (ir_shape)n.shape;
     if (op == IR_CONST || op == IR_INPUT) {
         n.shape = (uint8_t)shape;
     } else if (op == IR_COUNT || ir_op_is_reduction(op)) {
@@ -122,6 +142,65 @@ int32_t ir_add(ir_kernel *k, ir_op op, fusor_dtype dtype, fusor_dtype adtype, ir
     return k->nnodes++;
 }
 
+int ir_param_ndims(const ir_kernel *k, int p) { return k->dims ? k->dims[p].ndims : 0; }
+
+ir_boundary ir_param_boundary(const ir_kernel *k, int p) {
+    return k->dims ? (ir_boundary)k->dims[p].boundary : IR_BOUND_NONE;
+}
+
+const char *ir_boundary_name(ir_boundary b) {
+    static const char *const names[] = {"none", "clamp", "wrap", "zero", "mirror", "interior"};
+    return (unsigned)b < sizeof names / sizeof *names ? names[b] : "?";
+}
+
+int ir_is_stencil_load(const ir_kernel *k, const ir_node *n) {
+    if (n->op != IR_INPUT || !k->params[n->imm.i].is_array) return 0;
+    for (int d = 0; d < FUSOR_MAX_DIMS; d++)
+        if (n->off[d]) return 1;
+    return 0;
+}
+
+int ir_stencil_loads(const ir_kernel *k, int32_t *nodes) {
+    int count = 0;
+    for (int32_t i = 0; i < k->nnodes; i++)
+        if (ir_is_stencil_load(k, &k->nodes[i])) {
+            if (nodes) nodes[count] = i;
+            count++;
+        }
+    return count;
+}
+
+int64_t ir_boundary_index(ir_boundary b, int64_t i, int64_t n) {
+    if (i >= 0 && i < n) return i;
+    switch (b) {
+    case IR_BOUND_CLAMP: return i < 0 ? 0 : n - 1;
+    case IR_BOUND_WRAP: return ((i % n) + n) % n;
+    case IR_BOUND_MIRROR: {
+        if (n == 1) return 0;
+        int64_t period = 2 * (n - 1), r = ((i % period) + period) % period;
+        return r < n ? r : period - r;
+    }
+    default: return -1;
+    }
+}
+
+int ir_interior_halo(const ir_kernel *k, int64_t lo[FUSOR_MAX_DIMS], int64_t hi[FUSOR_MAX_DIMS]) {
+    int any = 0;
+    for (int d = 0; d < FUSOR_MAX_DIMS; d++) lo[d] = hi[d] = 0;
+    for (int p = 0; p < k->nparams; p++)
+        if (ir_param_boundary(k, p) == IR_BOUND_INTERIOR) any = 1;
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *n = &k->nodes[i];
+        if (!ir_is_stencil_load(k, n) || ir_param_boundary(k, (int)n->imm.i) != IR_BOUND_INTERIOR)
+            continue;
+        for (int d = 0; d < FUSOR_MAX_DIMS; d++) {
+            if (-n->off[d] > lo[d]) lo[d] = -n->off[d];
+            if (n->off[d] > hi[d]) hi[d] = n->off[d];
+        }
+    }
+    return any;
+}
+
 int32_t ir_const(ir_kernel *k, fusor_dtype dtype, ir_value v) {
     return ir_add(k, IR_CONST, dtype, dtype, IR_UNIFORM, -1, -1, -1, v);
 }
@@ -137,9 +216,16 @@ static const char *shape_name(const ir_node *n) {
 char *ir_print(const ir_kernel *k, const ir_plan *plan) {
     strbuf s = {0};
     sb_printf(&s, "kernel %s(", k->name);
-    for (int i = 0; i < k->nparams; i++)
+    for (int i = 0; i < k->nparams; i++) {
+        int nd = ir_param_ndims(k, i);
         sb_printf(&s, "%s%s: %s%s", i ? ", " : "", k->params[i].name,
-                  fusor_dtype_name(k->params[i].dtype), k->params[i].is_array ? "[]" : "");
+                  fusor_dtype_name(k->params[i].dtype), k->params[i].is_array && !nd ? "[]" : "");
+        for (int d = 0; d < nd; d++)
+            sb_printf(&s, "%s%s", d ? ", " : "[", k->dims[i].names[d]);
+        if (nd) sb_printf(&s, "]");
+        if (ir_param_boundary(k, i) != IR_BOUND_NONE)
+            sb_printf(&s, " %s", ir_boundary_name(ir_param_boundary(k, i)));
+    }
     sb_printf(&s, ") -> (");
     for (int j = 0; j < k->noutputs; j++)
         sb_printf(&s, "%s%s: %s%s", j ? ", " : "", k->outputs[j].name,
@@ -154,6 +240,12 @@ char *ir_print(const ir_kernel *k, const ir_plan *plan) {
             sb_printf(&s, " %s", buf);
         } else if (n->op == IR_INPUT) {
             sb_printf(&s, " %s", k->params[n->imm.i].name);
+            if (ir_is_stencil_load(k, n)) {
+                sb_printf(&s, "[");
+                for (int d = 0; d < ir_param_ndims(k, (int)n->imm.i); d++)
+                    sb_printf(&s, "%s%+d", d ? ", " : "", n->off[d]);
+                sb_printf(&s, "] %s", ir_boundary_name(ir_param_boundary(k, (int)n->imm.i)));
+            }
         } else {
             if (n->adtype != n->dtype) sb_printf(&s, " (%s)", fusor_dtype_name(n->adtype));
             int32_t ops[3] = {n->a, n->b, n->c};
@@ -191,7 +283,8 @@ unsigned char *ir_key(const ir_kernel *k, size_t *len) {
     strbuf s = {0};
     sb_printf(&s, "P%d", k->nparams);
     for (int i = 0; i < k->nparams; i++)
-        sb_printf(&s, "|%s:%d:%d", k->params[i].name, k->params[i].dtype, k->params[i].is_array);
+        sb_printf(&s, "|%s:%d:%d:%d:%d", k->params[i].name, k->params[i].dtype,
+                  k->params[i].is_array, ir_param_ndims(k, i), ir_param_boundary(k, i));
     sb_printf(&s, "O%d", k->noutputs);
     for (int j = 0; j < k->noutputs; j++)
         sb_printf(&s, "|%s:%d:%d:%d", k->outputs[j].name, k->outputs[j].dtype,
@@ -201,6 +294,8 @@ unsigned char *ir_key(const ir_kernel *k, size_t *len) {
         const ir_node *n = &k->nodes[i];
         sb_printf(&s, "|%d,%d,%d,%d,%d,%d,%d,%" PRIx64, n->op, n->dtype, n->adtype, n->shape,
                   n->a, n->b, n->c, n->imm.u);
+        if (ir_is_stencil_load(k, n))
+            for (int d = 0; d < FUSOR_MAX_DIMS; d++) sb_printf(&s, ",%d", n->off[d]);
     }
     *len = s.len;
     return (unsigned char *)sb_take(&s);

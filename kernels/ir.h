@@ -27,7 +27,23 @@
  *
  *  CONST        imm holds the value (canonical form, see ir_value).
  *  INPUT        parameter number imm.i: an element of an input array (VARYING) or a scalar
- *               parameter (UNIFORM).
+ *               parameter (UNIFORM).  For an array parameter with declared dimensions
+ *               (ir_param_ndims > 0) the node may carry an offset vector off[0..ndims):
+ *               element (i0 + off[0], i1 + off[1], ...) of the parameter, where (i0, ...)
+ *               is the element's multi-index in the domain (the parameter's rank equals
+ *               the domain's, and its shape the domain's full shape).  An index outside
+ *               [0, n) of dimension d is mapped by the parameter's boundary mode:
+ *                 CLAMP     to 0 or n-1;
+ *                 WRAP      modulo n (periodic);
+ *                 ZERO      the load gives 0 (canonical zero of the dtype);
+ *                 MIRROR    reflected without repeating the edge: -1 -> 1, n -> n-2
+ *                           (NumPy's pad mode 'reflect'; the offset must be < n);
+ *                 INTERIOR  never happens: the kernel's domain is the interior sub-box,
+ *                           where every neighbour of every INTERIOR parameter exists.
+ *               With an INTERIOR parameter the kernel runs only over that sub-box (the
+ *               union of all such parameters' halos is cut from each side): array outputs
+ *               outside it are left untouched, reductions and COUNT cover only it.  A node
+ *               whose offsets are all zero is a plain load (the checker canonicalises it).
  *  COUNT        the number of elements of the broadcast domain, i64, UNIFORM.
  *  CAST         a has any dtype.  ->bool: a != 0 (NaN is true).  bool->: 0 or 1.
  *               int->int: wrap.  int->float, float->float: round to nearest.
@@ -178,13 +194,32 @@ typedef struct ir_node {
     ir_value imm;    /* CONST: the value; INPUT: imm.i is the parameter index */
     int32_t slot;    /* reductions: the launch slot holding the result (set by the planner) */
     int32_t pass;    /* reductions: the pass that computes them (set by the planner) */
+    int8_t off[FUSOR_MAX_DIMS]; /* INPUT of an array: the stencil offset (all 0: plain) */
 } ir_node;
+
+/* Boundary handling of an array parameter read with offsets (see INPUT above). */
+typedef enum ir_boundary {
+    IR_BOUND_NONE = 0,
+    IR_BOUND_CLAMP,
+    IR_BOUND_WRAP,
+    IR_BOUND_ZERO,
+    IR_BOUND_MIRROR,
+    IR_BOUND_INTERIOR
+} ir_boundary;
+const char *ir_boundary_name(ir_boundary b);
 
 typedef struct ir_param {
     const char *name;
     fusor_dtype dtype;
     int is_array;
 } ir_param;
+
+/* What an array parameter declares for stencils (a side table of ir_kernel). */
+typedef struct ir_dims {
+    int ndims;          /* declared dimensions (`f64[n, m]`), 0 when not declared */
+    int boundary;       /* ir_boundary */
+    const char **names; /* [ndims] the dimension names */
+} ir_dims;
 
 typedef struct ir_output {
     const char *name;
@@ -198,6 +233,7 @@ typedef struct ir_kernel {
     int nparams, noutputs;
     ir_param *params;
     ir_output *outputs;
+    ir_dims *dims; /* [nparams], or NULL when no parameter declares its dimensions */
     int nnodes, cap;
     ir_node *nodes;
     arena *arena; /* owns everything above */
@@ -212,6 +248,24 @@ ir_kernel *ir_kernel_new(arena *a, const char *name);
 int32_t ir_add(ir_kernel *k, ir_op op, fusor_dtype dtype, fusor_dtype adtype, ir_shape shape,
                int32_t a, int32_t b, int32_t c, ir_value imm);
 int32_t ir_const(ir_kernel *k, fusor_dtype dtype, ir_value v);
+/* A VARYING load of array parameter `param` at offset off[0..k->params[param].ndims). */
+int32_t ir_input_at(ir_kernel *k, int param, fusor_dtype dtype, const int8_t *off);
+
+/* Declared rank and boundary of parameter p (0 and IR_BOUND_NONE without k->dims). */
+int ir_param_ndims(const ir_kernel *k, int p);
+ir_boundary ir_param_boundary(const ir_kernel *k, int p);
+
+/* Stencil loads: INPUT nodes with a nonzero offset.  ir_stencil_loads fills `nodes` (when
+ * not NULL) with their indices in node order and returns their count.  Back ends address
+ * stencil load v as an extra array, index nparams + noutputs + v, after the outputs. */
+int ir_is_stencil_load(const ir_kernel *k, const ir_node *n);
+int ir_stencil_loads(const ir_kernel *k, int32_t *nodes);
+/* Index i of a dimension of size n > 0 mapped into [0, n) by boundary b (see INPUT above);
+ * -1 for ZERO (and NONE, INTERIOR) when i is outside. */
+int64_t ir_boundary_index(ir_boundary b, int64_t i, int64_t n);
+/* Nonzero when some parameter has boundary INTERIOR; then lo[d], hi[d] receive the halo
+ * cut from the start and the end of domain dimension d (d < ndim of those parameters). */
+int ir_interior_halo(const ir_kernel *k, int64_t lo[FUSOR_MAX_DIMS], int64_t hi[FUSOR_MAX_DIMS]);
 /* Releases the builder's table; call when the kernel is complete. */
 void ir_finish(ir_kernel *k);
 

@@ -203,6 +203,55 @@ static fusor_status parse_call(parser *p, fe_pos name_pos, const char *name, fe_
     return set_depth(p, *out);
 }
 
+/* name "[" offset { "," offset } "]" with offset = [ "+" | "-" ] integer: relative
+ * indexing of an array parameter (a stencil). */
+static fusor_status parse_index(parser *p, fe_pos name_pos, const char *name, fe_expr **out) {
+    fe_pos lbracket = p->tok.pos;
+    TRY(next(p));
+    fe_expr **args = NULL;
+    int n = 0, cap = 0;
+    for (;;) {
+        if (p->tok.kind == FE_T_EOF)
+            return fe_error_at(p->src, lbracket, "'[' was never closed");
+        fe_pos pos = p->tok.pos;
+        int sign = 1;
+        if (p->tok.kind == FE_T_PLUS || p->tok.kind == FE_T_MINUS) {
+            sign = p->tok.kind == FE_T_MINUS ? -1 : 1;
+            TRY(next(p));
+        }
+        if (p->tok.kind != FE_T_INT)
+            return expected(p, "an integer offset such as -1, 0 or +1 (stencil indexing is "
+                               "relative to the current element)");
+        if (p->tok.value.u > 127)
+            return fe_error_at(p->src, pos, "a stencil offset must be between -127 and 127");
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            args = arena_grow(p->a, args, sizeof *args, (size_t)n, (size_t)cap);
+            if (!args)
+                return fu_oom("the syntax tree");
+        }
+        TRY(new_expr(p, FE_E_INT, pos, pos, 0, &args[n]));
+        args[n]->value.i = sign * p->tok.value.i;
+        n++;
+        TRY(next(p));
+        if (p->tok.kind == FE_T_COMMA) {
+            TRY(next(p));
+            continue;
+        }
+        if (p->tok.kind == FE_T_RBRACKET)
+            break;
+        if (p->tok.kind == FE_T_EOF)
+            return fe_error_at(p->src, lbracket, "'[' was never closed");
+        return expected(p, "',' or ']' in the offsets");
+    }
+    TRY(next(p));
+    TRY(new_expr(p, FE_E_INDEX, name_pos, name_pos, 0, out));
+    (*out)->name = name;
+    (*out)->args = args;
+    (*out)->nargs = n;
+    return set_depth(p, *out);
+}
+
 static fusor_status parse_primary(parser *p, fe_expr **out) {
     fe_token t = p->tok;
     if (t.kind == FE_T_INT || t.kind == FE_T_FLOAT) {
@@ -226,6 +275,8 @@ static fusor_status parse_primary(parser *p, fe_expr **out) {
             p->nesting--;
             return FUSOR_OK;
         }
+        if (p->tok.kind == FE_T_LBRACKET)
+            return parse_index(p, t.pos, name, out);
         TRY(new_expr(p, FE_E_NAME, t.pos, t.pos, 0, out));
         (*out)->name = name;
         return FUSOR_OK;
@@ -365,11 +416,45 @@ static fusor_status parse_type(parser *p, fe_decl *d) {
     TRY(next(p));
     if (p->tok.kind == FE_T_LBRACKET) {
         TRY(next(p));
+        /* Optional dimension names: f64[n, m] declares a rank-2 array (for stencils). */
+        int cap = 0;
+        while (p->tok.kind == FE_T_NAME) {
+            if (d->ndims == FUSOR_MAX_DIMS)
+                return fe_error_at(p->src, p->tok.pos, "an array has at most %d dimensions",
+                                   FUSOR_MAX_DIMS);
+            if (d->ndims == cap) {
+                cap = cap ? cap * 2 : 4;
+                d->dims = arena_grow(p->a, d->dims, sizeof *d->dims, (size_t)d->ndims,
+                                     (size_t)cap);
+                if (!d->dims)
+                    return fu_oom("the kernel's parameters");
+            }
+            TRY(take_name(p, &d->dims[d->ndims]));
+            d->ndims++;
+            if (p->tok.kind != FE_T_COMMA)
+                break;
+            TRY(next(p));
+        }
         if (p->tok.kind != FE_T_RBRACKET)
-            return expected(p, "']' (an array type is written like f64[], whatever its rank)");
+            return expected(p, "']' (an array type is written like f64[], whatever its rank, "
+                               "or for stencils with named dimensions, f64[n, m])");
         TRY(next(p));
         d->is_array = 1;
     }
+    /* Boundary handling of a stencil parameter: f64[n, m] clamp. */
+    static const char *const bounds[] = {"clamp", "wrap", "zero", "mirror", "interior"};
+    for (int b = 0; b < 5 && p->tok.kind == FE_T_NAME; b++)
+        if (is_name(p, bounds[b])) {
+            d->boundary = IR_BOUND_CLAMP + b;
+            d->boundary_pos = p->tok.pos;
+            if (!d->ndims)
+                return fe_error_at(p->src, p->tok.pos,
+                                   "boundary '%s' needs an array with declared dimensions, "
+                                   "e.g. f64[n, m] %s",
+                                   bounds[b], bounds[b]);
+            TRY(next(p));
+            break;
+        }
     return FUSOR_OK;
 }
 

@@ -520,7 +520,11 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
     }
     sched_place_query q = {
         .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
-    if (!may_use_gpu) {
+    /* Stencils have no GPU code yet: AUTO places them on the CPU (a GPU target fails in
+     * code generation with a message saying so). */
+    int64_t halo_lo[FUSOR_MAX_DIMS], halo_hi[FUSOR_MAX_DIMS];
+    int stencil = ir_stencil_loads(ir, NULL) || ir_interior_halo(ir, halo_lo, halo_hi);
+    if (!may_use_gpu || (stencil && target == FUSOR_TARGET_AUTO)) {
         q.target = FUSOR_TARGET_CPU;
     } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
         sched_cuda_state cs = sched_cuda_state_get(&q.gpu_reason);

@@ -251,8 +251,59 @@ static fusor_status check_aliasing(fusor_kernel *k, prepared *P) {
     return FUSOR_OK;
 }
 
+/* Stencil parameters (declared dimensions and a boundary) are bound to arrays of their
+ * declared rank that span the whole domain, and no output shares their memory: a stencil
+ * reads neighbours that an in-place update would already have overwritten. */
+static fusor_status check_stencils(fusor_kernel *k, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    for (int i = 0; i < ir->nparams; i++) {
+        int nd = ir_param_ndims(ir, i);
+        const fusor_array *A = P->arrays[i];
+        if (!nd || !A || ir_param_boundary(ir, i) == IR_BOUND_NONE) continue;
+        char s1[160], s2[160];
+        shape_text(s1, sizeof s1, A->ndim, A->shape);
+        if (A->ndim != nd)
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "rank mismatch: stencil parameter '%s' of kernel %s declares %d "
+                            "dimension%s but is bound to an array of shape %s",
+                            ir->params[i].name, k->name, nd, nd == 1 ? "" : "s", s1);
+        int same = P->dom.ndim == nd;
+        for (int x = 0; same && x < nd; x++) same = A->shape[x] == P->dom.shape[x];
+        if (!same) {
+            shape_text(s2, sizeof s2, P->dom.ndim, P->dom.shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "stencil parameter '%s' of kernel %s has shape %s but the domain is "
+                            "%s: a stencil parameter is not broadcast",
+                            ir->params[i].name, k->name, s1, s2);
+        }
+        for (int j = 0; j < ir->noutputs; j++) {
+            const fusor_array *O = P->arrays[ir->nparams + j];
+            if (O && overlaps(O, A))
+                return fu_error(FUSOR_ERROR_ALIAS,
+                                "output '%s' of kernel %s shares memory with stencil parameter "
+                                "'%s', whose neighbours it would overwrite: write into another "
+                                "array (swap the two between steps)",
+                                ir->outputs[j].name, k->name, ir->params[i].name);
+        }
+    }
+    return FUSOR_OK;
+}
+
+/* The size of the box the kernel runs over: the interior sub-box with INTERIOR
+ * parameters (ir.h), else the domain. */
+static int64_t run_size(const ir_kernel *ir, const ir_domain *d) {
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    if (!ir_interior_halo(ir, lo, hi)) return d->size;
+    int64_t size = 1;
+    for (int x = 0; x < d->ndim; x++) {
+        int64_t e = d->shape[x] - lo[x] - hi[x];
+        size *= e > 0 ? e : 0;
+    }
+    return size;
+}
+
 static fusor_status check_empty_reductions(fusor_kernel *k, prepared *P) {
-    if (P->dom.size != 0) return FUSOR_OK;
+    if (run_size(P->spec->ir, &P->dom) != 0) return FUSOR_OK;
     const ir_plan *plan = P->spec->plan;
     for (int p = 0; p < plan->npasses; p++)
         for (int r = 0; r < plan->passes[p].nreductions; r++) {
@@ -310,6 +361,7 @@ static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
     for (int i = 0; i < n; i++)
         if (P->arrays[i]) domain_strides(&P->dom, P->arrays[i], P->strides[i]);
     if ((st = check_aliasing(k, P)) != FUSOR_OK) return st;
+    if ((st = check_stencils(k, P)) != FUSOR_OK) return st;
     if ((st = check_empty_reductions(k, P)) != FUSOR_OK) return st;
 
     for (int j = 0; j < ir->noutputs; j++) {
@@ -327,7 +379,7 @@ static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
     P->dom.base = P->base;
     P->dom.strides = P->strides;
     for (int i = 0; i < n; i++) P->base[i] = P->arrays[i] ? P->arrays[i]->data : NULL;
-    P->slots[P->spec->plan->count_slot].i = P->dom.size;
+    P->slots[P->spec->plan->count_slot].i = run_size(ir, &P->dom);
     return FUSOR_OK;
 }
 
@@ -354,6 +406,11 @@ enum { RUN_FUSED, RUN_REFERENCE, RUN_UNFUSED };
  * so an output that is also an input would be overwritten too early. */
 static fusor_status run_unfused(fusor_kernel *k, prepared *P, int *threads) {
     const ir_kernel *ir = P->spec->ir;
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    if (ir_stencil_loads(ir, NULL) || ir_interior_halo(ir, lo, hi))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel %s reads with stencil offsets: an unfused launch cannot run it",
+                        k->name);
     for (int j = ir->nparams; j < ir->nparams + ir->noutputs; j++)
         for (int i = 0; i < ir->nparams; i++)
             if (P->arrays[j] && P->arrays[i] && P->arrays[j]->data == P->arrays[i]->data)

@@ -458,7 +458,7 @@ static fusor_status measure_compile(bench_kernel *b, kernel_costs *c) {
 
 /* Launch overhead: the median of a one-element launch. */
 static fusor_status measure_overhead(bench_kernel *b, kernel_costs *c) {
-    fusor_args *a;
+    fusor_args *a = NULL; /* make_args leaves it unset when it fails */
     double bytes;
     fusor_status st = make_args(b, 1, &a, &bytes);
     timing t;
