@@ -137,6 +137,11 @@ def main():
     w("- no GPU on this machine: GPU numbers (≥ 90% of the device's copy bandwidth at 1e8, launch "
       "overhead ≤ 5 µs) belong to a run on a machine with a device (docs/gpu.md).")
     w("")
+    w("On a shared 2-vCPU VM the load average (above) says how much to trust a run: with a "
+      "load above 2, other processes take turns on both cores, and two-thread numbers (fusor's "
+      "pinned workers, libgomp's, numexpr's and Numba's threads alike) mostly measure who was "
+      "preempted; single-thread numbers stay within about 10%. Large sizes are timed in rounds "
+      "(fusor, C libm, C mvec in turn) so that contestants share the same conditions.\n")
     w("All times are medians of repeated runs (at least 0.2 s and 5 runs each), in µs unless "
       "marked. `vs C` is the C loop's time divided by fusor's (above 1: fusor is faster); the C "
       "loops are in `bench/c_loops.c`, compiled by the same gcc at `-O3 -march=native -fopenmp` "
