@@ -58,7 +58,13 @@ for t in "$d"/bin/test_cuda_* "$d"/bin/test_gpu_runtime "$d"/bin/test_gpu_std_ke
 done
 echo "== examples on the GPU (FUSOR_TARGET=gpu)"
 for e in "$d"/bin/example_*; do
-    [ -x "$e" ] && run "$(basename "$e")" 60 env FUSOR_TARGET=gpu "$e"
+    [ -x "$e" ] || continue
+    case "$(basename "$e")" in
+    # Stencil kernels run on the CPU only for now: automatic placement keeps them there,
+    # and an explicit GPU request is refused with that reason.
+    example_heat2d) run "$(basename "$e") (auto: CPU)" 60 "$e" ;;
+    *) run "$(basename "$e")" 60 env FUSOR_TARGET=gpu "$e" ;;
+    esac
 done
 run "fusor run --target gpu" 60 "$d/bin/fusor" run -v --target gpu -e 'sqrt(a*a + b*b)' a=3 b=4
 echo "== benchmarks"
