@@ -1,7 +1,7 @@
 /*
  * demo.c — the README's main job: price N European options with the Black–Scholes kernel
  * from kernels/std/finance.fu, and compare result and time with the same formula written
- * as a plain C loop.
+ * as a plain C loop.  It runs on the GPU when one is usable, else on the CPU pool.
  *
  *   example_demo [N]        (default 10,000,000 options)
  */
@@ -88,6 +88,8 @@ int main(int argc, char **argv) {
     fusor_kernel *bs;
     fusor_args *args;
     CHECK(fusor_context_create(NULL, &ctx));
+    /* The main job runs on the GPU when one is usable, else on every CPU core. */
+    if (fusor_gpu_status() == FUSOR_OK) CHECK(fusor_context_set_target(ctx, FUSOR_TARGET_GPU));
     double t0 = now();
     CHECK(fusor_kernel_compile(ctx, src, "kernels/std/finance.fu", "black_scholes", &bs));
     double t_compile = now() - t0;
