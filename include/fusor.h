@@ -264,7 +264,8 @@ FUSOR_API fusor_status fusor_args_get_f64(fusor_args *a, const char *name, doubl
 
 /* Runs the kernel on the bound arguments and returns when outputs are written.  All
  * validation (names, dtypes, shapes, aliasing) happens before any output is touched: on
- * an error the outputs are exactly as they were. */
+ * an error the outputs are exactly as they were.  An output whose elements overlap each
+ * other (a zero stride) is FUSOR_ERROR_ALIAS. */
 FUSOR_API fusor_status fusor_launch(fusor_kernel *k, fusor_args *a);
 
 /* Runs the kernel like fusor_launch but unfused: every operation is its own pass over

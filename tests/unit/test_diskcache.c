@@ -37,7 +37,7 @@ enum { CHILD_FAIL = 1, CHILD_MISS = 10, CHILD_HIT = 20 };
 static int child_compile(void) {
     fusor_context *ctx;
     fusor_kernel *k;
-    fusor_args *a;
+    fusor_args *a = NULL;
     if (fusor_context_create(NULL, &ctx) || fusor_kernel_compile(ctx, source, "three.fu", NULL, &k))
         return CHILD_FAIL;
     cg_timing t;
@@ -51,7 +51,7 @@ static int child_compile(void) {
         v[i] = w[i] = NAN;
     }
     int64_t n = 64;
-    fusor_array *ax, *ay, *av, *aw;
+    fusor_array *ax = NULL, *ay = NULL, *av = NULL, *aw = NULL;
     int bad = fusor_args_create(k, &a) || fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &ax) ||
               fusor_array_wrap(ctx, y, FUSOR_F64, 1, &n, NULL, &ay) ||
               fusor_array_wrap(ctx, v, FUSOR_F64, 1, &n, NULL, &av) ||
@@ -63,6 +63,14 @@ static int child_compile(void) {
         double u = 0.5 * x[i] + y[i], vv = sqrt(u * u + 1);
         bad = v[i] != vv || w[i] != u - vv;
     }
+    /* Everything is released before the child exits, so LeakSanitizer has nothing to say. */
+    fusor_args_destroy(a);
+    fusor_array_destroy(ax);
+    fusor_array_destroy(ay);
+    fusor_array_destroy(av);
+    fusor_array_destroy(aw);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
     if (bad)
         return CHILD_FAIL;
     /* A hit skipped optimisation and code generation; a miss did both and wrote the entry. */
