@@ -327,14 +327,12 @@ static fusor_status kernel_setup(fusor_kernel *k, const char *name) {
     return spec_get(k->ctx, k->prog, k->index, NULL, &k->spec);
 }
 
-fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const char *filename,
-                                  const char *name, fusor_kernel **out) {
-    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: out is NULL");
-    *out = NULL;
-    if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL context");
-    if (!source) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL source");
+/* A kernel from a source ('K') or a ufunc expression ('U'): the same text, name and
+ * options in a context give back the same kernel, found before any parsing. */
+static fusor_status kernel_from_text(fusor_context *c, char kind, const char *text,
+                                     const char *filename, const char *name, fusor_kernel **out) {
     size_t keylen = 0;
-    unsigned char *key = front_key('K', c, source, filename, name, &keylen);
+    unsigned char *key = front_key(kind, c, text, filename, name, &keylen);
     uint64_t h = key ? dc_hash64(key, keylen, 0) : 0;
     if (key && (*out = front_find(c, key, keylen, h))) {
         fu_free(key);
@@ -342,7 +340,9 @@ fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const ch
     }
     fusor_kernel *k = NULL;
     fusor_status st = kernel_new(c, &k);
-    if (st == FUSOR_OK) st = fe_parse(&k->arena, source, filename ? filename : "<source>", &k->prog);
+    if (st == FUSOR_OK)
+        st = kind == 'U' ? fe_parse_expr(&k->arena, text, &k->prog)
+                         : fe_parse(&k->arena, text, filename ? filename : "<source>", &k->prog);
     if (st == FUSOR_OK) st = kernel_setup(k, name);
     if (st != FUSOR_OK) {
         fu_free(key);
@@ -354,31 +354,22 @@ fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const ch
     return FUSOR_OK;
 }
 
+fusor_status fusor_kernel_compile(fusor_context *c, const char *source, const char *filename,
+                                  const char *name, fusor_kernel **out) {
+    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: out is NULL");
+    *out = NULL;
+    if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL context");
+    if (!source) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_compile: NULL source");
+    return kernel_from_text(c, 'K', source, filename, name, out);
+}
+
 fusor_status fusor_ufunc_create(fusor_context *c, const char *expression, fusor_kernel **out) {
     if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: out is NULL");
     *out = NULL;
     if (!c || !expression)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_ufunc_create: NULL %s",
                         c ? "expression" : "context");
-    size_t keylen = 0;
-    unsigned char *key = front_key('U', c, expression, NULL, NULL, &keylen);
-    uint64_t h = key ? dc_hash64(key, keylen, 0) : 0;
-    if (key && (*out = front_find(c, key, keylen, h))) {
-        fu_free(key);
-        return FUSOR_OK;
-    }
-    fusor_kernel *k = NULL;
-    fusor_status st = kernel_new(c, &k);
-    if (st == FUSOR_OK) st = fe_parse_expr(&k->arena, expression, &k->prog);
-    if (st == FUSOR_OK) st = kernel_setup(k, NULL);
-    if (st != FUSOR_OK) {
-        fu_free(key);
-        fusor_kernel_destroy(k);
-        return st;
-    }
-    if (key) front_add(c, k, key, keylen, h);
-    *out = k;
-    return FUSOR_OK;
+    return kernel_from_text(c, 'U', expression, NULL, NULL, out);
 }
 
 void fusor_kernel_destroy(fusor_kernel *k) {
