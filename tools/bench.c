@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fusor.h"
+#include "io.h"
 
 enum { EXIT_USAGE = 1, EXIT_LANGUAGE = 2, MAX_POINTS = 256, MAX_BIND = 64 };
 
@@ -41,29 +42,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fusor: cannot read %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (len + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb)
-                free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = 0;
-    return buf;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -627,7 +605,7 @@ int fusor_cmd_bench(int argc, char **argv) {
     if (rc)
         return rc;
     bench_kernel b = {.o = &o};
-    if (o.file && !(b.source = slurp(o.file)))
+    if (o.file && !(b.source = tool_read_file(o.file)))
         return EXIT_USAGE;
     fusor_status st = make_context(&o, 0, &b.ctx);
     if (!st)

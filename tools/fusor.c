@@ -14,6 +14,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "fusor.h"
+#include "io.h"
 
 static const char usage[] =
     "usage:\n"
@@ -44,35 +45,6 @@ static int fail_usage(const char *fmt, const char *arg) {
 static int fail_status(fusor_status st) {
     fprintf(stderr, "fusor: %s\n", fusor_last_error());
     return st == FUSOR_ERROR_LANGUAGE ? EXIT_LANGUAGE : EXIT_USAGE;
-}
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fusor: cannot read %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) break;
-        if (len + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        fprintf(stderr, "fusor: cannot read %s\n", path);
-        free(buf);
-        return NULL;
-    }
-    buf[len] = 0;
-    return buf;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -214,7 +186,7 @@ static void print_placement(const fusor_args *args) {
 static int cmd_run(const cli_opts *o) {
     int rc = 0;
     char *source = NULL;
-    if (o->file && !(source = read_file(o->file))) return EXIT_USAGE;
+    if (o->file && !(source = tool_read_file(o->file))) return EXIT_USAGE;
 
     fusor_context_options copts = {0};
     if (o->target) copts.target = !strcmp(o->target, "cpu")   ? FUSOR_TARGET_CPU
@@ -262,7 +234,7 @@ done:
 static int cmd_compile(const cli_opts *o) {
     const char *file = o->file, *kernel = o->kernel;
     fusor_emit what = o->emit;
-    char *source = read_file(file);
+    char *source = tool_read_file(file);
     if (!source) return EXIT_USAGE;
     fusor_context *ctx = NULL;
     fusor_kernel *k = NULL;
