@@ -64,6 +64,25 @@ static int check_passed, check_failed;
                   fusor_last_error());                                                     \
     } while (0)
 
+/* A whole file, NUL-terminated (malloc'd; the caller frees), or NULL when it cannot be
+ * read.  *size receives its length unless size is NULL. */
+static inline char *check_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) {
+        s[n] = 0;
+        if (size) *size = (size_t)n;
+    } else {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
 static inline int check_done(void) {
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;

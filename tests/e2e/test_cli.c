@@ -45,22 +45,13 @@ typedef struct run {
 
 /* A file's bytes (NUL-terminated; *size receives the length unless NULL). */
 static char *slurp_n(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    long n = 0;
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        n = ftell(f);
-        fseek(f, 0, SEEK_SET);
+    char *s = check_read_file(path, size);
+    if (!s) { /* a missing file reads as empty */
+        if (!(s = calloc(1, 1)))
+            exit(2);
+        if (size)
+            *size = 0;
     }
-    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
-    if (!s)
-        exit(2);
-    if (f && fread(s, 1, (size_t)n, f) != (size_t)n)
-        n = 0;
-    if (f)
-        fclose(f);
-    if (size)
-        *size = (size_t)n;
     return s;
 }
 static char *slurp(const char *path) { return slurp_n(path, NULL); }

@@ -30,24 +30,6 @@ static fusor_context *ctx;
 
 /* ------------------------------------------------------------------ helpers */
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 static double urand(void) {
     rng_state ^= rng_state << 13;
@@ -82,7 +64,7 @@ static fusor_array *poisoned(fusor_dtype dt, int64_t n, unsigned char poison) {
 static fusor_kernel *compile_std(const char *file, const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", STD_DIR, file);
-    char *src = read_text(path);
+    char *src = check_read_file(path, NULL);
     fusor_kernel *k = NULL;
     if (!src) {
         CHECK_MSG(0, "cannot read %s", path);
@@ -210,7 +192,7 @@ static int all_std_kernels(void) {
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/%s", STD_DIR, ent->d_name);
-        char *src = read_text(path);
+        char *src = check_read_file(path, NULL);
         char *names = NULL;
         CHECK_MSG(src && fusor_source_kernels(src, path, &names) == FUSOR_OK, "%s: %s", path,
                   fusor_last_error());

@@ -358,7 +358,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof std_files / sizeof std_files[0]; i++) {
         char path[512], names[64][64], what[128];
         snprintf(path, sizeof path, "%s/kernels/std/%s", FUSOR_SOURCE_DIR, std_files[i]);
-        char *src = ptx_slurp(path);
+        char *src = check_read_file(path, NULL);
         REQUIRE(src != NULL);
         int n = ptx_kernel_names(src, names, 64);
         for (int j = 0; j < n && nprogs < MAXPROG; j++) {

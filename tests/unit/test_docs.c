@@ -10,27 +10,10 @@
 
 #include "check.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) {
-        s[n] = 0;
-    } else {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    return s;
-}
-
 int main(void) {
-    char *doc = slurp(FUSOR_SOURCE_DIR "/docs/c-api.md");
-    char *example = slurp(FUSOR_SOURCE_DIR "/examples/axpy.c");
-    char *header = slurp(FUSOR_SOURCE_DIR "/include/fusor.h");
+    char *doc = check_read_file(FUSOR_SOURCE_DIR "/docs/c-api.md", NULL);
+    char *example = check_read_file(FUSOR_SOURCE_DIR "/examples/axpy.c", NULL);
+    char *header = check_read_file(FUSOR_SOURCE_DIR "/include/fusor.h", NULL);
     REQUIRE(doc && example && header);
     CHECK_MSG(strstr(doc, example) != NULL, "docs/c-api.md must contain examples/axpy.c verbatim");
 

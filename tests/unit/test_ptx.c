@@ -119,7 +119,7 @@ static char *joined_literals(const char *p, const char **end) {
 
 /* The kernel sources and ufunc expressions of one example program. */
 static int check_example(const char *path, const char *file) {
-    char *text = ptx_slurp(path);
+    char *text = check_read_file(path, NULL);
     if (!text)
         return 0;
     int found = 0;
@@ -191,7 +191,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof std_files / sizeof std_files[0]; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/kernels/std/%s", FUSOR_SOURCE_DIR, std_files[i]);
-        char *src = ptx_slurp(path);
+        char *src = check_read_file(path, NULL);
         CHECK_MSG(src != NULL, "cannot read %s", path);
         if (src)
             check_source(src, std_files[i]);

@@ -20,7 +20,7 @@ static int run(const char *env, const char *args, char **out) {
     snprintf(cmd, sizeof cmd, "%s '%s' compile '%s' %s >'%s' 2>&1", env, FUSOR_CLI, fu_path, args,
              outp);
     int st = system(cmd);
-    *out = ptx_slurp(outp);
+    *out = check_read_file(outp, NULL);
     unlink(outp);
     if (!*out)
         *out = strdup("");

@@ -32,24 +32,6 @@ static inline const char *ptx_ptxas(void) {
     return NULL;
 }
 
-static inline char *ptx_slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) {
-        s[n] = 0;
-    } else {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    return s;
-}
-
 /* Assembles ptx[i] for sm_<arch[i]>, i < n, with ptxas processes running side by side.
  * On failure prints ptxas' complaint and keeps the PTX in a file named in the message.
  * `opt` is ptxas' -O level (3 its default; 0 checks the same PTX rules in half the time).
@@ -89,7 +71,7 @@ static inline int ptx_assemble_n(const char *ptxas, int n, const char *const *pt
             waitpid(pid[i], &status, 0);
         int good = pid[i] > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (!good) {
-            char *msg = err[i][0] ? ptx_slurp(err[i]) : NULL;
+            char *msg = err[i][0] ? check_read_file(err[i], NULL) : NULL;
             fprintf(stderr, "ptxas -arch=sm_%d rejected the PTX of %s (kept in %s):\n%.2000s\n",
                     arch[i], what, path[i], msg ? msg : "(no message)");
             free(msg);
