@@ -252,9 +252,25 @@ static ir_value combine(const pass_job *j, int r, int64_t lo, int64_t hi) {
                              combine(j, r, mid, hi));
 }
 
+fusor_status host_scratch_reserve(host_scratch *s, const ir_plan *plan, const ir_domain *d) {
+    /* The domain's size bounds an interior run's; blocks are fixed (HOST_BLOCK). */
+    size_t nblocks = (size_t)((d->size + HOST_BLOCK - 1) / HOST_BLOCK), bytes = 0;
+    for (int p = 0; p < plan->npasses; p++) {
+        size_t b = sizeof(ir_value) * nblocks * (size_t)plan->passes[p].nreductions;
+        if (b > bytes) bytes = b;
+    }
+    if (bytes <= s->bytes) return FUSOR_OK;
+    void *m = fu_malloc(bytes);
+    if (!m) return fu_oom("reduction partials");
+    fu_free(s->p);
+    s->p = m;
+    s->bytes = bytes;
+    return FUSOR_OK;
+}
+
 fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
                       const ir_domain *d, ir_value *slots, ir_value *outs, int nthreads,
-                      int *threads_used) {
+                      int *threads_used, host_scratch *scratch) {
     int64_t strides_buf[FUSOR_MAX_DIMS * HOST_MAX_ARRAYS];
     if (d->narrays > HOST_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "a kernel may have at most %d parameters and outputs",
@@ -325,14 +341,14 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
         j.nblocks = (size + HOST_BLOCK - 1) / HOST_BLOCK;
         if (ps->nreductions) {
             size_t bytes = sizeof(ir_value) * (size_t)j.nblocks * (size_t)ps->nreductions;
-            j.partials = fu_malloc(bytes);
+            j.partials = scratch && scratch->bytes >= bytes ? scratch->p : fu_malloc(bytes);
             if (!j.partials) return fu_oom("reduction partials");
         }
         host_parallel(nthreads, pass_worker, &j);
         *threads_used = j.team;
         for (int r = 0; r < ps->nreductions; r++)
             slots[k->nodes[ps->reductions[r]].slot] = combine(&j, r, 0, j.nblocks);
-        fu_free(j.partials);
+        if (!scratch || j.partials != scratch->p) fu_free(j.partials);
     }
     /* Reductions of an empty domain are their identities. */
     if (size == 0) {

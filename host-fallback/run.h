@@ -15,12 +15,22 @@
 #include "codegen.h"
 #include "domain.h"
 
+/* Memory for reduction partials that a caller keeps between runs (a prepared launch), so
+ * that a run allocates nothing.  Zero-initialise; free `p` with fu_free. */
+typedef struct host_scratch {
+    void *p;
+    size_t bytes;
+} host_scratch;
+/* Makes s hold what host_run needs for `plan` over `d`. */
+fusor_status host_scratch_reserve(host_scratch *s, const ir_plan *plan, const ir_domain *d);
+
 /* Runs every pass, then the finish function.  `slots` holds the scalar parameters and
  * COUNT on entry; reduction results are written into it.  `outs` receives the scalar
- * outputs.  Returns the thread count used in *threads_used. */
+ * outputs.  Returns the thread count used in *threads_used.  With `scratch` (may be
+ * NULL) big enough, the run allocates nothing. */
 fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
                       const ir_domain *d, ir_value *slots, ir_value *outs, int nthreads,
-                      int *threads_used);
+                      int *threads_used, host_scratch *scratch);
 
 /* Below this many elements a pass runs on the calling thread. */
 #define HOST_PARALLEL_MIN_ELEMENTS 32768

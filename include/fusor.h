@@ -279,6 +279,44 @@ FUSOR_API fusor_status fusor_launch_unfused(fusor_kernel *k, fusor_args *a);
 FUSOR_API const char *fusor_args_last_target(const fusor_args *a);
 FUSOR_API int fusor_args_last_threads(const fusor_args *a);
 
+/* -------------------------------------------------------- prepared launches */
+
+/* A prepared launch is a kernel bound to its arguments once, for time loops that launch
+ * the same kernel thousands of times: every check of fusor_launch (dtypes, shapes,
+ * aliasing, stencils) runs once, in fusor_prepare, which also allocates the unbound
+ * outputs (on the GPU of the inputs when they all live there) and resolves the compiled
+ * code.  A launch then allocates nothing and looks nothing up.  The prepared launch
+ * keeps a reference to every array it uses; later changes to `a`'s bindings do not reach
+ * it, and `a` must outlive it: each launch's results are read from `a`
+ * (fusor_args_get_array, fusor_args_get_f64, ...) as after fusor_launch. */
+typedef struct fusor_prepared fusor_prepared;
+typedef struct fusor_stream fusor_stream; /* see the GPU section below */
+FUSOR_API fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out);
+/* Waits for the prepared launches it has queued and frees it.  destroy(NULL) does nothing. */
+FUSOR_API void fusor_prepared_destroy(fusor_prepared *p);
+/* Runs the prepared launch and returns when outputs are written (like fusor_launch, it
+ * first waits for the context's default stream).  An error while launches of p are
+ * still queued on a stream: one launch of a prepared set runs at a time. */
+FUSOR_API fusor_status fusor_prepared_launch(fusor_prepared *p);
+/* Queues the prepared launch on s (NULL: the context's default stream) with the binding
+ * of this moment: swaps and scalar updates made afterwards apply to later launches only.
+ * Launches of one prepared set must run in order: queue them on one stream (or order the
+ * streams with events).  A steady loop of queued launches allocates nothing either. */
+FUSOR_API fusor_status fusor_prepared_launch_async(fusor_prepared *p, fusor_stream *s);
+/* Ping-pong: the arrays bound to parameters x and y (an input and an output, say "u" and
+ * "out") trade places for the following launches.  They must have the same dtype, shape,
+ * strides and memory; nothing else is checked again. */
+FUSOR_API fusor_status fusor_prepared_swap(fusor_prepared *p, const char *x, const char *y);
+/* A new value for a scalar parameter bound with fusor_args_set_scalar/_f64/_i64 (not a
+ * literal, which is compiled in), for the following launches.  For a generic kernel the
+ * dtype must be the one bound at fusor_prepare (it chose the code). */
+FUSOR_API fusor_status fusor_prepared_set_scalar(fusor_prepared *p, const char *name,
+                                                 fusor_dtype dtype, const void *value);
+FUSOR_API fusor_status fusor_prepared_set_f64(fusor_prepared *p, const char *name, double v);
+/* The array bound to parameter `name` now (after swaps): a new reference to destroy. */
+FUSOR_API fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name,
+                                                fusor_array **out);
+
 /* ------------------------------------------------------------------ ufuncs */
 
 /* A ufunc is a one-output kernel made from an expression: its free names are its inputs

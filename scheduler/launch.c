@@ -7,6 +7,7 @@
  * min/max not reducing an empty domain.  Only then are missing outputs allocated and a
  * back end run.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "alloc.h"
 #include "array.h"
 #include "cuda.h"
+#include "devpool.h"
 #include "error.h"
 #include "gpurun.h"
 #include "interp.h"
@@ -21,6 +23,7 @@
 #include "run.h"
 #include "scalar.h"
 #include "scheduler.h"
+#include "stream.h"
 #include "unfused.h"
 
 typedef struct prepared {
@@ -451,7 +454,7 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
             st = run_unfused(k, P, &threads);
         else
             st = host_run(P->spec->ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
-                          host_get_threads(), &threads);
+                          host_get_threads(), &threads, NULL);
         if (st == FUSOR_OK) {
             publish(a, P);
             a->last_target = reference == RUN_REFERENCE ? "reference" : gpu ? "gpu" : "cpu";
@@ -470,4 +473,321 @@ fusor_status fusor_launch_unfused(fusor_kernel *k, fusor_args *a) {
 
 fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a) {
     return launch(k, a, RUN_REFERENCE);
+}
+
+/* ---------------------------------------------------------------- prepared launches
+ *
+ * fusor_prepare runs prepare() once and keeps its result.  A launch then only points the
+ * domain at the current binding, writes the scalar parameters and runs: no allocation, no
+ * specialisation lookup, no checks.  Swaps and scalar updates change `cur` on the caller's
+ * thread; a launch queued on a stream carries its own copy of the binding (an item
+ * recycled through `spare`), so later swaps never reach work already queued. */
+
+typedef struct prep_item {
+    fusor_prepared *p;
+    struct prep_item *next;
+    fusor_array **arrays; /* [n] */
+    ir_value *params;     /* [nparams] */
+} prep_item;
+
+struct fusor_prepared {
+    fusor_kernel *k;
+    fusor_args *a;
+    prepared *P;
+    int n, nparams;
+    fusor_array **own;      /* [n] references to every array used; swaps only permute cur */
+    fusor_array **cur;      /* [n] the binding of the next launch */
+    ir_value *params;       /* [nparams] scalar parameters, cast to their dtypes */
+    fusor_array **scalar0d; /* [nparams] a 0-d array bound to a scalar parameter: read per run */
+    fusor_dtype *bound;     /* [nparams] dtype of each scalar as bound (generic kernels) */
+    int *literal;           /* [nparams] bound as a literal: folded into the code */
+    int *no_alloc;          /* [n] zeros: the GPU hook must not replace prepared outputs */
+    int pending;            /* launches queued and not yet run (atomic) */
+    void *block;            /* the memory behind the per-parameter tables */
+    host_scratch scratch;   /* reduction partials, sized once */
+    pthread_mutex_t lock;   /* guards spare */
+    pthread_cond_t idle;    /* signalled when pending drops to 0 */
+    prep_item *spare;
+};
+
+static fusor_status prepared_param(fusor_prepared *p, const char *fn, const char *name, int *out) {
+    if (!p || !name)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "%s: NULL %s", fn, p ? "name" : "launch");
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->k->params[i].name, name)) {
+            *out = i;
+            return FUSOR_OK;
+        }
+    return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "%s: kernel %s has no parameter '%s'", fn,
+                    p->k->name, name);
+}
+
+/* Unbound outputs follow inputs that all live on one GPU there, as a launch would move
+ * them at its first run; doing it now keeps every later step free of allocation. */
+static fusor_status prepared_outputs_place(prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    int device = -1, host_in = 0;
+    for (int i = 0; i < ir->nparams; i++) {
+        const fusor_array *A = P->arrays[i];
+        if (!A) continue;
+        if (A->memory == FUSOR_MEMORY_DEVICE) device = A->device;
+        else if (A->memory != FUSOR_MEMORY_MANAGED) host_in = 1;
+    }
+    if (device < 0 || host_in) return FUSOR_OK;
+    for (int j = 0; j < ir->noutputs; j++) {
+        int i = ir->nparams + j;
+        if (!P->allocated[i] || !P->arrays[i]) continue;
+        fusor_array *D, *H = P->arrays[i];
+        fusor_status st = mem_array_new_on(FUSOR_MEMORY_DEVICE, device, H->dtype, H->ndim,
+                                           H->shape, &D);
+        if (st) return st;
+        fusor_array_destroy(H);
+        P->arrays[i] = D;
+    }
+    return FUSOR_OK;
+}
+
+void fusor_prepared_destroy(fusor_prepared *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->idle, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; p->own && i < p->n; i++) fusor_array_destroy(p->own[i]);
+    for (int i = 0; p->scalar0d && i < p->nparams; i++) fusor_array_destroy(p->scalar0d[i]);
+    while (p->spare) {
+        prep_item *it = p->spare;
+        p->spare = it->next;
+        fu_free(it);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->idle);
+    fu_free(p->P);
+    fu_free(p->block);
+    fu_free(p->scratch.p);
+    fu_free(p);
+}
+
+fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out) {
+    if (!out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepare: NULL result");
+    *out = NULL;
+    if (!k || !a)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepare: NULL %s",
+                        k ? "arguments" : "kernel");
+    if (a->k != k)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepare: the argument set was made for kernel %s, not %s",
+                        a->k->name, k->name);
+    if (k->ctx->target == FUSOR_TARGET_GPU && !sched_cuda_usable()) return sched_gpu_no_device(k);
+    fusor_prepared *p = fu_calloc(1, sizeof *p);
+    if (!p) return fu_oom("a prepared launch");
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    p->k = k;
+    p->a = a;
+    p->n = k->ninputs + k->noutputs;
+    p->nparams = k->ninputs;
+    size_t n = (size_t)p->n, np = (size_t)p->nparams;
+    /* One block for the per-parameter tables, widest members first. */
+    size_t bytes = np * sizeof(ir_value) + (2 * n + np) * sizeof(fusor_array *) +
+                   np * sizeof(fusor_dtype) + (np + n) * sizeof(int);
+    p->block = fu_calloc(1, bytes ? bytes : 1);
+    p->P = fu_malloc(sizeof(prepared));
+    if (!p->block || !p->P) {
+        fusor_prepared_destroy(p);
+        return fu_oom("a prepared launch");
+    }
+    p->params = p->block;
+    p->own = (fusor_array **)(p->params + np);
+    p->cur = p->own + n;
+    p->scalar0d = p->cur + n;
+    p->bound = (fusor_dtype *)(p->scalar0d + np);
+    p->literal = (int *)(p->bound + np);
+    p->no_alloc = p->literal + np;
+    prepared *P = p->P;
+    fusor_status st = prepare(k, a, P);
+    if (st == FUSOR_OK && ((st = prepared_outputs_place(P)) != FUSOR_OK ||
+                           (st = host_scratch_reserve(&p->scratch, P->spec->plan, &P->dom))))
+        release_prepared(P, 1);
+    if (st) {
+        fusor_prepared_destroy(p); /* own is still all NULL */
+        return st;
+    }
+    const ir_kernel *ir = P->spec->ir;
+    for (int i = 0; i < p->n; i++) {
+        fusor_array *A = P->arrays[i];
+        if (A && !P->allocated[i]) fusor_array_retain(A);
+        p->own[i] = p->cur[i] = A;
+    }
+    for (int i = 0; i < p->nparams; i++) {
+        const sched_arg *it = &a->items[i];
+        p->bound[i] = it->kind == ARG_SCALAR ? it->dtype : ir->params[i].dtype;
+        p->literal[i] = it->kind == ARG_LITERAL;
+        if (ir->params[i].is_array || it->kind == ARG_LITERAL) continue;
+        p->params[i] = P->slots[i];
+        if (it->kind == ARG_ARRAY && it->array->memory != FUSOR_MEMORY_DEVICE) {
+            fusor_array_retain(it->array);
+            p->scalar0d[i] = it->array;
+        }
+    }
+    *out = p;
+    return FUSOR_OK;
+}
+
+/* Runs one launch of p with a binding (p->cur, or a queued copy). */
+static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const ir_value *params) {
+    prepared *P = p->P;
+    const ir_kernel *ir = P->spec->ir;
+    for (int i = 0; i < p->n; i++) {
+        P->arrays[i] = arrays[i];
+        P->base[i] = arrays[i] ? arrays[i]->data : NULL;
+    }
+    for (int i = 0; i < p->nparams; i++) {
+        if (ir->params[i].is_array || p->literal[i]) continue;
+        const fusor_array *A = p->scalar0d[i];
+        P->slots[i] = A ? sc_cast(sc_load(A->data, A->dtype), A->dtype, ir->params[i].dtype)
+                        : params[i];
+    }
+    int threads = 1, gpu = 0;
+    fusor_args *a = p->a;
+    fusor_status st = sched_gpu_launch(p->k, a, P->spec, &P->dom, P->arrays, p->no_alloc,
+                                       P->slots, P->outs, 1, &gpu, &threads);
+    if (st == FUSOR_OK && !gpu)
+        st = host_run(ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
+                      host_get_threads(), &threads, &p->scratch);
+    if (st) return st;
+    sched_args_clear_results(a);
+    for (int j = 0; j < ir->noutputs; j++) {
+        int i = ir->nparams + j, slot = p->k->ninputs + j;
+        if (ir->outputs[j].is_array) {
+            fusor_array_retain(P->arrays[i]);
+            a->results[slot] = P->arrays[i];
+        } else {
+            a->scalar_results[slot] = P->outs[j];
+            a->scalar_dtypes[slot] = ir->outputs[j].dtype;
+        }
+    }
+    a->have_results = 1;
+    a->last_target = gpu ? "gpu" : "cpu";
+    a->last_threads = threads;
+    return FUSOR_OK;
+}
+
+fusor_status fusor_prepared_launch(fusor_prepared *p) {
+    if (!p) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepared_launch: NULL");
+    if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE))
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_launch: kernel %s has prepared launches queued on a "
+                        "stream; synchronise it first (one launch of a prepared set runs at a "
+                        "time)",
+                        p->k->name);
+    return prepared_run(p, p->cur, p->params);
+}
+
+static fusor_status prepared_item_run(fusor_stream *s, void *arg) {
+    (void)s;
+    prep_item *it = arg;
+    return prepared_run(it->p, it->arrays, it->params);
+}
+
+static void prepared_item_drop(void *arg) {
+    prep_item *it = arg;
+    fusor_prepared *p = it->p;
+    pthread_mutex_lock(&p->lock);
+    it->next = p->spare;
+    p->spare = it;
+    if (!__atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL)) pthread_cond_broadcast(&p->idle);
+    pthread_mutex_unlock(&p->lock);
+}
+
+fusor_status fusor_prepared_launch_async(fusor_prepared *p, fusor_stream *s) {
+    if (!p) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepared_launch_async: NULL");
+    fusor_status st;
+    if (!s && (st = sched_context_stream(p->k->ctx, 1, &s))) return st;
+    pthread_mutex_lock(&p->lock);
+    prep_item *it = p->spare;
+    if (it) p->spare = it->next;
+    pthread_mutex_unlock(&p->lock);
+    if (!it) {
+        size_t np = (size_t)p->nparams, n = (size_t)p->n;
+        it = fu_malloc(sizeof *it + np * sizeof(ir_value) + n * sizeof(fusor_array *));
+        if (!it) return fu_oom("a queued launch");
+        it->p = p;
+        it->params = (ir_value *)(it + 1);
+        it->arrays = (fusor_array **)(it->params + np);
+    }
+    memcpy(it->arrays, p->cur, sizeof(fusor_array *) * (size_t)p->n);
+    memcpy(it->params, p->params, sizeof(ir_value) * (size_t)p->nparams);
+    __atomic_add_fetch(&p->pending, 1, __ATOMIC_ACQ_REL);
+    return sched_stream_enqueue(s, prepared_item_run, prepared_item_drop, it);
+}
+
+fusor_status fusor_prepared_swap(fusor_prepared *p, const char *x, const char *y) {
+    int i, j;
+    fusor_status st;
+    if ((st = prepared_param(p, "fusor_prepared_swap", x, &i)) ||
+        (st = prepared_param(p, "fusor_prepared_swap", y, &j)))
+        return st;
+    fusor_array *A = p->cur[i], *B = p->cur[j];
+    if (!A || !B || !p->k->params[i].is_array || !p->k->params[j].is_array)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_swap: '%s' and '%s' of kernel %s must both be arrays",
+                        x, y, p->k->name);
+    int same = A->dtype == B->dtype && A->ndim == B->ndim && A->memory == B->memory &&
+               A->device == B->device;
+    for (int d = 0; same && d < A->ndim; d++)
+        same = A->shape[d] == B->shape[d] && A->strides[d] == B->strides[d];
+    if (!same)
+        return fu_error(FUSOR_ERROR_SHAPE,
+                        "fusor_prepared_swap: '%s' and '%s' of kernel %s differ in dtype, shape, "
+                        "strides or memory; only identical arrays can trade places",
+                        x, y, p->k->name);
+    p->cur[i] = B;
+    p->cur[j] = A;
+    return FUSOR_OK;
+}
+
+fusor_status fusor_prepared_set_scalar(fusor_prepared *p, const char *name, fusor_dtype dtype,
+                                       const void *value) {
+    int i;
+    fusor_status st = prepared_param(p, "fusor_prepared_set_scalar", name, &i);
+    if (st) return st;
+    if (!value || (unsigned)dtype >= FUSOR_NUM_DTYPES)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_set_scalar: '%s': NULL value or unknown dtype", name);
+    const ir_param *ip = i < p->nparams ? &p->P->spec->ir->params[i] : NULL;
+    if (!ip || ip->is_array || p->scalar0d[i])
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_set_scalar: '%s' of kernel %s is not a scalar parameter "
+                        "bound to a value",
+                        name, p->k->name);
+    if (p->literal[i])
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_set_scalar: '%s' of kernel %s was bound as a literal, "
+                        "which is compiled into the code; bind a typed scalar to change it "
+                        "between launches",
+                        name, p->k->name);
+    if (p->k->generic && dtype != p->bound[i])
+        return fu_error(FUSOR_ERROR_DTYPE,
+                        "fusor_prepared_set_scalar: '%s' of kernel %s was prepared as %s, not "
+                        "%s: the dtype chose the compiled code; prepare again to change it",
+                        name, p->k->name, fusor_dtype_name(p->bound[i]), fusor_dtype_name(dtype));
+    p->params[i] = sc_cast(sc_load(value, dtype), dtype, ip->dtype);
+    return FUSOR_OK;
+}
+
+fusor_status fusor_prepared_set_f64(fusor_prepared *p, const char *name, double v) {
+    return fusor_prepared_set_scalar(p, name, FUSOR_F64, &v);
+}
+
+fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name, fusor_array **out) {
+    int i;
+    fusor_status st = prepared_param(p, "fusor_prepared_get_array", name, &i);
+    if (st) return st;
+    if (!out || !p->cur[i])
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_prepared_get_array: '%s' of kernel %s is not an array", name,
+                        p->k->name);
+    fusor_array_retain(p->cur[i]);
+    *out = p->cur[i];
+    return FUSOR_OK;
 }

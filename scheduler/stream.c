@@ -42,6 +42,8 @@ struct fusor_stream {
     pthread_mutex_t lock;
     pthread_cond_t work, done;
     task *head, *tail;
+    task *spare; /* finished items kept for reuse: a steady time loop allocates nothing */
+    int nspare;
     uint64_t enqueued, completed;
     int started, stopping;
     pthread_t thread;
@@ -252,6 +254,25 @@ static void execute(fusor_stream *s, task *t) {
         event_release(t->ev);
 }
 
+/* Queue items are recycled: the worker keeps up to this many finished ones. */
+#define STREAM_MAX_SPARE 64
+
+/* A zeroed queue item, reused when one is spare. */
+static task *task_new(fusor_stream *s) {
+    pthread_mutex_lock(&s->lock);
+    task *t = s->spare;
+    if (t) {
+        s->spare = t->next;
+        s->nspare--;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (t)
+        memset(t, 0, sizeof *t);
+    else
+        t = fu_calloc(1, sizeof *t);
+    return t;
+}
+
 static void *worker(void *arg) {
     fusor_stream *s = arg;
     pthread_mutex_lock(&s->lock);
@@ -269,7 +290,13 @@ static void *worker(void *arg) {
         pthread_mutex_lock(&s->lock);
         s->completed = t->seq;
         pthread_cond_broadcast(&s->done);
-        fu_free(t);
+        if (s->nspare < STREAM_MAX_SPARE) {
+            t->next = s->spare;
+            s->spare = t;
+            s->nspare++;
+        } else {
+            fu_free(t);
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -305,7 +332,7 @@ static fusor_status enqueue(fusor_stream *s, task *t, uint64_t *seq) {
 
 static fusor_status enqueue_run(fusor_stream *s, fusor_status (*run)(fusor_stream *, void *),
                                 void (*drop)(void *), void *arg, int skippable, uint64_t *seq) {
-    task *t = fu_calloc(1, sizeof *t);
+    task *t = task_new(s);
     if (!t) {
         if (drop)
             drop(arg);
@@ -317,6 +344,11 @@ static fusor_status enqueue_run(fusor_stream *s, fusor_status (*run)(fusor_strea
     t->arg = arg;
     t->skippable = skippable;
     return enqueue(s, t, seq);
+}
+
+fusor_status sched_stream_enqueue(fusor_stream *s, fusor_status (*run)(fusor_stream *, void *),
+                                  void (*drop)(void *), void *arg) {
+    return enqueue_run(s, run, drop, arg, 1, NULL);
 }
 
 /* ------------------------------------------------------------------ GPU side */
@@ -445,6 +477,11 @@ static void stream_free(fusor_stream *s) {
             t->stream_destroy(s->cu);
         fu_clear_error();
     }
+    while (s->spare) {
+        task *t = s->spare;
+        s->spare = t->next;
+        fu_free(t);
+    }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
@@ -549,7 +586,7 @@ fusor_status fusor_event_record(fusor_event *e, fusor_stream *s) {
     if (!e || !s)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_event_record: NULL %s",
                         e ? "stream" : "event");
-    task *t = fu_calloc(1, sizeof *t);
+    task *t = task_new(s);
     if (!t)
         return fu_oom("an event record");
     __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
@@ -567,7 +604,7 @@ fusor_status fusor_event_wait(fusor_event *e, fusor_stream *s) {
     if (!e || !s)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_event_wait: NULL %s",
                         e ? "stream" : "event");
-    task *t = fu_calloc(1, sizeof *t);
+    task *t = task_new(s);
     if (!t)
         return fu_oom("an event wait");
     __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);

@@ -23,6 +23,10 @@
 
 /* The stream whose worker is running the calling thread's current item, or NULL. */
 fusor_stream *sched_stream_current(void);
+/* Queues run(s, arg) on s like a launch (skipped while an error is pending); drop(arg),
+ * if given, runs after it, or at once when queuing fails. */
+fusor_status sched_stream_enqueue(fusor_stream *s, fusor_status (*run)(fusor_stream *, void *),
+                                  void (*drop)(void *), void *arg);
 /* The stream's CUDA stream on `device` (created on first use; a stream that moves to
  * another device synchronises and replaces it).  Call from the stream's worker. */
 fusor_status sched_stream_cu(fusor_stream *s, int device, cudrv_stream *out);

@@ -277,7 +277,7 @@ fusor_status sched_unfused_run(sched_unfused *u, const ir_kernel *big, const ir_
         sslots[s->plan->count_slot].i = d->size;
         ir_value sout[1] = {{0}};
         int t = 1;
-        st = host_run(k, s->plan, s->code, &sd, sslots, sout, nthreads, &t);
+        st = host_run(k, s->plan, s->code, &sd, sslots, sout, nthreads, &t, NULL);
         if (t > *used)
             *used = t;
         if (!k->outputs[0].is_array)
