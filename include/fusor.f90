@@ -13,6 +13,8 @@ module fusor
     integer(c_int), parameter :: FUSOR_BOOL = 0, FUSOR_I8 = 1, FUSOR_I16 = 2, FUSOR_I32 = 3, &
                                  FUSOR_I64 = 4, FUSOR_U8 = 5, FUSOR_U16 = 6, FUSOR_U32 = 7, &
                                  FUSOR_U64 = 8, FUSOR_F32 = 9, FUSOR_F64 = 10
+    integer(c_int), parameter :: FUSOR_MEMORY_HOST = 0, FUSOR_MEMORY_PINNED = 1, &
+                                 FUSOR_MEMORY_DEVICE = 2, FUSOR_MEMORY_MANAGED = 3
 
     interface
         function fusor_context_create(options, ctx) bind(C, name="fusor_context_create")
@@ -111,6 +113,99 @@ module fusor
             import :: c_int
             integer(c_int), value :: n
             integer(c_int) :: fusor_set_num_threads
+        end function
+
+        ! Prepared launches (time loops): check once, launch many times, swap buffers.
+        function fusor_prepare(kernel, args, prepared) bind(C, name="fusor_prepare")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: kernel, args
+            type(c_ptr), intent(out) :: prepared
+            integer(c_int) :: fusor_prepare
+        end function
+
+        subroutine fusor_prepared_destroy(prepared) bind(C, name="fusor_prepared_destroy")
+            import :: c_ptr
+            type(c_ptr), value :: prepared
+        end subroutine
+
+        function fusor_prepared_launch(prepared) bind(C, name="fusor_prepared_launch")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: prepared
+            integer(c_int) :: fusor_prepared_launch
+        end function
+
+        function fusor_prepared_launch_async(prepared, stream) &
+                bind(C, name="fusor_prepared_launch_async")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: prepared, stream
+            integer(c_int) :: fusor_prepared_launch_async
+        end function
+
+        function fusor_prepared_swap(prepared, x, y) bind(C, name="fusor_prepared_swap")
+            import :: c_ptr, c_int, c_char
+            type(c_ptr), value :: prepared
+            character(kind=c_char), dimension(*) :: x, y
+            integer(c_int) :: fusor_prepared_swap
+        end function
+
+        function fusor_prepared_set_f64(prepared, name, v) bind(C, name="fusor_prepared_set_f64")
+            import :: c_ptr, c_int, c_char, c_double
+            type(c_ptr), value :: prepared
+            character(kind=c_char), dimension(*) :: name
+            real(c_double), value :: v
+            integer(c_int) :: fusor_prepared_set_f64
+        end function
+
+        ! Streams: queued launches that overlap with the caller.
+        function fusor_stream_create(ctx, stream) bind(C, name="fusor_stream_create")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: ctx
+            type(c_ptr), intent(out) :: stream
+            integer(c_int) :: fusor_stream_create
+        end function
+
+        subroutine fusor_stream_destroy(stream) bind(C, name="fusor_stream_destroy")
+            import :: c_ptr
+            type(c_ptr), value :: stream
+        end subroutine
+
+        function fusor_stream_synchronize(stream) bind(C, name="fusor_stream_synchronize")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: stream
+            integer(c_int) :: fusor_stream_synchronize
+        end function
+
+        function fusor_launch_async(kernel, args, stream) bind(C, name="fusor_launch_async")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: kernel, args, stream
+            integer(c_int) :: fusor_launch_async
+        end function
+
+        ! GPUs and where arrays live.
+        function fusor_gpu_status() bind(C, name="fusor_gpu_status")
+            import :: c_int
+            integer(c_int) :: fusor_gpu_status
+        end function
+
+        function fusor_gpu_count() bind(C, name="fusor_gpu_count")
+            import :: c_int
+            integer(c_int) :: fusor_gpu_count
+        end function
+
+        function fusor_array_create_on(ctx, memory, device, dtype, ndim, shape, array) &
+                bind(C, name="fusor_array_create_on")
+            import :: c_ptr, c_int, c_int64_t
+            type(c_ptr), value :: ctx
+            integer(c_int), value :: memory, device, dtype, ndim
+            integer(c_int64_t), dimension(*), intent(in) :: shape
+            type(c_ptr), intent(out) :: array
+            integer(c_int) :: fusor_array_create_on
+        end function
+
+        function fusor_array_copy(dst, src, stream) bind(C, name="fusor_array_copy")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: dst, src, stream
+            integer(c_int) :: fusor_array_copy
         end function
 
         function fusor_last_error_c() bind(C, name="fusor_last_error")

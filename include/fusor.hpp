@@ -93,6 +93,8 @@ class Array : public Handle<fusor_array, fusor_array_destroy> {
         return std::vector<std::int64_t>(s, s + ndim());
     }
     std::int64_t size() const { return fusor_array_size(h_); }
+    // Where the bytes live (host, pinned, device, managed) and on which GPU (-1: host).
+    fusor_memory memory(int *device = nullptr) const { return fusor_array_memory(h_, device); }
     // The elements of a C-contiguous array as a span (type-checked against the dtype).
     template <typename T> std::span<T> data() const {
         if (dtype_of<T>() != dtype())
@@ -128,7 +130,36 @@ class Context : public Handle<fusor_context, fusor_context_destroy> {
         check(fusor_array_create(get(), dtype, static_cast<int>(shape.size()), shape.data(), &a));
         return Array(a);
     }
+    // An uninitialised array in host, pinned, device or managed memory (GPU `device`).
+    Array empty_on(fusor_memory memory, int device, fusor_dtype dtype,
+                   std::vector<std::int64_t> shape) {
+        fusor_array *a = nullptr;
+        check(fusor_array_create_on(get(), memory, device, dtype, static_cast<int>(shape.size()),
+                                    shape.data(), &a));
+        return Array(a);
+    }
 };
+
+// An in-order queue of launches, copies and host calls (a CUDA stream on the GPU, a worker
+// thread on the host).  Destruction waits for its work.
+class Stream : public Handle<fusor_stream, fusor_stream_destroy> {
+  public:
+    explicit Stream(Context &ctx) { check(fusor_stream_create(ctx.get(), &h_)); }
+    void synchronize() { check(fusor_stream_synchronize(h_)); }
+};
+
+// Copies src into dst wherever each lives, ordered on `stream` (nullptr: now).
+inline void copy(Array &dst, const Array &src, Stream *stream = nullptr) {
+    check(fusor_array_copy(dst.get(), src.get(), stream ? stream->get() : nullptr));
+}
+
+// Whether a GPU is usable (the reason when not), and how many.
+inline bool gpu_usable(std::string *reason = nullptr) {
+    bool ok = fusor_gpu_status() == FUSOR_OK;
+    if (!ok && reason) *reason = fusor_last_error();
+    return ok;
+}
+inline int gpu_count() { return fusor_gpu_count(); }
 
 class Args;
 
@@ -137,6 +168,7 @@ class Kernel : public Handle<fusor_kernel, fusor_kernel_destroy> {
     using Handle::Handle;
     std::string name() const { return fusor_kernel_name(h_); }
     inline void launch(Args &args);
+    inline void launch_async(Args &args, Stream &stream);
 };
 
 class Args : public Handle<fusor_args, fusor_args_destroy> {
@@ -169,6 +201,29 @@ class Args : public Handle<fusor_args, fusor_args_destroy> {
         check(fusor_args_get_f64(h_, name, &v));
         return v;
     }
+    // Where the last launch ran and why.
+    fusor_placement placement() const {
+        fusor_placement p;
+        check(fusor_args_last_placement(h_, &p));
+        return p;
+    }
+};
+
+// A launch bound once for a time loop: steps allocate and look up nothing.  The Args it
+// was made from must outlive it (results are read there).
+class Prepared : public Handle<fusor_prepared, fusor_prepared_destroy> {
+  public:
+    Prepared(Kernel &k, Args &args) { check(fusor_prepare(k.get(), args.get(), &h_)); }
+    void launch() { check(fusor_prepared_launch(h_)); }
+    void launch_async(Stream &stream) { check(fusor_prepared_launch_async(h_, stream.get())); }
+    // Ping-pong: parameters x and y trade arrays for the following launches.
+    void swap(const char *x, const char *y) { check(fusor_prepared_swap(h_, x, y)); }
+    void set(const char *name, double v) { check(fusor_prepared_set_f64(h_, name, v)); }
+    Array array(const char *name) {
+        fusor_array *a = nullptr;
+        check(fusor_prepared_get_array(h_, name, &a));
+        return Array(a);
+    }
 };
 
 inline Kernel Context::compile(const std::string &source, const std::string &filename,
@@ -185,6 +240,9 @@ inline Kernel Context::ufunc(const std::string &expression) {
 }
 
 inline void Kernel::launch(Args &args) { check(fusor_launch(h_, args.get())); }
+inline void Kernel::launch_async(Args &args, Stream &stream) {
+    check(fusor_launch_async(h_, args.get(), stream.get()));
+}
 
 inline void set_num_threads(int n) { check(fusor_set_num_threads(n)); }
 
