@@ -17,6 +17,7 @@
 #include "alloc.h"
 #include "emit.h"
 #include "error.h"
+#include "strbuf.h"
 #include "gpu.h"
 
 fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out) {
@@ -119,8 +120,98 @@ static fusor_status cache_ensure(cg_gpu_cache **cache) {
     return *cache ? FUSOR_OK : fu_oom("a GPU code cache");
 }
 
+/* Payload layout: magic, then int32 version, path, arch, npasses, has_finish, then
+ * (words, lanes) per pass, then the PTX's length (int64) and text. */
+static const char store_magic[8] = {'F', 'U', 'S', 'O', 'R', 'P', 'T', 'X'};
+enum { STORE_VERSION = 1 };
+
+fusor_status cg_gpu_code_serialize(const cg_gpu_code *c, void **out, size_t *size) {
+    size_t n = 8 + 4 * 5 + (size_t)c->npasses * 8 + 8 + c->ptx_len;
+    unsigned char *b = fu_malloc(n), *w = b;
+    if (!b)
+        return fu_oom("a PTX cache entry");
+    int32_t head[5] = {STORE_VERSION, (int32_t)c->path, c->arch, c->npasses, c->has_finish};
+    memcpy(w, store_magic, 8), w += 8;
+    memcpy(w, head, sizeof head), w += sizeof head;
+    for (int p = 0; p < c->npasses; p++) {
+        int32_t pw[2] = {c->passes[p].words, c->passes[p].lanes};
+        memcpy(w, pw, 8), w += 8;
+    }
+    int64_t len = (int64_t)c->ptx_len;
+    memcpy(w, &len, 8), w += 8;
+    memcpy(w, c->ptx, c->ptx_len);
+    *out = b;
+    *size = n;
+    return FUSOR_OK;
+}
+
+fusor_status cg_gpu_code_deserialize(const void *p, size_t size, cg_gpu_code **out) {
+    const unsigned char *r = p, *end = r + size;
+    int32_t head[5];
+    *out = NULL;
+    if (size < 8 + sizeof head || memcmp(r, store_magic, 8))
+        return fu_error(FUSOR_ERROR_INTERNAL, "not a PTX cache entry");
+    memcpy(head, r + 8, sizeof head);
+    r += 8 + sizeof head;
+    int np = head[3];
+    if (head[0] != STORE_VERSION || np < 0 || np > 4096 || (size_t)(end - r) < (size_t)np * 8 + 8)
+        return fu_error(FUSOR_ERROR_INTERNAL, "a PTX cache entry of another layout");
+    cg_gpu_code *c = fu_calloc(1, sizeof *c);
+    if (!c || !(c->passes = fu_calloc((size_t)(np ? np : 1), sizeof *c->passes))) {
+        fu_free(c);
+        return fu_oom("a PTX cache entry");
+    }
+    c->path = (fusor_gpu_path)head[1];
+    c->arch = head[2];
+    c->npasses = np;
+    c->has_finish = head[4];
+    for (int i = 0; i < np; i++, r += 8) {
+        int32_t pw[2];
+        memcpy(pw, r, 8);
+        c->passes[i].words = pw[0];
+        c->passes[i].lanes = pw[1];
+    }
+    int64_t len;
+    memcpy(&len, r, 8);
+    r += 8;
+    if (len < 0 || len != end - r || !(c->ptx = fu_malloc((size_t)len + 1))) {
+        cg_gpu_code_free(c);
+        return len < 0 || len != end - r ? fu_error(FUSOR_ERROR_INTERNAL, "a truncated PTX entry")
+                                         : fu_oom("a PTX cache entry");
+    }
+    memcpy(c->ptx, r, (size_t)len);
+    c->ptx[len] = 0;
+    c->ptx_len = (size_t)len;
+    *out = c;
+    return FUSOR_OK;
+}
+
+/* The store's key: the kernel's prefix, the options, and what compiles them. */
+static unsigned char *store_key(const cg_gpu_store *s, const fusor_gpu_options *o, size_t *len) {
+    strbuf b = {0};
+    sb_append(&b, (const char *)s->prefix, s->prefix_len);
+    sb_printf(&b, "|gpu path %d arch %d ftz %d div %d sqrt %d|nvptx %d|", (int)o->path, o->arch,
+              o->ftz, o->approx_div, o->approx_sqrt, cg_nvptx_available());
+    char lib[600];
+    cg_nvptx_libdevice_tag(lib, sizeof lib);
+    sb_printf(&b, "%s|", lib);
+    if (o->path != FUSOR_GPU_PATH_NVPTX) { /* NVRTC may make it: its version is part of it */
+        char *v = cg_nvrtc_describe();
+        sb_printf(&b, "%s", v ? v : "no nvrtc");
+        fu_free(v);
+    }
+    *len = b.len;
+    return (unsigned char *)sb_take(&b);
+}
+
 fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir_plan *plan,
                               const fusor_gpu_options *opt, const cg_gpu_code **out) {
+    return cg_gpu_cache_get_stored(cache, k, plan, opt, NULL, out);
+}
+
+fusor_status cg_gpu_cache_get_stored(cg_gpu_cache **cache, const ir_kernel *k,
+                                     const ir_plan *plan, const fusor_gpu_options *opt,
+                                     const cg_gpu_store *store, const cg_gpu_code **out) {
     if (!cache || !out)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_gpu_cache_get: NULL");
     *out = NULL;
@@ -139,7 +230,29 @@ fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir
         return FUSOR_OK;
     }
     cg_gpu_code *code = NULL;
-    st = cg_gpu_compile(k, plan, &key, &code);
+    size_t klen = 0;
+    unsigned char *skey = store ? store_key(store, &key, &klen) : NULL;
+    size_t n = 0;
+    void *payload = skey ? store->load(skey, klen, &n) : NULL;
+    int compiled = 0;
+    if (payload && cg_gpu_code_deserialize(payload, n, &code) != FUSOR_OK)
+        fu_clear_error(); /* an entry that does not parse is rebuilt */
+    fu_free(payload);
+    payload = NULL;
+    if (!code) {
+        st = cg_gpu_compile(k, plan, &key, &code);
+        compiled = !st;
+        if (compiled && skey) { /* best effort, like the host cache */
+            if (cg_gpu_code_serialize(code, &payload, &n) == FUSOR_OK)
+                store->save(skey, klen, store->name, payload, n);
+            else
+                fu_clear_error();
+            fu_free(payload);
+        }
+    } else {
+        code->compile_ms = 0;
+    }
+    fu_free(skey);
     gpu_entry *e = st ? NULL : fu_calloc(1, sizeof *e);
     if (!st && !e)
         st = fu_oom("a GPU code cache entry");
@@ -148,7 +261,7 @@ fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir
         return st;
     }
     pthread_mutex_lock(&c->lock);
-    c->compiles++;
+    c->compiles += compiled;
     hit = find(c, &key);
     if (!hit) {
         e->key = key;

@@ -89,6 +89,8 @@ int cg_gpu_ptx_version(int arch);
 fusor_status cg_nvptx_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
                               cg_gpu_code **out);
 int cg_nvptx_available(void);
+/* The libdevice a compilation would link (path and size), for cache keys. */
+void cg_nvptx_libdevice_tag(char *buf, size_t n);
 /* Phase times of this thread's last NVPTX compilation (codegen.h's cg_timing: emit =
  * building the kernels' IR, link = libdevice, opt = the O3 pipeline, codegen = PTX). */
 struct cg_timing;
@@ -123,6 +125,25 @@ fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_cod
 typedef struct cg_gpu_cache cg_gpu_cache;
 fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir_plan *plan,
                               const fusor_gpu_options *o, const cg_gpu_code **out);
+/* A persistent store below the in-memory cache (the scheduler's disk cache): `prefix`
+ * identifies the kernel (build, normalised IR); codegen appends the options and the
+ * toolchain.  load returns a fu_malloc'd payload or NULL; save is best effort. */
+typedef struct cg_gpu_store {
+    void *(*load)(const unsigned char *key, size_t keylen, size_t *size);
+    void (*save)(const unsigned char *key, size_t keylen, const char *name, const void *payload,
+                 size_t size);
+    const unsigned char *prefix;
+    size_t prefix_len;
+    const char *name;
+} cg_gpu_store;
+/* cg_gpu_cache_get that asks `store` (may be NULL) before compiling, and keeps what it
+ * compiled there.  Code loaded from the store has compile_ms 0. */
+fusor_status cg_gpu_cache_get_stored(cg_gpu_cache **cache, const ir_kernel *k,
+                                     const ir_plan *plan, const fusor_gpu_options *o,
+                                     const cg_gpu_store *store, const cg_gpu_code **out);
+/* The code as bytes for a store, and back (NULL/error on anything malformed). */
+fusor_status cg_gpu_code_serialize(const cg_gpu_code *c, void **out, size_t *size);
+fusor_status cg_gpu_code_deserialize(const void *p, size_t size, cg_gpu_code **out);
 /* How many compilations the cache ran (tests check compile-once). */
 long cg_gpu_cache_compiles(const cg_gpu_cache *cache);
 void cg_gpu_cache_free(cg_gpu_cache *cache);

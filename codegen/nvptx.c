@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -100,6 +101,29 @@ static int read_file(const char *path, char **data, size_t *len) {
     *data = p;
     *len = (size_t)n;
     return 1;
+}
+
+/* Which libdevice a compilation would link, for persistent cache keys: its path and size
+ * by the same search as libdevice_init, without reading it (a cache hit never needs it). */
+void cg_nvptx_libdevice_tag(char *buf, size_t n) {
+    const char *env = getenv("FUSOR_LIBDEVICE");
+    const char *roots[] = {getenv("CUDA_HOME"), getenv("CUDA_PATH"), "/usr/local/cuda"};
+    struct stat sb;
+    if (env && *env) {
+        snprintf(buf, n, "%s %lld", env, stat(env, &sb) ? -1LL : (long long)sb.st_size);
+        return;
+    }
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        char path[512];
+        if (!roots[i] || !*roots[i])
+            continue;
+        snprintf(path, sizeof path, "%s/nvvm/libdevice/libdevice.10.bc", roots[i]);
+        if (!stat(path, &sb)) {
+            snprintf(buf, n, "%s %lld", path, (long long)sb.st_size);
+            return;
+        }
+    }
+    snprintf(buf, n, "no libdevice");
 }
 
 /* libdevice.10.bc: $FUSOR_LIBDEVICE when set (only there: an explicit choice), else in

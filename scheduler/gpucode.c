@@ -4,14 +4,18 @@
  *
  * PTX is made on first request and cached with the specialisation (codegen/gpu.c's
  * cache, keyed by arch, path and flags), so the same kernel under the same options is
- * compiled once per context, and a later GPU launcher finds it there.
+ * compiled once per context, and a later GPU launcher finds it there.  With the
+ * persistent cache on, PTX is also kept on disk beside the host code: a new process
+ * loads it instead of running LLVM's NVPTX back end or NVRTC.
  */
 #include <string.h>
 
 #include "alloc.h"
+#include "diskcache.h"
 #include "error.h"
 #include "gpu.h"
 #include "scheduler.h"
+#include "strbuf.h"
 
 fusor_status fusor_context_set_gpu_options(fusor_context *ctx, const fusor_gpu_options *o) {
     if (!ctx)
@@ -37,6 +41,29 @@ static fusor_gpu_options options_of(fusor_context *ctx) {
     return o;
 }
 
+fusor_status sched_spec_gpu_code(fusor_context *c, sched_spec *s, const fusor_gpu_options *o,
+                                 const cg_gpu_code **out) {
+    if (!c->disk_cache)
+        return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, o, out);
+    /* Beside the host code on disk: this build of fusor (which fixes LLVM), then the
+     * normalised IR; codegen appends options, libdevice and NVRTC. */
+    strbuf b = {0};
+    sb_printf(&b, "fusor %s build %s|ptx|", FUSOR_VERSION_STRING, dc_build_id());
+    sb_append(&b, (const char *)s->key, s->keylen);
+    size_t len = b.len;
+    unsigned char *prefix = (unsigned char *)sb_take(&b);
+    if (!prefix)
+        return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, o, out);
+    cg_gpu_store store = {.load = dc_load,
+                          .save = dc_store,
+                          .prefix = prefix,
+                          .prefix_len = len,
+                          .name = s->ir->name};
+    fusor_status st = cg_gpu_cache_get_stored(&s->gpu_cache, s->ir, s->plan, o, &store, out);
+    fu_free(prefix);
+    return st;
+}
+
 static fusor_status spec_of(fusor_kernel *k, const char *what, sched_spec **out) {
     if (k->generic)
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
@@ -53,7 +80,7 @@ fusor_status sched_gpu_code(fusor_kernel *k, const cg_gpu_code **out) {
     if (st)
         return st;
     fusor_gpu_options o = options_of(k->ctx);
-    return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, &o, out);
+    return sched_spec_gpu_code(k->ctx, s, &o, out);
 }
 
 fusor_status sched_gpu_emit(fusor_kernel *k, fusor_emit what, char **text) {

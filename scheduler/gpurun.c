@@ -58,7 +58,7 @@ static fusor_status get_ptx(fusor_context *c, sched_spec *spec, int arch, const 
     if (!o.arch)
         o.arch = arch;
     *used_arch = o.arch;
-    return cg_gpu_cache_get(&spec->gpu_cache, spec->ir, spec->plan, &o, code);
+    return sched_spec_gpu_code(c, spec, &o, code);
 }
 
 /* ------------------------------------------------------------------ public facts */

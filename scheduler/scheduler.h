@@ -109,5 +109,9 @@ long sched_compile_count(fusor_context *ctx);
 struct cg_gpu_code;
 fusor_status sched_gpu_code(fusor_kernel *k, const struct cg_gpu_code **out);
 fusor_status sched_gpu_emit(fusor_kernel *k, fusor_emit what, char **text);
+/* A specialisation's GPU code under options `o` (arch resolved): from its in-memory
+ * cache, else the disk cache when the context uses it, else compiled (and stored). */
+fusor_status sched_spec_gpu_code(fusor_context *c, sched_spec *s, const fusor_gpu_options *o,
+                                 const struct cg_gpu_code **out);
 
 #endif

@@ -21,6 +21,8 @@
 #include "check.h"
 #include "codegen.h"
 #include "diskcache.h"
+#include "error.h"
+#include "gpu.h"
 #include "fusor.h"
 #include "scheduler.h"
 
@@ -81,20 +83,56 @@ static int child_compile(void) {
     return CHILD_FAIL;
 }
 
+/* Compiles the kernel, then its PTX (the default NVPTX path), writes the PTX to
+ * $FUSOR_TEST_PTX_OUT and says whether the PTX came from disk. */
+static int child_ptx(void) {
+    fusor_context *ctx;
+    fusor_kernel *k;
+    if (fusor_context_create(NULL, &ctx) || fusor_kernel_compile(ctx, source, "three.fu", NULL, &k))
+        return CHILD_FAIL;
+    dc_counters before, after;
+    dc_get_counters(&before);
+    char *ptx = NULL;
+    fusor_status st = fusor_kernel_emit(k, FUSOR_EMIT_PTX, &ptx);
+    dc_get_counters(&after);
+    cg_timing t;
+    cg_nvptx_last_timing(&t);
+    const char *out = getenv("FUSOR_TEST_PTX_OUT");
+    FILE *f = out ? fopen(out, "w") : NULL;
+    int bad = st != FUSOR_OK || !ptx || !strstr(ptx, ".entry") || !f;
+    if (f) {
+        if (ptx)
+            fputs(ptx, f);
+        fclose(f);
+    }
+    fusor_free(ptx);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
+    if (bad)
+        return CHILD_FAIL;
+    if (after.hits == before.hits + 1 && after.writes == before.writes && t.total_ms == 0)
+        return CHILD_HIT;
+    if (after.hits == before.hits && after.writes == before.writes + 1 && t.total_ms > 0)
+        return CHILD_MISS;
+    return CHILD_FAIL;
+}
+
 /* ------------------------------------------------------------------ the parent */
 
-static int run_child(const char *extra_env) {
+static int run_child_mode(const char *mode, const char *extra_env) {
     pid_t pid = fork();
     if (pid == 0) {
         if (extra_env)
             putenv((char *)extra_env);
-        execl("/proc/self/exe", "test_diskcache", "child", (char *)NULL);
+        execl("/proc/self/exe", "test_diskcache", mode, (char *)NULL);
         _exit(127);
     }
     int status = 0;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+static int run_child(const char *extra_env) { return run_child_mode("child", extra_env); }
 
 /* The entries (*.fkc) in the kernels directory; *temps counts leftover temporaries. */
 static int count_entries(char *first, size_t n, int *temps) {
@@ -138,6 +176,75 @@ static void test_hit_in_a_new_process(void) {
     CHECK(count_entries(NULL, 0, NULL) == 1);
     CHECK_MSG(run_child(NULL) == CHILD_HIT, "the second loads without optimising");
     CHECK_MSG(run_child("FUSOR_CACHE=0") == CHILD_MISS, "FUSOR_CACHE=0 compiles");
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    if (p)
+        p[n] = 0;
+    fclose(f);
+    return p;
+}
+
+/* PTX is kept on disk too: the second process loads it without running NVPTX, and gets
+ * the same text.  A payload cut anywhere is refused by the parser, not crashed on. */
+static void test_ptx_in_a_new_process(void) {
+    if (!cg_nvptx_available()) {
+        printf("SKIP ptx disk cache: this LLVM has no NVPTX back end\n");
+        return;
+    }
+    clear_cache();
+    char a[320], b[320], env_a[340], env_b[340];
+    snprintf(a, sizeof a, "%s/first.ptx", dir);
+    snprintf(b, sizeof b, "%s/second.ptx", dir);
+    snprintf(env_a, sizeof env_a, "FUSOR_TEST_PTX_OUT=%s", a);
+    snprintf(env_b, sizeof env_b, "FUSOR_TEST_PTX_OUT=%s", b);
+    CHECK_MSG(run_child_mode("child-ptx", env_a) == CHILD_MISS, "the first process makes PTX");
+    CHECK_MSG(run_child_mode("child-ptx", env_b) == CHILD_HIT, "the second loads it");
+    char *pa = slurp(a), *pb = slurp(b);
+    CHECK(pa && pb && !strcmp(pa, pb));
+    free(pa);
+    free(pb);
+
+    fusor_context *ctx;
+    fusor_kernel *k;
+    REQUIRE_VOID(fusor_context_create(NULL, &ctx) == FUSOR_OK);
+    REQUIRE_VOID(fusor_kernel_compile(ctx, source, "three.fu", NULL, &k) == FUSOR_OK);
+    const cg_gpu_code *code;
+    REQUIRE_VOID(sched_gpu_code(k, &code) == FUSOR_OK);
+    void *bytes;
+    size_t n;
+    REQUIRE_VOID(cg_gpu_code_serialize(code, &bytes, &n) == FUSOR_OK);
+    cg_gpu_code *back = NULL;
+    CHECK_OK(cg_gpu_code_deserialize(bytes, n, &back));
+    CHECK(back && back->ptx_len == code->ptx_len && !strcmp(back->ptx, code->ptx) &&
+          back->npasses == code->npasses && back->arch == code->arch &&
+          back->path == code->path && back->has_finish == code->has_finish);
+    cg_gpu_code_free(back);
+    int refused = 0;
+    for (size_t cut = 0; cut < n; cut += cut < 64 ? 1 : 97) {
+        back = NULL;
+        refused += cg_gpu_code_deserialize(bytes, cut, &back) != FUSOR_OK && !back;
+        cg_gpu_code_free(back);
+    }
+    int tried = 0;
+    for (size_t cut = 0; cut < n; cut += cut < 64 ? 1 : 97)
+        tried++;
+    CHECK_MSG(refused == tried, "%d of %d truncated payloads refused", refused, tried);
+    fu_clear_error();
+    fusor_free(bytes);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
 }
 
 typedef enum damage { TRUNCATE, FLIP_PAYLOAD, FLIP_KEY, WRONG_VERSION, EMPTY } damage;
@@ -403,6 +510,8 @@ int main(int argc, char **argv) {
     const char *env = getenv("FUSOR_CACHE_DIR");
     if (argc == 2 && !strcmp(argv[1], "child"))
         return child_compile();
+    if (argc == 2 && !strcmp(argv[1], "child-ptx"))
+        return child_ptx();
     /* Never the user's cache: a directory of our own, inherited by the children. */
     snprintf(dir, sizeof dir, "%s/fusor-test-cache-XXXXXX", env && *env ? env : "/tmp");
     if (env && *env)
@@ -411,6 +520,7 @@ int main(int argc, char **argv) {
     setenv("FUSOR_CACHE_DIR", dir, 1);
     unsetenv("FUSOR_CACHE");
     test_hit_in_a_new_process();
+    test_ptx_in_a_new_process();
     test_damaged_entries_are_rebuilt();
     test_foreign_entry_is_ignored();
     test_racing_processes();
