@@ -94,6 +94,16 @@ static const entry entries[] = {
     E(mem_pool_trim_to, "cuMemPoolTrimTo", NULL, 0),
     E(mem_alloc_from_pool_async, "cuMemAllocFromPoolAsync", NULL, 0),
     E(mem_free_async, "cuMemFreeAsync", NULL, 0),
+    E(link_create, "cuLinkCreate", "cuLinkCreate_v2", 0),
+    E(link_add_data, "cuLinkAddData", "cuLinkAddData_v2", 0),
+    E(link_complete, "cuLinkComplete", NULL, 0),
+    E(link_destroy, "cuLinkDestroy", NULL, 0),
+    E(stream_begin_capture, "cuStreamBeginCapture", "cuStreamBeginCapture_v2", 0),
+    E(stream_end_capture, "cuStreamEndCapture", NULL, 0),
+    E(graph_instantiate, "cuGraphInstantiateWithFlags", NULL, 0),
+    E(graph_launch, "cuGraphLaunch", NULL, 0),
+    E(graph_exec_destroy, "cuGraphExecDestroy", NULL, 0),
+    E(graph_destroy, "cuGraphDestroy", NULL, 0),
 };
 #undef E
 #define NENTRIES (sizeof entries / sizeof entries[0])

@@ -36,6 +36,9 @@ typedef struct cudrv_func_st *cudrv_function;
 typedef struct cudrv_stream_st *cudrv_stream;
 typedef struct cudrv_event_st *cudrv_event;
 typedef struct cudrv_pool_st *cudrv_mempool;
+typedef struct cudrv_link_st *cudrv_link;
+typedef struct cudrv_graph_st *cudrv_graph;
+typedef struct cudrv_graph_exec_st *cudrv_graph_exec;
 
 /* CUresult values fusor looks at. */
 enum {
@@ -82,6 +85,9 @@ enum {
     CUDRV_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6,
     CUDRV_JIT_LOG_VERBOSE = 12
 };
+
+/* CUjitInputType and CUstreamCaptureMode values. */
+enum { CUDRV_JIT_INPUT_PTX = 1, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1 };
 
 /* CUmemPool_attribute values. */
 enum {
@@ -174,6 +180,20 @@ typedef struct cudrv_table {
     cudrv_result (*mem_pool_trim_to)(cudrv_mempool, size_t);
     cudrv_result (*mem_alloc_from_pool_async)(cudrv_ptr *, size_t, cudrv_mempool, cudrv_stream);
     cudrv_result (*mem_free_async)(cudrv_ptr, cudrv_stream);
+    /* The JIT linker: PTX to the device's binary (cubin), kept in the disk cache. */
+    cudrv_result (*link_create)(unsigned, int *, void **, cudrv_link *); /* _v2 */
+    cudrv_result (*link_add_data)(cudrv_link, int, void *, size_t, const char *, unsigned, int *,
+                                  void **); /* _v2 */
+    cudrv_result (*link_complete)(cudrv_link, void **, size_t *);
+    cudrv_result (*link_destroy)(cudrv_link);
+    /* CUDA Graphs: a prepared launch's kernels captured once and replayed. */
+    cudrv_result (*stream_begin_capture)(cudrv_stream, int); /* _v2 */
+    cudrv_result (*stream_end_capture)(cudrv_stream, cudrv_graph *);
+    cudrv_result (*graph_instantiate)(cudrv_graph_exec *, cudrv_graph,
+                                      unsigned long long); /* WithFlags */
+    cudrv_result (*graph_launch)(cudrv_graph_exec, cudrv_stream);
+    cudrv_result (*graph_exec_destroy)(cudrv_graph_exec);
+    cudrv_result (*graph_destroy)(cudrv_graph);
 } cudrv_table;
 
 /* Why the GPU is or is not usable. */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "diskcache.h"
 #include "error.h"
 #include "gpu.h"
 #include "strbuf.h"
@@ -169,6 +170,54 @@ static char *trimmed_copy(const char *s, size_t cap) {
 
 #define JIT_LOG_BYTES 16384
 
+/* The disk cache's key for the binary the driver makes of `ptx` on device d: the driver
+ * and device decide the binary; the PTX is named by its length and two hashes. */
+static unsigned char *cubin_key(const sched_device *d, const char *ptx, size_t len, size_t *klen) {
+    strbuf b = {0};
+    sb_printf(&b, "fusor %s build %s|cubin|driver %d|%s|sm_%d%d|ptx %zu %016llx %016llx",
+              FUSOR_VERSION_STRING, dc_build_id(), sched_cuda_driver_version(), d->name,
+              d->cc_major, d->cc_minor, len, (unsigned long long)dc_hash64(ptx, len, 1),
+              (unsigned long long)dc_hash64(ptx, len, 2));
+    *klen = b.len;
+    return (unsigned char *)sb_take(&b);
+}
+
+/* With the persistent cache on: loads the device binary kept for this PTX, else has the
+ * driver's JIT linker make it, loads that and keeps it.  0 when neither worked (the caller
+ * loads the PTX itself, which also reports a JIT error properly). */
+static int cubin_load(const cudrv_table *t, sched_device *d, const char *ptx, int nopts, int *opts,
+                      void **vals, char *info, cudrv_module *mod) {
+    if (!dc_enabled(0))
+        return 0;
+    size_t len = strlen(ptx), klen = 0, n = 0;
+    unsigned char *key = cubin_key(d, ptx, len, &klen);
+    if (!key) {
+        fu_clear_error();
+        return 0;
+    }
+    void *bin = dc_load(key, klen, &n);
+    int ok = bin && t->module_load_data_ex(mod, bin, 0, NULL, NULL) == CUDRV_SUCCESS;
+    fu_free(bin);
+    if (ok) {
+        d->cubin_hits++;
+        snprintf(info, JIT_LOG_BYTES, "loaded the device binary kept in the kernel cache");
+    }
+    cudrv_link ls = NULL;
+    if (!ok && t->link_create && t->link_add_data && t->link_complete && t->link_destroy &&
+        t->link_create((unsigned)nopts, opts, vals, &ls) == CUDRV_SUCCESS) {
+        void *out = NULL;
+        ok = t->link_add_data(ls, CUDRV_JIT_INPUT_PTX, (void *)ptx, len + 1, "fusor.ptx", 0, NULL,
+                              NULL) == CUDRV_SUCCESS &&
+             t->link_complete(ls, &out, &n) == CUDRV_SUCCESS &&
+             t->module_load_data_ex(mod, out, 0, NULL, NULL) == CUDRV_SUCCESS;
+        if (ok) /* the binary belongs to the link state: keep it before destroying that */
+            dc_store(key, klen, "(cubin)", out, n);
+        t->link_destroy(ls);
+    }
+    fu_free(key);
+    return ok;
+}
+
 /* Loads one module under d->lock. */
 static fusor_status load_locked(const cudrv_table *t, sched_device *d, const char *ptx, size_t len,
                                 uint64_t h, int arch_min, sched_module **out) {
@@ -199,7 +248,10 @@ static fusor_status load_locked(const cudrv_table *t, sched_device *d, const cha
     void *vals[5] = {info, (void *)(uintptr_t)(JIT_LOG_BYTES - 1), err,
                      (void *)(uintptr_t)(JIT_LOG_BYTES - 1), (void *)(uintptr_t)1};
     double t0 = now_ms();
-    cudrv_result r = t->module_load_data_ex(&m->mod, fixed ? fixed : ptx, 5, opts, vals);
+    const char *img = fixed ? fixed : ptx;
+    cudrv_result r = cubin_load(t, d, img, 5, opts, vals, info, &m->mod) ? CUDRV_SUCCESS
+                                                    : t->module_load_data_ex(&m->mod, img, 5, opts,
+                                                                             vals);
     m->load_ms = now_ms() - t0;
     fu_free(fixed);
     d->module_loads++;

@@ -50,6 +50,7 @@ typedef struct sched_device {
     cudrv_context ctx;
     sched_module *modules;
     long module_loads; /* how many times the JIT ran (tests check load-once) */
+    long cubin_hits;   /* modules loaded from a device binary in the disk cache */
 } sched_device;
 
 /* Device `ordinal` (enumerating on first use).  FUSOR_ERROR_NO_DEVICE when the driver

@@ -85,7 +85,21 @@ static struct fake_state {
     int nimpls;
     fake_module *modules;
     fake_function *functions;
+    /* the JIT linker and CUDA Graphs */
+    long links, cubin_loads, captures, graph_launches, graphs_live, execs_live;
+    cudrv_stream capturing; /* the stream being captured, or NULL */
+    struct fake_graph *capture;
 } F;
+
+/* A captured graph: the kernel launches made on the stream while it was captured. */
+typedef struct fake_graph {
+    int n;
+    struct {
+        cudrv_function f;
+        unsigned g[3], b[3];
+        cudrv_ptr pb;
+    } nodes[64];
+} fake_graph;
 
 static void fake_reset(void) {
     for (fake_alloc *a = F.allocs, *n; a; a = n) {
@@ -102,6 +116,7 @@ static void fake_reset(void) {
         n = f->next;
         free(f);
     }
+    free(F.capture);
     memset(&F, 0, sizeof F);
     F.driver_version = 12040;
     F.ndevices = 1;
@@ -288,6 +303,8 @@ static cudrv_result f_module_load_data_ex(cudrv_module *m, const void *image, un
             err_n = (size_t)(uintptr_t)vals[i];
     }
     F.module_loads++;
+    if (!strncmp(ptx, "FAKECUBIN\n", 10))
+        F.cubin_loads++;
     const char *v = strstr(ptx, ".version");
     int major = 0, minor = 0;
     if (v)
@@ -353,6 +370,16 @@ static cudrv_result f_module_get_function(cudrv_function *f, cudrv_module m, con
 static cudrv_result f_launch_kernel(cudrv_function f, unsigned gx, unsigned gy, unsigned gz,
                                     unsigned bx, unsigned by, unsigned bz, unsigned shmem,
                                     cudrv_stream s, void **params, void **extra) {
+    if (s && s == F.capturing && F.capture) { /* recorded into the graph, not run */
+        fake_graph *g = F.capture;
+        if (g->n == 64)
+            return CUDRV_ERROR_INVALID_VALUE;
+        g->nodes[g->n].f = f;
+        g->nodes[g->n].g[0] = gx, g->nodes[g->n].g[1] = gy, g->nodes[g->n].g[2] = gz;
+        g->nodes[g->n].b[0] = bx, g->nodes[g->n].b[1] = by, g->nodes[g->n].b[2] = bz;
+        g->nodes[g->n++].pb = *(cudrv_ptr *)params[0];
+        return 0;
+    }
     (void)gy, (void)gz, (void)by, (void)bz, (void)shmem, (void)s, (void)extra;
     F.launches++;
     fake_function *fn = (fake_function *)f;
@@ -587,6 +614,107 @@ static cudrv_result f_get_proc_v1(const char *name, void **pfn, int version,
     return f_get_proc_v2(name, pfn, version, flags, NULL);
 }
 
+/* The JIT linker: the "binary" is the PTX behind a marker the fake's loader counts. */
+typedef struct fake_link {
+    char *bin;
+    size_t n;
+    char *info; /* the caller's info log buffer */
+    size_t info_n;
+} fake_link;
+static cudrv_result f_link_create(unsigned n, int *o, void **v, cudrv_link *out) {
+    fake_link *fl = calloc(1, sizeof(fake_link));
+    for (unsigned i = 0; i < n; i++) {
+        if (o[i] == CUDRV_JIT_INFO_LOG_BUFFER)
+            fl->info = v[i];
+        if (o[i] == CUDRV_JIT_INFO_LOG_BUFFER_SIZE_BYTES)
+            fl->info_n = (size_t)(uintptr_t)v[i];
+    }
+    *out = (cudrv_link)fl;
+    return 0;
+}
+static cudrv_result f_link_add_data(cudrv_link l, int type, void *data, size_t size,
+                                    const char *name, unsigned n, int *o, void **v) {
+    (void)name, (void)n, (void)o, (void)v;
+    fake_link *fl = (fake_link *)l;
+    if (type != CUDRV_JIT_INPUT_PTX || !size)
+        return CUDRV_ERROR_INVALID_VALUE;
+    free(fl->bin);
+    fl->bin = malloc(size + 10);
+    memcpy(fl->bin, "FAKECUBIN\n", 10);
+    memcpy(fl->bin + 10, data, size);
+    fl->n = size + 10;
+    return 0;
+}
+static cudrv_result f_link_complete(cudrv_link l, void **bin, size_t *n) {
+    fake_link *fl = (fake_link *)l;
+    F.links++;
+    if (!fl->bin)
+        return CUDRV_ERROR_INVALID_VALUE;
+    if (fl->info && fl->info_n)
+        snprintf(fl->info, fl->info_n, "fake JIT: linked %zu bytes of PTX", fl->n - 10);
+    *bin = fl->bin;
+    *n = fl->n;
+    return 0;
+}
+static cudrv_result f_link_destroy(cudrv_link l) {
+    fake_link *fl = (fake_link *)l;
+    free(fl->bin);
+    free(fl);
+    return 0;
+}
+
+static cudrv_result f_stream_begin_capture(cudrv_stream s, int mode) {
+    (void)mode;
+    if (F.capturing)
+        return CUDRV_ERROR_INVALID_VALUE;
+    F.capturing = s;
+    F.capture = calloc(1, sizeof(fake_graph));
+    F.captures++;
+    return 0;
+}
+static cudrv_result f_stream_end_capture(cudrv_stream s, cudrv_graph *out) {
+    if (s != F.capturing)
+        return CUDRV_ERROR_INVALID_VALUE;
+    *out = (cudrv_graph)F.capture;
+    F.capture = NULL;
+    F.capturing = NULL;
+    F.graphs_live++;
+    return 0;
+}
+static cudrv_result f_graph_instantiate(cudrv_graph_exec *out, cudrv_graph g,
+                                        unsigned long long flags) {
+    (void)flags;
+    fake_graph *copy = malloc(sizeof *copy);
+    memcpy(copy, g, sizeof *copy);
+    *out = (cudrv_graph_exec)copy;
+    F.execs_live++;
+    return 0;
+}
+static cudrv_result f_graph_launch(cudrv_graph_exec e, cudrv_stream s) {
+    fake_graph *g = (fake_graph *)e;
+    F.graph_launches++;
+    for (int i = 0; i < g->n; i++) {
+        cudrv_ptr pb = g->nodes[i].pb;
+        void *params[1] = {&pb};
+        cudrv_result r = f_launch_kernel(g->nodes[i].f, g->nodes[i].g[0], g->nodes[i].g[1],
+                                         g->nodes[i].g[2], g->nodes[i].b[0], g->nodes[i].b[1],
+                                         g->nodes[i].b[2], 0, s, params, NULL);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+static cudrv_result f_graph_exec_destroy(cudrv_graph_exec e) {
+    free(e);
+    F.execs_live--;
+    return 0;
+}
+static cudrv_result f_graph_destroy(cudrv_graph g) {
+    free(g);
+    F.graphs_live--;
+    return 0;
+}
+
 #define FAKE_FN(n, f)                                                                              \
     { n, (void *)f }
 static const struct {
@@ -637,6 +765,16 @@ static const struct {
     FAKE_FN("cuMemPoolTrimTo", f_mem_pool_trim_to),
     FAKE_FN("cuMemAllocFromPoolAsync", f_mem_alloc_from_pool_async),
     FAKE_FN("cuMemFreeAsync", f_mem_free_async),
+    FAKE_FN("cuLinkCreate", f_link_create),
+    FAKE_FN("cuLinkAddData", f_link_add_data),
+    FAKE_FN("cuLinkComplete", f_link_complete),
+    FAKE_FN("cuLinkDestroy", f_link_destroy),
+    FAKE_FN("cuStreamBeginCapture", f_stream_begin_capture),
+    FAKE_FN("cuStreamEndCapture", f_stream_end_capture),
+    FAKE_FN("cuGraphInstantiateWithFlags", f_graph_instantiate),
+    FAKE_FN("cuGraphLaunch", f_graph_launch),
+    FAKE_FN("cuGraphExecDestroy", f_graph_exec_destroy),
+    FAKE_FN("cuGraphDestroy", f_graph_destroy),
 };
 
 static void *fake_lookup(const char *name) {

@@ -65,6 +65,8 @@ int main(void) {
     SAME(CUDRV_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER);
     SAME(CUDRV_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES);
     SAME(CUDRV_JIT_LOG_VERBOSE, CU_JIT_LOG_VERBOSE);
+    SAME(CUDRV_JIT_INPUT_PTX, CU_JIT_INPUT_PTX);
+    SAME(CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
     SAME(CUDRV_POOL_ATTR_RELEASE_THRESHOLD, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD);
     SAME(CUDRV_POOL_ATTR_RESERVED_MEM_CURRENT, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT);
     SAME(CUDRV_POOL_ATTR_RESERVED_MEM_HIGH, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH);
@@ -105,6 +107,10 @@ int main(void) {
     CHECK(!strcmp(STR(cuMemcpyHtoDAsync), "cuMemcpyHtoDAsync_v2"));
     CHECK(!strcmp(STR(cuMemcpyDtoHAsync), "cuMemcpyDtoHAsync_v2"));
     CHECK(!strcmp(STR(cuMemcpyDtoDAsync), "cuMemcpyDtoDAsync_v2"));
+    CHECK(!strcmp(STR(cuLinkCreate), "cuLinkCreate_v2"));
+    CHECK(!strcmp(STR(cuLinkAddData), "cuLinkAddData_v2"));
+    CHECK(!strcmp(STR(cuStreamBeginCapture), "cuStreamBeginCapture_v2"));
+    CHECK(!strcmp(STR(cuGraphInstantiate), "cuGraphInstantiateWithFlags"));
 #else
     printf("SKIP: the CUDA toolkit's cuda.h is not installed; nothing to compare\n");
 #endif
