@@ -342,6 +342,10 @@ FUSOR_API fusor_status fusor_cache_dir(char **path);
 FUSOR_API fusor_status fusor_cache_list(char **text);
 /* Removes every entry; *removed (may be NULL) receives how many. */
 FUSOR_API fusor_status fusor_cache_clear(long *removed);
+/* Removes the least recently used entries until the cache holds at most three quarters
+ * of `max_bytes` when it holds more (0: the limit, $FUSOR_CACHE_MAX_SIZE or 1 GiB, which
+ * every write applies by itself).  *removed (may be NULL) receives how many. */
+FUSOR_API fusor_status fusor_cache_trim(uint64_t max_bytes, long *removed);
 /* Entries and bytes on disk, and this process's hits, misses, writes and rejected
  * (corrupt or foreign) entries. */
 FUSOR_API fusor_status fusor_cache_stats(char **text);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "devpool.h"
 #include "error.h"
 #include "pool.h"
 #include "strbuf.h"
@@ -203,6 +204,8 @@ void *dc_load(const unsigned char *key, size_t keylen, size_t *size) {
     }
     size_t n = 0;
     unsigned char *buf = read_all(path, &n);
+    if (buf) /* marks the entry used: trimming removes the least recently used first */
+        utimensat(AT_FDCWD, path, NULL, 0);
     fu_free(path);
     if (!buf) {
         atomic_fetch_add(&n_misses, 1);
@@ -298,6 +301,8 @@ void dc_store(const unsigned char *key, size_t keylen, const char *name, const v
     fu_free(kdir);
     fu_free(dir);
     fu_clear_error();
+    fusor_cache_trim(0, NULL); /* keeps the cache within its limit */
+    fu_clear_error();
 }
 
 /* ------------------------------------------------------------------ public: cache */
@@ -361,7 +366,7 @@ static void list_one(void *ctx, const char *dir, const char *file, const struct 
     const unsigned char *key, *payload;
     int ok = buf && !strstr(file, ".tmp.") && parse_entry(buf, n, &h, &name, &key, &payload);
     long age = (long)(time(NULL) - sb->st_mtime);
-    sb_printf(&l->text, "%s  %8lld bytes  %-24.*s  %ld s old%s\n", file, (long long)sb->st_size,
+    sb_printf(&l->text, "%s  %8lld bytes  %-24.*s  used %ld s ago%s\n", file, (long long)sb->st_size,
               ok ? (int)h.namelen : 1, ok ? name : "?", age, ok ? "" : "  (invalid: ignored)");
     l->entries += ok;
     l->bad += !ok;
@@ -400,6 +405,87 @@ fusor_status fusor_cache_clear(long *removed) {
     return st;
 }
 
+/* ------------------------------------------------------------------ trimming */
+
+uint64_t dc_limit(void) {
+    const char *v = getenv("FUSOR_CACHE_MAX_SIZE");
+    uint64_t b = v ? mem_parse_bytes(v) : 0;
+    return b ? b : DC_DEFAULT_LIMIT;
+}
+
+typedef struct trim_entry {
+    char file[256];
+    long long bytes;
+    struct timespec used;
+    int temporary;
+} trim_entry;
+
+typedef struct trim_scan {
+    trim_entry *e;
+    size_t n, cap;
+    long long bytes;
+    int failed;
+} trim_scan;
+
+static void trim_one(void *ctx, const char *dir, const char *file, const struct stat *sb) {
+    (void)dir;
+    trim_scan *t = ctx;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 256;
+        trim_entry *e = fu_realloc(t->e, cap * sizeof *e);
+        if (!e) {
+            t->failed = 1;
+            return;
+        }
+        t->e = e;
+        t->cap = cap;
+    }
+    trim_entry *e = &t->e[t->n++];
+    snprintf(e->file, sizeof e->file, "%s", file);
+    e->bytes = (long long)sb->st_size;
+    e->used = sb->st_mtim;
+    e->temporary = strstr(file, ".tmp.") != NULL;
+    t->bytes += e->bytes;
+}
+
+static int older_first(const void *a, const void *b) {
+    const trim_entry *x = a, *y = b;
+    if (x->used.tv_sec != y->used.tv_sec) return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+    if (x->used.tv_nsec != y->used.tv_nsec) return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+    return strcmp(x->file, y->file);
+}
+
+fusor_status fusor_cache_trim(uint64_t max_bytes, long *removed) {
+    if (removed) *removed = 0;
+    if (!max_bytes) max_bytes = dc_limit();
+    trim_scan t = {0};
+    char *dir = NULL;
+    fusor_status st = each_entry(trim_one, &t, &dir);
+    if (!st && t.failed) st = fu_oom("the cache's entry list");
+    long n = 0;
+    if (!st) {
+        qsort(t.e, t.n, sizeof *t.e, older_first);
+        time_t now = time(NULL);
+        /* Below the limit by a quarter, so that the next writes do not trim again; and
+         * temporaries a crashed writer left an hour ago or more, whatever the size. */
+        long long target = t.bytes > (long long)max_bytes ? (long long)(max_bytes / 4 * 3) : t.bytes;
+        for (size_t i = 0; i < t.n; i++) {
+            int stale_tmp = t.e[i].temporary && now - t.e[i].used.tv_sec > 3600;
+            if (!stale_tmp && (t.bytes <= target || t.e[i].temporary)) continue;
+            char path[4400];
+            snprintf(path, sizeof path, "%s/kernels/%s", dir, t.e[i].file);
+            if (unlink(path) == 0) {
+                t.bytes -= t.e[i].bytes;
+                n += !t.e[i].temporary;
+            }
+        }
+    }
+    fu_free(t.e);
+    fu_free(dir);
+    if (removed) *removed = n;
+    return st;
+}
+
 fusor_status fusor_cache_stats(char **text) {
     if (!text)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_cache_stats: NULL");
@@ -414,10 +500,11 @@ fusor_status fusor_cache_stats(char **text) {
     dc_get_counters(&c);
     strbuf s = {0};
     sb_printf(&s,
-              "directory: %s\nenabled: %s\nentries: %ld (%lld bytes)%s\n"
+              "directory: %s\nenabled: %s\nentries: %ld (%lld bytes; limit %llu bytes, "
+              "FUSOR_CACHE_MAX_SIZE)%s\n"
               "this process: %ld hits, %ld misses, %ld writes, %ld rejected\n",
               dir, dc_enabled(0) ? "yes" : "no (FUSOR_CACHE)", l.entries, l.bytes,
-              l.bad ? " and invalid files that will be replaced" : "", c.hits, c.misses, c.writes,
+              (unsigned long long)dc_limit(), l.bad ? " and invalid files that will be replaced" : "", c.hits, c.misses, c.writes,
               c.rejected);
     fu_free(dir);
     *text = sb_take(&s);

@@ -55,6 +55,12 @@ void *dc_load(const unsigned char *key, size_t keylen, size_t *size);
 void dc_store(const unsigned char *key, size_t keylen, const char *name, const void *payload,
               size_t size);
 
+/* The most bytes the cache keeps: $FUSOR_CACHE_MAX_SIZE ("512M", "2G"), else 1 GiB.  A
+ * write that takes it past the limit removes the least recently used entries (a load
+ * marks its entry used) down to three quarters of it. */
+#define DC_DEFAULT_LIMIT (1ull << 30)
+uint64_t dc_limit(void);
+
 /* Entries seen by this process, for tests and `fusor cache stats`. */
 typedef struct dc_counters {
     long hits, misses, writes, rejected;

@@ -714,13 +714,44 @@ int fusor_cmd_bandwidth(int remeasure) {
     return 0;
 }
 
+static int cache_usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "fusor cache: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see fusor --help and docs/cli.md)\n");
+    return EXIT_USAGE;
+}
+
+/* "1048576", "64K", "512M", "2G" (powers of 1024); 0 for anything else. */
+static uint64_t parse_size(const char *text) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || text[0] == '-') return 0;
+    int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20
+              : *end == 'G' || *end == 'g' ? 30 : 0;
+    if (shift) end++;
+    if (*end || v > (UINT64_MAX >> shift)) return 0;
+    return (uint64_t)v << shift;
+}
+
 int fusor_cmd_cache(int argc, char **argv) {
-    if (argc != 1 || (strcmp(argv[0], "list") && strcmp(argv[0], "clear") &&
-                      strcmp(argv[0], "stats") && strcmp(argv[0], "dir")))
-        return usage_error("cache needs one of list, clear, stats, dir%s", "");
+    int trim = argc >= 1 && !strcmp(argv[0], "trim");
+    if ((trim && argc > 2) || (!trim && argc != 1) ||
+        (!trim && strcmp(argv[0], "list") && strcmp(argv[0], "clear") &&
+         strcmp(argv[0], "stats") && strcmp(argv[0], "dir")))
+        return cache_usage_error("cache needs one of list, clear, stats, dir, trim [SIZE]%s", "");
     char *text = NULL;
     fusor_status st;
-    if (!strcmp(argv[0], "clear")) {
+    if (trim) {
+        uint64_t max = argc == 2 ? parse_size(argv[1]) : 0;
+        if (argc == 2 && !max)
+            return cache_usage_error("cache trim: '%s' is not a size (bytes, or with K, M, G)",
+                                     argv[1]);
+        long n = 0;
+        st = fusor_cache_trim(max, &n);
+        if (!st)
+            printf("removed %ld entr%s\n", n, n == 1 ? "y" : "ies");
+    } else if (!strcmp(argv[0], "clear")) {
         long n = 0;
         st = fusor_cache_clear(&n);
         if (!st)

@@ -27,7 +27,7 @@ static const char usage[] =
     "  fusor bench FILE.fu [--kernel NAME] | -e 'EXPR'  [--size N,... | --sweep 1e3:1e8]\n"
     "            [--dtype T] [--threads 1,2,...] [--target cpu|gpu] [--repeat R] [--unfused]\n"
     "            [--math default|fast|scalar] [--json | --csv] [--plot FILE.svg] [NAME=VALUE ...]\n"
-    "  fusor cache list|clear|stats|dir\n"
+    "  fusor cache list|clear|stats|dir|trim [SIZE]\n"
     "  fusor info [--bandwidth [--remeasure] | --memory]\n"
     "  fusor --version | --help\n"
     "\n"

@@ -10,7 +10,9 @@
  * really is a new process; they report through their exit status.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "codegen.h"
 #include "diskcache.h"
@@ -245,6 +248,61 @@ static void test_ptx_in_a_new_process(void) {
     fusor_free(bytes);
     fusor_kernel_destroy(k);
     fusor_context_destroy(ctx);
+}
+
+static int has_entry(const char *key) {
+    size_t n = 0;
+    void *p = dc_load((const unsigned char *)key, strlen(key), &n);
+    fu_free(p);
+    return p != NULL;
+}
+
+/* The cache keeps to its size limit by removing the least recently used entries: a load
+ * counts as a use; temporaries a crashed writer left behind go after an hour. */
+static void test_trim_least_recently_used(void) {
+    clear_cache();
+    static unsigned char payload[10000];
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "trim-key-%d", i);
+        dc_store((const unsigned char *)key, strlen(key), "t", payload, sizeof payload);
+        usleep(2000); /* distinct use times */
+    }
+    CHECK(count_entries(NULL, 0, NULL) == 10);
+    CHECK(has_entry("trim-key-0")); /* now the most recently used */
+    long removed = -1;
+    CHECK_OK(fusor_cache_trim(60000, &removed));
+    /* 10 x ~10 KB > 60 KB: down to 45 KB, the oldest uses first. */
+    CHECK_MSG(removed == 6, "removed %ld", removed);
+    CHECK(has_entry("trim-key-0") && !has_entry("trim-key-1") && !has_entry("trim-key-6") &&
+          has_entry("trim-key-7") && has_entry("trim-key-9"));
+    CHECK_OK(fusor_cache_trim(60000, &removed));
+    CHECK(removed == 0); /* within the limit: nothing */
+
+    /* Every write applies the limit by itself. */
+    setenv("FUSOR_CACHE_MAX_SIZE", "30K", 1);
+    dc_store((const unsigned char *)"trim-key-10", 11, "t", payload, sizeof payload);
+    CHECK_MSG(count_entries(NULL, 0, NULL) == 2, "%d entries", count_entries(NULL, 0, NULL));
+    CHECK(has_entry("trim-key-10"));
+    char *stats = NULL;
+    CHECK_OK(fusor_cache_stats(&stats));
+    CHECK(stats && strstr(stats, "limit 30720 bytes"));
+    fusor_free(stats);
+    unsetenv("FUSOR_CACHE_MAX_SIZE");
+
+    /* A stale temporary goes, a fresh one (a writer at work) stays. */
+    char stale[400], fresh[400];
+    snprintf(stale, sizeof stale, "%s/kernels/00.fkc.tmp.1.1", dir);
+    snprintf(fresh, sizeof fresh, "%s/kernels/00.fkc.tmp.1.2", dir);
+    FILE *f = fopen(stale, "w"), *g = fopen(fresh, "w");
+    CHECK(f && g);
+    if (f) fclose(f);
+    if (g) fclose(g);
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+    CHECK(utimensat(AT_FDCWD, stale, old, 0) == 0);
+    CHECK_OK(fusor_cache_trim(0, &removed));
+    CHECK(access(stale, F_OK) != 0 && access(fresh, F_OK) == 0);
+    unlink(fresh);
 }
 
 typedef enum damage { TRUNCATE, FLIP_PAYLOAD, FLIP_KEY, WRONG_VERSION, EMPTY } damage;
@@ -521,6 +579,7 @@ int main(int argc, char **argv) {
     unsetenv("FUSOR_CACHE");
     test_hit_in_a_new_process();
     test_ptx_in_a_new_process();
+    test_trim_least_recently_used();
     test_damaged_entries_are_rebuilt();
     test_foreign_entry_is_ignored();
     test_racing_processes();
