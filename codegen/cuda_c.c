@@ -1013,7 +1013,10 @@ static void print_stencil_loops(cw *w, const ir_pass *ps) {
         w->fast = seg == 1;
         if (!remaps && seg != 1)
             continue;
-        sb_printf(s, "        for (; x < %s; x += sx) {\n        const fu_i64 xf = x + ox;\n",
+        /* i: the flat index in the box (a float min/max's tag for the last zero). */
+        sb_printf(s,
+                  "        for (; x < %s; x += sx) {\n        const fu_i64 xf = x + ox;\n"
+                  "        const fu_i64 i = (z * Yr + y) * X + x; (void)i;\n",
                   seg == 0 ? "xa" : seg == 1 ? "xb" : "X");
         print_element(w, ps);
         sb_printf(s, "        }\n");

@@ -72,6 +72,7 @@ typedef struct emitter {
     LLVMValueRef xfull;           /* the element's last-dimension index in the full domain */
     LLVMValueRef full_last;       /* the full domain's last extent */
     LLVMValueRef xfull_origin;    /* the box's origin along the last dimension */
+    LLVMValueRef row_flat;        /* the flat box index of the row's element 0 */
     LLVMValueRef *rowbase;        /* [narrays]: the row's element 0 (stencil loads: remapped) */
     LLVMValueRef *rowzero;        /* [narrays]: ZERO stencil loads, i1: the row is outside */
     fusor_status err;
@@ -802,7 +803,8 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
-    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, e->index, LLVMConstInt(e->i64, 1, 0), ""),
+    LLVMValueRef at = e->stencil ? LLVMBuildAdd(b, e->row_flat, e->index, "") : e->index;
+    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(e->i64, 1, 0), ""),
                                    LLVMBuildZExt(b, sign, e->i64, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
     r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->cur[2]), tag, r->cur[2]);
@@ -1356,7 +1358,7 @@ static void emit_stencil_fn(emitter *e, int p) {
     LLVMValueRef tz = t->sreg(m, b, "ctaid.z"), sz = t->sreg(m, b, "nctaid.z");
 
     sloop lz, ly;
-    LLVMValueRef z = sloop_begin(e, &lz, tz, sz, Z, "z");
+    LLVMValueRef z = sloop_begin(e, &lz, tz, sz, Z, "z"), zflat = z;
     LLVMValueRef idx[FUSOR_MAX_DIMS] = {0};
     for (int d = D - 3; d >= 0; d--) { /* z -> the outer coordinates, innermost first */
         LLVMValueRef q = d ? LLVMBuildUDiv(b, z, shape[d], "") : zero;
@@ -1367,6 +1369,7 @@ static void emit_stencil_fn(emitter *e, int p) {
     LLVMValueRef y = sloop_begin(e, &ly, ty, sy, Y, "y");
     if (D >= 2)
         idx[D - 2] = LLVMBuildAdd(b, y, org[D - 2], "");
+    e->row_flat = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, zflat, Y, ""), y, ""), X, "");
     memset(e->rowbase, 0, e->narrays * sizeof *e->rowbase);
     stencil_rows(e, D, idx, full);
     stencil_row_loops(e, ps, red, cell, tx, sx, lim, remaps);
