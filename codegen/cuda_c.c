@@ -182,7 +182,31 @@ static const char prelude[] =
     "#define FU_OUTS(P) (*(fu_u64 *const *)((P) + 32))\n"
     "#define FU_NDIM(P) (*(const fu_i64 *)((P) + 40))\n"
     "#define FU_SHAPE(P, d) (((const fu_i64 *)((P) + 48))[d])\n"
-    "#define FU_STRIDE(P, a, d) (((const fu_i64 *)((P) + 112))[8 * (a) + (d)])\n";
+    "#define FU_STRIDE(P, a, d) (((const fu_i64 *)((P) + 112))[8 * (a) + (d)])\n"
+    "// Stencils: index i of a dimension of n mapped by boundary b (1 clamp, 2 wrap, 3 zero,\n"
+    "// 4 mirror), -1 for zero outside (kernels/ir.c's ir_boundary_index).\n"
+    "FU_D fu_i64 fu_bidx(int b, fu_i64 i, fu_i64 n) {\n"
+    "    if (i >= 0 && i < n) return i;\n"
+    "    if (b == 1) return i < 0 ? 0 : n - 1;\n"
+    "    if (b == 2) { fu_i64 r = i % n; return r < 0 ? r + n : r; }\n"
+    "    if (b == 4) {\n"
+    "        if (n == 1) return 0;\n"
+    "        fu_i64 p = 2 * (n - 1), r = i % p;\n"
+    "        if (r < 0) r += p;\n"
+    "        return r < n ? r : p - r;\n"
+    "    }\n"
+    "    return -1;\n"
+    "}\n"
+    "// A row's index along an outer dimension; zero outside sets *zr (b 0: as it is).\n"
+    "FU_D fu_i64 fu_rowidx(int b, fu_i64 i, fu_i64 n, bool *zr) {\n"
+    "    if (b == 0) return i;\n"
+    "    fu_i64 r = fu_bidx(b, i, n);\n"
+    "    if (r < 0) { *zr = true; return 0; }\n"
+    "    return r;\n"
+    "}\n"
+    "template <class T> FU_D T fu_zload(const char *row, fu_i64 c, fu_i64 n, fu_i64 st, bool zr) {\n"
+    "    return (zr || c < 0 || c >= n) ? (T)0 : *(const T *)(row + c * st);\n"
+    "}\n";
 
 typedef struct cw {
     strbuf s;
@@ -195,6 +219,8 @@ typedef struct cw {
     int variant;
     int lanes; /* the vec variant's lanes */
     int lane;  /* the lane being printed, or -1 */
+    int rank;  /* stencil kernels: the domain's rank */
+    int fast;  /* stencil: the middle of a row, where no load leaves the array */
 } cw;
 
 static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
@@ -663,7 +689,8 @@ static void print_pass_helpers(cw *w, int p) {
         "static __device__ __noinline__ void fusor_pass%d_block(fu_u64 *acc, fu_u64 *dest) {\n"
         "    __shared__ fu_u64 sm[%d * 32];\n"
         "    fu_u64 tmp[%d];\n"
-        "    const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+        "    const unsigned tid_ = threadIdx.x + threadIdx.y * blockDim.x;\n"
+        "    const unsigned lane = tid_ & 31, warp = tid_ >> 5;\n"
         "    for (int d = 16; d >= 1; d >>= 1) {\n"
         "        for (int x = 0; x < %d; x++) tmp[x] = __shfl_down_sync(0xffffffffu, acc[x], d);\n"
         "        fusor_pass%d_merge(acc, tmp);\n"
@@ -672,7 +699,7 @@ static void print_pass_helpers(cw *w, int p) {
         "        for (int x = 0; x < %d; x++) sm[warp * %d + x] = acc[x];\n"
         "    __syncthreads();\n"
         "    if (warp != 0) return;\n"
-        "    if (lane < (blockDim.x >> 5))\n"
+        "    if (lane < ((blockDim.x * blockDim.y) >> 5))\n"
         "        for (int x = 0; x < %d; x++) acc[x] = sm[lane * %d + x];\n"
         "    else\n"
         "        fusor_pass%d_init(acc);\n"
@@ -720,7 +747,10 @@ static void elem_expr(cw *w, int a, char *buf, size_t n) {
     fusor_dtype d = array_dtype(w, a);
     const char *fmt = d == FUSOR_BOOL ? "(%s[%s] != 0)" : "%s[%s]";
     char base[64], idx[32];
-    if (w->variant == CG_STRIDED) {
+    if (w->variant == CG_STENCIL) {
+        snprintf(base, sizeof base, "((const %s *)(r%d + xf * st%d))", mtype(d), a, a);
+        snprintf(idx, sizeof idx, "0");
+    } else if (w->variant == CG_STRIDED) {
         snprintf(base, sizeof base, "((const %s *)(a%d + o%d))", mtype(d), a, a);
         snprintf(idx, sizeof idx, "0");
     } else {
@@ -733,10 +763,33 @@ static void elem_expr(cw *w, int a, char *buf, size_t n) {
 static void store_stmt(cw *w, int a, const char *v) {
     fusor_dtype d = array_dtype(w, a);
     const char *val = d == FUSOR_BOOL ? "(fu_u8)" : "";
-    if (w->variant == CG_STRIDED)
+    if (w->variant == CG_STENCIL)
+        sb_printf(&w->s, "        *(%s *)(r%d + xf * st%d) = %s%s;\n", mtype(d), a, a, val, v);
+    else if (w->variant == CG_STRIDED)
         sb_printf(&w->s, "        *(%s *)(a%d + o%d) = %s%s;\n", mtype(d), a, a, val, v);
     else
         sb_printf(&w->s, "        ((%s *)a%d)[i] = %s%s;\n", mtype(d), a, val, v);
+}
+
+/* Stencil load node i at the element xf of a row (s<i>: its remapped row, z<i>: the row
+ * reads zero). */
+static void stencil_elem(cw *w, int32_t i, char *buf, size_t n) {
+    const ir_node *nd = &w->k->nodes[i];
+    fusor_dtype d = (fusor_dtype)nd->dtype;
+    int p = (int)nd->imm.i, off = nd->off[w->rank - 1];
+    ir_boundary b = ir_param_boundary(w->k, p);
+    char v[160];
+    if (b == IR_BOUND_ZERO && !w->fast)
+        snprintf(v, sizeof v, "fu_zload<%s>(s%d, xf + %d, fl, st%d, z%d)", mtype(d), i, off, p, i);
+    else if (b == IR_BOUND_ZERO)
+        snprintf(v, sizeof v, "(z%d ? (%s)0 : *(const %s *)(s%d + (xf + %d) * st%d))", i,
+                 mtype(d), mtype(d), i, off, p);
+    else if (b == IR_BOUND_INTERIOR || w->fast)
+        snprintf(v, sizeof v, "(*(const %s *)(s%d + (xf + %d) * st%d))", mtype(d), i, off, p);
+    else
+        snprintf(v, sizeof v, "(*(const %s *)(s%d + fu_bidx(%d, xf + %d, fl) * st%d))", mtype(d),
+                 i, (int)b, off, p);
+    snprintf(buf, n, d == FUSOR_BOOL ? "(%s != 0)" : "%s", v);
 }
 
 /* The varying nodes, reduction steps and stores of one element at `i`. */
@@ -766,7 +819,9 @@ static void print_element(cw *w, const ir_pass *ps) {
         if (!w->need[i] || nd->shape != IR_VARYING)
             continue;
         if (nd->op == IR_INPUT && w->k->params[nd->imm.i].is_array) {
-            if (w->lane >= 0) {
+            if (w->variant == CG_STENCIL && ir_is_stencil_load(w->k, nd)) {
+                stencil_elem(w, i, elem, sizeof elem);
+            } else if (w->lane >= 0) {
                 fusor_dtype d = (fusor_dtype)nd->dtype;
                 static const char comp[] = "xyzw";
                 snprintf(elem, sizeof elem, d == FUSOR_BOOL ? "(in%d.%c != 0)" : "in%d.%c",
@@ -837,6 +892,8 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
     sb_printf(s, "    }\n");
 }
 
+static void print_stencil_loops(cw *w, const ir_pass *ps);
+
 static void print_pass_kernel(cw *w, int p, int variant) {
     const ir_pass *ps = &w->plan->passes[p];
     strbuf *s = &w->s;
@@ -849,7 +906,9 @@ static void print_pass_kernel(cw *w, int p, int variant) {
     /* No __launch_bounds__: like the NVPTX path, registers are not capped for 1024 threads. */
     sb_printf(s, "\nextern \"C\" __global__ void %s(const char *P) {\n", name);
     print_prologue(w, ps);
-    if (variant == CG_VEC) {
+    if (variant == CG_STENCIL) {
+        print_stencil_loops(w, ps);
+    } else if (variant == CG_VEC) {
         print_vec_loop(w, ps);
     } else {
         sb_printf(s, "    for (fu_i64 i = gid; i < n; i += nthreads) {\n");
@@ -865,10 +924,105 @@ static void print_pass_kernel(cw *w, int p, int variant) {
             for (int j = 0; j < n; j++, at++)
                 sb_printf(s, "    acc[%d] = fu_raw(r%d_%d);\n", at, r, j);
         }
-        sb_printf(s, "    fusor_pass%d_block(acc, FU_PARTIALS(P) + (fu_i64)blockIdx.x * %d);\n", p,
-                  words);
+        if (variant == CG_STENCIL) /* the linear block id, x fastest */
+            sb_printf(s,
+                      "    fusor_pass%d_block(acc, FU_PARTIALS(P) + ((fu_i64)blockIdx.x + "
+                      "(fu_i64)gridDim.x * (blockIdx.y + (fu_i64)gridDim.y * blockIdx.z)) * %d);\n",
+                      p, words);
+        else
+            sb_printf(s, "    fusor_pass%d_block(acc, FU_PARTIALS(P) + (fu_i64)blockIdx.x * %d);\n",
+                      p, words);
     }
     sb_printf(s, "}\n");
+}
+
+/* fusor_pass<p>_stencil (gpu.h, emit.h's CG_STENCIL): z, y loops over the rows of the
+ * box, and per row the remapped ends and the plain middle. */
+static void print_stencil_loops(cw *w, const ir_pass *ps) {
+    strbuf *s = &w->s;
+    const ir_kernel *k = w->k;
+    int D = w->rank, N = w->narrays, remaps = 0;
+    long lo = 0, hi = 0;
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        if (!ir_is_stencil_load(k, nd) || ir_param_boundary(k, (int)nd->imm.i) == IR_BOUND_INTERIOR)
+            continue;
+        remaps = 1;
+        if (-nd->off[D - 1] > lo) lo = -nd->off[D - 1];
+        if (nd->off[D - 1] > hi) hi = nd->off[D - 1];
+    }
+    sb_printf(s, "    const fu_i64 *full = (const fu_i64 *)(P + %zu);\n", CG_GPU_OFF_FULL(N));
+    sb_printf(s, "    const fu_i64 *org = (const fu_i64 *)(P + %zu);\n", CG_GPU_OFF_ORIGIN(N));
+    for (int a = 0; a < N; a++)
+        if (w->used[a])
+            sb_printf(s, "    const fu_i64 st%d = FU_STRIDE(P, %d, %d);\n", a, a, D - 1);
+    sb_printf(s, "    const fu_i64 X = FU_SHAPE(P, %d), fl = full[%d], ox = org[%d];\n", D - 1, D - 1,
+              D - 1);
+    if (D >= 2)
+        sb_printf(s, "    const fu_i64 Yr = FU_SHAPE(P, %d);\n", D - 2);
+    else
+        sb_printf(s, "    const fu_i64 Yr = 1;\n");
+    sb_printf(s, "    fu_i64 Z = 1;\n");
+    for (int d = 0; d + 2 < D; d++)
+        sb_printf(s, "    Z *= FU_SHAPE(P, %d);\n", d);
+    sb_printf(s, "    fu_i64 xa = %ld - ox, xb = fl - %ld - ox;\n", lo, hi);
+    sb_printf(s, "    if (xa < 0) xa = 0;\n    if (xa > X) xa = X;\n"
+                 "    if (xb > X) xb = X;\n    if (xb < xa) xb = xa;\n");
+    if (!remaps)
+        sb_printf(s, "    xa = 0; xb = X;\n");
+    sb_printf(s, "    (void)fl; (void)full;\n"
+                 "    const fu_i64 tx = (fu_i64)blockIdx.x * blockDim.x + threadIdx.x;\n"
+                 "    const fu_i64 sx = (fu_i64)gridDim.x * blockDim.x;\n"
+                 "    const fu_i64 ty = (fu_i64)blockIdx.y * blockDim.y + threadIdx.y;\n"
+                 "    const fu_i64 sy = (fu_i64)gridDim.y * blockDim.y;\n"
+                 "    (void)gid; (void)nthreads;\n"
+                 "    for (fu_i64 z = blockIdx.z; z < Z; z += gridDim.z) {\n"
+                 "    fu_i64 rem = z; (void)rem;\n");
+    for (int d = D - 3; d >= 1; d--)
+        sb_printf(s, "    const fu_i64 i%d = rem %% FU_SHAPE(P, %d) + org[%d]; rem /= FU_SHAPE(P, %d);\n",
+                  d, d, d, d);
+    if (D >= 3)
+        sb_printf(s, "    const fu_i64 i0 = rem + org[0];\n");
+    sb_printf(s, "    for (fu_i64 y = ty; y < Yr; y += sy) {\n");
+    if (D >= 2)
+        sb_printf(s, "        const fu_i64 i%d = y + org[%d];\n", D - 2, D - 2);
+    /* Row pointers of the plain arrays and outputs. */
+    for (int a = 0; a < N; a++) {
+        if (!w->used[a])
+            continue;
+        sb_printf(s, "        char *r%d = a%d", a, a);
+        for (int d = 0; d < D - 1; d++)
+            sb_printf(s, " + i%d * FU_STRIDE(P, %d, %d)", d, a, d);
+        sb_printf(s, "; (void)r%d;\n", a);
+    }
+    /* Stencil loads: the row remapped along the outer dimensions. */
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        if (!w->need[i] || !ir_is_stencil_load(k, nd))
+            continue;
+        int p = (int)nd->imm.i;
+        ir_boundary b = ir_param_boundary(k, p);
+        sb_printf(s, "        bool z%d = false; (void)z%d;\n        const char *s%d = a%d", i, i, i, p);
+        for (int d = 0; d < D - 1; d++)
+            sb_printf(s, " + fu_rowidx(%d, i%d + %d, full[%d], &z%d) * FU_STRIDE(P, %d, %d)",
+                      b == IR_BOUND_INTERIOR ? 0 : (int)b, d, nd->off[d], d, i, p, d);
+        sb_printf(s, ";\n");
+    }
+    sb_printf(s, "        fu_i64 x = tx;\n");
+    for (int seg = 0; seg < 3; seg++) {
+        w->fast = seg == 1;
+        if (!remaps && seg != 1)
+            continue;
+        /* i: the flat index in the box (a float min/max's tag for the last zero). */
+        sb_printf(s,
+                  "        for (; x < %s; x += sx) {\n        const fu_i64 xf = x + ox;\n"
+                  "        const fu_i64 i = (z * Yr + y) * X + x; (void)i;\n",
+                  seg == 0 ? "xa" : seg == 1 ? "xb" : "X");
+        print_element(w, ps);
+        sb_printf(s, "        }\n");
+    }
+    w->fast = 0;
+    sb_printf(s, "    }\n    }\n");
 }
 
 static void print_reduce_kernel(cw *w, int p) {
@@ -920,10 +1074,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     if (!k || !plan || !text)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_cuda_source: NULL");
     *text = NULL;
-    if (ir_stencil_loads(k, NULL))
-        return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel '%s' reads with stencil offsets, which run on the CPU only for now",
-                        k->name);
+    int stencil = cg_gpu_is_stencil(k, NULL);
     fusor_gpu_options opt;
     fusor_status st = cg_gpu_options_normalize(o, &opt);
     if (st)
@@ -933,6 +1084,8 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     w.k = k;
     w.plan = plan;
     w.narrays = k->nparams + k->noutputs;
+    if (stencil)
+        cg_gpu_is_stencil(k, &w.rank);
     w.need = fu_calloc((size_t)(k->nnodes ? k->nnodes : 1), 1);
     w.used = fu_calloc((size_t)(w.narrays ? w.narrays : 1), 1);
     if (!w.need || !w.used) {
@@ -948,7 +1101,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        for (int v = CG_CONTIG; v <= CG_VEC; v++)
+        for (int v = stencil ? CG_STENCIL : CG_CONTIG; v <= (stencil ? CG_STENCIL : CG_VEC); v++)
             print_pass_kernel(&w, p, v);
         if (plan->passes[p].nreductions)
             print_reduce_kernel(&w, p);

@@ -65,6 +65,16 @@ typedef struct emitter {
     LLVMValueRef *lane_val;       /* [CG_MAX_LANES * nnodes]: a CG_VEC iteration's loads, stores */
     LLVMBasicBlockRef pre, latch; /* the last loop's preheader and latch */
     unsigned lanes0;              /* > 0: accesses belong to lane 0 of a CG_VEC iteration */
+    LLVMValueRef index_next;      /* the last loop's index after its increment */
+    /* CG_STENCIL: rows of the box (emit.h) */
+    int stencil;                  /* emitting the stencil variant */
+    int fast;                     /* the middle of a row: no load leaves the array along x */
+    LLVMValueRef xfull;           /* the element's last-dimension index in the full domain */
+    LLVMValueRef full_last;       /* the full domain's last extent */
+    LLVMValueRef xfull_origin;    /* the box's origin along the last dimension */
+    LLVMValueRef row_flat;        /* the flat box index of the row's element 0 */
+    LLVMValueRef *rowbase;        /* [narrays]: the row's element 0 (stencil loads: remapped) */
+    LLVMValueRef *rowzero;        /* [narrays]: ZERO stencil loads, i1: the row is outside */
     fusor_status err;
 } emitter;
 
@@ -488,6 +498,10 @@ static LLVMValueRef mark_access(emitter *e, LLVMValueRef inst, fusor_dtype d) {
 
 static LLVMValueRef elem_ptr(emitter *e, int array, fusor_dtype d) {
     LLVMValueRef idx = e->index;
+    if (e->stencil) { /* a plain array or output of a stencil kernel: the row's x_full */
+        LLVMValueRef off = LLVMBuildMul(e->b, e->xfull, e->step[array], "");
+        return LLVMBuildInBoundsGEP2(e->b, e->i8, e->rowbase[array], &off, 1, "");
+    }
     if (!e->strided)
         return LLVMBuildInBoundsGEP2(e->b, mem_ty(e, d), e->base[array], &idx, 1, "");
     if (e->t->nd_offsets)
@@ -537,6 +551,68 @@ static void canon_store(emitter *e, LLVMValueRef base, int index, fusor_dtype d,
     LLVMSetAlignment(LLVMBuildStore(e->b, v, p), 8);
 }
 
+/* ------------------------------------------------------------------ stencils (GPU) */
+
+/* Index i of a dimension of n elements mapped by boundary b as ir_boundary_index does;
+ * *inside (when not NULL) receives i1 "0 <= i < n".  ZERO gives 0 outside (a safe address:
+ * the caller replaces the value), INTERIOR and NONE leave i as it is. */
+static LLVMValueRef stencil_remap(emitter *e, ir_boundary b, LLVMValueRef i, LLVMValueRef n,
+                                  LLVMValueRef *inside) {
+    LLVMValueRef zero = LLVMConstInt(e->i64, 0, 0), one = LLVMConstInt(e->i64, 1, 0);
+    LLVMValueRef in = icmp(e, LLVMIntULT, i, n);
+    if (inside)
+        *inside = in;
+    LLVMValueRef r = i;
+    switch (b) {
+    case IR_BOUND_CLAMP:
+        r = sel(e, icmp(e, LLVMIntSLT, i, zero), zero, LLVMBuildSub(e->b, n, one, ""));
+        break;
+    case IR_BOUND_WRAP: {
+        LLVMValueRef m = LLVMBuildSRem(e->b, i, n, "");
+        r = sel(e, icmp(e, LLVMIntSLT, m, zero), LLVMBuildAdd(e->b, m, n, ""), m);
+        break;
+    }
+    case IR_BOUND_MIRROR: { /* period 2(n-1); n == 1 reads element 0 */
+        LLVMValueRef single = icmp(e, LLVMIntEQ, n, one);
+        LLVMValueRef per = LLVMBuildShl(e->b, LLVMBuildSub(e->b, n, one, ""), one, "");
+        per = sel(e, single, one, per);
+        LLVMValueRef m = LLVMBuildSRem(e->b, i, per, "");
+        m = sel(e, icmp(e, LLVMIntSLT, m, zero), LLVMBuildAdd(e->b, m, per, ""), m);
+        m = sel(e, icmp(e, LLVMIntSLT, m, n), m, LLVMBuildSub(e->b, per, m, ""));
+        r = sel(e, single, zero, m);
+        break;
+    }
+    case IR_BOUND_ZERO: r = zero; break;
+    default: return i;
+    }
+    return sel(e, in, i, r);
+}
+
+/* Stencil load node i at the current element of a CG_STENCIL row (emit.h). */
+static LLVMValueRef stencil_load(emitter *e, int32_t i) {
+    const ir_node *nd = &e->k->nodes[i];
+    fusor_dtype d = (fusor_dtype)nd->dtype;
+    int a = e->array_of[i], last = ir_param_ndims(e->k, (int)nd->imm.i) - 1;
+    ir_boundary bd = ir_param_boundary(e->k, (int)nd->imm.i);
+    LLVMValueRef col = LLVMBuildAdd(e->b, e->xfull, LLVMConstInt(e->i64, (uint64_t)(int64_t)nd->off[last], 1), "");
+    LLVMValueRef inside = NULL;
+    if (!e->fast && bd != IR_BOUND_INTERIOR)
+        col = stencil_remap(e, bd, col, e->full_last, &inside);
+    LLVMValueRef off = LLVMBuildMul(e->b, col, e->step[a], "");
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->i8, e->rowbase[a], &off, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(e->b, mem_ty(e, d), p, nd->off[last] < 0 ? "west" : "east");
+    mark_access(e, v, d);
+    if (d == FUSOR_BOOL)
+        v = icmp(e, LLVMIntNE, v, LLVMConstInt(e->i8, 0, 0));
+    if (bd == IR_BOUND_ZERO) {
+        LLVMValueRef ok = LLVMBuildNot(e->b, e->rowzero[a], "");
+        if (inside)
+            ok = LLVMBuildAnd(e->b, ok, inside, "");
+        v = sel(e, ok, v, LLVMConstNull(ty(e, d)));
+    }
+    return v;
+}
+
 /* ------------------------------------------------------------------ nodes */
 
 static LLVMValueRef emit_leaf(emitter *e, int32_t i) {
@@ -551,6 +627,8 @@ static LLVMValueRef emit_leaf(emitter *e, int32_t i) {
         if (p->is_array) {
             if (e->pass < 0 || !e->in_loop)
                 break; /* an array read outside a loop */
+            if (e->stencil && ir_is_stencil_load(e->k, nd))
+                return stencil_load(e, i);
             return load_elem(e, e->array_of[i], d, p->name);
         }
         return canon_load(e, slots, (int)nd->imm.i, d, p->name);
@@ -725,7 +803,8 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
-    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, e->index, LLVMConstInt(e->i64, 1, 0), ""),
+    LLVMValueRef at = e->stencil ? LLVMBuildAdd(b, e->row_flat, e->index, "") : e->index;
+    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(e->i64, 1, 0), ""),
                                    LLVMBuildZExt(b, sign, e->i64, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
     r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->cur[2]), tag, r->cur[2]);
@@ -796,6 +875,7 @@ static void reset_fn_state(emitter *e) {
     memset(e->off, 0, na * sizeof *e->off);
     e->in_loop = 0;
     e->lanes0 = 0;
+    e->stencil = e->fast = 0;
 }
 
 /* Loop metadata: !{self, !{"llvm.loop.parallel_accesses", group}} and, for the strided
@@ -819,6 +899,8 @@ static LLVMValueRef loop_id(emitter *e) {
 
 /* One lane of an iteration: the element at e->index. */
 static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
+    if (e->stencil)
+        e->xfull = LLVMBuildNSWAdd(e->b, e->index, e->xfull_origin, "xfull");
     if (e->strided && e->t->nd_offsets)
         e->t->nd_offsets(e->mod, e->b, arg(e, ARG_STRIDES), e->index,
                          e->k->nparams + e->k->noutputs, e->base, e->off);
@@ -899,6 +981,7 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
     if (e->err)
         return;
     LLVMValueRef next = LLVMBuildNSWAdd(b, idx, step, "i.next");
+    e->index_next = next;
     e->latch = LLVMGetInsertBlock(b);
     LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, limit), loop, exit);
     LLVMSetMetadata(br, e->md_loop, loop_id(e));
@@ -1058,6 +1141,250 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     LLVMBuildRetVoid(e->b);
 }
 
+/* ------------------------------------------------------------------ the stencil variant */
+
+/* Word idx of the CG_STENCIL variant's table (the parameter block from CG_GPU_OFF_NDIM). */
+static LLVMValueRef tab(emitter *e, int idx, const char *name) {
+    LLVMValueRef i = LLVMConstInt(e->i64, (unsigned)idx, 0);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->i64, arg(e, ARG_STRIDES), &i, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(e->b, e->i64, p, name);
+    LLVMSetAlignment(v, 8);
+    return v;
+}
+
+static LLVMValueRef smin64(emitter *e, LLVMValueRef a, LLVMValueRef b) {
+    return sel(e, icmp(e, LLVMIntSLT, a, b), a, b);
+}
+static LLVMValueRef smax64(emitter *e, LLVMValueRef a, LLVMValueRef b) {
+    return sel(e, icmp(e, LLVMIntSGT, a, b), a, b);
+}
+
+/* `for (i = first; i < limit; i += step)` around stencil rows (no carried values: the
+ * reductions live in allocas there). */
+typedef struct sloop {
+    LLVMBasicBlockRef pre, body, exit;
+    LLVMValueRef first, idx, step, limit;
+} sloop;
+
+static LLVMValueRef sloop_begin(emitter *e, sloop *l, LLVMValueRef first, LLVMValueRef step,
+                                LLVMValueRef limit, const char *name) {
+    l->pre = LLVMGetInsertBlock(e->b);
+    l->body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+    l->exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "");
+    l->first = first;
+    l->step = step;
+    l->limit = limit;
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, first, limit), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(e->b, l->body);
+    return l->idx = LLVMBuildPhi(e->b, e->i64, name);
+}
+
+static void sloop_end(emitter *e, sloop *l) {
+    LLVMValueRef next = LLVMBuildNSWAdd(e->b, l->idx, l->step, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, next, l->limit), l->body, l->exit);
+    LLVMValueRef v[2] = {l->first, next};
+    LLVMBasicBlockRef bb[2] = {l->pre, latch};
+    LLVMAddIncoming(l->idx, v, bb, 2);
+    LLVMPositionBuilderAtEnd(e->b, l->exit);
+}
+
+/* The declared rank of the kernel's stencil parameters (all equal the domain's). */
+static int stencil_rank(const ir_kernel *k) {
+    int r = 0;
+    for (int p = 0; p < k->nparams; p++)
+        if (ir_param_boundary(k, p) != IR_BOUND_NONE && ir_param_ndims(k, p) > r)
+            r = ir_param_ndims(k, p);
+    return r;
+}
+
+/* Per row: every array's row pointer; stencil loads remapped along the outer dimensions. */
+static void stencil_rows(emitter *e, int D, const LLVMValueRef *idx, const LLVMValueRef *full) {
+    const ir_kernel *k = e->k;
+    int N = k->nparams + k->noutputs;
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        int a = e->array_of[i];
+        if (!e->need[i] || nd->op != IR_INPUT || !k->params[nd->imm.i].is_array ||
+            e->rowbase[a])
+            continue;
+        int param = (int)nd->imm.i, sten = a >= N;
+        ir_boundary bd = ir_param_boundary(k, param);
+        LLVMValueRef off = LLVMConstInt(e->i64, 0, 0), zero = LLVMConstInt(e->i1, 0, 0);
+        for (int d = 0; d < D - 1; d++) {
+            LLVMValueRef at = idx[d], in = NULL;
+            if (sten) {
+                at = LLVMBuildAdd(e->b, at, LLVMConstInt(e->i64, (uint64_t)(int64_t)nd->off[d], 1), "");
+                at = stencil_remap(e, bd, at, full[d], &in);
+                if (bd == IR_BOUND_ZERO)
+                    zero = LLVMBuildOr(e->b, zero, LLVMBuildNot(e->b, in, ""), "");
+            }
+            LLVMValueRef st = tab(e, 9 + 8 * param + d, "stride");
+            off = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, at, st, ""), "");
+        }
+        e->rowbase[a] = LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[a], &off, 1, "row");
+        e->rowzero[a] = zero;
+    }
+    for (int j = 0; j < e->plan->passes[e->pass].nstores; j++) {
+        int a = k->nparams + e->plan->passes[e->pass].stores[j];
+        LLVMValueRef off = LLVMConstInt(e->i64, 0, 0);
+        for (int d = 0; d < D - 1; d++)
+            off = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, idx[d], tab(e, 9 + 8 * a + d, ""), ""),
+                               "");
+        e->rowbase[a] = LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[a], &off, 1, "row");
+    }
+}
+
+/* The three x loops of a row (emit.h): remapped, plain, remapped. */
+static void stencil_row_loops(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef *cell,
+                              LLVMValueRef first, LLVMValueRef step, const LLVMValueRef lim[3],
+                              int remaps) {
+    /* Without loads that can leave the array (only `interior` ones) a row is all middle. */
+    for (int seg = remaps ? 0 : 1; seg < (remaps ? 3 : 2) && !e->err; seg++) {
+        e->fast = seg == 1;
+        for (int r = 0, c = 0; r < ps->nreductions; r++)
+            for (int j = 0; j < red[r].ncarry; j++, c++)
+                red[r].start[j] = LLVMBuildLoad2(e->b, LLVMTypeOf(red[r].init[j]), cell[c], "");
+        LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "x");
+        LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "x.done");
+        emit_loop(e, ps, red, first, step, lim[seg], 1, loop, exit);
+        if (e->err)
+            return;
+        LLVMPositionBuilderAtEnd(e->b, exit);
+        exit_values(e, ps, red);
+        LLVMValueRef next = LLVMBuildPhi(e->b, e->i64, "x.next");
+        LLVMValueRef v[2] = {first, e->index_next};
+        LLVMBasicBlockRef bb[2] = {e->pre, e->latch};
+        LLVMAddIncoming(next, v, bb, 2);
+        for (int r = 0, c = 0; r < ps->nreductions; r++)
+            for (int j = 0; j < red[r].ncarry; j++, c++)
+                LLVMBuildStore(e->b, red[r].out[j], cell[c]);
+        first = next;
+    }
+    e->fast = 0;
+}
+
+static void emit_stencil_fn(emitter *e, int p) {
+    const ir_pass *ps = &e->plan->passes[p];
+    const ir_kernel *k = e->k;
+    int N = k->nparams + k->noutputs, D = stencil_rank(k);
+    char name[64];
+    cg_pass_variant_name(name, sizeof name, p, CG_STENCIL);
+    e->fn = add_row_fn(e, name, 5);
+    e->pass = p;
+    e->strided = 0;
+    reset_fn_state(e);
+    e->stencil = 1;
+    mark_pass(e, p);
+    LLVMModuleRef m = e->mod;
+    LLVMBuilderRef b = e->b;
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry"));
+    /* Bases of the full arrays; a stencil load reads its parameter's. */
+    for (int32_t i = 0; i < k->nnodes + ps->nstores; i++) {
+        int a, src;
+        if (i < k->nnodes) {
+            const ir_node *nd = &k->nodes[i];
+            if (!e->need[i] || nd->op != IR_INPUT || !k->params[nd->imm.i].is_array)
+                continue;
+            a = e->array_of[i];
+            src = (int)nd->imm.i;
+        } else {
+            a = src = k->nparams + ps->stores[i - k->nnodes];
+        }
+        if (e->base[a])
+            continue;
+        LLVMValueRef at = LLVMConstInt(e->i64, (unsigned)src, 0);
+        LLVMValueRef bp = LLVMBuildInBoundsGEP2(b, e->ptr, arg(e, ARG_PTRS), &at, 1, "");
+        e->base[a] = LLVMBuildAddrSpaceCast(b, LLVMBuildLoad2(b, e->ptr, bp, "base"),
+                                            LLVMPointerTypeInContext(e->ctx, 1), "gbase");
+        e->step[a] = tab(e, 9 + 8 * src + D - 1, "xstride");
+    }
+    emit_nodes(e, IR_UNIFORM);
+    reduction *red = e->red;
+    init_reductions(e, ps, red);
+    if (e->err)
+        return;
+    LLVMValueRef cell[3 * 64];
+    int ncell = 0;
+    for (int r = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry && ncell < 3 * 64; j++) {
+            cell[ncell] = LLVMBuildAlloca(b, LLVMTypeOf(red[r].init[j]), "carry");
+            LLVMBuildStore(b, red[r].init[j], cell[ncell++]);
+        }
+    if (ncell >= 3 * 64) {
+        e->err = fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel '%s': too many reductions in one "
+                                                   "stencil pass", k->name);
+        return;
+    }
+    /* The box (shape X, Y, Z), the full shape, the origin, the plain middle [xa, xb). */
+    LLVMValueRef one = LLVMConstInt(e->i64, 1, 0), zero = LLVMConstInt(e->i64, 0, 0);
+    LLVMValueRef shape[FUSOR_MAX_DIMS] = {0}, full[FUSOR_MAX_DIMS] = {0}, org[FUSOR_MAX_DIMS] = {0};
+    for (int d = 0; d < D; d++) {
+        shape[d] = tab(e, 1 + d, "box");
+        full[d] = tab(e, 9 + 9 * N + d, "full");
+        org[d] = tab(e, 17 + 9 * N + d, "origin");
+    }
+    LLVMValueRef X = shape[D - 1], Y = D >= 2 ? shape[D - 2] : one, Z = one;
+    for (int d = 0; d + 2 < D; d++)
+        Z = LLVMBuildMul(b, Z, shape[d], "");
+    e->full_last = full[D - 1];
+    e->xfull_origin = org[D - 1];
+    int64_t edge_lo = 0, edge_hi = 0;
+    int remaps = 0;
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        const ir_node *nd = &k->nodes[i];
+        if (!ir_is_stencil_load(k, nd) ||
+            ir_param_boundary(k, (int)nd->imm.i) == IR_BOUND_INTERIOR)
+            continue;
+        remaps = 1;
+        if (-nd->off[D - 1] > edge_lo) edge_lo = -nd->off[D - 1];
+        if (nd->off[D - 1] > edge_hi) edge_hi = nd->off[D - 1];
+    }
+    LLVMValueRef lim[3];
+    lim[0] = smax64(e, zero, smin64(e, X, LLVMBuildSub(b, LLVMConstInt(e->i64, (uint64_t)edge_lo, 0),
+                                                      org[D - 1], "")));
+    LLVMValueRef hi = LLVMBuildSub(b, LLVMBuildSub(b, full[D - 1],
+                                                   LLVMConstInt(e->i64, (uint64_t)edge_hi, 0), ""),
+                                   org[D - 1], "");
+    lim[1] = remaps ? smax64(e, lim[0], smin64(e, X, hi)) : X;
+    lim[2] = X;
+    const cg_target *t = e->t;
+    LLVMValueRef tx = LLVMBuildAdd(b, LLVMBuildMul(b, t->sreg(m, b, "ctaid.x"), t->sreg(m, b, "ntid.x"), ""),
+                                   t->sreg(m, b, "tid.x"), "tx");
+    LLVMValueRef sx = LLVMBuildMul(b, t->sreg(m, b, "nctaid.x"), t->sreg(m, b, "ntid.x"), "sx");
+    LLVMValueRef ty = LLVMBuildAdd(b, LLVMBuildMul(b, t->sreg(m, b, "ctaid.y"), t->sreg(m, b, "ntid.y"), ""),
+                                   t->sreg(m, b, "tid.y"), "ty");
+    LLVMValueRef sy = LLVMBuildMul(b, t->sreg(m, b, "nctaid.y"), t->sreg(m, b, "ntid.y"), "sy");
+    LLVMValueRef tz = t->sreg(m, b, "ctaid.z"), sz = t->sreg(m, b, "nctaid.z");
+
+    sloop lz, ly;
+    LLVMValueRef z = sloop_begin(e, &lz, tz, sz, Z, "z"), zflat = z;
+    LLVMValueRef idx[FUSOR_MAX_DIMS] = {0};
+    for (int d = D - 3; d >= 0; d--) { /* z -> the outer coordinates, innermost first */
+        LLVMValueRef q = d ? LLVMBuildUDiv(b, z, shape[d], "") : zero;
+        LLVMValueRef c = d ? LLVMBuildSub(b, z, LLVMBuildMul(b, q, shape[d], ""), "") : z;
+        idx[d] = LLVMBuildAdd(b, c, org[d], "");
+        z = q;
+    }
+    LLVMValueRef y = sloop_begin(e, &ly, ty, sy, Y, "y");
+    if (D >= 2)
+        idx[D - 2] = LLVMBuildAdd(b, y, org[D - 2], "");
+    e->row_flat = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, zflat, Y, ""), y, ""), X, "");
+    memset(e->rowbase, 0, e->narrays * sizeof *e->rowbase);
+    stencil_rows(e, D, idx, full);
+    stencil_row_loops(e, ps, red, cell, tx, sx, lim, remaps);
+    if (e->err)
+        return;
+    sloop_end(e, &ly);
+    sloop_end(e, &lz);
+    for (int r = 0, c = 0; r < ps->nreductions; r++)
+        for (int j = 0; j < red[r].ncarry; j++, c++)
+            red[r].out[j] = LLVMBuildLoad2(b, LLVMTypeOf(red[r].init[j]), cell[c], "");
+    emit_fold(e, ps, red);
+    LLVMBuildRetVoid(b);
+    e->stencil = 0;
+}
+
 /* GPU helpers of pass p (emit.h): init, merge and final over the raw words. */
 static void emit_pass_helpers(emitter *e, int p) {
     const ir_pass *ps = &e->plan->passes[p];
@@ -1167,7 +1494,7 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
 }
 
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
-    static const char *const names[] = {"contig", "strided", "vec"};
+    static const char *const names[] = {"contig", "strided", "vec", "stencil"};
     snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
 }
 
@@ -1274,9 +1601,12 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
     e->base = fu_calloc(na, sizeof *e->base);
     e->step = fu_calloc(na, sizeof *e->step);
     e->off = fu_calloc(na, sizeof *e->off);
+    e->rowbase = fu_calloc(na, sizeof *e->rowbase);
+    e->rowzero = fu_calloc(na, sizeof *e->rowzero);
     e->lane_val = t->gpu ? fu_calloc(nn * CG_MAX_LANES, sizeof *e->lane_val) : NULL;
     e->red = fu_calloc(nn, sizeof *e->red);
-    if (!e->val || !e->need || !e->base || !e->step || !e->off || !e->red ||
+    if (!e->val || !e->need || !e->base || !e->step || !e->off || !e->red || !e->rowbase ||
+        !e->rowzero ||
         (t->gpu && !e->lane_val))
         return fu_oom("the code generator's tables");
     return load_template(e);
@@ -1289,6 +1619,8 @@ static void emitter_free(emitter *e) {
     fu_free(e->base);
     fu_free(e->step);
     fu_free(e->off);
+    fu_free(e->rowbase);
+    fu_free(e->rowzero);
     fu_free(e->lane_val);
     fu_free(e->red);
     if (e->b)
@@ -1310,9 +1642,12 @@ static fusor_status verify(LLVMModuleRef m) {
 
 fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_target *t,
                             LLVMContextRef ctx, LLVMModuleRef *out) {
-    if (t->gpu && ir_stencil_loads(k, NULL))
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    int stencil = t->gpu && (ir_stencil_loads(k, NULL) || ir_interior_halo(k, lo, hi));
+    if (stencil && (!t->sreg || stencil_rank(k) < 1))
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel '%s' reads with stencil offsets, which run on the CPU only for now",
+                        "kernel '%s' reads with stencil offsets, which this GPU target cannot "
+                        "address",
                         k->name);
     emitter e;
     fusor_status st = emitter_init(&e, k, plan, t, ctx);
@@ -1320,6 +1655,12 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
         e.mod = LLVMModuleCreateWithNameInContext(k->name ? k->name : "kernel", ctx);
         e.b = LLVMCreateBuilderInContext(ctx);
         for (int p = 0; p < plan->npasses && !e.err; p++) {
+            if (stencil) { /* one variant: the rows of the box */
+                emit_stencil_fn(&e, p);
+                if (!e.err)
+                    emit_pass_helpers(&e, p);
+                continue;
+            }
             emit_pass_fn(&e, p, CG_CONTIG);
             if (!e.err)
                 emit_pass_fn(&e, p, CG_STRIDED);

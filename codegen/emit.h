@@ -57,6 +57,9 @@ typedef struct cg_target {
      * %); NULL there means the plain LLVM instruction. */
     const char *(*math_name_ex)(ir_op op, fusor_dtype dtype, unsigned flags);
     unsigned math_flags;
+    /* When set, a PTX special register as i64 ("tid.y", "ntid.x", "ctaid.z", "nctaid.y",
+     * ...): stencil kernels get the CG_STENCIL variant (below) instead of the others. */
+    LLVMValueRef (*sreg)(LLVMModuleRef m, LLVMBuilderRef b, const char *which);
 } cg_target;
 
 /* math_flags bits. */
@@ -92,8 +95,22 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided);
  *   void fusor_pass<p>_merge(i64 *a, const i64 *b) a = merge(a, b), b the later elements
  *   void fusor_pass<p>_final(const i64 *w, ir_value *slots)  slots[node.slot] = result
  */
-enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2 };
-/* "fusor_pass<p>_contig", "_strided" or "_vec". */
+enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2, CG_STENCIL = 3 };
+/*
+ * CG_STENCIL (GPU targets with sreg, kernels of cg_gpu_is_stencil; the only variant they
+ * get): `strides` is the parameter block at CG_GPU_OFF_NDIM (gpu.h: box shape, strides of
+ * the parameters and outputs, full shape and box origin), `ptrs` its arrays[] (element 0
+ * of each full array) and n is unused.  Loops over the box: z (the dimensions before the
+ * last two, flattened) from ctaid.z by nctaid.z; y (the second to last) from
+ * ctaid.y * ntid.y + tid.y by nctaid.y * ntid.y; x (the last) from ctaid.x * ntid.x +
+ * tid.x by nctaid.x * ntid.x.  Per row, the outer-dimension part of every stencil load is
+ * remapped once (a row pointer, and a "the whole row reads zero" flag for ZERO); the x
+ * range then splits into [0, xa) and [xb, X), where some load leaves the array along x and
+ * is remapped element by element, and the middle [xa, xb), where every load is a plain
+ * offset load.  A thread walks the three in order, so only the threads of the edge warps
+ * of a row ever take the remapping code.
+ */
+/* "fusor_pass<p>_contig", "_strided", "_vec" or "_stencil". */
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
 /* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);

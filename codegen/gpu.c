@@ -38,6 +38,19 @@ fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_cod
     return FUSOR_OK;
 }
 
+int cg_gpu_is_stencil(const ir_kernel *k, int *rank) {
+    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+    if (!ir_stencil_loads(k, NULL) && !ir_interior_halo(k, lo, hi))
+        return 0;
+    int r = 0;
+    for (int p = 0; p < k->nparams; p++)
+        if (ir_param_ndims(k, p) > r && ir_param_boundary(k, p) != IR_BOUND_NONE)
+            r = ir_param_ndims(k, p);
+    if (rank)
+        *rank = r;
+    return 1;
+}
+
 void cg_gpu_code_free(cg_gpu_code *c) {
     if (!c)
         return;

@@ -18,6 +18,19 @@
  *                          partials of the pass in a fixed order into slots
  *   fusor_finish           (kernels with scalar outputs) one thread: slots -> outs
  *
+ * A stencil kernel (cg_gpu_is_stencil: offset loads or an `interior` parameter) has one
+ * variant per pass instead of the three above:
+ *
+ *   fusor_pass<p>_stencil  a 2-D/3-D launch over the box (the domain, or its interior):
+ *                          threads (x, y) of a block cover the last two dimensions, x
+ *                          the inner one (coalesced), blockIdx.z the outer ones; grid-
+ *                          stride loops in x, y and z, so any grid is correct.  Each row
+ *                          runs its middle with plain offset loads and remaps only the few
+ *                          elements at each end where a load leaves the array.
+ *
+ *                          Its reduction partials are indexed by the linear block id
+ *                          (x fastest), and its block may be 2-D (any x a multiple of 32).
+ *
  * A pass kernel is a grid-stride loop over the domain (64-bit indices) with any grid; its
  * block size must be a multiple of 32, at most 1024.  A pass with reductions writes one
  * row of `words` raw accumulator words per block to partials[blockIdx.x] (per-thread
@@ -38,6 +51,10 @@
  *          48   int64  shape[8]      strided only: the domain, outermost first
  *          112  int64  strides[N][8] strided only: byte strides, per array and dimension
  *          112 + 64 N  ptr arrays[N] element 0 of each array (params, then outputs)
+ *   stencil kernels only (the block is CG_GPU_STENCIL_PARAMS_SIZE(N) bytes; shape[] and n
+ *   are then the box's, the strided fields are always filled, arrays[] the full arrays'):
+ *          112 + 72 N  int64  full[8]    the domain's full shape
+ *          176 + 72 N  int64  origin[8]  the box's first element in the full domain
  */
 #ifndef FUSOR_CG_GPU_H
 #define FUSOR_CG_GPU_H
@@ -58,6 +75,9 @@
 /* Offset of the array pointers and the block's size for n arrays. */
 #define CG_GPU_OFF_ARRAYS(n)  (CG_GPU_OFF_STRIDES + 64 * (size_t)(n))
 #define CG_GPU_PARAMS_SIZE(n) (CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)(n))
+#define CG_GPU_OFF_FULL(n)            CG_GPU_PARAMS_SIZE(n)
+#define CG_GPU_OFF_ORIGIN(n)          (CG_GPU_PARAMS_SIZE(n) + 64)
+#define CG_GPU_STENCIL_PARAMS_SIZE(n) (CG_GPU_PARAMS_SIZE(n) + 128)
 /* Largest thread block a pass or reduce kernel accepts (and its warps). */
 #define CG_GPU_MAX_BLOCK 1024
 
@@ -77,6 +97,10 @@ typedef struct cg_gpu_code {
     int has_finish;
     double compile_ms;
 } cg_gpu_code;
+
+/* Nonzero when k runs as stencil kernels on a GPU (stencil loads or an INTERIOR parameter);
+ * then *rank (when not NULL) receives the declared rank of its stencil parameters. */
+int cg_gpu_is_stencil(const ir_kernel *k, int *rank);
 
 /* Validates options and fills defaults (arch 80, path AUTO). */
 fusor_status cg_gpu_options_normalize(const fusor_gpu_options *in, fusor_gpu_options *out);

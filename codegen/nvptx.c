@@ -501,10 +501,15 @@ static LLVMValueRef block_fn(nvb *g, int p) {
     LLVMSetAlignment(smem, 8);
     LLVMValueRef merge = helper(g, p, "merge");
     LLVMValueRef tmp = words_alloca(g, words, "tmp");
-    LLVMValueRef tid = sreg(g->mod, b, "tid.x");
+    /* Linear thread ids: a stencil kernel's block is 2-D (ntid.x a multiple of 32, so a
+     * warp never spans two rows of it). */
+    LLVMValueRef tid = LLVMBuildAdd(
+        b, sreg(g->mod, b, "tid.x"),
+        LLVMBuildMul(b, sreg(g->mod, b, "tid.y"), sreg(g->mod, b, "ntid.x"), ""), "tid");
+    LLVMValueRef nthr = LLVMBuildMul(b, sreg(g->mod, b, "ntid.x"), sreg(g->mod, b, "ntid.y"), "");
     LLVMValueRef lane = LLVMBuildAnd(b, tid, ci64(g, 31), "lane");
     LLVMValueRef warp = LLVMBuildLShr(b, tid, ci64(g, 5), "warp");
-    LLVMValueRef nwarps = LLVMBuildLShr(b, sreg(g->mod, b, "ntid.x"), ci64(g, 5), "nwarps");
+    LLVMValueRef nwarps = LLVMBuildLShr(b, nthr, ci64(g, 5), "nwarps");
     warp_reduce(g, p, merge, acc, tmp, words);
 
     LLVMBasicBlockRef put = block(g, "put"), sync = block(g, "sync"), w0 = block(g, "warp0");
@@ -581,7 +586,16 @@ static void build_pass_kernel(nvb *g, int p, int variant) {
     call_fn(g, row, args, 5);
     if (words) {
         LLVMValueRef partials = global_field(g, P, CG_GPU_OFF_PARTIALS, "partials");
-        LLVMValueRef at = LLVMBuildMul(g->b, sreg(g->mod, g->b, "ctaid.x"), ci64(g, words), "");
+        LLVMValueRef blk = sreg(g->mod, g->b, "ctaid.x");
+        if (variant == CG_STENCIL) { /* the linear block id, x fastest */
+            LLVMValueRef yz = LLVMBuildAdd(
+                g->b, sreg(g->mod, g->b, "ctaid.y"),
+                LLVMBuildMul(g->b, sreg(g->mod, g->b, "ctaid.z"), sreg(g->mod, g->b, "nctaid.y"), ""),
+                "");
+            blk = LLVMBuildAdd(g->b, blk, LLVMBuildMul(g->b, yz, sreg(g->mod, g->b, "nctaid.x"), ""),
+                               "block");
+        }
+        LLVMValueRef at = LLVMBuildMul(g->b, blk, ci64(g, words), "");
         LLVMValueRef dest = LLVMBuildInBoundsGEP2(g->b, g->i64, partials, &at, 1, "");
         LLVMValueRef bargs[2] = {acc, LLVMBuildAddrSpaceCast(g->b, dest, g->ptr, "")};
         call_fn(g, block_fn(g, p), bargs, 2);
@@ -673,7 +687,7 @@ static void hide_emitted(nvb *g) {
     }
     char name[64], rname[80];
     for (int p = 0; p < g->plan->npasses; p++)
-        for (int v = CG_CONTIG; v <= CG_VEC; v++) {
+        for (int v = CG_CONTIG; v <= CG_STENCIL; v++) {
             cg_pass_variant_name(name, sizeof name, p, v);
             row_name(rname, sizeof rname, p, v);
             LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
@@ -838,6 +852,7 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
                    .gpu = 1,
                    .nd_offsets = gpu_nd_offsets,
                    .math_name_ex = gpu_math_name,
+                   .sreg = sreg,
                    .math_flags = (o->ftz ? CG_MATH_FTZ : 0) |
                                  (o->approx_div ? CG_MATH_APPROX_DIV : 0) |
                                  (o->approx_sqrt ? CG_MATH_APPROX_SQRT : 0)};
@@ -851,8 +866,9 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     g->b = LLVMCreateBuilderInContext(g->ctx);
     define_div_full(g);
     hide_emitted(g);
+    int stencil = cg_gpu_is_stencil(g->k, NULL);
     for (int p = 0; p < g->plan->npasses; p++) {
-        for (int v = CG_CONTIG; v <= CG_VEC; v++)
+        for (int v = stencil ? CG_STENCIL : CG_CONTIG; v <= (stencil ? CG_STENCIL : CG_VEC); v++)
             build_pass_kernel(g, p, v);
         if (g->plan->passes[p].nreductions)
             build_reduce_kernel(g, p);

@@ -445,3 +445,58 @@ void sched_device_forget(void) {
     pthread_mutex_unlock(&devs.lock);
     fu_clear_error();
 }
+
+static int64_t ceil_div(int64_t a, int64_t b) { return a > 0 ? (a + b - 1) / b : 0; }
+
+void sched_stencil_shape(int ndim, const int64_t *box, int reduction, int fn_max_block,
+                         int block_override, int grid_override, int block[3], int grid[3]) {
+    int limit = fn_max_block > 0 && fn_max_block < 1024 ? fn_max_block : 1024;
+    limit -= limit % 32;
+    if (limit < 32)
+        limit = 32;
+    int t = block_override > 0 ? (block_override + 31) / 32 * 32 : 256;
+    if (t > limit)
+        t = limit;
+    int64_t X = ndim >= 1 ? box[ndim - 1] : 1, Y = ndim >= 2 ? box[ndim - 2] : 1, Z = 1;
+    for (int d = 0; d + 2 < ndim; d++)
+        Z *= box[d];
+    int bx = t, by = 1;
+    if (ndim >= 2) {
+        int64_t w = (X + 31) / 32 * 32;
+        bx = (int)(w < 32 ? 32 : w > 128 ? 128 : w);
+        if (bx > t)
+            bx = t;
+        by = t / bx;
+        if (by > Y)
+            by = Y > 1 ? (int)Y : 1;
+    }
+    int64_t gx = ceil_div(X, bx), gy = ceil_div(Y, by), gz = Z;
+    if (gy > 65535)
+        gy = 65535;
+    if (gz > 65535)
+        gz = 65535;
+    if (gx > 2147483647)
+        gx = 2147483647;
+    if (reduction) {
+        if (gx > 4096)
+            gx = 4096;
+        if (gx < 1)
+            gx = 1;
+        if (gz > 4096 / gx)
+            gz = 4096 / gx;
+        if (gz < 1)
+            gz = 1;
+        if (gy > 4096 / (gx * gz))
+            gy = 4096 / (gx * gz);
+    }
+    if (grid_override > 0) {
+        gx = grid_override;
+        gy = gz = 1;
+    }
+    block[0] = bx;
+    block[1] = by;
+    block[2] = 1;
+    grid[0] = gx < 1 ? 1 : (int)gx;
+    grid[1] = gy < 1 ? 1 : (int)gy;
+    grid[2] = gz < 1 ? 1 : (int)gz;
+}

@@ -85,6 +85,19 @@ void sched_shape_choose(int64_t n, int lanes, int reduction, int occ_block, int 
                         int sms, int fn_max_block, int block_override, int grid_override,
                         int *block, int *grid);
 
+/* The launch shape of a stencil kernel (codegen/gpu.h, fusor_pass<p>_stencil) over a box
+ * of `ndim` dimensions, box[0] outermost.  Pure.  A block of 256 threads (or the override,
+ * rounded to a multiple of 32, within the kernel's limit) laid out as x * y over the last
+ * two dimensions: x the inner extent rounded up to a warp, 32 to 128 (whole warps along
+ * the contiguous dimension, so loads coalesce), y the rest; 1-D boxes get x only.  The
+ * grid covers the box with one element per thread: x and y blocks, z one per outer index
+ * (at most 65535 along y and z: the kernel's loops stride over the rest).  With
+ * reductions the grid is capped at 4096 blocks so the one-block combine stays short; it
+ * still depends on the box alone.  A positive grid override makes the grid (override, 1,
+ * 1).  Outputs block[0..2] and grid[0..2], each at least 1. */
+void sched_stencil_shape(int ndim, const int64_t *box, int reduction, int fn_max_block,
+                         int block_override, int grid_override, int block[3], int grid[3]);
+
 /* "  device 0: NVIDIA H200, sm_90, 132 SMs, ..." one line per device (fu_malloc'd). */
 char *sched_device_describe_all(void);
 

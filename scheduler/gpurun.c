@@ -122,6 +122,9 @@ typedef struct gpu_run {
     double copied;
     int block_override, grid_override;
     int threads; /* grid x block of the largest kernel launched */
+    /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
+    int stencil;
+    int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;
 } gpu_run;
 
 static fusor_status tmp_alloc(gpu_run *g, size_t bytes, cudrv_ptr *out) {
@@ -195,7 +198,8 @@ static fusor_status place_arrays(gpu_run *g) {
         g->devbase[i] = buf + (cudrv_ptr)(g->dom->base[i] - lo);
         int output = i >= g->ir->nparams;
         size_t dense = (size_t)fusor_array_size(A) * fusor_dtype_size(A->dtype);
-        if (!output || bytes != dense) {
+        /* An `interior` stencil leaves the output's edges as they were: copy them in. */
+        if (!output || bytes != dense || g->box_size != g->dom->size) {
             st = mem_copy_htod(g->d->ordinal, buf, lo, bytes, A->memory == FUSOR_MEMORY_PINNED,
                                g->cu);
             if (st)
@@ -211,12 +215,47 @@ static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off
 typedef struct pass_plan {
     sched_function *fn, *reduce;
     int block, grid, words, rblock;
+    int block3[3], grid3[3]; /* the launch; block and grid are their products */
     int64_t elements; /* per thread-iteration unit: n, or n / lanes rounded up */
 } pass_plan;
+
+/* A stencil kernel's one variant and its 2-D/3-D shape (device.h). */
+static fusor_status choose_stencil(gpu_run *g, int p, pass_plan *pp) {
+    char name[64];
+    cg_pass_variant_name(name, sizeof name, p, CG_STENCIL);
+    fusor_status st = sched_module_function(g->d, g->mod, name, &pp->fn);
+    if (st)
+        return st;
+    pp->words = g->code->passes[p].words;
+    sched_stencil_shape(g->dom->ndim, g->box, pp->words > 0, pp->fn->max_block, g->block_override,
+                        g->grid_override, pp->block3, pp->grid3);
+    pp->block = pp->block3[0] * pp->block3[1];
+    int64_t blocks = (int64_t)pp->grid3[0] * pp->grid3[1] * pp->grid3[2];
+    pp->grid = blocks > 2147483647 ? 2147483647 : (int)blocks;
+    if (pp->words && blocks > 2147483647)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s: too many blocks for a reduction",
+                        g->kname);
+    return FUSOR_OK;
+}
 
 static fusor_status choose_kernels(gpu_run *g, pass_plan *pp) {
     char used[SCHED_GPU_MAX_ARRAYS];
     for (int p = 0; p < g->plan->npasses; p++) {
+        if (g->stencil) {
+            fusor_status st = choose_stencil(g, p, &pp[p]);
+            char name[64];
+            if (!st && pp[p].words) {
+                cg_pass_helper_name(name, sizeof name, p, "reduce");
+                st = sched_module_function(g->d, g->mod, name, &pp[p].reduce);
+                if (!st) {
+                    int rb = pp[p].reduce->max_block < 256 ? pp[p].reduce->max_block : 256;
+                    pp[p].rblock = rb >= 32 ? rb / 32 * 32 : 32;
+                }
+            }
+            if (st)
+                return st;
+            continue;
+        }
         cg_pass_arrays(g->ir, g->plan, p, used);
         int contig = 1, vec = g->code->passes[p].lanes > 1;
         int lanes = g->code->passes[p].lanes;
@@ -246,6 +285,9 @@ static fusor_status choose_kernels(gpu_run *g, pass_plan *pp) {
         sched_shape_choose(g->dom->size, l, pp[p].words > 0, pp[p].fn->occ_block,
                            pp[p].fn->occ_min_grid, g->d->sms, pp[p].fn->max_block,
                            g->block_override, g->grid_override, &pp[p].block, &pp[p].grid);
+        pp[p].block3[0] = pp[p].block;
+        pp[p].grid3[0] = pp[p].grid;
+        pp[p].block3[1] = pp[p].block3[2] = pp[p].grid3[1] = pp[p].grid3[2] = 1;
         if (pp[p].words) {
             cg_pass_helper_name(name, sizeof name, p, "reduce");
             if ((st = sched_module_function(g->d, g->mod, name, &pp[p].reduce)))
@@ -257,20 +299,32 @@ static fusor_status choose_kernels(gpu_run *g, pass_plan *pp) {
     return FUSOR_OK;
 }
 
-static fusor_status launch_one(gpu_run *g, sched_function *f, int grid, int block, cudrv_ptr pb) {
+static fusor_status launch_3d(gpu_run *g, sched_function *f, const int grid[3], const int block[3],
+                              cudrv_ptr pb) {
     void *params[1] = {&pb};
-    cudrv_result r = g->t->launch_kernel(f->fn, (unsigned)grid, 1, 1, (unsigned)block, 1, 1, 0,
-                                         g->cu, params, NULL);
+    cudrv_result r = g->t->launch_kernel(f->fn, (unsigned)grid[0], (unsigned)grid[1],
+                                         (unsigned)grid[2], (unsigned)block[0], (unsigned)block[1],
+                                         (unsigned)block[2], 0, g->cu, params, NULL);
+    int64_t nb = (int64_t)grid[0] * grid[1] * grid[2], bs = (int64_t)block[0] * block[1] * block[2];
     if (r == CUDRV_SUCCESS) {
-        int64_t t = (int64_t)grid * block;
+        int64_t t = nb * bs;
         if (t > g->threads)
             g->threads = t > 2147483647 ? 2147483647 : (int)t;
         return FUSOR_OK;
     }
     char what[512];
-    snprintf(what, sizeof what, "kernel %s on GPU %d (%s): launching %s (grid %d, block %d) failed",
-             g->kname, g->d->ordinal, g->d->name, f->name, grid, block);
+    snprintf(what, sizeof what,
+             "kernel %s on GPU %d (%s): launching %s (grid %dx%dx%d, block %dx%dx%d) failed",
+             g->kname, g->d->ordinal, g->d->name, f->name, grid[0], grid[1], grid[2], block[0],
+             block[1], block[2]);
+    (void)nb;
+    (void)bs;
     return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
+}
+
+static fusor_status launch_one(gpu_run *g, sched_function *f, int grid, int block, cudrv_ptr pb) {
+    int gr[3] = {grid, 1, 1}, bl[3] = {block, 1, 1};
+    return launch_3d(g, f, gr, bl, pb);
 }
 
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */
@@ -285,7 +339,7 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
     for (int p = 0; p < np; p++)
         if (pp[p].words && (size_t)pp[p].grid * (size_t)pp[p].words * 8 > partial_bytes)
             partial_bytes = (size_t)pp[p].grid * (size_t)pp[p].words * 8;
-    size_t psz = CG_GPU_PARAMS_SIZE(g->n);
+    size_t psz = g->stencil ? CG_GPU_STENCIL_PARAMS_SIZE(g->n) : CG_GPU_PARAMS_SIZE(g->n);
     size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
     cudrv_ptr dslots = 0, dparts = 0, douts = 0, dparams = 0;
     unsigned char *img = NULL;
@@ -301,7 +355,7 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
         st = fu_oom("GPU parameter blocks");
     for (int p = 0; !st && p <= np; p++) {
         unsigned char *b = img + (size_t)p * psz;
-        put64(b, CG_GPU_OFF_N, (uint64_t)g->dom->size);
+        put64(b, CG_GPU_OFF_N, (uint64_t)(g->stencil ? g->box_size : g->dom->size));
         put64(b, CG_GPU_OFF_NPARTIALS, p < np && pp[p].words ? (uint64_t)pp[p].grid : 0);
         put64(b, CG_GPU_OFF_SLOTS, dslots);
         put64(b, CG_GPU_OFF_PARTIALS, dparts);
@@ -309,7 +363,12 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
         put64(b, CG_GPU_OFF_NDIM, (uint64_t)(g->dom->ndim ? g->dom->ndim : 1));
         for (int d = 0; d < CG_GPU_MAX_DIMS; d++)
             put64(b, CG_GPU_OFF_SHAPE + 8 * (size_t)d,
-                  d < g->dom->ndim ? (uint64_t)g->dom->shape[d] : (g->dom->ndim ? 0 : d == 0));
+                  d < g->dom->ndim ? (uint64_t)(g->stencil ? g->box[d] : g->dom->shape[d])
+                                   : (g->dom->ndim ? 0 : d == 0));
+        for (int d = 0; g->stencil && d < g->dom->ndim && d < CG_GPU_MAX_DIMS; d++) {
+            put64(b, CG_GPU_OFF_FULL(g->n) + 8 * (size_t)d, (uint64_t)g->dom->shape[d]);
+            put64(b, CG_GPU_OFF_ORIGIN(g->n) + 8 * (size_t)d, (uint64_t)g->origin[d]);
+        }
         for (int i = 0; i < g->n; i++) {
             for (int d = 0; d < g->dom->ndim && g->dom->base[i]; d++)
                 put64(b, CG_GPU_OFF_STRIDES + 8 * ((size_t)i * 8 + (size_t)d),
@@ -324,7 +383,7 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
     for (int p = 0; !st && p < np; p++) {
         cudrv_ptr pb = dparams + (cudrv_ptr)p * psz;
-        st = launch_one(g, pp[p].fn, pp[p].grid, pp[p].block, pb);
+        st = launch_3d(g, pp[p].fn, pp[p].grid3, pp[p].block3, pb);
         if (!st && pp[p].words)
             st = launch_one(g, pp[p].reduce, 1, pp[p].rblock, pb);
     }
@@ -433,6 +492,21 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     g.n = dom->narrays;
     g.block_override = a->gpu_block;
     g.grid_override = a->gpu_grid;
+    g.box_size = dom->size;
+    if (cg_gpu_is_stencil(g.ir, NULL)) { /* the box: the domain less any interior halo */
+        int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
+        if (!ir_interior_halo(g.ir, lo, hi))
+            memset(lo, 0, sizeof lo), memset(hi, 0, sizeof hi);
+        g.stencil = 1;
+        g.box_size = 1;
+        for (int d = 0; d < dom->ndim; d++) {
+            g.box[d] = dom->shape[d] - lo[d] - hi[d];
+            if (g.box[d] < 0)
+                g.box[d] = 0;
+            g.origin[d] = lo[d];
+            g.box_size *= g.box[d];
+        }
+    }
     if (g.n > SCHED_GPU_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
                         SCHED_GPU_MAX_ARRAYS);
@@ -520,11 +594,7 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
     }
     sched_place_query q = {
         .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
-    /* Stencils have no GPU code yet: AUTO places them on the CPU (a GPU target fails in
-     * code generation with a message saying so). */
-    int64_t halo_lo[FUSOR_MAX_DIMS], halo_hi[FUSOR_MAX_DIMS];
-    int stencil = ir_stencil_loads(ir, NULL) || ir_interior_halo(ir, halo_lo, halo_hi);
-    if (!may_use_gpu || (stencil && target == FUSOR_TARGET_AUTO)) {
+    if (!may_use_gpu) {
         q.target = FUSOR_TARGET_CPU;
     } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
         sched_cuda_state cs = sched_cuda_state_get(&q.gpu_reason);
