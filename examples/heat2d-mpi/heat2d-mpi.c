@@ -241,9 +241,9 @@ static int threads_per_rank(int local_size, int *node_cores) {
 }
 
 /* The whole plate on this process alone, on the CPU: the reference.  Returns the final
- * plate (malloc'd) and the seconds the steps took. */
+ * plate (malloc'd), the seconds the steps took and the threads they used. */
 static double *serial_run(fusor_context *ctx, fusor_kernel *k, int n, int steps, double r,
-                          double *seconds) {
+                          double *seconds, int *threads) {
     block W = {.n = n, .first = 1, .rows = n - 2, .up = MPI_PROC_NULL, .down = MPI_PROC_NULL};
     CHECK(fusor_context_set_target(ctx, FUSOR_TARGET_CPU));
     CHECK(block_setup(&W, ctx, k, r, -1));
@@ -251,6 +251,7 @@ static double *serial_run(fusor_context *ctx, fusor_kernel *k, int n, int steps,
     for (int s = 0; s < steps; s++)
         CHECK(fusor_launch(k, W.step[s % 2]));
     *seconds = MPI_Wtime() - t0;
+    *threads = fusor_args_last_threads(W.step[0]);
     double *result = W.host[steps % 2];
     W.host[steps % 2] = NULL;
     block_free(&W);
@@ -369,7 +370,8 @@ int main(int argc, char **argv) {
     int ok = 1;
     if (world_rank == 0) {
         double serial_s;
-        double *ref = serial_run(ctx, k, n, steps, r, &serial_s);
+        int serial_threads;
+        double *ref = serial_run(ctx, k, n, steps, r, &serial_s, &serial_threads);
         /* On a GPU the compiler may fuse multiply-adds the CPU code rounds separately.  Each
          * step mixes neighbours with weights 0.2 (r) and 0.2 (1 - 4r), so it does not
          * amplify earlier differences: a few ulps of the hottest value per step bound
@@ -392,11 +394,14 @@ int main(int argc, char **argv) {
                local_size == 1 ? "" : "s");
         for (int q = 0; q < ranks && q < 16; q++)
             printf("  rank %d: %s\n", q, wheres + (size_t)q * sizeof where);
-        printf("  %d ranks:              %8.1f us/step (the slowest rank; %.1f us/step trading "
-               "halo rows)\n",
-               ranks, 1e6 * slowest[0] / steps, 1e6 * slowest[1] / steps);
-        printf("  rank 0 alone (CPU, %d thread%s): %8.1f us/step\n", threads,
-               threads == 1 ? "" : "s", 1e6 * serial_s / steps);
+        char label[64];
+        snprintf(label, sizeof label, "%d ranks:", ranks);
+        printf("  %-30s%8.1f us/step (the slowest rank; %.1f of it in the halo trade, waits "
+               "included)\n",
+               label, 1e6 * slowest[0] / steps, 1e6 * slowest[1] / steps);
+        snprintf(label, sizeof label, "rank 0 alone (CPU, %d thread%s):", serial_threads,
+                 serial_threads == 1 ? "" : "s");
+        printf("  %-30s%8.1f us/step\n", label, 1e6 * serial_s / steps);
         if (any_gpu)
             printf("  max |difference| %.3g (tolerance %.3g), %zu of %zu values differ bitwise: "
                    "%s\n",
