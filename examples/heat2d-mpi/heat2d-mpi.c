@@ -289,6 +289,7 @@ int main(int argc, char **argv) {
 
     /* This rank's block: its neighbours are the ranks before and after it. */
     block B = {.n = n,
+               .device = -1,
                .up = world_rank > 0 ? world_rank - 1 : MPI_PROC_NULL,
                .down = world_rank < ranks - 1 ? world_rank + 1 : MPI_PROC_NULL};
     split(n, ranks, world_rank, &B.first, &B.rows);
@@ -297,29 +298,28 @@ int main(int argc, char **argv) {
     fusor_context_options opt = {.target = gpus > 0 ? FUSOR_TARGET_AUTO : FUSOR_TARGET_CPU};
     CHECK(fusor_context_create(&opt, &ctx));
     CHECK(fusor_kernel_compile(ctx, source, "heat2d.fu", NULL, &k));
-    char where[160] = "";
+    char where[384], note[256] = "";
     if (gpus > 0) {
         /* Device arrays: fusor's placement runs the kernel where they live. */
         int device = local_rank % gpus;
         fusor_status st = block_setup(&B, ctx, k, r, device);
         if (st != FUSOR_OK) {
-            snprintf(where, sizeof where, "CPU (GPU %d failed: %.100s)", device,
-                     fusor_last_error());
-            block_free(&B);
             if (want_gpu)
                 die("the kernel on the GPU");
+            snprintf(note, sizeof note, " (GPU %d refused it: %.220s)", device, fusor_last_error());
+            block_free(&B);
             CHECK(fusor_context_set_target(ctx, FUSOR_TARGET_CPU));
         }
     }
-    if (B.device < 0 || !B.buf[0])
+    if (!B.buf[0])
         CHECK(block_setup(&B, ctx, k, r, -1));
     fusor_placement pl;
     CHECK(fusor_args_last_placement(B.step[0], &pl));
-    if (!where[0] && pl.target == FUSOR_TARGET_GPU)
+    int used = fusor_args_last_threads(B.step[0]);
+    if (pl.target == FUSOR_TARGET_GPU)
         snprintf(where, sizeof where, "GPU %d (%.100s)", pl.device, pl.reason);
-    else if (!where[0])
-        snprintf(where, sizeof where, "CPU, %d thread%s", fusor_args_last_threads(B.step[0]),
-                 fusor_args_last_threads(B.step[0]) == 1 ? "" : "s");
+    else
+        snprintf(where, sizeof where, "CPU, %d thread%s%s", used, used == 1 ? "" : "s", note);
     int on_gpu = pl.target == FUSOR_TARGET_GPU, any_gpu;
     MPI_Allreduce(&on_gpu, &any_gpu, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
 
