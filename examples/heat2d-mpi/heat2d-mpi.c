@@ -146,7 +146,8 @@ static void block_free(block *B) {
 
 /* Makes the block's buffers (on GPU `device`, or on the CPU when it is -1), binds both
  * argument sets once, and runs one step so that the kernel is compiled (and, on a GPU,
- * loaded) before the clock starts.  A failure leaves the block empty. */
+ * loaded) before the clock starts.  After a failure the caller frees what was made
+ * (block_free). */
 static fusor_status block_setup(block *B, fusor_context *ctx, fusor_kernel *k, double r,
                                 int device) {
     int64_t shape[2] = {B->rows + 2, B->n}, row = B->n;
