@@ -12,6 +12,7 @@ pkgs=(
   libsleef-dev                                      # vectorised math within 1 ulp (SLEEF)
   clang libclang-rt-14-dev libomp-14-dev            # fuzzing: clang's libFuzzer (scripts/fuzz.sh)
   python3                                           # only for scripts that regenerate fixtures
+  libopenmpi-dev openmpi-bin                        # examples/heat2d-mpi (MPI C bindings, mpirun)
 )
 
 missing=()
