@@ -128,6 +128,11 @@ FUSOR_API fusor_status fusor_context_create(const fusor_context_options *options
                                             fusor_context **out);
 FUSOR_API void fusor_context_destroy(fusor_context *ctx);
 FUSOR_API fusor_status fusor_context_set_target(fusor_context *ctx, fusor_target target);
+/* The GPU (ordinal) that launches of host arrays use on a machine with several; -1
+ * restores the default, $FUSOR_DEVICE or else 0.  Launches of arrays that live on a GPU
+ * run on that GPU whatever this says.  A device that does not exist makes such a launch
+ * fail (target GPU) or run on the CPU (target AUTO), with the reason. */
+FUSOR_API fusor_status fusor_context_set_device(fusor_context *ctx, int device);
 
 /* The number of CPU threads host launches use.  The default is one per physical core
  * this process may run on (its affinity mask and cgroup CPU quota), or FUSOR_NUM_THREADS

@@ -89,6 +89,26 @@ fusor_status fusor_context_set_target(fusor_context *c, fusor_target t) {
     return FUSOR_OK;
 }
 
+fusor_status fusor_context_set_device(fusor_context *c, int device) {
+    if (!c) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_context_set_device: NULL context");
+    if (device < -1)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_context_set_device: device %d (a GPU ordinal, or -1 for the "
+                        "default)",
+                        device);
+    __atomic_store_n(&c->gpu_device, device + 1, __ATOMIC_RELAXED);
+    return FUSOR_OK;
+}
+
+int sched_context_device(const fusor_context *c) {
+    int d = __atomic_load_n(&c->gpu_device, __ATOMIC_RELAXED) - 1;
+    if (d >= 0) return d;
+    const char *e = getenv("FUSOR_DEVICE");
+    char *end;
+    long v = e ? strtol(e, &end, 10) : 0;
+    return e && *e && !*end && v >= 0 && v < 1024 ? (int)v : 0;
+}
+
 long sched_compile_count(fusor_context *c) {
     pthread_mutex_lock(&c->lock);
     long n = c->compiles;

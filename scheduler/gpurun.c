@@ -8,6 +8,7 @@
  * were, as on the CPU.
  */
 #include "gpurun.h"
+#include "gpurun_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,35 +99,6 @@ fusor_status fusor_args_set_gpu_shape(fusor_args *a, int block, int grid) {
 
 /* ------------------------------------------------------------------ one GPU run */
 
-typedef struct tmp_buf {
-    cudrv_ptr p;
-    size_t bytes;
-} tmp_buf;
-
-typedef struct gpu_run {
-    const cudrv_table *t;
-    sched_device *d;
-    cudrv_stream cu;
-    const char *kname;
-    const ir_kernel *ir;
-    const ir_plan *plan;
-    const cg_gpu_code *code;
-    sched_module *mod;
-    const ir_domain *dom;
-    fusor_array **arrays;
-    int n;
-    cudrv_ptr *devbase; /* [n] */
-    cudrv_ptr *hostbuf; /* [n]: the pool buffer standing for a host array, or 0 */
-    tmp_buf *tmp;       /* every pool buffer, freed at the end */
-    int ntmp;
-    double copied;
-    int block_override, grid_override;
-    int threads; /* grid x block of the largest kernel launched */
-    /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
-    int stencil;
-    int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;
-} gpu_run;
-
 static fusor_status tmp_alloc(gpu_run *g, size_t bytes, cudrv_ptr *out) {
     *out = 0;
     if (!bytes)
@@ -212,12 +184,6 @@ static fusor_status place_arrays(gpu_run *g) {
 
 static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
 
-typedef struct pass_plan {
-    sched_function *fn, *reduce;
-    int block, grid, words, rblock;
-    int block3[3], grid3[3]; /* the launch; block and grid are their products */
-    int64_t elements; /* per thread-iteration unit: n, or n / lanes rounded up */
-} pass_plan;
 
 /* A stencil kernel's one variant and its 2-D/3-D shape (device.h). */
 static fusor_status choose_stencil(gpu_run *g, int p, pass_plan *pp) {
@@ -238,7 +204,7 @@ static fusor_status choose_stencil(gpu_run *g, int p, pass_plan *pp) {
     return FUSOR_OK;
 }
 
-static fusor_status choose_kernels(gpu_run *g, pass_plan *pp) {
+fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp) {
     char used[SCHED_GPU_MAX_ARRAYS];
     for (int p = 0; p < g->plan->npasses; p++) {
         if (g->stencil) {
@@ -327,33 +293,23 @@ static fusor_status launch_one(gpu_run *g, sched_function *f, int grid, int bloc
     return launch_3d(g, f, gr, bl, pb);
 }
 
-/* Everything after the arrays are placed: parameter blocks, kernels, results. */
-static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int *need_sync) {
-    const ir_plan *plan = g->plan;
-    int np = plan->npasses;
-    pass_plan *pp = fu_calloc((size_t)(np ? np : 1), sizeof *pp);
-    if (!pp)
-        return fu_oom("a GPU launch plan");
-    fusor_status st = choose_kernels(g, pp);
-    size_t partial_bytes = 0;
-    for (int p = 0; p < np; p++)
-        if (pp[p].words && (size_t)pp[p].grid * (size_t)pp[p].words * 8 > partial_bytes)
-            partial_bytes = (size_t)pp[p].grid * (size_t)pp[p].words * 8;
-    size_t psz = g->stencil ? CG_GPU_STENCIL_PARAMS_SIZE(g->n) : CG_GPU_PARAMS_SIZE(g->n);
-    size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
-    cudrv_ptr dslots = 0, dparts = 0, douts = 0, dparams = 0;
-    unsigned char *img = NULL;
-    if (!st)
-        st = tmp_alloc(g, nslots * 8, &dslots);
-    if (!st)
-        st = tmp_alloc(g, partial_bytes, &dparts);
-    if (!st && g->code->has_finish)
-        st = tmp_alloc(g, (nouts ? nouts : 1) * 8, &douts);
-    if (!st)
-        st = tmp_alloc(g, psz * (size_t)(np + 1), &dparams);
-    if (!st && !(img = fu_calloc((size_t)(np + 1), psz)))
-        st = fu_oom("GPU parameter blocks");
-    for (int p = 0; !st && p <= np; p++) {
+size_t sched_gpu_partials_bytes(const gpu_run *g, const pass_plan *pp) {
+    size_t bytes = 0;
+    for (int p = 0; p < g->plan->npasses; p++)
+        if (pp[p].words && (size_t)pp[p].grid * (size_t)pp[p].words * 8 > bytes)
+            bytes = (size_t)pp[p].grid * (size_t)pp[p].words * 8;
+    return bytes;
+}
+
+size_t sched_gpu_params_size(const gpu_run *g) {
+    return g->stencil ? CG_GPU_STENCIL_PARAMS_SIZE(g->n) : CG_GPU_PARAMS_SIZE(g->n);
+}
+
+void sched_gpu_fill_params(const gpu_run *g, const pass_plan *pp, unsigned char *img,
+                           cudrv_ptr dslots, cudrv_ptr dparts, cudrv_ptr douts) {
+    int np = g->plan->npasses;
+    size_t psz = sched_gpu_params_size(g);
+    for (int p = 0; p <= np; p++) {
         unsigned char *b = img + (size_t)p * psz;
         put64(b, CG_GPU_OFF_N, (uint64_t)(g->stencil ? g->box_size : g->dom->size));
         put64(b, CG_GPU_OFF_NPARTIALS, p < np && pp[p].words ? (uint64_t)pp[p].grid : 0);
@@ -376,11 +332,12 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
             put64(b, CG_GPU_OFF_ARRAYS(g->n) + 8 * (size_t)i, g->devbase[i]);
         }
     }
-    cudrv_result r = CUDRV_SUCCESS;
-    if (!st && (r = g->t->memcpy_htod_async(dslots, slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
-        r = g->t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1), g->cu);
-    if (!st && r)
-        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+}
+
+fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams) {
+    int np = g->plan->npasses;
+    size_t psz = sched_gpu_params_size(g);
+    fusor_status st = FUSOR_OK;
     for (int p = 0; !st && p < np; p++) {
         cudrv_ptr pb = dparams + (cudrv_ptr)p * psz;
         st = launch_3d(g, pp[p].fn, pp[p].grid3, pp[p].block3, pb);
@@ -392,8 +349,45 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
         st = sched_module_function(g->d, g->mod, CG_FINISH_NAME, &fin);
         if (!st)
             st = launch_one(g, fin, 1, 32, dparams + (cudrv_ptr)np * psz);
+    }
+    return st;
+}
+
+/* Everything after the arrays are placed: parameter blocks, kernels, results. */
+static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int *need_sync) {
+    const ir_plan *plan = g->plan;
+    int np = plan->npasses;
+    pass_plan *pp = fu_calloc((size_t)(np ? np : 1), sizeof *pp);
+    if (!pp)
+        return fu_oom("a GPU launch plan");
+    fusor_status st = sched_gpu_choose(g, pp);
+    size_t partial_bytes = st ? 0 : sched_gpu_partials_bytes(g, pp);
+    size_t psz = sched_gpu_params_size(g);
+    size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
+    cudrv_ptr dslots = 0, dparts = 0, douts = 0, dparams = 0;
+    unsigned char *img = NULL;
+    if (!st)
+        st = tmp_alloc(g, nslots * 8, &dslots);
+    if (!st)
+        st = tmp_alloc(g, partial_bytes, &dparts);
+    if (!st && g->code->has_finish)
+        st = tmp_alloc(g, (nouts ? nouts : 1) * 8, &douts);
+    if (!st)
+        st = tmp_alloc(g, psz * (size_t)(np + 1), &dparams);
+    if (!st && !(img = fu_calloc((size_t)(np + 1), psz)))
+        st = fu_oom("GPU parameter blocks");
+    if (!st)
+        sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
+    cudrv_result r = CUDRV_SUCCESS;
+    if (!st && (r = g->t->memcpy_htod_async(dslots, slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
+        r = g->t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1), g->cu);
+    if (!st && r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+    if (!st)
+        st = sched_gpu_issue(g, pp, dparams);
+    if (!st && g->code->has_finish) {
         /* To pageable memory: returns when the values are there. */
-        if (!st && (r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu)) != CUDRV_SUCCESS)
+        if ((r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu)) != CUDRV_SUCCESS)
             st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
         if (!st)
             *need_sync = 1;
@@ -463,62 +457,76 @@ static fusor_status outputs_to_device(const ir_kernel *ir, ir_domain *dom, fusor
     return FUSOR_OK;
 }
 
-static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
-                               fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
-                               fusor_stream *cur, int *threads) {
-    gpu_run g;
-    memset(&g, 0, sizeof g);
+fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                             const ir_domain *dom, fusor_array **arrays, int device) {
+    memset(g, 0, sizeof *g);
     fusor_status st;
-    g.t = sched_cuda(&st);
-    if (!g.t)
+    g->t = sched_cuda(&st);
+    if (!g->t)
         return st;
-    if ((st = sched_device_get(device, &g.d)) || (st = sched_device_activate(g.d)))
+    if ((st = sched_device_get(device, &g->d)) || (st = sched_device_activate(g->d)))
         return st;
-    int arch = sched_device_arch(g.d);
+    int arch = sched_device_arch(g->d);
     if (!arch)
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
                         "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
                         "generation supports",
-                        device, g.d->name, g.d->cc_major, g.d->cc_minor);
-    if ((st = get_ptx(k->ctx, spec, arch, &g.code, &arch)))
+                        device, g->d->name, g->d->cc_major, g->d->cc_minor);
+    if ((st = get_ptx(k->ctx, spec, arch, &g->code, &arch)))
         return st;
-    if ((st = sched_module_load(g.d, g.code->ptx, cg_gpu_ptx_version(arch), &g.mod)))
+    if ((st = sched_module_load(g->d, g->code->ptx, cg_gpu_ptx_version(arch), &g->mod)))
         return st;
-    g.kname = k->name;
-    g.ir = spec->ir;
-    g.plan = spec->plan;
-    g.dom = dom;
-    g.arrays = arrays;
-    g.n = dom->narrays;
-    g.block_override = a->gpu_block;
-    g.grid_override = a->gpu_grid;
-    g.box_size = dom->size;
-    if (cg_gpu_is_stencil(g.ir, NULL)) { /* the box: the domain less any interior halo */
+    g->kname = k->name;
+    g->ir = spec->ir;
+    g->plan = spec->plan;
+    g->dom = dom;
+    g->arrays = arrays;
+    g->n = dom->narrays;
+    g->block_override = a->gpu_block;
+    g->grid_override = a->gpu_grid;
+    g->box_size = dom->size;
+    if (cg_gpu_is_stencil(g->ir, NULL)) { /* the box: the domain less any interior halo */
         int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
-        if (!ir_interior_halo(g.ir, lo, hi))
+        if (!ir_interior_halo(g->ir, lo, hi))
             memset(lo, 0, sizeof lo), memset(hi, 0, sizeof hi);
-        g.stencil = 1;
-        g.box_size = 1;
+        g->stencil = 1;
+        g->box_size = 1;
         for (int d = 0; d < dom->ndim; d++) {
-            g.box[d] = dom->shape[d] - lo[d] - hi[d];
-            if (g.box[d] < 0)
-                g.box[d] = 0;
-            g.origin[d] = lo[d];
-            g.box_size *= g.box[d];
+            g->box[d] = dom->shape[d] - lo[d] - hi[d];
+            if (g->box[d] < 0)
+                g->box[d] = 0;
+            g->origin[d] = lo[d];
+            g->box_size *= g->box[d];
         }
     }
-    if (g.n > SCHED_GPU_MAX_ARRAYS)
+    if (g->n > SCHED_GPU_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
                         SCHED_GPU_MAX_ARRAYS);
-    g.devbase = fu_calloc((size_t)g.n + 1, sizeof *g.devbase);
-    g.hostbuf = fu_calloc((size_t)g.n + 1, sizeof *g.hostbuf);
-    g.tmp = fu_calloc((size_t)g.n + 8, sizeof *g.tmp);
-    if (!g.devbase || !g.hostbuf || !g.tmp) {
-        fu_free(g.devbase);
-        fu_free(g.hostbuf);
-        fu_free(g.tmp);
+    g->devbase = fu_calloc((size_t)g->n + 1, sizeof *g->devbase);
+    g->hostbuf = fu_calloc((size_t)g->n + 1, sizeof *g->hostbuf);
+    g->tmp = fu_calloc((size_t)g->n + 8, sizeof *g->tmp);
+    if (!g->devbase || !g->hostbuf || !g->tmp) {
+        sched_gpu_end(g);
         return fu_oom("a GPU launch");
     }
+    return FUSOR_OK;
+}
+
+void sched_gpu_end(gpu_run *g) {
+    fu_free(g->devbase);
+    fu_free(g->hostbuf);
+    fu_free(g->tmp);
+    g->devbase = g->hostbuf = NULL;
+    g->tmp = NULL;
+}
+
+fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
+                                fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
+                                fusor_stream *cur, int *threads) {
+    gpu_run g;
+    fusor_status st = sched_gpu_begin(&g, k, a, spec, dom, arrays, device);
+    if (st)
+        return st;
     int pooled = !cur;
     st = pooled ? sched_sync_stream_get(device, &g.cu) : sched_stream_cu(cur, device, &g.cu);
     int need_sync = 0;
@@ -544,25 +552,23 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
         }
     }
     a->placement.copy_bytes = g.copied;
-    fu_free(g.devbase);
-    fu_free(g.hostbuf);
-    fu_free(g.tmp);
+    sched_gpu_end(&g);
     return st;
 }
 
-fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
-                              fusor_array **arrays, int *allocated, ir_value *slots, ir_value *outs,
-                              int may_use_gpu, int *ran_gpu, int *threads) {
-    *ran_gpu = 0;
-    fusor_stream *cur = sched_stream_current();
-    fusor_status st;
-    if (!cur) { /* fusor_launch is fusor_launch_async on the default stream plus a wait */
-        fusor_stream *ds;
-        if ((st = sched_context_stream(k->ctx, 0, &ds)))
-            return st;
-        if (ds && (st = fusor_stream_synchronize(ds)))
-            return st;
-    }
+fusor_status sched_gpu_wait_default(fusor_context *ctx) {
+    if (sched_stream_current())
+        return FUSOR_OK;
+    fusor_stream *ds;
+    fusor_status st = sched_context_stream(ctx, 0, &ds);
+    if (!st && ds)
+        st = fusor_stream_synchronize(ds);
+    return st;
+}
+
+fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                              const ir_domain *dom, fusor_array **arrays, int may_use_gpu,
+                              sched_place_result *r) {
     const ir_kernel *ir = spec->ir;
     int n = dom->narrays, any_gpu_memory = 0;
     sched_place_array pa[SCHED_GPU_MAX_ARRAYS];
@@ -592,8 +598,12 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
         if (e && !strcmp(e, "cpu"))
             target = FUSOR_TARGET_CPU;
     }
-    sched_place_query q = {
-        .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
+    int device = sched_context_device(k->ctx);
+    sched_place_query q = {.target = target,
+                           .default_device = device,
+                           .narrays = na,
+                           .arrays = pa,
+                           .elements = dom->size};
     if (!may_use_gpu) {
         q.target = FUSOR_TARGET_CPU;
     } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
@@ -601,28 +611,42 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
         q.gpu_usable = cs == SCHED_CUDA_READY;
     }
     sched_device *d = NULL;
-    if (q.gpu_usable && sched_device_get(0, &d)) {
-        q.gpu_usable = 0; /* enumeration failed: its message is the reason */
+    if (q.gpu_usable && sched_device_get(device, &d)) {
+        q.gpu_usable = 0; /* enumeration failed (or no such device): its message is the reason */
         q.gpu_reason = fusor_last_error();
     }
     if (q.gpu_usable && q.target == FUSOR_TARGET_AUTO && !any_gpu_memory)
         q.ops_per_element = sched_ops_per_element(ir);
     machine_rates(d, &q);
-    sched_place_result r;
-    sched_place(&q, &r);
-    a->placement.target = r.where;
-    a->placement.device = r.device;
+    sched_place(&q, r);
+    a->placement.target = r->where;
+    a->placement.device = r->device;
     a->placement.copy_bytes = 0;
-    snprintf(a->placement.reason, sizeof a->placement.reason, "%s", r.reason);
-    if (r.status)
-        return fu_error(r.status, "kernel %s: %s", k->name, r.reason);
+    snprintf(a->placement.reason, sizeof a->placement.reason, "%s", r->reason);
+    if (r->status)
+        return fu_error(r->status, "kernel %s: %s", k->name, r->reason);
+    return FUSOR_OK;
+}
+
+fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
+                              fusor_array **arrays, int *allocated, ir_value *slots, ir_value *outs,
+                              int may_use_gpu, int *ran_gpu, int *threads) {
+    *ran_gpu = 0;
+    fusor_stream *cur = sched_stream_current();
+    /* fusor_launch is fusor_launch_async on the default stream plus a wait */
+    fusor_status st = sched_gpu_wait_default(k->ctx);
+    sched_place_result r;
+    if (!st)
+        st = sched_gpu_decide(k, a, spec, dom, arrays, may_use_gpu, &r);
+    if (st)
+        return st;
     if (r.where == FUSOR_TARGET_CPU)
         return cur ? sched_stream_host_barrier(cur) : FUSOR_OK;
 
-    if ((st = outputs_to_device(ir, dom, arrays, allocated, r.device)))
+    if ((st = outputs_to_device(spec->ir, dom, arrays, allocated, r.device)))
         return st;
     int gpu_threads = 0;
-    st = run_on_gpu(k, a, spec, dom, arrays, slots, outs, r.device, cur, &gpu_threads);
+    st = sched_gpu_run_once(k, a, spec, dom, arrays, slots, outs, r.device, cur, &gpu_threads);
     if (!st) {
         *ran_gpu = 1;
         *threads = gpu_threads;

@@ -17,6 +17,7 @@
 #include "cuda.h"
 #include "devpool.h"
 #include "error.h"
+#include "gpuprep.h"
 #include "gpurun.h"
 #include "interp.h"
 #include "pool.h"
@@ -501,10 +502,10 @@ struct fusor_prepared {
     fusor_array **scalar0d; /* [nparams] a 0-d array bound to a scalar parameter: read per run */
     fusor_dtype *bound;     /* [nparams] dtype of each scalar as bound (generic kernels) */
     int *literal;           /* [nparams] bound as a literal: folded into the code */
-    int *no_alloc;          /* [n] zeros: the GPU hook must not replace prepared outputs */
     int pending;            /* launches queued and not yet run (atomic) */
     void *block;            /* the memory behind the per-parameter tables */
     host_scratch scratch;   /* reduction partials, sized once */
+    sched_gpu_prep *gpu;    /* the GPU side, made at the first launch (gpuprep.c) */
     pthread_mutex_t lock;   /* guards spare */
     pthread_cond_t idle;    /* signalled when pending drops to 0 */
     prep_item *spare;
@@ -561,6 +562,7 @@ void fusor_prepared_destroy(fusor_prepared *p) {
     }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->idle);
+    sched_gpu_prep_free(p->gpu);
     fu_free(p->P);
     fu_free(p->block);
     fu_free(p->scratch.p);
@@ -589,7 +591,7 @@ fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out)
     size_t n = (size_t)p->n, np = (size_t)p->nparams;
     /* One block for the per-parameter tables, widest members first. */
     size_t bytes = np * sizeof(ir_value) + (2 * n + np) * sizeof(fusor_array *) +
-                   np * sizeof(fusor_dtype) + (np + n) * sizeof(int);
+                   np * sizeof(fusor_dtype) + np * sizeof(int);
     p->block = fu_calloc(1, bytes ? bytes : 1);
     p->P = fu_malloc(sizeof(prepared));
     if (!p->block || !p->P) {
@@ -602,7 +604,6 @@ fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out)
     p->scalar0d = p->cur + n;
     p->bound = (fusor_dtype *)(p->scalar0d + np);
     p->literal = (int *)(p->bound + np);
-    p->no_alloc = p->literal + np;
     prepared *P = p->P;
     fusor_status st = prepare(k, a, P);
     if (st == FUSOR_OK && ((st = prepared_outputs_place(P)) != FUSOR_OK ||
@@ -649,8 +650,8 @@ static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const 
     }
     int threads = 1, gpu = 0;
     fusor_args *a = p->a;
-    fusor_status st = sched_gpu_launch(p->k, a, P->spec, &P->dom, P->arrays, p->no_alloc,
-                                       P->slots, P->outs, 1, &gpu, &threads);
+    fusor_status st = sched_gpu_prep_run(&p->gpu, p->k, a, P->spec, &P->dom, P->arrays,
+                                         P->slots, P->outs, &gpu, &threads);
     if (st == FUSOR_OK && !gpu)
         st = host_run(ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
                       host_get_threads(), &threads, &p->scratch);
@@ -790,4 +791,8 @@ fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name, fusor
     fusor_array_retain(p->cur[i]);
     *out = p->cur[i];
     return FUSOR_OK;
+}
+
+void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays) {
+    sched_gpu_prep_counts(p ? p->gpu : NULL, captures, replays);
 }

@@ -46,7 +46,12 @@ struct fusor_context {
     struct sched_front *front; /* compiled sources by text, checked before parsing */
     fusor_gpu_options gpu; /* fusor_context_set_gpu_options (under lock) */
     struct sched_ctx_gpu *gpu_state; /* the default stream (gpurun.c), made on first use */
+    int gpu_device; /* fusor_context_set_device + 1; 0: FUSOR_DEVICE, else GPU 0 */
 };
+
+/* The GPU a launch of host arrays runs on: fusor_context_set_device's, else
+ * $FUSOR_DEVICE, else 0. */
+int sched_context_device(const fusor_context *c);
 
 /* A generic kernel's specialisations, keyed by what its inputs were bound to. */
 typedef struct sched_variant {
@@ -97,6 +102,8 @@ struct fusor_args {
 };
 
 void sched_args_clear_results(fusor_args *a);
+/* CUDA Graphs a prepared launch captured and replayed (tests; gpuprep.c). */
+void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays);
 /* Runs the launch on the reference interpreter instead of compiled code (tests). */
 fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a);
 /* The specialisation for these bindings of a generic kernel's inputs (compiled on first

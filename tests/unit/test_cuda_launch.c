@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "array.h"
 #include "check.h"
 #include "devpool.h"
@@ -436,6 +437,190 @@ static void test_placement_and_residency(void) {
     CHECK(F.bad_access == 0);
 }
 
+/* Copies a device array back and compares it with want[]. */
+static int device_equals(fusor_array *d, const double *want, int64_t n) {
+    fusor_array *h = host(1, &n, NAN);
+    int same = fusor_array_copy(h, d, NULL) == FUSOR_OK &&
+               !memcmp(fusor_array_data(h), want, sizeof(double) * (size_t)n);
+    fusor_array_destroy(h);
+    return same;
+}
+
+/* A prepared launch on device arrays: each binding is captured once as a CUDA Graph and
+ * replayed; a ping-pong loop alternates between two graphs; steps allocate nothing and
+ * upload scalars only when they change.  Without the graph entry points the same steps
+ * launch the kernels directly. */
+static void test_prepared_graph(int with_graphs) {
+    fake_with_kernels();
+    if (!with_graphs)
+        F.missing[0] = "cuStreamBeginCapture";
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(NULL, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 4096;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 1000);
+    fusor_array *xd, *yd, *zd;
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &xd));
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &yd));
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &zd));
+    CHECK_OK(fusor_array_copy(xd, x, NULL));
+    CHECK_OK(fusor_array_copy(yd, y, NULL));
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 0.5));
+    CHECK_OK(fusor_args_set_array(a, "x", xd));
+    CHECK_OK(fusor_args_set_array(a, "y", yd));
+    CHECK_OK(fusor_args_set_array(a, "z", zd));
+    fusor_prepared *p;
+    CHECK_OK(fusor_prepare(k, a, &p));
+    /* The host's mirror of the loop: z = a x + y, then y and z trade places. */
+    double *hx = fusor_array_data(x), *hy = malloc(sizeof(double) * (size_t)n),
+           *hz = malloc(sizeof(double) * (size_t)n);
+    memcpy(hy, fusor_array_data(y), sizeof(double) * (size_t)n);
+    double coef = 0.5;
+#define MIRROR_STEP()                                                                              \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++)                                                            \
+            hz[i] = coef * hx[i] + hy[i];                                                          \
+        double *t_ = hy;                                                                           \
+        hy = hz;                                                                                   \
+        hz = t_;                                                                                   \
+    } while (0)
+    long launches0 = F.launches;
+    CHECK_OK(fusor_prepared_launch(p));
+    MIRROR_STEP();
+    CHECK_OK(fusor_prepared_swap(p, "y", "z"));
+    long captures, replays;
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK_MSG(captures == with_graphs && replays == with_graphs, "captures %ld replays %ld",
+              captures, replays);
+    CHECK(!strcmp(fusor_args_last_target(a), "gpu"));
+    CHECK_OK(fusor_prepared_launch(p)); /* the second binding */
+    MIRROR_STEP();
+    CHECK_OK(fusor_prepared_swap(p, "y", "z"));
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK(captures == 2 * with_graphs && replays == 2 * with_graphs);
+
+    /* Steady state: no allocation on the host or the device, no upload, graphs replayed. */
+    long dev_allocs = F.alloc_calls + F.pool_allocs, h2d = F.htod_bytes;
+    fu_alloc_fail_after(0);
+    int ok = 1;
+    for (int s = 0; s < 10 && ok; s++) {
+        ok = fusor_prepared_launch(p) == FUSOR_OK && fusor_prepared_swap(p, "y", "z") == FUSOR_OK;
+        MIRROR_STEP();
+    }
+    long failures = fu_alloc_failures();
+    fu_alloc_fail_after(-1);
+    CHECK_MSG(ok && failures == 0, "steps: %s (%ld allocations tried)", fusor_last_error(),
+              failures);
+    CHECK(F.alloc_calls + F.pool_allocs == dev_allocs && F.htod_bytes == h2d);
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK(captures == 2 * with_graphs && replays == 12 * with_graphs);
+    CHECK(F.launches - launches0 == 12); /* one kernel a step, replayed or direct */
+    fusor_array *cur;
+    CHECK_OK(fusor_prepared_get_array(p, "y", &cur)); /* the newest field */
+    CHECK_MSG(device_equals(cur, hy, n), "the field after 12 steps%s",
+              with_graphs ? " of graph replays" : " of direct launches");
+    fusor_array_destroy(cur);
+
+    /* A new scalar value is uploaded once, before the replay. */
+    CHECK_OK(fusor_prepared_set_f64(p, "a", -1.25));
+    coef = -1.25;
+    CHECK_OK(fusor_prepared_launch(p));
+    MIRROR_STEP();
+    CHECK(F.htod_bytes > h2d && F.htod_bytes - h2d <= 64);
+    CHECK_OK(fusor_prepared_get_array(p, "z", &cur));
+    CHECK(device_equals(cur, hy, n));
+    fusor_array_destroy(cur);
+
+    /* Queued on a stream: the same graphs, ordered on the stream's CUDA stream. */
+    fusor_stream *s;
+    CHECK_OK(fusor_stream_create(g, &s));
+    CHECK_OK(fusor_prepared_swap(p, "y", "z"));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(fusor_prepared_launch_async(p, s));
+        CHECK_OK(fusor_prepared_swap(p, "y", "z"));
+        MIRROR_STEP();
+    }
+    CHECK_OK(fusor_stream_synchronize(s));
+    CHECK_OK(fusor_prepared_get_array(p, "y", &cur));
+    CHECK(device_equals(cur, hy, n));
+    fusor_array_destroy(cur);
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK(captures == 2 * with_graphs && replays == 17 * with_graphs);
+    fusor_stream_destroy(s);
+#undef MIRROR_STEP
+
+    fusor_prepared_destroy(p);
+    if (with_graphs)
+        CHECK(F.execs_live == 0 && F.graphs_live == 0);
+    free(hy);
+    free(hz);
+    fusor_args_destroy(a);
+    fusor_array_destroy(xd);
+    fusor_array_destroy(yd);
+    fusor_array_destroy(zd);
+    CHECK(pool0().allocations == 0 && pool0().in_use == 0);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0);
+}
+
+/* Several GPUs: host arrays go to the context's device (fusor_context_set_device, else
+ * FUSOR_DEVICE, else 0); device arrays decide for themselves; a device that does not
+ * exist is a clear error for the GPU target and the CPU for AUTO. */
+static void test_default_device(void) {
+    fake_with_kernels();
+    F.ndevices = 2;
+    CHECK_OK(fake_load());
+    CHECK(fusor_gpu_count() == 2);
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 1000;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 5), *z = host(1, &n, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 3));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_placement pl;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.device == 0);
+    CHECK_OK(fusor_context_set_device(g, 1));
+    CHECK_OK(fusor_launch(k, a));
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK_MSG(pl.device == 1, "device %d: %s", pl.device, pl.reason);
+    check_axpy(z, 3, 1, 5, "on GPU 1");
+    CHECK_OK(fusor_context_set_device(g, -1));
+    setenv("FUSOR_DEVICE", "1", 1);
+    CHECK_OK(fusor_launch(k, a));
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.device == 1);
+    unsetenv("FUSOR_DEVICE");
+    CHECK_OK(fusor_context_set_device(g, 5));
+    CHECK(fusor_launch(k, a) == FUSOR_ERROR_NO_DEVICE);
+    CHECK_MSG(contains(fusor_last_error(), "no CUDA device 5"), "%s", fusor_last_error());
+    CHECK_OK(fusor_context_set_target(g, FUSOR_TARGET_AUTO));
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(!strcmp(fusor_args_last_target(a), "cpu"));
+    CHECK(fusor_context_set_device(g, -2) == FUSOR_ERROR_INVALID_ARGUMENT);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
 int main(void) {
     setenv("FUSOR_CACHE", "0", 1);
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
@@ -443,6 +628,9 @@ int main(void) {
     test_reduction();
     test_failures();
     test_placement_and_residency();
+    test_prepared_graph(1);
+    test_prepared_graph(0);
+    test_default_device();
     fusor_context_destroy(ctx);
     fake_fresh();
     return check_done();

@@ -1,0 +1,23 @@
+/*
+ * gpuprep.h — the GPU side of prepared launches (gpuprep.c): placement decided once,
+ * device-resident steps replayed as CUDA Graphs.
+ */
+#ifndef FUSOR_SCHED_GPUPREP_H
+#define FUSOR_SCHED_GPUPREP_H
+
+#include "domain.h"
+#include "scheduler.h"
+
+typedef struct sched_gpu_prep sched_gpu_prep;
+
+/* The hook of a prepared launch's step, in place of sched_gpu_launch: *state starts NULL
+ * and is kept by the prepared launch.  Sets *ran_gpu when the step ran on a GPU; else the
+ * caller runs it on the host.  Prepared outputs are never replaced. */
+fusor_status sched_gpu_prep_run(sched_gpu_prep **state, fusor_kernel *k, fusor_args *a,
+                                sched_spec *spec, ir_domain *dom, fusor_array **arrays,
+                                ir_value *slots, ir_value *outs, int *ran_gpu, int *threads);
+void sched_gpu_prep_free(sched_gpu_prep *p);
+/* Graphs captured and replayed so far (tests). */
+void sched_gpu_prep_counts(const sched_gpu_prep *p, long *captures, long *replays);
+
+#endif

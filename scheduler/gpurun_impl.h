@@ -1,0 +1,87 @@
+/*
+ * gpurun_impl.h — the pieces of a GPU run (gpurun.c) that prepared launches (gpuprep.c)
+ * put together differently: set up once, then only issue kernels per step.
+ *
+ * A run: sched_gpu_begin (device, module, the stencil box, per-array tables), place the
+ * arrays (gpurun.c), sched_gpu_choose (kernel variant and launch shape per pass, from
+ * where the arrays are), device buffers for slots, partials, scalar outputs and the
+ * parameter blocks (sched_gpu_fill_params writes them), sched_gpu_issue (the passes'
+ * kernels, their reductions and the finish kernel on g->cu), sched_gpu_end.
+ */
+#ifndef FUSOR_SCHED_GPURUN_IMPL_H
+#define FUSOR_SCHED_GPURUN_IMPL_H
+
+#include "cuda.h"
+#include "device.h"
+#include "gpu.h"
+#include "placement.h"
+#include "scheduler.h"
+
+typedef struct tmp_buf {
+    cudrv_ptr p;
+    size_t bytes;
+} tmp_buf;
+
+typedef struct gpu_run {
+    const cudrv_table *t;
+    sched_device *d;
+    cudrv_stream cu;
+    const char *kname;
+    const ir_kernel *ir;
+    const ir_plan *plan;
+    const cg_gpu_code *code;
+    sched_module *mod;
+    const ir_domain *dom;
+    fusor_array **arrays;
+    int n;
+    cudrv_ptr *devbase; /* [n] */
+    cudrv_ptr *hostbuf; /* [n]: the pool buffer standing for a host array, or 0 */
+    tmp_buf *tmp;       /* every pool buffer, freed at the end */
+    int ntmp;
+    double copied;
+    int block_override, grid_override;
+    int threads; /* grid x block of the largest kernel launched */
+    /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
+    int stencil;
+    int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;
+} gpu_run;
+
+
+typedef struct pass_plan {
+    sched_function *fn, *reduce;
+    int block, grid, words, rblock;
+    int block3[3], grid3[3]; /* the launch; block and grid are their products */
+    int64_t elements; /* per thread-iteration unit: n, or n / lanes rounded up */
+} pass_plan;
+
+/* Everything up to placing the arrays; g->cu is left to the caller.  On failure nothing
+ * is held. */
+fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                             const ir_domain *dom, fusor_array **arrays, int device);
+/* Frees g's per-array tables (not its pool buffers: those are freed on the stream). */
+void sched_gpu_end(gpu_run *g);
+/* Kernels and shapes for each pass (plan->npasses entries of pp), from g->devbase. */
+fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp);
+/* Bytes of reduction partials the chosen grids need. */
+size_t sched_gpu_partials_bytes(const gpu_run *g, const pass_plan *pp);
+/* One parameter block's bytes; a run has npasses + 1 of them (the last: finish). */
+size_t sched_gpu_params_size(const gpu_run *g);
+/* Writes every parameter block of the run into img. */
+void sched_gpu_fill_params(const gpu_run *g, const pass_plan *pp, unsigned char *img,
+                           cudrv_ptr dslots, cudrv_ptr dparts, cudrv_ptr douts);
+/* Queues the kernels on g->cu: each pass (and its reduction), then finish. */
+fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams);
+
+/* Where a launch runs (placement.h), recorded in a->placement; an error status for a
+ * placement that fails (its reason as the message). */
+fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                              const ir_domain *dom, fusor_array **arrays, int may_use_gpu,
+                              sched_place_result *r);
+/* A synchronous launch first waits for the context's default stream (not on a worker). */
+fusor_status sched_gpu_wait_default(fusor_context *ctx);
+/* One whole GPU run of a launch placed on GPU `device` (host arrays copied in and out). */
+fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
+                                fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
+                                fusor_stream *cur, int *threads);
+
+#endif
