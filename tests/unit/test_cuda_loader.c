@@ -293,6 +293,7 @@ static void test_shapes(void) {
 }
 
 int main(void) {
+    setenv("FUSOR_CACHE", "0", 1); /* the JIT itself, not device binaries from the cache */
     test_ptx_versions();
     test_shapes();
     test_no_driver();
