@@ -520,6 +520,185 @@ void sched_gpu_end(gpu_run *g) {
     g->tmp = NULL;
 }
 
+/* ------------------------------------------------------------------ chunked runs
+ *
+ * A one-pass element-wise kernel over host arrays, all laid out contiguously in the
+ * domain's order, runs in chunks of the flat index so that copies overlap with compute:
+ * chunk c's inputs are copied in, its kernel runs and its outputs are copied out on one
+ * of two CUDA streams, alternately, so the next chunk's copy in runs beside this chunk's
+ * kernel and the previous chunk's copy out (the copy engines and the SMs work at once).
+ * Outputs are written chunk by chunk: a fault of the device half-way leaves the chunks
+ * before it written (argument errors are all found before anything runs). */
+
+/* Bytes per array and chunk below which chunking is not worth it: $FUSOR_GPU_CHUNK_BYTES
+ * (0 turns chunking off), else 16 MiB. */
+static size_t chunk_bytes(void) {
+    const char *v = getenv("FUSOR_GPU_CHUNK_BYTES");
+    if (!v)
+        return (size_t)16 << 20;
+    uint64_t b = mem_parse_bytes(v);
+    return (size_t)b;
+}
+
+/* The chunk count for g, or 0 when the run is not chunked. */
+static int64_t chunk_count(const gpu_run *g) {
+    size_t per = chunk_bytes();
+    if (!per || g->stencil || g->plan->npasses != 1 || g->code->has_finish ||
+        g->code->passes[0].words || g->dom->size < 2)
+        return 0;
+    size_t widest = 0;
+    int host = 0;
+    for (int i = 0; i < g->n; i++) {
+        const fusor_array *A = g->arrays[i];
+        if (!A || !g->dom->base[i])
+            continue;
+        size_t es = fusor_dtype_size(array_dtype(g->ir, i));
+        if (!contiguous(g->dom, i, es) || fusor_array_size(A) != g->dom->size)
+            return 0; /* broadcast or strided: the flat index does not address it */
+        host |= is_host(A);
+        widest = es > widest ? es : widest;
+    }
+    int64_t chunks = host && widest ? (int64_t)((size_t)g->dom->size * widest / per) : 0;
+    return chunks < 2 ? 0 : chunks > 64 ? 64 : chunks;
+}
+
+static fusor_status run_chunked(gpu_run *g, int64_t nchunks) {
+    const cudrv_table *t = g->t;
+    int dev = g->d->ordinal, np = 1;
+    pass_plan pp;
+    memset(&pp, 0, sizeof pp);
+    /* Kernel choice from whole-array buffers: chunk starts keep the alignment below. */
+    int64_t n = g->dom->size, per = (n + nchunks - 1) / nchunks;
+    per = (per + 15) / 16 * 16; /* whole vectors: chunk starts stay aligned */
+    nchunks = (n + per - 1) / per;
+    fusor_status st = FUSOR_OK;
+    for (int i = 0; !st && i < g->n; i++) {
+        fusor_array *A = g->arrays[i];
+        if (!A || !g->dom->base[i] || !is_host(A)) {
+            if (A && g->dom->base[i])
+                g->devbase[i] = (cudrv_ptr)(uintptr_t)g->dom->base[i];
+            continue;
+        }
+        size_t bytes = (size_t)n * fusor_dtype_size(A->dtype);
+        st = tmp_alloc(g, bytes, &g->hostbuf[i]);
+        g->devbase[i] = g->hostbuf[i];
+    }
+    if (!st)
+        st = sched_gpu_choose(g, &pp);
+    size_t nslots = (size_t)g->plan->nslots, psz = sched_gpu_params_size(g);
+    cudrv_ptr dslots = 0, dparams = 0;
+    unsigned char *img = NULL;
+    if (!st)
+        st = tmp_alloc(g, nslots * 8, &dslots);
+    if (!st)
+        st = tmp_alloc(g, psz * (size_t)(np + 1) * (size_t)nchunks, &dparams);
+    if (!st && !(img = fu_calloc((size_t)((np + 1) * nchunks), psz)))
+        st = fu_oom("GPU parameter blocks");
+    /* One parameter block per chunk: its element count and shifted array addresses, as a
+     * flat 1-D run (every array is contiguous in the domain's order). */
+    ir_domain flat = *g->dom;
+    int64_t strides[SCHED_GPU_MAX_ARRAYS][FUSOR_MAX_DIMS];
+    flat.ndim = 1;
+    flat.strides = strides;
+    cudrv_ptr *whole = NULL;
+    pass_plan *cps = NULL; /* each chunk's launch shape */
+    if (!st && (!(whole = fu_malloc(sizeof(cudrv_ptr) * (size_t)g->n)) ||
+                !(cps = fu_calloc((size_t)nchunks, sizeof *cps))))
+        st = fu_oom("a chunked GPU launch");
+    for (int i = 0; !st && i < g->n; i++) {
+        strides[i][0] = (int64_t)fusor_dtype_size(array_dtype(g->ir, i));
+        whole[i] = g->devbase[i];
+    }
+    const ir_domain *saved = g->dom;
+    for (int64_t c = 0; !st && c < nchunks; c++) {
+        int64_t lo = c * per, cn = n - lo < per ? n - lo : per;
+        flat.shape[0] = cn;
+        flat.size = cn;
+        for (int i = 0; i < g->n; i++)
+            g->devbase[i] = whole[i] ? whole[i] + (cudrv_ptr)(lo * strides[i][0]) : 0;
+        pass_plan *cp = &cps[c];
+        *cp = pp;
+        int lanes = strstr(cp->fn->name, "_vec") ? g->code->passes[0].lanes : 1;
+        g->dom = &flat;
+        sched_shape_choose(cn, lanes, 0, cp->fn->occ_block, cp->fn->occ_min_grid, g->d->sms,
+                           cp->fn->max_block, g->block_override, g->grid_override, &cp->block,
+                           &cp->grid);
+        cp->block3[0] = cp->block;
+        cp->grid3[0] = cp->grid;
+        sched_gpu_fill_params(g, cp, img + (size_t)c * (size_t)(np + 1) * psz, dslots, 0, 0);
+        g->dom = saved;
+    }
+    for (int i = 0; whole && i < g->n; i++)
+        g->devbase[i] = whole[i];
+    cudrv_result r = CUDRV_SUCCESS;
+    if (!st && (r = t->memcpy_htod_async(dslots, g->slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
+        r = t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1) * (size_t)nchunks, g->cu);
+    if (!st && r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+    /* The second stream starts after the parameters are on the device, and the run's
+     * stream waits for its last chunk at the end. */
+    cudrv_stream s2 = NULL, main_cu = g->cu;
+    cudrv_event ev = NULL;
+    if (!st)
+        st = sched_sync_stream_get(dev, &s2);
+    if (!st && (r = t->event_create(&ev, CUDRV_EVENT_DISABLE_TIMING)) == CUDRV_SUCCESS &&
+        (r = t->event_record(ev, main_cu)) == CUDRV_SUCCESS)
+        r = t->stream_wait_event(s2, ev, 0);
+    if (!st && r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "ordering a chunked launch");
+    cudrv_stream sv[2] = {main_cu, s2};
+    int64_t pending = -1; /* the chunk whose outputs are still to be copied out */
+    for (int64_t c = 0; !st && c <= nchunks; c++) {
+        if (c < nchunks) { /* in and compute */
+            int64_t lo = c * per, cn = n - lo < per ? n - lo : per;
+            g->cu = sv[c % 2];
+            for (int i = 0; !st && i < g->ir->nparams; i++) {
+                fusor_array *A = g->arrays[i];
+                if (!A || !g->hostbuf[i])
+                    continue;
+                size_t es = fusor_dtype_size(A->dtype);
+                st = mem_copy_htod(dev, g->hostbuf[i] + (cudrv_ptr)(lo * (int64_t)es),
+                                   g->dom->base[i] + lo * (int64_t)es, (size_t)cn * es,
+                                   A->memory == FUSOR_MEMORY_PINNED, g->cu);
+                g->copied += (double)cn * (double)es;
+            }
+            if (!st)
+                st = sched_gpu_issue(g, &cps[c], dparams + (cudrv_ptr)c * (cudrv_ptr)(np + 1) * psz);
+        }
+        if (!st && pending >= 0) { /* out, one chunk behind */
+            int64_t lo = pending * per, cn = n - lo < per ? n - lo : per;
+            g->cu = sv[pending % 2];
+            for (int i = g->ir->nparams; !st && i < g->n; i++) {
+                fusor_array *A = g->arrays[i];
+                if (!A || !g->hostbuf[i])
+                    continue;
+                size_t es = fusor_dtype_size(A->dtype);
+                st = mem_copy_dtoh(dev, g->dom->base[i] + lo * (int64_t)es,
+                                   g->hostbuf[i] + (cudrv_ptr)(lo * (int64_t)es), (size_t)cn * es,
+                                   A->memory == FUSOR_MEMORY_PINNED, g->cu);
+                g->copied += (double)cn * (double)es;
+            }
+        }
+        pending = c < nchunks ? c : -1;
+    }
+    g->cu = main_cu;
+    if (ev) {
+        if (!(r = t->event_record(ev, s2)))
+            r = t->stream_wait_event(main_cu, ev, 0);
+        if (!st && r)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "ordering a chunked launch");
+        t->stream_synchronize(s2);
+        t->event_destroy(ev);
+    }
+    if (s2)
+        sched_sync_stream_put(dev, s2);
+    g->chunks = nchunks;
+    fu_free(cps);
+    fu_free(whole);
+    fu_free(img);
+    return st;
+}
+
 fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
                                 fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
                                 fusor_stream *cur, int *threads) {
@@ -530,10 +709,17 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     int pooled = !cur;
     st = pooled ? sched_sync_stream_get(device, &g.cu) : sched_stream_cu(cur, device, &g.cu);
     int need_sync = 0;
-    if (!st)
-        st = place_arrays(&g);
-    if (!st)
-        st = run_kernels(&g, slots, outs, &need_sync);
+    int64_t chunks = st ? 0 : chunk_count(&g);
+    g.slots = slots;
+    if (!st && chunks) {
+        st = run_chunked(&g, chunks);
+        need_sync = 1;
+    } else {
+        if (!st)
+            st = place_arrays(&g);
+        if (!st)
+            st = run_kernels(&g, slots, outs, &need_sync);
+    }
     *threads = g.threads;
     tmp_free_all(&g);
     if (g.cu) {

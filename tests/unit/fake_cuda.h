@@ -88,6 +88,8 @@ static struct fake_state {
     /* the JIT linker and CUDA Graphs */
     long links, cubin_loads, captures, graph_launches, graphs_live, execs_live;
     cudrv_stream capturing; /* the stream being captured, or NULL */
+    cudrv_stream launch_streams[8]; /* the distinct streams kernels were launched on */
+    int nlaunch_streams;
     struct fake_graph *capture;
 } F;
 
@@ -382,6 +384,11 @@ static cudrv_result f_launch_kernel(cudrv_function f, unsigned gx, unsigned gy, 
     }
     (void)gy, (void)gz, (void)by, (void)bz, (void)shmem, (void)s, (void)extra;
     F.launches++;
+    int seen = 0;
+    for (int i = 0; i < F.nlaunch_streams; i++)
+        seen |= F.launch_streams[i] == s;
+    if (!seen && F.nlaunch_streams < 8)
+        F.launch_streams[F.nlaunch_streams++] = s;
     fake_function *fn = (fake_function *)f;
     snprintf(F.last_kernel, sizeof F.last_kernel, "%s", fn->name);
     F.last_grid = gx;

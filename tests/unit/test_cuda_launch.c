@@ -621,6 +621,62 @@ static void test_default_device(void) {
     fusor_context_destroy(g);
 }
 
+/* Host arrays in chunks: copies in, kernels and copies out of successive chunks on two
+ * streams, so that they overlap on a GPU; the results are the same as one piece, in
+ * place too; FUSOR_GPU_CHUNK_BYTES=0 turns it off. */
+static void test_chunked(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 100000;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 7), *z = host(1, &n, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_f64(a, "a", 1.5));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+    setenv("FUSOR_GPU_CHUNK_BYTES", "64K", 1);
+    long launches = F.launches, h2d = F.htod_bytes, d2h = F.dtoh_bytes;
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(z, 1.5, 1, 7, "chunked");
+    /* 800 KB of f64 in 64 KiB chunks: 12 of 8336 elements (whole vectors), the last
+     * shorter, on two streams. */
+    CHECK_MSG(F.launches - launches == 12, "%ld chunk launches", F.launches - launches);
+    CHECK(F.nlaunch_streams >= 2);
+    CHECK(F.htod_bytes - h2d >= 2 * n * 8 && F.htod_bytes - h2d < 2 * n * 8 + 65536);
+    CHECK(F.dtoh_bytes - d2h == n * 8);
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.copy_bytes == 3.0 * (double)n * 8);
+    CHECK(pool0().in_use == 0 && pool0().allocations == 0);
+
+    /* In place: x = a x + y, chunk by chunk. */
+    CHECK_OK(fusor_args_set_array(a, "z", x));
+    CHECK_OK(fusor_launch(k, a));
+    check_axpy(x, 1.5, 1, 7, "chunked in place");
+
+    /* Off: one piece. */
+    setenv("FUSOR_GPU_CHUNK_BYTES", "0", 1);
+    CHECK_OK(fusor_args_set_array(a, "z", z));
+    memset(fusor_array_data(z), 0xff, (size_t)n * 8);
+    launches = F.launches;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(F.launches - launches == 1);
+    unsetenv("FUSOR_GPU_CHUNK_BYTES");
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0);
+}
+
 int main(void) {
     setenv("FUSOR_CACHE", "0", 1);
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
@@ -631,6 +687,7 @@ int main(void) {
     test_prepared_graph(1);
     test_prepared_graph(0);
     test_default_device();
+    test_chunked();
     fusor_context_destroy(ctx);
     fake_fresh();
     return check_done();
