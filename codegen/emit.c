@@ -18,6 +18,11 @@
  * agree bit for bit with scalar.c; every op is branch-free (selects), so the loop body is
  * one basic block and integer division never traps.
  *
+ * f16 is stored as LLVM `half` and computed as NumPy computes float16: every op on f16
+ * widens its operands to float, computes the f32 op and rounds the result to half
+ * (emit_f16_node); f16 reductions carry f32 and are rounded once at the end.  LLVM turns
+ * the conversions into F16C's vcvtph2ps/vcvtps2ph on x86 and cvt on NVPTX.
+ *
  * The LLVM 16 C API cannot set fast-math flags or make distinct metadata, so a tiny
  * template module (parsed into the same context) provides the one `fadd reassoc` that a
  * float sum needs and a distinct access group; both are cloned from it.
@@ -45,7 +50,7 @@ typedef struct emitter {
     const ir_kernel *k;
     const ir_plan *plan;
     const cg_target *t;
-    LLVMTypeRef i1, i8, i64, f32, f64, ptr;
+    LLVMTypeRef i1, i8, i64, f16, f32, f64, ptr;
     LLVMValueRef access_group;    /* metadata as value */
     LLVMValueRef fadd_reassoc[2]; /* template instructions: f32, f64 */
     unsigned md_access_group, md_loop;
@@ -70,8 +75,10 @@ typedef struct emitter {
 
 /* ------------------------------------------------------------------ types and values */
 
-static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_signed(fusor_dtype d) { return d >= FUSOR_I8 && d <= FUSOR_I64; }
+/* What a reduction of dtype d carries: f16 accumulates in f32 (scalar.h). */
+static fusor_dtype carry_dtype(fusor_dtype d) { return d == FUSOR_F16 ? FUSOR_F32 : d; }
 static unsigned dt_bits(fusor_dtype d) {
     return d == FUSOR_BOOL ? 1 : (unsigned)fusor_dtype_size(d) * 8;
 }
@@ -81,6 +88,8 @@ static LLVMTypeRef ty(emitter *e, fusor_dtype d) {
         return e->f32;
     if (d == FUSOR_F64)
         return e->f64;
+    if (d == FUSOR_F16)
+        return e->f16;
     return LLVMIntTypeInContext(e->ctx, dt_bits(d));
 }
 
@@ -231,8 +240,20 @@ static LLVMValueRef cast(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dty
             return fcmp(e, LLVMRealUNE, v, cfp(e, from, 0.0)); /* NaN: true */
         return icmp(e, LLVMIntNE, v, cint(e, from, 0));
     }
+    if (from == FUSOR_F16 && to != FUSOR_F64) { /* exact in f32, then as f32 converts */
+        v = LLVMBuildFPExt(b, v, e->f32, "");
+        from = FUSOR_F32;
+        if (to == FUSOR_F32)
+            return v;
+    }
+    if (to == FUSOR_F16 && !is_float(from)) {
+        /* Through f32: exact below 2^24, and anything larger is inf in half anyway. */
+        v = cast(e, v, from, FUSOR_F32);
+        from = FUSOR_F32;
+    }
     if (is_float(from) && is_float(to))
-        return to == FUSOR_F64 ? LLVMBuildFPExt(b, v, t, "") : LLVMBuildFPTrunc(b, v, t, "");
+        return dt_bits(to) > dt_bits(from) ? LLVMBuildFPExt(b, v, t, "")
+                                           : LLVMBuildFPTrunc(b, v, t, "");
     if (is_float(from)) {
         LLVMTypeRef tys[2] = {t, LLVMTypeOf(v)};
         return call_intrinsic(e, is_signed(to) ? "llvm.fptosi.sat" : "llvm.fptoui.sat", tys, 2, &v,
@@ -519,8 +540,8 @@ static LLVMValueRef canon_load(emitter *e, LLVMValueRef base, int index, fusor_d
     LLVMSetAlignment(v, 8);
     if (d == FUSOR_BOOL)
         return icmp(e, LLVMIntNE, v, LLVMConstInt(e->i64, 0, 0));
-    if (d == FUSOR_F32)
-        return LLVMBuildFPTrunc(e->b, v, e->f32, "");
+    if (d == FUSOR_F32 || d == FUSOR_F16)
+        return LLVMBuildFPTrunc(e->b, v, ty(e, d), ""); /* exact: the value is canonical */
     if (is_float(d) || dt_bits(d) == 64)
         return v;
     return LLVMBuildTrunc(e->b, v, ty(e, d), "");
@@ -529,7 +550,7 @@ static LLVMValueRef canon_load(emitter *e, LLVMValueRef base, int index, fusor_d
 static void canon_store(emitter *e, LLVMValueRef base, int index, fusor_dtype d, LLVMValueRef v) {
     LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)index, 0);
     LLVMTypeRef t = is_float(d) ? e->f64 : e->i64;
-    if (d == FUSOR_F32)
+    if (d == FUSOR_F32 || d == FUSOR_F16)
         v = LLVMBuildFPExt(e->b, v, e->f64, "");
     else if (!is_float(d) && dt_bits(d) < 64)
         v = is_signed(d) ? LLVMBuildSExt(e->b, v, e->i64, "") : LLVMBuildZExt(e->b, v, e->i64, "");
@@ -569,21 +590,56 @@ static int is_leaf(ir_op op) {
     return op == IR_CONST || op == IR_INPUT || op == IR_COUNT || ir_op_is_reduction(op);
 }
 
+static LLVMValueRef emit_op(emitter *e, const ir_node *nd, fusor_dtype ad, LLVMValueRef a,
+                            LLVMValueRef b) {
+    ir_op op = (ir_op)nd->op;
+    switch (ir_op_arity(op)) {
+    case 1: return emit_unary(e, nd, ad, a);
+    case 2:
+        if (ir_op_is_comparison(op))
+            return emit_compare(e, op, ad, a, b);
+        return emit_arith(e, op, (fusor_dtype)nd->dtype, a, b);
+    default: return sel(e, a, b, e->val[nd->c]); /* WHERE */
+    }
+}
+
+static LLVMValueRef widen_f16(emitter *e, LLVMValueRef v, int32_t node) {
+    if (node < 0 || e->k->nodes[node].dtype != FUSOR_F16)
+        return v;
+    return LLVMBuildFPExt(e->b, v, e->f32, "");
+}
+
+/* An op on f16 (other than a cast or a select, which convert or pick exactly): the f32 op
+ * on the widened operands, rounded to half, as NumPy's float16 loops compute. */
+static LLVMValueRef emit_f16_node(emitter *e, const ir_node *nd) {
+    ir_node f = *nd;
+    if (f.dtype == FUSOR_F16)
+        f.dtype = FUSOR_F32;
+    if (f.adtype == FUSOR_F16)
+        f.adtype = FUSOR_F32;
+    fusor_dtype ad = carry_dtype((fusor_dtype)e->k->nodes[nd->a].dtype);
+    LLVMValueRef a = widen_f16(e, e->val[nd->a], nd->a);
+    LLVMValueRef b = nd->b >= 0 ? widen_f16(e, e->val[nd->b], nd->b) : NULL;
+    ir_op op = (ir_op)nd->op;
+    if (op == IR_MINIMUM || op == IR_MAXIMUM || op == IR_FMIN || op == IR_FMAX) {
+        LLVMValueRef t = a; /* f16 ties give a (ir.h) */
+        a = b;
+        b = t;
+    }
+    LLVMValueRef r = emit_op(e, &f, ad, a, b);
+    return nd->dtype == FUSOR_F16 ? LLVMBuildFPTrunc(e->b, r, e->f16, "") : r;
+}
+
 static LLVMValueRef emit_node(emitter *e, int32_t i) {
     const ir_node *nd = &e->k->nodes[i];
     ir_op op = (ir_op)nd->op;
     if (is_leaf(op))
         return emit_leaf(e, i);
-    LLVMValueRef a = e->val[nd->a];
     fusor_dtype ad = (fusor_dtype)e->k->nodes[nd->a].dtype;
-    switch (ir_op_arity(op)) {
-    case 1: return emit_unary(e, nd, ad, a);
-    case 2:
-        if (ir_op_is_comparison(op))
-            return emit_compare(e, op, ad, a, e->val[nd->b]);
-        return emit_arith(e, op, (fusor_dtype)nd->dtype, a, e->val[nd->b]);
-    default: return sel(e, a, e->val[nd->b], e->val[nd->c]); /* WHERE */
-    }
+    int f16 = nd->dtype == FUSOR_F16 || ad == FUSOR_F16;
+    if (f16 && op != IR_CAST && op != IR_WHERE)
+        return emit_f16_node(e, nd);
+    return emit_op(e, nd, ad, e->val[nd->a], nd->b >= 0 ? e->val[nd->b] : NULL);
 }
 
 /* Marks what the roots need; a reduction's value comes from its slot, so its operand is
@@ -656,7 +712,7 @@ static LLVMValueRef fp_key_inf(emitter *e, fusor_dtype d, int negative) {
 }
 
 static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = carry_dtype((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     r->nd = nd;
     r->d = d;
@@ -732,7 +788,7 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
 }
 
 static void reduction_step(emitter *e, reduction *r) {
-    LLVMValueRef v = e->val[r->nd->a];
+    LLVMValueRef v = widen_f16(e, e->val[r->nd->a], r->nd->a);
     if (r->ncarry == 1)
         r->next[0] = combine(e, (ir_op)r->nd->op, r->d, r->cur[0], v, 1);
     else
@@ -1093,8 +1149,12 @@ static void emit_pass_helpers(emitter *e, int p) {
                     v[j] = word_load(e, arg(e, 0), rd->word + j, t);
                 }
             }
-            if (what == 2)
-                canon_store(e, arg(e, 1), rd->nd->slot, rd->d, reduction_value(e, rd, v));
+            if (what == 2) {
+                LLVMValueRef fin = reduction_value(e, rd, v);
+                if (rd->nd->dtype == FUSOR_F16) /* rounded once, as sc_reduce_finish */
+                    fin = LLVMBuildFPTrunc(e->b, fin, e->f16, "");
+                canon_store(e, arg(e, 1), rd->nd->slot, (fusor_dtype)rd->nd->dtype, fin);
+            }
         }
         LLVMBuildRetVoid(e->b);
     }
@@ -1184,7 +1244,7 @@ int cg_pass_word_bits(const ir_kernel *k, const ir_plan *plan, int pass, int wor
     const ir_pass *ps = &plan->passes[pass];
     for (int r = 0; r < ps->nreductions; r++) {
         int n = cg_reduction_words(k, ps->reductions[r]);
-        fusor_dtype d = (fusor_dtype)k->nodes[ps->reductions[r]].dtype;
+        fusor_dtype d = carry_dtype((fusor_dtype)k->nodes[ps->reductions[r]].dtype);
         if (word < n) /* keyed float min/max: key, NaN flag, tag */
             return n == 1 || word == 0 ? (int)dt_bits(d) : word == 1 ? 1 : 64;
         word -= n;
@@ -1258,6 +1318,7 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
     e->i64 = LLVMInt64TypeInContext(ctx);
     e->f32 = LLVMFloatTypeInContext(ctx);
     e->f64 = LLVMDoubleTypeInContext(ctx);
+    e->f16 = LLVMHalfTypeInContext(ctx);
     e->ptr = LLVMPointerTypeInContext(ctx, 0);
     size_t nn = (size_t)(k->nnodes ? k->nnodes : 1);
     size_t na = (size_t)(k->nparams + k->noutputs + ir_stencil_loads(k, NULL) + 1);
