@@ -8,8 +8,10 @@
  * C++'s signed overflow never happens), integer //, % and fmod by zero give 0 and
  * MIN // -1 gives MIN, shifts by the width or more give 0 (or -1), float->int casts
  * truncate and saturate with NaN -> 0, float // and % are NumPy's npy_divmod, and
- * minimum/maximum/fmin/fmax take NaN and ties as NumPy does.  Float math is CUDA's own
- * (sinf, pow, ...: the same libdevice the NVPTX path links), compiled with --fmad=false
+ * minimum/maximum/fmin/fmax take NaN and ties as NumPy does.  f16 is held in memory as raw
+ * 16-bit words and in registers as a float holding a half value: each f16 op is printed
+ * as the f32 op rounded to half (fu_hr), and f16 reductions carry f32, as in emit.c.  Float math is
+ * CUDA's own (sinf, pow, ...: the same libdevice the NVPTX path links), compiled with --fmad=false
  * so that a*b+c is never contracted, and IEEE division and sqrt unless the options say
  * otherwise.
  *
@@ -165,6 +167,17 @@ static const char prelude[] =
     "// Canonical ir_value words (slots, outs) and raw accumulator words.\n"
     "FU_D double fu_slot_f(fu_u64 w) { return __longlong_as_double((fu_i64)w); }\n"
     "FU_D fu_u64 fu_word_f(double v) { return (fu_u64)__double_as_longlong(v); }\n"
+    "// IEEE half <-> float (and double -> half, rounded once) by PTX's cvt.\n"
+    "#ifdef __CUDA_ARCH__\n"
+    "FU_D float fu_h2f(fu_u16 h) { float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(h)); "
+    "return f; }\n"
+    "FU_D fu_u16 fu_f2h(float f) { fu_u16 h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : "
+    "\"f\"(f)); return h; }\n"
+    "FU_D fu_u16 fu_d2h(double d) { fu_u16 h; asm(\"cvt.rn.f16.f64 %0, %1;\" : \"=h\"(h) : "
+    "\"d\"(d)); return h; }\n"
+    "#endif\n"
+    "FU_D float fu_hr(float x) { return fu_h2f(fu_f2h(x)); }\n"
+    "FU_D float fu_hrd(double x) { return fu_h2f(fu_d2h(x)); }\n"
     "FU_D fu_u64 fu_raw(float v) { return (fu_u64)(fu_u32)__float_as_int(v); }\n"
     "FU_D fu_u64 fu_raw(double v) { return (fu_u64)__double_as_longlong(v); }\n"
     "template <class T> FU_D fu_u64 fu_raw(T v) { return (fu_u64)(typename fu_uns<T>::t)v; }\n"
@@ -197,26 +210,31 @@ typedef struct cw {
     int lane;  /* the lane being printed, or -1 */
 } cw;
 
-static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_signed(fusor_dtype d) { return d >= FUSOR_I8 && d <= FUSOR_I64; }
+/* What f16 is computed in, and what an f16 reduction carries. */
+static fusor_dtype wide(fusor_dtype d) { return d == FUSOR_F16 ? FUSOR_F32 : d; }
 
+/* The C type of a value in registers (an f16 value is a float holding a half). */
 static const char *ctype(fusor_dtype d) {
     static const char *const names[] = {"bool",   "fu_i8",  "fu_i16", "fu_i32", "fu_i64", "fu_u8",
-                                        "fu_u16", "fu_u32", "fu_u64", "float",  "double"};
+                                        "fu_u16", "fu_u32", "fu_u64", "float",  "double", "float"};
     return (unsigned)d < FUSOR_NUM_DTYPES ? names[d] : "void";
 }
 
-/* The element type in memory (a bool is a byte holding 0 or 1). */
-static const char *mtype(fusor_dtype d) { return d == FUSOR_BOOL ? "fu_u8" : ctype(d); }
+/* The element type in memory (a bool is a byte holding 0 or 1, an f16 its raw bits). */
+static const char *mtype(fusor_dtype d) {
+    return d == FUSOR_BOOL ? "fu_u8" : d == FUSOR_F16 ? "fu_u16" : ctype(d);
+}
 
 /* CUDA's vector type of `lanes` elements of d (lanes * size <= 16). */
 static const char *vtype(fusor_dtype d, int lanes) {
     static const char *const v4[] = {"uchar4",     "char4",  "short4",  "int4",
                                      "longlong4",  "uchar4", "ushort4", "uint4",
-                                     "ulonglong4", "float4", "double4"};
+                                     "ulonglong4", "float4", "double4", "ushort4"};
     static const char *const v2[] = {"uchar2",     "char2",  "short2",  "int2",
                                      "longlong2",  "uchar2", "ushort2", "uint2",
-                                     "ulonglong2", "float2", "double2"};
+                                     "ulonglong2", "float2", "double2", "ushort2"};
     return lanes == 4 ? v4[d] : v2[d];
 }
 
@@ -226,6 +244,7 @@ static fusor_dtype array_dtype(const cw *w, int a) {
 
 /* A constant of dtype d, exactly. */
 static void print_const(cw *w, fusor_dtype d, ir_value v) {
+    d = wide(d); /* a half value is a float exactly */
     if (d == FUSOR_BOOL) {
         sb_printf(&w->s, "%s", v.i ? "true" : "false");
     } else if (!is_float(d)) {
@@ -248,7 +267,7 @@ static void print_const(cw *w, fusor_dtype d, ir_value v) {
 static void print_slot(cw *w, const char *slots, int i, fusor_dtype d) {
     if (d == FUSOR_F64)
         sb_printf(&w->s, "fu_slot_f(%s[%d])", slots, i);
-    else if (d == FUSOR_F32)
+    else if (d == FUSOR_F32 || d == FUSOR_F16) /* exact: the value is canonical */
         sb_printf(&w->s, "(float)fu_slot_f(%s[%d])", slots, i);
     else if (d == FUSOR_BOOL)
         sb_printf(&w->s, "(%s[%d] != 0)", slots, i);
@@ -308,6 +327,13 @@ static const char *libm_name(ir_op op) {
 }
 
 static void print_cast(cw *w, const char *a, fusor_dtype from, fusor_dtype to) {
+    if (to == FUSOR_F16 && from != FUSOR_F16 && from != FUSOR_BOOL) {
+        /* f64 rounds to half once; the rest are exact in float or inf in half anyway */
+        sb_printf(&w->s, from == FUSOR_F64 ? "fu_hrd(%s)" : "fu_hr((float)%s)", a);
+        return;
+    }
+    from = wide(from);
+    to = wide(to);
     if (from == to)
         sb_printf(&w->s, "%s", a);
     else if (to == FUSOR_BOOL)
@@ -465,11 +491,27 @@ static void print_node(cw *w, int32_t i, const char *elem) {
         print_slot(w, "slots", nd->slot, d);
     } else {
         fusor_dtype ad = (fusor_dtype)w->k->nodes[nd->a].dtype;
+        int f16 = op != IR_CAST && op != IR_WHERE && d == FUSOR_F16;
+        if (f16) /* the f32 op, rounded to half (NumPy's float16 loops) */
+            sb_printf(&w->s, "fu_hr(");
+        if (op != IR_CAST && op != IR_WHERE && ad == FUSOR_F16 &&
+            (op == IR_MINIMUM || op == IR_MAXIMUM || op == IR_FMIN || op == IR_FMAX)) {
+            char t[24]; /* f16 ties give a (ir.h) */
+            memcpy(t, a, sizeof t);
+            memcpy(a, b, sizeof t);
+            memcpy(b, t, sizeof t);
+        }
+        if (op != IR_CAST) {
+            d = wide(d);
+            ad = wide(ad);
+        }
         switch (ir_op_arity(op)) {
         case 1: print_unary(w, op, d, ad, a); break;
         case 2: print_binary(w, op, d, ad, a, b); break;
         default: sb_printf(&w->s, "(%s ? %s : %s)", a, b, c); break;
         }
+        if (f16)
+            sb_printf(&w->s, ")");
     }
     sb_printf(&w->s, ";\n");
 }
@@ -504,7 +546,7 @@ static void mark_pass(cw *w, int p) {
 /* A reduction's carried values: their C types. */
 static int carried(const cw *w, int32_t node, const char *types[3]) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     if (cg_reduction_words(w->k, node) == 3) {
         types[0] = d == FUSOR_F32 ? "fu_i32" : "fu_i64";
         types[1] = "bool";
@@ -518,7 +560,7 @@ static int carried(const cw *w, int32_t node, const char *types[3]) {
 /* The identity of carried value j of reduction `node`, as C. */
 static void print_identity(cw *w, int32_t node, int j) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     if (cg_reduction_words(w->k, node) == 3) {
         if (j == 0) {
@@ -552,7 +594,7 @@ static void print_identity(cw *w, int32_t node, int j) {
 /* `dst = merge(a, b)` of carried value j (b the later elements). */
 static void print_merge(cw *w, int32_t node, int j, const char *dst, const char *a, const char *b) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     strbuf *s = &w->s;
     if (cg_reduction_words(w->k, node) == 3) {
@@ -588,7 +630,7 @@ static void print_step(cw *w, int r, int32_t node, const char *v) {
     char dst[32], val[160];
     if (cg_reduction_words(w->k, node) == 3) {
         sb_printf(s, "        { const %s k_ = fu_key(%s); r%d_0 = k_ %s r%d_0 ? k_ : r%d_0;\n",
-                  nd->dtype == FUSOR_F32 ? "fu_i32" : "fu_i64", v, r, nd->op == IR_MAX ? ">" : "<",
+                  nd->dtype == FUSOR_F64 ? "fu_i64" : "fu_i32", v, r, nd->op == IR_MAX ? ">" : "<",
                   r, r);
         sb_printf(s, "          r%d_1 = r%d_1 | (bool)isnan(%s);\n", r, r, v);
         sb_printf(s,
@@ -650,6 +692,8 @@ static void print_pass_helpers(cw *w, int p) {
         } else {
             sb_printf(s, "    { %s v_ = fu_unraw<%s>(w[%d]);\n", ctype(d), t[0], at);
         }
+        if (d == FUSOR_F16) /* rounded once, as sc_reduce_finish */
+            sb_printf(s, "      v_ = fu_hr(v_);\n");
         sb_printf(s, "      slots[%d] = ", nd->slot);
         print_canon(w, "v_", d);
         sb_printf(s, "; }\n");
@@ -718,7 +762,9 @@ static void print_prologue(cw *w, const ir_pass *ps) {
 /* The element expression of array a at flat index i (contig) or byte offset o<a>. */
 static void elem_expr(cw *w, int a, char *buf, size_t n) {
     fusor_dtype d = array_dtype(w, a);
-    const char *fmt = d == FUSOR_BOOL ? "(%s[%s] != 0)" : "%s[%s]";
+    const char *fmt = d == FUSOR_BOOL  ? "(%s[%s] != 0)"
+                      : d == FUSOR_F16 ? "fu_h2f(%s[%s])"
+                                       : "%s[%s]";
     char base[64], idx[32];
     if (w->variant == CG_STRIDED) {
         snprintf(base, sizeof base, "((const %s *)(a%d + o%d))", mtype(d), a, a);
@@ -732,11 +778,11 @@ static void elem_expr(cw *w, int a, char *buf, size_t n) {
 
 static void store_stmt(cw *w, int a, const char *v) {
     fusor_dtype d = array_dtype(w, a);
-    const char *val = d == FUSOR_BOOL ? "(fu_u8)" : "";
+    const char *val = d == FUSOR_BOOL ? "(fu_u8)" : d == FUSOR_F16 ? "fu_f2h" : "";
     if (w->variant == CG_STRIDED)
-        sb_printf(&w->s, "        *(%s *)(a%d + o%d) = %s%s;\n", mtype(d), a, a, val, v);
+        sb_printf(&w->s, "        *(%s *)(a%d + o%d) = %s(%s);\n", mtype(d), a, a, val, v);
     else
-        sb_printf(&w->s, "        ((%s *)a%d)[i] = %s%s;\n", mtype(d), a, val, v);
+        sb_printf(&w->s, "        ((%s *)a%d)[i] = %s(%s);\n", mtype(d), a, val, v);
 }
 
 /* The varying nodes, reduction steps and stores of one element at `i`. */
@@ -769,7 +815,10 @@ static void print_element(cw *w, const ir_pass *ps) {
             if (w->lane >= 0) {
                 fusor_dtype d = (fusor_dtype)nd->dtype;
                 static const char comp[] = "xyzw";
-                snprintf(elem, sizeof elem, d == FUSOR_BOOL ? "(in%d.%c != 0)" : "in%d.%c",
+                snprintf(elem, sizeof elem,
+                         d == FUSOR_BOOL  ? "(in%d.%c != 0)"
+                         : d == FUSOR_F16 ? "fu_h2f(in%d.%c)"
+                                          : "in%d.%c",
                          (int)nd->imm.i, comp[w->lane]);
             } else {
                 elem_expr(w, (int)nd->imm.i, elem, sizeof elem);
@@ -787,7 +836,8 @@ static void print_element(cw *w, const ir_pass *ps) {
         char v[24];
         snprintf(v, sizeof v, "v%d", w->k->outputs[j].node);
         if (w->lane >= 0)
-            sb_printf(&w->s, "        out%d_%d = v%d;\n", j, w->lane, w->k->outputs[j].node);
+            sb_printf(&w->s, "        out%d_%d = %s(v%d);\n", j, w->lane,
+                      w->k->outputs[j].dtype == FUSOR_F16 ? "fu_f2h" : "", w->k->outputs[j].node);
         else
             store_stmt(w, w->k->nparams + j, v);
     }

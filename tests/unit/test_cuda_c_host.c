@@ -65,6 +65,10 @@ static const char shim[] =
     "static int __float_as_int(float x) { return fu_bits<int>(x); }\n"
     "static double __longlong_as_double(long long x) { return fu_bits<double>(x); }\n"
     "static long long __double_as_longlong(double x) { return fu_bits<long long>(x); }\n"
+    "// PTX's cvt between half and float/double: the host compiler's _Float16.\n"
+    "static float fu_h2f(unsigned short h) { return (float)fu_bits<_Float16>(h); }\n"
+    "static unsigned short fu_f2h(float f) { return fu_bits<unsigned short>((_Float16)f); }\n"
+    "static unsigned short fu_d2h(double d) { return fu_bits<unsigned short>((_Float16)d); }\n"
     "#define FU_V2(N, T) struct alignas(2 * sizeof(T)) N { T x, y; };\n"
     "#define FU_V4(N, T) struct alignas(4 * sizeof(T)) N { T x, y, z, w; };\n"
     "FU_V2(char2, signed char) FU_V2(uchar2, unsigned char) FU_V2(short2, short)\n"
@@ -112,7 +116,7 @@ static int float_reduce(const ir_kernel *k) {
     for (int32_t i = 0; i < k->nnodes; i++) {
         const ir_node *nd = &k->nodes[i];
         if ((nd->op == IR_SUM || nd->op == IR_PROD) &&
-            (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64))
+            (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64 || nd->dtype == FUSOR_F16))
             return 1;
     }
     return 0;
@@ -191,7 +195,7 @@ static uint64_t next_rand(void) {
 /* A random element of dtype d, with the special values floats need. */
 static ir_value random_value(fusor_dtype d) {
     uint64_t r = next_rand();
-    if (d == FUSOR_F32 || d == FUSOR_F64) {
+    if (d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16) {
         static const double special[] = {0.0,       -0.0, 1.0, -1.0, INFINITY,
                                          -INFINITY, NAN,  0.5, 3.0,  1e30};
         double v = r % 8 == 0 ? special[(r >> 8) % 10]
@@ -211,13 +215,13 @@ static int is_array(const ir_kernel *k, int a) {
 }
 
 static int same(ir_value x, ir_value y, fusor_dtype d, int exact) {
-    if (d != FUSOR_F32 && d != FUSOR_F64)
+    if (d != FUSOR_F32 && d != FUSOR_F64 && d != FUSOR_F16)
         return x.u == y.u;
     if (isnan(x.f) || isnan(y.f))
         return isnan(x.f) && isnan(y.f);
     if (exact)
         return x.u == y.u; /* -0 and +0 differ */
-    double tol = d == FUSOR_F32 ? 1e-4 : 1e-10;
+    double tol = d == FUSOR_F16 ? 2e-3 : d == FUSOR_F32 ? 1e-4 : 1e-10;
     return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f));
 }
 
@@ -354,7 +358,8 @@ int main(void) {
         printf("SKIP: no C++ compiler known at configure time\n");
         return check_done();
     }
-    static const char *const std_files[] = {"blas1.fu", "elementwise.fu", "finance.fu", "stats.fu"};
+    static const char *const std_files[] = {"blas1.fu", "elementwise.fu", "finance.fu", "stats.fu",
+                                            "half.fu"};
     for (size_t i = 0; i < sizeof std_files / sizeof std_files[0]; i++) {
         char path[512], names[64][64], what[128];
         snprintf(path, sizeof path, "%s/kernels/std/%s", FUSOR_SOURCE_DIR, std_files[i]);
