@@ -205,7 +205,8 @@ typedef struct cw {
     char *need; /* [nnodes] */
     char *used; /* [narrays] */
     int pass;   /* -1: finish */
-    int variant;
+    int variant;    /* CG_CONTIG, CG_STRIDED or CG_VEC (the 32-bit ones set it32) */
+    const char *it; /* the index type: fu_i64, or fu_i32 in the 32-bit variants */
     int lanes; /* the vec variant's lanes */
     int lane;  /* the lane being printed, or -1 */
 } cw;
@@ -734,10 +735,10 @@ static void print_pass_helpers(cw *w, int p) {
 static void print_prologue(cw *w, const ir_pass *ps) {
     strbuf *s = &w->s;
     sb_printf(s,
-              "    const fu_i64 n = FU_N(P);\n"
+              "    const %s n = (%s)FU_N(P);\n"
               "    const fu_u64 *slots = FU_SLOTS(P);\n"
               "    char *const *arrays = (char *const *)(P + %zu);\n",
-              CG_GPU_OFF_ARRAYS(w->narrays));
+              w->it, w->it, CG_GPU_OFF_ARRAYS(w->narrays));
     for (int a = 0; a < w->narrays; a++)
         if (w->used[a])
             sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
@@ -755,8 +756,10 @@ static void print_prologue(cw *w, const ir_pass *ps) {
             sb_printf(s, ";\n");
         }
     }
-    sb_printf(s, "    const fu_i64 gid = (fu_i64)blockIdx.x * blockDim.x + threadIdx.x;\n"
-                 "    const fu_i64 nthreads = (fu_i64)gridDim.x * blockDim.x;\n");
+    sb_printf(s,
+              "    const %s gid = (%s)blockIdx.x * (%s)blockDim.x + (%s)threadIdx.x;\n"
+              "    const %s nthreads = (%s)gridDim.x * (%s)blockDim.x;\n",
+              w->it, w->it, w->it, w->it, w->it, w->it, w->it);
 }
 
 /* The element expression of array a at flat index i (contig) or byte offset o<a>. */
@@ -790,22 +793,25 @@ static void print_element(cw *w, const ir_pass *ps) {
     char elem[160];
     if (w->variant == CG_STRIDED) {
         /* Flat index -> per-array byte offsets, innermost dimension first. */
-        sb_printf(&w->s, "        fu_i64 rem = i;\n");
+        const char *it = w->it, *ut = strcmp(it, "fu_i32") ? "fu_u64" : "fu_u32";
+        sb_printf(&w->s, "        %s rem = i;\n", it);
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "        fu_i64 o%d = 0;\n", a);
-        sb_printf(&w->s, "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
-                         "            const fu_i64 ext = FU_SHAPE(P, d);\n"
-                         "            const fu_i64 q = (fu_i64)((fu_u64)rem / (fu_u64)ext);\n"
-                         "            const fu_i64 c = rem - q * ext;\n"
-                         "            rem = q;\n");
+                sb_printf(&w->s, "        %s o%d = 0;\n", it, a);
+        sb_printf(&w->s,
+                  "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
+                  "            const %s ext = (%s)FU_SHAPE(P, d);\n"
+                  "            const %s q = (%s)((%s)rem / (%s)ext);\n"
+                  "            const %s c = rem - q * ext;\n",
+                  it, it, it, it, ut, ut, it);
+        sb_printf(&w->s, "            rem = q;\n");
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "            o%d += c * FU_STRIDE(P, %d, d);\n", a, a);
+                sb_printf(&w->s, "            o%d += c * (%s)FU_STRIDE(P, %d, d);\n", a, it, a);
         sb_printf(&w->s, "        }\n");
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "        o%d += rem * FU_STRIDE(P, %d, 0);\n", a, a);
+                sb_printf(&w->s, "        o%d += rem * (%s)FU_STRIDE(P, %d, 0);\n", a, it, a);
     }
     for (int32_t i = 0; i < w->k->nnodes; i++) {
         const ir_node *nd = &w->k->nodes[i];
@@ -849,8 +855,8 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
     strbuf *s = &w->s;
     int L = w->lanes;
     static const char comp[] = "xyzw";
-    sb_printf(s, "    const fu_i64 groups = n / %d;\n", L);
-    sb_printf(s, "    for (fu_i64 g = gid; g < groups; g += nthreads) {\n");
+    sb_printf(s, "    const %s groups = n / %d;\n", w->it, L);
+    sb_printf(s, "    for (%s g = gid; g < groups; g += nthreads) {\n", w->it);
     for (int a = 0; a < w->k->nparams; a++) {
         int read = 0;
         for (int32_t i = 0; i < w->k->nnodes; i++)
@@ -868,7 +874,7 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
     }
     for (int l = 0; l < L; l++) {
         w->lane = l;
-        sb_printf(s, "        {\n        const fu_i64 i = g * %d + %d; (void)i;\n", L, l);
+        sb_printf(s, "        {\n        const %s i = g * %d + %d; (void)i;\n", w->it, L, l);
         print_element(w, ps);
         sb_printf(s, "        }\n");
     }
@@ -882,7 +888,7 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
         sb_printf(s, "        ((%s *)a%d)[g] = st%d;\n", vtype(d, L), w->k->nparams + j, j);
     }
     sb_printf(s, "    }\n");
-    sb_printf(s, "    for (fu_i64 i = groups * %d + gid; i < n; i += nthreads) {\n", L);
+    sb_printf(s, "    for (%s i = groups * %d + gid; i < n; i += nthreads) {\n", w->it, L);
     print_element(w, ps);
     sb_printf(s, "    }\n");
 }
@@ -893,7 +899,9 @@ static void print_pass_kernel(cw *w, int p, int variant) {
     char name[64];
     cg_pass_variant_name(name, sizeof name, p, variant);
     w->pass = p;
-    w->variant = variant;
+    w->it = variant >= CG_CONTIG32 ? "fu_i32" : "fu_i64";
+    w->variant = variant >= CG_CONTIG32 ? variant - CG_CONTIG32 : variant;
+    variant = w->variant;
     w->lane = -1;
     w->lanes = cg_pass_vec_lanes(w->k, w->plan, p);
     /* No __launch_bounds__: like the NVPTX path, registers are not capped for 1024 threads. */
@@ -902,7 +910,7 @@ static void print_pass_kernel(cw *w, int p, int variant) {
     if (variant == CG_VEC) {
         print_vec_loop(w, ps);
     } else {
-        sb_printf(s, "    for (fu_i64 i = gid; i < n; i += nthreads) {\n");
+        sb_printf(s, "    for (%s i = gid; i < n; i += nthreads) {\n", w->it);
         print_element(w, ps);
         sb_printf(s, "    }\n");
     }
@@ -998,7 +1006,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        for (int v = CG_CONTIG; v <= CG_VEC; v++)
+        for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
             print_pass_kernel(&w, p, v);
         if (plan->passes[p].nreductions)
             print_reduce_kernel(&w, p);

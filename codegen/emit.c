@@ -59,7 +59,8 @@ typedef struct emitter {
     int pass;    /* -1 for fusor_finish */
     int strided; /* addressing of array elements */
     int in_loop; /* accesses get the access group */
-    LLVMValueRef index;
+    LLVMValueRef index;           /* of type itype */
+    LLVMTypeRef itype;            /* i64, or i32 in a GPU variant with 32-bit indices */
     LLVMValueRef *val;            /* [nnodes] */
     char *need;                   /* [nnodes] */
     struct reduction *red;        /* [nnodes]: the pass's reductions */
@@ -781,7 +782,8 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
-    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, e->index, LLVMConstInt(e->i64, 1, 0), ""),
+    LLVMValueRef i64 = e->itype == e->i64 ? e->index : LLVMBuildZExt(b, e->index, e->i64, "");
+    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, i64, LLVMConstInt(e->i64, 1, 0), ""),
                                    LLVMBuildZExt(b, sign, e->i64, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
     r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->cur[2]), tag, r->cur[2]);
@@ -894,10 +896,10 @@ static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
  * (math functions inlined on a GPU branch) where the load/store vectoriser joins them. */
 static void emit_lanes(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef k, int lanes) {
     int32_t nn = e->k->nnodes;
-    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
     LLVMValueRef index[CG_MAX_LANES];
     for (int l = 0; l < lanes; l++)
-        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->i64, (unsigned)l, 0), "") : at;
+        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->itype, (unsigned)l, 0), "") : at;
     for (int l = 0; l < lanes; l++) {
         e->index = index[l];
         e->lanes0 = l == 0 ? (unsigned)lanes : 0;
@@ -943,7 +945,7 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
 
     LLVMPositionBuilderAtEnd(b, loop);
     e->in_loop = 1;
-    LLVMValueRef idx = LLVMBuildPhi(b, e->i64, "i");
+    LLVMValueRef idx = LLVMBuildPhi(b, e->itype, "i");
     for (int r = 0; r < ps->nreductions; r++)
         for (int j = 0; j < red[r].ncarry; j++)
             red[r].cur[j] = red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
@@ -1064,6 +1066,10 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     cg_pass_variant_name(name, sizeof name, p, variant);
     e->fn = add_row_fn(e, name, 5);
     e->pass = p;
+    int i32 = variant >= CG_CONTIG32;
+    if (i32)
+        variant -= CG_CONTIG32;
+    e->itype = i32 ? LLVMInt32TypeInContext(e->ctx) : e->i64;
     e->strided = variant == CG_STRIDED;
     reset_fn_state(e);
     mark_pass(e, p);
@@ -1086,10 +1092,16 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     LLVMValueRef first = e->t->index_first(e->mod, e->b);
     LLVMValueRef step = e->t->index_step(e->mod, e->b);
     LLVMValueRef n = arg(e, ARG_N);
+    if (i32) { /* the launcher checked that n + step and every byte offset fit int32 */
+        first = LLVMBuildTrunc(e->b, first, e->itype, "gid32");
+        step = LLVMBuildTrunc(e->b, step, e->itype, "nthreads32");
+        n = LLVMBuildTrunc(e->b, n, e->itype, "n32");
+    }
     if (variant == CG_VEC) {
         /* Whole groups of `lanes`, then the last n % lanes elements one by one. */
         int lanes = cg_pass_vec_lanes(e->k, e->plan, p);
-        LLVMValueRef groups = LLVMBuildSDiv(e->b, n, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+        LLVMValueRef groups =
+            LLVMBuildSDiv(e->b, n, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         LLVMBasicBlockRef vloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vloop");
         LLVMBasicBlockRef vexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vexit");
         emit_loop(e, ps, red, first, step, groups, lanes, vloop, vexit);
@@ -1100,7 +1112,7 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
         for (int r = 0; r < ps->nreductions; r++)
             memcpy(red[r].start, red[r].out, sizeof red[r].out);
         LLVMValueRef done =
-            LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+            LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         first = LLVMBuildNSWAdd(e->b, done, first, "");
     }
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
@@ -1227,7 +1239,8 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
 }
 
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
-    static const char *const names[] = {"contig", "strided", "vec"};
+    static const char *const names[] = {"contig",   "strided",   "vec",
+                                        "contig32", "strided32", "vec32"};
     snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
 }
 
@@ -1386,6 +1399,8 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                 emit_pass_fn(&e, p, CG_STRIDED);
             if (!e.err && t->gpu)
                 emit_pass_fn(&e, p, CG_VEC);
+            for (int v = CG_CONTIG32; v <= CG_VEC32 && t->gpu && !e.err; v++)
+                emit_pass_fn(&e, p, v);
             if (!e.err && t->gpu)
                 emit_pass_helpers(&e, p);
         }

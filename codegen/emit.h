@@ -93,7 +93,13 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided);
  *   void fusor_pass<p>_final(const i64 *w, ir_value *slots)  slots[node.slot] = result
  */
 enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2 };
-/* "fusor_pass<p>_contig", "_strided" or "_vec". */
+/* GPU targets also get each variant with 32-bit indices (variant + CG_CONTIG32, named
+ * "_contig32", ...): the grid-stride loop, the flat index and the strided variant's byte
+ * offsets are i32 (an element address is base + sext(i) * size: PTX's mul.wide.s32).  The
+ * launcher runs them only where n + the grid's threads and every array's byte offsets
+ * fit int32 (sched_gpu_index32_ok). */
+enum { CG_CONTIG32 = 3, CG_STRIDED32 = 4, CG_VEC32 = 5, CG_NUM_VARIANTS = 6 };
+/* "fusor_pass<p>_contig", "_strided", "_vec" (and "_contig32", ...). */
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
 /* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);

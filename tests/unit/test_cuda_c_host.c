@@ -5,7 +5,8 @@
  * The generated text is compiled by the host C++ compiler with a small shim for CUDA's
  * built-ins (threads of a block are real threads, __syncthreads a barrier, warp shuffles
  * go through memory between two barriers of the warp), so every kernel runs as written:
- * the contiguous, vector and strided variants, the per-thread partials, the warp and
+ * the contiguous, vector and strided variants (with 64-bit and with 32-bit indices), the
+ * per-thread partials, the warp and
  * block reduction, the one-block combine kernel and fusor_finish, all through the
  * parameter block of codegen/gpu.h built here byte by byte.  Math functions are the host
  * libm's, as in the interpreter, so results must agree bit for bit; only float sums and
@@ -96,8 +97,8 @@ static const char shim[] =
     "}\n";
 
 /* The variants in the order gpu.h lists a pass's kernels. */
-enum { CONTIG = 0, STRIDED = 1, VEC = 2 };
-static const char *const vname[] = {"contig", "strided", "vec"};
+enum { CONTIG = 0, STRIDED = 1, VEC = 2, VEC32 = 5, NVARIANTS = 6 };
+static const char *const vname[] = {"contig", "strided", "vec", "contig32", "strided32", "vec32"};
 
 enum { N = 1003, ROWS = 17, COLS = 59, GRID = 3, BLOCK = 64, MAXPROG = 128 };
 
@@ -139,7 +140,7 @@ static void add_prog(const char *src, const char *file, const char *name, const 
 static int kernel_names(const prog *p, char names[][48]) {
     int n = 0;
     for (int q = 0; q < p->plan->npasses; q++) {
-        for (int v = CONTIG; v <= VEC; v++)
+        for (int v = CONTIG; v < NVARIANTS; v++)
             snprintf(names[n++], 48, "fusor_pass%d_%s", q, vname[v]);
         if (p->plan->passes[q].nreductions)
             snprintf(names[n++], 48, "fusor_pass%d_reduce", q);
@@ -232,7 +233,7 @@ typedef void (*launch_fn)(void (*)(const char *), const char *, unsigned, unsign
 static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn launch, int v) {
     const ir_kernel *k = p->k;
     int na = k->nparams + k->noutputs;
-    int strided = v == STRIDED;
+    int strided = v % 3 == STRIDED;
     char *base[64] = {0}, *ref[64] = {0};
     int64_t strides[64][FUSOR_MAX_DIMS] = {{0}};
     ir_value scalars[64] = {{0}};
@@ -308,7 +309,7 @@ static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn la
     int at = 0;
     for (int q = 0; q < p->plan->npasses; q++) {
         launch(kernels[at + v], P, GRID, BLOCK);
-        at += 3;
+        at += NVARIANTS;
         if (p->plan->passes[q].nreductions)
             launch(kernels[at++], P, 1, BLOCK);
     }
@@ -411,7 +412,7 @@ int main(void) {
             snprintf(sym, sizeof sym, "p%d_kernels", i);
             void (*const *kernels)(const char *) = dlsym(lib, sym);
             CHECK(kernels != NULL);
-            for (int v = CONTIG; kernels && v <= VEC; v++)
+            for (int v = CONTIG; kernels && v <= VEC32; v++)
                 run_prog(&progs[i], kernels, launch, v);
         }
         unlink(cpp);
@@ -423,7 +424,7 @@ int main(void) {
         arena_free(&progs[i].a);
     }
     printf("%d std kernels and %d random programs (%d with reductions) run as CUDA C on the "
-           "host, 3 variants each, against the interpreter\n",
+           "host, 6 variants each (64- and 32-bit indices), against the interpreter\n",
            nstd, nprogs - nstd, reductions);
     CHECK(nstd >= 15 && nprogs - nstd >= nrandom / 2 && reductions >= 5);
     CHECK(oracle_refused * 5 < nprogs);
