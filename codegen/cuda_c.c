@@ -8,8 +8,10 @@
  * C++'s signed overflow never happens), integer //, % and fmod by zero give 0 and
  * MIN // -1 gives MIN, shifts by the width or more give 0 (or -1), float->int casts
  * truncate and saturate with NaN -> 0, float // and % are NumPy's npy_divmod, and
- * minimum/maximum/fmin/fmax take NaN and ties as NumPy does.  Float math is CUDA's own
- * (sinf, pow, ...: the same libdevice the NVPTX path links), compiled with --fmad=false
+ * minimum/maximum/fmin/fmax take NaN and ties as NumPy does.  f16 is held in memory as raw
+ * 16-bit words and in registers as a float holding a half value: each f16 op is printed
+ * as the f32 op rounded to half (fu_hr), and f16 reductions carry f32, as in emit.c.  Float math is
+ * CUDA's own (sinf, pow, ...: the same libdevice the NVPTX path links), compiled with --fmad=false
  * so that a*b+c is never contracted, and IEEE division and sqrt unless the options say
  * otherwise.
  *
@@ -165,6 +167,17 @@ static const char prelude[] =
     "// Canonical ir_value words (slots, outs) and raw accumulator words.\n"
     "FU_D double fu_slot_f(fu_u64 w) { return __longlong_as_double((fu_i64)w); }\n"
     "FU_D fu_u64 fu_word_f(double v) { return (fu_u64)__double_as_longlong(v); }\n"
+    "// IEEE half <-> float (and double -> half, rounded once) by PTX's cvt.\n"
+    "#ifdef __CUDA_ARCH__\n"
+    "FU_D float fu_h2f(fu_u16 h) { float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(h)); "
+    "return f; }\n"
+    "FU_D fu_u16 fu_f2h(float f) { fu_u16 h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : "
+    "\"f\"(f)); return h; }\n"
+    "FU_D fu_u16 fu_d2h(double d) { fu_u16 h; asm(\"cvt.rn.f16.f64 %0, %1;\" : \"=h\"(h) : "
+    "\"d\"(d)); return h; }\n"
+    "#endif\n"
+    "FU_D float fu_hr(float x) { return fu_h2f(fu_f2h(x)); }\n"
+    "FU_D float fu_hrd(double x) { return fu_h2f(fu_d2h(x)); }\n"
     "FU_D fu_u64 fu_raw(float v) { return (fu_u64)(fu_u32)__float_as_int(v); }\n"
     "FU_D fu_u64 fu_raw(double v) { return (fu_u64)__double_as_longlong(v); }\n"
     "template <class T> FU_D fu_u64 fu_raw(T v) { return (fu_u64)(typename fu_uns<T>::t)v; }\n"
@@ -216,33 +229,39 @@ typedef struct cw {
     char *need; /* [nnodes] */
     char *used; /* [narrays] */
     int pass;   /* -1: finish */
-    int variant;
+    int variant;    /* CG_CONTIG, CG_STRIDED or CG_VEC (the 32-bit ones set it32) */
+    const char *it; /* the index type: fu_i64, or fu_i32 in the 32-bit variants */
     int lanes; /* the vec variant's lanes */
     int lane;  /* the lane being printed, or -1 */
     int rank;  /* stencil kernels: the domain's rank */
     int fast;  /* stencil: the middle of a row, where no load leaves the array */
 } cw;
 
-static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_signed(fusor_dtype d) { return d >= FUSOR_I8 && d <= FUSOR_I64; }
+/* What f16 is computed in, and what an f16 reduction carries. */
+static fusor_dtype wide(fusor_dtype d) { return d == FUSOR_F16 ? FUSOR_F32 : d; }
 
+/* The C type of a value in registers (an f16 value is a float holding a half). */
 static const char *ctype(fusor_dtype d) {
     static const char *const names[] = {"bool",   "fu_i8",  "fu_i16", "fu_i32", "fu_i64", "fu_u8",
-                                        "fu_u16", "fu_u32", "fu_u64", "float",  "double"};
+                                        "fu_u16", "fu_u32", "fu_u64", "float",  "double", "float"};
     return (unsigned)d < FUSOR_NUM_DTYPES ? names[d] : "void";
 }
 
-/* The element type in memory (a bool is a byte holding 0 or 1). */
-static const char *mtype(fusor_dtype d) { return d == FUSOR_BOOL ? "fu_u8" : ctype(d); }
+/* The element type in memory (a bool is a byte holding 0 or 1, an f16 its raw bits). */
+static const char *mtype(fusor_dtype d) {
+    return d == FUSOR_BOOL ? "fu_u8" : d == FUSOR_F16 ? "fu_u16" : ctype(d);
+}
 
 /* CUDA's vector type of `lanes` elements of d (lanes * size <= 16). */
 static const char *vtype(fusor_dtype d, int lanes) {
     static const char *const v4[] = {"uchar4",     "char4",  "short4",  "int4",
                                      "longlong4",  "uchar4", "ushort4", "uint4",
-                                     "ulonglong4", "float4", "double4"};
+                                     "ulonglong4", "float4", "double4", "ushort4"};
     static const char *const v2[] = {"uchar2",     "char2",  "short2",  "int2",
                                      "longlong2",  "uchar2", "ushort2", "uint2",
-                                     "ulonglong2", "float2", "double2"};
+                                     "ulonglong2", "float2", "double2", "ushort2"};
     return lanes == 4 ? v4[d] : v2[d];
 }
 
@@ -252,6 +271,7 @@ static fusor_dtype array_dtype(const cw *w, int a) {
 
 /* A constant of dtype d, exactly. */
 static void print_const(cw *w, fusor_dtype d, ir_value v) {
+    d = wide(d); /* a half value is a float exactly */
     if (d == FUSOR_BOOL) {
         sb_printf(&w->s, "%s", v.i ? "true" : "false");
     } else if (!is_float(d)) {
@@ -274,7 +294,7 @@ static void print_const(cw *w, fusor_dtype d, ir_value v) {
 static void print_slot(cw *w, const char *slots, int i, fusor_dtype d) {
     if (d == FUSOR_F64)
         sb_printf(&w->s, "fu_slot_f(%s[%d])", slots, i);
-    else if (d == FUSOR_F32)
+    else if (d == FUSOR_F32 || d == FUSOR_F16) /* exact: the value is canonical */
         sb_printf(&w->s, "(float)fu_slot_f(%s[%d])", slots, i);
     else if (d == FUSOR_BOOL)
         sb_printf(&w->s, "(%s[%d] != 0)", slots, i);
@@ -334,6 +354,13 @@ static const char *libm_name(ir_op op) {
 }
 
 static void print_cast(cw *w, const char *a, fusor_dtype from, fusor_dtype to) {
+    if (to == FUSOR_F16 && from != FUSOR_F16 && from != FUSOR_BOOL) {
+        /* f64 rounds to half once; the rest are exact in float or inf in half anyway */
+        sb_printf(&w->s, from == FUSOR_F64 ? "fu_hrd(%s)" : "fu_hr((float)%s)", a);
+        return;
+    }
+    from = wide(from);
+    to = wide(to);
     if (from == to)
         sb_printf(&w->s, "%s", a);
     else if (to == FUSOR_BOOL)
@@ -491,11 +518,27 @@ static void print_node(cw *w, int32_t i, const char *elem) {
         print_slot(w, "slots", nd->slot, d);
     } else {
         fusor_dtype ad = (fusor_dtype)w->k->nodes[nd->a].dtype;
+        int f16 = op != IR_CAST && op != IR_WHERE && d == FUSOR_F16;
+        if (f16) /* the f32 op, rounded to half (NumPy's float16 loops) */
+            sb_printf(&w->s, "fu_hr(");
+        if (op != IR_CAST && op != IR_WHERE && ad == FUSOR_F16 &&
+            (op == IR_MINIMUM || op == IR_MAXIMUM || op == IR_FMIN || op == IR_FMAX)) {
+            char t[24]; /* f16 ties give a (ir.h) */
+            memcpy(t, a, sizeof t);
+            memcpy(a, b, sizeof t);
+            memcpy(b, t, sizeof t);
+        }
+        if (op != IR_CAST) {
+            d = wide(d);
+            ad = wide(ad);
+        }
         switch (ir_op_arity(op)) {
         case 1: print_unary(w, op, d, ad, a); break;
         case 2: print_binary(w, op, d, ad, a, b); break;
         default: sb_printf(&w->s, "(%s ? %s : %s)", a, b, c); break;
         }
+        if (f16)
+            sb_printf(&w->s, ")");
     }
     sb_printf(&w->s, ";\n");
 }
@@ -530,7 +573,7 @@ static void mark_pass(cw *w, int p) {
 /* A reduction's carried values: their C types. */
 static int carried(const cw *w, int32_t node, const char *types[3]) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     if (cg_reduction_words(w->k, node) == 3) {
         types[0] = d == FUSOR_F32 ? "fu_i32" : "fu_i64";
         types[1] = "bool";
@@ -544,7 +587,7 @@ static int carried(const cw *w, int32_t node, const char *types[3]) {
 /* The identity of carried value j of reduction `node`, as C. */
 static void print_identity(cw *w, int32_t node, int j) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     if (cg_reduction_words(w->k, node) == 3) {
         if (j == 0) {
@@ -578,7 +621,7 @@ static void print_identity(cw *w, int32_t node, int j) {
 /* `dst = merge(a, b)` of carried value j (b the later elements). */
 static void print_merge(cw *w, int32_t node, int j, const char *dst, const char *a, const char *b) {
     const ir_node *nd = &w->k->nodes[node];
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = wide((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     strbuf *s = &w->s;
     if (cg_reduction_words(w->k, node) == 3) {
@@ -614,7 +657,7 @@ static void print_step(cw *w, int r, int32_t node, const char *v) {
     char dst[32], val[160];
     if (cg_reduction_words(w->k, node) == 3) {
         sb_printf(s, "        { const %s k_ = fu_key(%s); r%d_0 = k_ %s r%d_0 ? k_ : r%d_0;\n",
-                  nd->dtype == FUSOR_F32 ? "fu_i32" : "fu_i64", v, r, nd->op == IR_MAX ? ">" : "<",
+                  nd->dtype == FUSOR_F64 ? "fu_i64" : "fu_i32", v, r, nd->op == IR_MAX ? ">" : "<",
                   r, r);
         sb_printf(s, "          r%d_1 = r%d_1 | (bool)isnan(%s);\n", r, r, v);
         sb_printf(s,
@@ -676,6 +719,8 @@ static void print_pass_helpers(cw *w, int p) {
         } else {
             sb_printf(s, "    { %s v_ = fu_unraw<%s>(w[%d]);\n", ctype(d), t[0], at);
         }
+        if (d == FUSOR_F16) /* rounded once, as sc_reduce_finish */
+            sb_printf(s, "      v_ = fu_hr(v_);\n");
         sb_printf(s, "      slots[%d] = ", nd->slot);
         print_canon(w, "v_", d);
         sb_printf(s, "; }\n");
@@ -717,10 +762,10 @@ static void print_pass_helpers(cw *w, int p) {
 static void print_prologue(cw *w, const ir_pass *ps) {
     strbuf *s = &w->s;
     sb_printf(s,
-              "    const fu_i64 n = FU_N(P);\n"
+              "    const %s n = (%s)FU_N(P);\n"
               "    const fu_u64 *slots = FU_SLOTS(P);\n"
               "    char *const *arrays = (char *const *)(P + %zu);\n",
-              CG_GPU_OFF_ARRAYS(w->narrays));
+              w->it, w->it, CG_GPU_OFF_ARRAYS(w->narrays));
     for (int a = 0; a < w->narrays; a++)
         if (w->used[a])
             sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
@@ -738,14 +783,18 @@ static void print_prologue(cw *w, const ir_pass *ps) {
             sb_printf(s, ";\n");
         }
     }
-    sb_printf(s, "    const fu_i64 gid = (fu_i64)blockIdx.x * blockDim.x + threadIdx.x;\n"
-                 "    const fu_i64 nthreads = (fu_i64)gridDim.x * blockDim.x;\n");
+    sb_printf(s,
+              "    const %s gid = (%s)blockIdx.x * (%s)blockDim.x + (%s)threadIdx.x;\n"
+              "    const %s nthreads = (%s)gridDim.x * (%s)blockDim.x;\n",
+              w->it, w->it, w->it, w->it, w->it, w->it, w->it);
 }
 
 /* The element expression of array a at flat index i (contig) or byte offset o<a>. */
 static void elem_expr(cw *w, int a, char *buf, size_t n) {
     fusor_dtype d = array_dtype(w, a);
-    const char *fmt = d == FUSOR_BOOL ? "(%s[%s] != 0)" : "%s[%s]";
+    const char *fmt = d == FUSOR_BOOL  ? "(%s[%s] != 0)"
+                      : d == FUSOR_F16 ? "fu_h2f(%s[%s])"
+                                       : "%s[%s]";
     char base[64], idx[32];
     if (w->variant == CG_STENCIL) {
         snprintf(base, sizeof base, "((const %s *)(r%d + xf * st%d))", mtype(d), a, a);
@@ -762,13 +811,13 @@ static void elem_expr(cw *w, int a, char *buf, size_t n) {
 
 static void store_stmt(cw *w, int a, const char *v) {
     fusor_dtype d = array_dtype(w, a);
-    const char *val = d == FUSOR_BOOL ? "(fu_u8)" : "";
+    const char *val = d == FUSOR_BOOL ? "(fu_u8)" : d == FUSOR_F16 ? "fu_f2h" : "";
     if (w->variant == CG_STENCIL)
-        sb_printf(&w->s, "        *(%s *)(r%d + xf * st%d) = %s%s;\n", mtype(d), a, a, val, v);
+        sb_printf(&w->s, "        *(%s *)(r%d + xf * st%d) = %s(%s);\n", mtype(d), a, a, val, v);
     else if (w->variant == CG_STRIDED)
-        sb_printf(&w->s, "        *(%s *)(a%d + o%d) = %s%s;\n", mtype(d), a, a, val, v);
+        sb_printf(&w->s, "        *(%s *)(a%d + o%d) = %s(%s);\n", mtype(d), a, a, val, v);
     else
-        sb_printf(&w->s, "        ((%s *)a%d)[i] = %s%s;\n", mtype(d), a, val, v);
+        sb_printf(&w->s, "        ((%s *)a%d)[i] = %s(%s);\n", mtype(d), a, val, v);
 }
 
 /* Stencil load node i at the element xf of a row (s<i>: its remapped row, z<i>: the row
@@ -789,7 +838,11 @@ static void stencil_elem(cw *w, int32_t i, char *buf, size_t n) {
     else
         snprintf(v, sizeof v, "(*(const %s *)(s%d + fu_bidx(%d, xf + %d, fl) * st%d))", mtype(d),
                  i, (int)b, off, p);
-    snprintf(buf, n, d == FUSOR_BOOL ? "(%s != 0)" : "%s", v);
+    snprintf(buf, n,
+             d == FUSOR_BOOL  ? "(%s != 0)"
+             : d == FUSOR_F16 ? "fu_h2f(%s)"
+                              : "%s",
+             v);
 }
 
 /* The varying nodes, reduction steps and stores of one element at `i`. */
@@ -797,22 +850,25 @@ static void print_element(cw *w, const ir_pass *ps) {
     char elem[160];
     if (w->variant == CG_STRIDED) {
         /* Flat index -> per-array byte offsets, innermost dimension first. */
-        sb_printf(&w->s, "        fu_i64 rem = i;\n");
+        const char *it = w->it, *ut = strcmp(it, "fu_i32") ? "fu_u64" : "fu_u32";
+        sb_printf(&w->s, "        %s rem = i;\n", it);
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "        fu_i64 o%d = 0;\n", a);
-        sb_printf(&w->s, "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
-                         "            const fu_i64 ext = FU_SHAPE(P, d);\n"
-                         "            const fu_i64 q = (fu_i64)((fu_u64)rem / (fu_u64)ext);\n"
-                         "            const fu_i64 c = rem - q * ext;\n"
-                         "            rem = q;\n");
+                sb_printf(&w->s, "        %s o%d = 0;\n", it, a);
+        sb_printf(&w->s,
+                  "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
+                  "            const %s ext = (%s)FU_SHAPE(P, d);\n"
+                  "            const %s q = (%s)((%s)rem / (%s)ext);\n"
+                  "            const %s c = rem - q * ext;\n",
+                  it, it, it, it, ut, ut, it);
+        sb_printf(&w->s, "            rem = q;\n");
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "            o%d += c * FU_STRIDE(P, %d, d);\n", a, a);
+                sb_printf(&w->s, "            o%d += c * (%s)FU_STRIDE(P, %d, d);\n", a, it, a);
         sb_printf(&w->s, "        }\n");
         for (int a = 0; a < w->narrays; a++)
             if (w->used[a])
-                sb_printf(&w->s, "        o%d += rem * FU_STRIDE(P, %d, 0);\n", a, a);
+                sb_printf(&w->s, "        o%d += rem * (%s)FU_STRIDE(P, %d, 0);\n", a, it, a);
     }
     for (int32_t i = 0; i < w->k->nnodes; i++) {
         const ir_node *nd = &w->k->nodes[i];
@@ -824,7 +880,10 @@ static void print_element(cw *w, const ir_pass *ps) {
             } else if (w->lane >= 0) {
                 fusor_dtype d = (fusor_dtype)nd->dtype;
                 static const char comp[] = "xyzw";
-                snprintf(elem, sizeof elem, d == FUSOR_BOOL ? "(in%d.%c != 0)" : "in%d.%c",
+                snprintf(elem, sizeof elem,
+                         d == FUSOR_BOOL  ? "(in%d.%c != 0)"
+                         : d == FUSOR_F16 ? "fu_h2f(in%d.%c)"
+                                          : "in%d.%c",
                          (int)nd->imm.i, comp[w->lane]);
             } else {
                 elem_expr(w, (int)nd->imm.i, elem, sizeof elem);
@@ -842,7 +901,8 @@ static void print_element(cw *w, const ir_pass *ps) {
         char v[24];
         snprintf(v, sizeof v, "v%d", w->k->outputs[j].node);
         if (w->lane >= 0)
-            sb_printf(&w->s, "        out%d_%d = v%d;\n", j, w->lane, w->k->outputs[j].node);
+            sb_printf(&w->s, "        out%d_%d = %s(v%d);\n", j, w->lane,
+                      w->k->outputs[j].dtype == FUSOR_F16 ? "fu_f2h" : "", w->k->outputs[j].node);
         else
             store_stmt(w, w->k->nparams + j, v);
     }
@@ -854,8 +914,8 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
     strbuf *s = &w->s;
     int L = w->lanes;
     static const char comp[] = "xyzw";
-    sb_printf(s, "    const fu_i64 groups = n / %d;\n", L);
-    sb_printf(s, "    for (fu_i64 g = gid; g < groups; g += nthreads) {\n");
+    sb_printf(s, "    const %s groups = n / %d;\n", w->it, L);
+    sb_printf(s, "    for (%s g = gid; g < groups; g += nthreads) {\n", w->it);
     for (int a = 0; a < w->k->nparams; a++) {
         int read = 0;
         for (int32_t i = 0; i < w->k->nnodes; i++)
@@ -873,7 +933,7 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
     }
     for (int l = 0; l < L; l++) {
         w->lane = l;
-        sb_printf(s, "        {\n        const fu_i64 i = g * %d + %d; (void)i;\n", L, l);
+        sb_printf(s, "        {\n        const %s i = g * %d + %d; (void)i;\n", w->it, L, l);
         print_element(w, ps);
         sb_printf(s, "        }\n");
     }
@@ -887,7 +947,7 @@ static void print_vec_loop(cw *w, const ir_pass *ps) {
         sb_printf(s, "        ((%s *)a%d)[g] = st%d;\n", vtype(d, L), w->k->nparams + j, j);
     }
     sb_printf(s, "    }\n");
-    sb_printf(s, "    for (fu_i64 i = groups * %d + gid; i < n; i += nthreads) {\n", L);
+    sb_printf(s, "    for (%s i = groups * %d + gid; i < n; i += nthreads) {\n", w->it, L);
     print_element(w, ps);
     sb_printf(s, "    }\n");
 }
@@ -900,7 +960,9 @@ static void print_pass_kernel(cw *w, int p, int variant) {
     char name[64];
     cg_pass_variant_name(name, sizeof name, p, variant);
     w->pass = p;
-    w->variant = variant;
+    w->it = variant >= CG_CONTIG32 ? "fu_i32" : "fu_i64";
+    w->variant = variant >= CG_CONTIG32 ? variant - CG_CONTIG32 : variant;
+    variant = w->variant;
     w->lane = -1;
     w->lanes = cg_pass_vec_lanes(w->k, w->plan, p);
     /* No __launch_bounds__: like the NVPTX path, registers are not capped for 1024 threads. */
@@ -911,7 +973,7 @@ static void print_pass_kernel(cw *w, int p, int variant) {
     } else if (variant == CG_VEC) {
         print_vec_loop(w, ps);
     } else {
-        sb_printf(s, "    for (fu_i64 i = gid; i < n; i += nthreads) {\n");
+        sb_printf(s, "    for (%s i = gid; i < n; i += nthreads) {\n", w->it);
         print_element(w, ps);
         sb_printf(s, "    }\n");
     }
@@ -1101,7 +1163,8 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        for (int v = stencil ? CG_STENCIL : CG_CONTIG; v <= (stencil ? CG_STENCIL : CG_VEC); v++)
+        for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
+            if (stencil ? v == CG_STENCIL : v != CG_STENCIL)
             print_pass_kernel(&w, p, v);
         if (plan->passes[p].nreductions)
             print_reduce_kernel(&w, p);

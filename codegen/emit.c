@@ -18,6 +18,11 @@
  * agree bit for bit with scalar.c; every op is branch-free (selects), so the loop body is
  * one basic block and integer division never traps.
  *
+ * f16 is stored as LLVM `half` and computed as NumPy computes float16: every op on f16
+ * widens its operands to float, computes the f32 op and rounds the result to half
+ * (emit_f16_node); f16 reductions carry f32 and are rounded once at the end.  LLVM turns
+ * the conversions into F16C's vcvtph2ps/vcvtps2ph on x86 and cvt on NVPTX.
+ *
  * The LLVM 16 C API cannot set fast-math flags or make distinct metadata, so a tiny
  * template module (parsed into the same context) provides the one `fadd reassoc` that a
  * float sum needs and a distinct access group; both are cloned from it.
@@ -45,7 +50,7 @@ typedef struct emitter {
     const ir_kernel *k;
     const ir_plan *plan;
     const cg_target *t;
-    LLVMTypeRef i1, i8, i64, f32, f64, ptr;
+    LLVMTypeRef i1, i8, i64, f16, f32, f64, ptr;
     LLVMValueRef access_group;    /* metadata as value */
     LLVMValueRef fadd_reassoc[2]; /* template instructions: f32, f64 */
     unsigned md_access_group, md_loop;
@@ -54,7 +59,8 @@ typedef struct emitter {
     int pass;    /* -1 for fusor_finish */
     int strided; /* addressing of array elements */
     int in_loop; /* accesses get the access group */
-    LLVMValueRef index;
+    LLVMValueRef index;           /* of type itype */
+    LLVMTypeRef itype;            /* i64, or i32 in a GPU variant with 32-bit indices */
     LLVMValueRef *val;            /* [nnodes] */
     char *need;                   /* [nnodes] */
     struct reduction *red;        /* [nnodes]: the pass's reductions */
@@ -80,8 +86,10 @@ typedef struct emitter {
 
 /* ------------------------------------------------------------------ types and values */
 
-static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_signed(fusor_dtype d) { return d >= FUSOR_I8 && d <= FUSOR_I64; }
+/* What a reduction of dtype d carries: f16 accumulates in f32 (scalar.h). */
+static fusor_dtype carry_dtype(fusor_dtype d) { return d == FUSOR_F16 ? FUSOR_F32 : d; }
 static unsigned dt_bits(fusor_dtype d) {
     return d == FUSOR_BOOL ? 1 : (unsigned)fusor_dtype_size(d) * 8;
 }
@@ -91,6 +99,8 @@ static LLVMTypeRef ty(emitter *e, fusor_dtype d) {
         return e->f32;
     if (d == FUSOR_F64)
         return e->f64;
+    if (d == FUSOR_F16)
+        return e->f16;
     return LLVMIntTypeInContext(e->ctx, dt_bits(d));
 }
 
@@ -241,8 +251,20 @@ static LLVMValueRef cast(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dty
             return fcmp(e, LLVMRealUNE, v, cfp(e, from, 0.0)); /* NaN: true */
         return icmp(e, LLVMIntNE, v, cint(e, from, 0));
     }
+    if (from == FUSOR_F16 && to != FUSOR_F64) { /* exact in f32, then as f32 converts */
+        v = LLVMBuildFPExt(b, v, e->f32, "");
+        from = FUSOR_F32;
+        if (to == FUSOR_F32)
+            return v;
+    }
+    if (to == FUSOR_F16 && !is_float(from)) {
+        /* Through f32: exact below 2^24, and anything larger is inf in half anyway. */
+        v = cast(e, v, from, FUSOR_F32);
+        from = FUSOR_F32;
+    }
     if (is_float(from) && is_float(to))
-        return to == FUSOR_F64 ? LLVMBuildFPExt(b, v, t, "") : LLVMBuildFPTrunc(b, v, t, "");
+        return dt_bits(to) > dt_bits(from) ? LLVMBuildFPExt(b, v, t, "")
+                                           : LLVMBuildFPTrunc(b, v, t, "");
     if (is_float(from)) {
         LLVMTypeRef tys[2] = {t, LLVMTypeOf(v)};
         return call_intrinsic(e, is_signed(to) ? "llvm.fptosi.sat" : "llvm.fptoui.sat", tys, 2, &v,
@@ -533,8 +555,8 @@ static LLVMValueRef canon_load(emitter *e, LLVMValueRef base, int index, fusor_d
     LLVMSetAlignment(v, 8);
     if (d == FUSOR_BOOL)
         return icmp(e, LLVMIntNE, v, LLVMConstInt(e->i64, 0, 0));
-    if (d == FUSOR_F32)
-        return LLVMBuildFPTrunc(e->b, v, e->f32, "");
+    if (d == FUSOR_F32 || d == FUSOR_F16)
+        return LLVMBuildFPTrunc(e->b, v, ty(e, d), ""); /* exact: the value is canonical */
     if (is_float(d) || dt_bits(d) == 64)
         return v;
     return LLVMBuildTrunc(e->b, v, ty(e, d), "");
@@ -543,7 +565,7 @@ static LLVMValueRef canon_load(emitter *e, LLVMValueRef base, int index, fusor_d
 static void canon_store(emitter *e, LLVMValueRef base, int index, fusor_dtype d, LLVMValueRef v) {
     LLVMValueRef idx = LLVMConstInt(e->i64, (unsigned long long)index, 0);
     LLVMTypeRef t = is_float(d) ? e->f64 : e->i64;
-    if (d == FUSOR_F32)
+    if (d == FUSOR_F32 || d == FUSOR_F16)
         v = LLVMBuildFPExt(e->b, v, e->f64, "");
     else if (!is_float(d) && dt_bits(d) < 64)
         v = is_signed(d) ? LLVMBuildSExt(e->b, v, e->i64, "") : LLVMBuildZExt(e->b, v, e->i64, "");
@@ -647,21 +669,56 @@ static int is_leaf(ir_op op) {
     return op == IR_CONST || op == IR_INPUT || op == IR_COUNT || ir_op_is_reduction(op);
 }
 
+static LLVMValueRef emit_op(emitter *e, const ir_node *nd, fusor_dtype ad, LLVMValueRef a,
+                            LLVMValueRef b) {
+    ir_op op = (ir_op)nd->op;
+    switch (ir_op_arity(op)) {
+    case 1: return emit_unary(e, nd, ad, a);
+    case 2:
+        if (ir_op_is_comparison(op))
+            return emit_compare(e, op, ad, a, b);
+        return emit_arith(e, op, (fusor_dtype)nd->dtype, a, b);
+    default: return sel(e, a, b, e->val[nd->c]); /* WHERE */
+    }
+}
+
+static LLVMValueRef widen_f16(emitter *e, LLVMValueRef v, int32_t node) {
+    if (node < 0 || e->k->nodes[node].dtype != FUSOR_F16)
+        return v;
+    return LLVMBuildFPExt(e->b, v, e->f32, "");
+}
+
+/* An op on f16 (other than a cast or a select, which convert or pick exactly): the f32 op
+ * on the widened operands, rounded to half, as NumPy's float16 loops compute. */
+static LLVMValueRef emit_f16_node(emitter *e, const ir_node *nd) {
+    ir_node f = *nd;
+    if (f.dtype == FUSOR_F16)
+        f.dtype = FUSOR_F32;
+    if (f.adtype == FUSOR_F16)
+        f.adtype = FUSOR_F32;
+    fusor_dtype ad = carry_dtype((fusor_dtype)e->k->nodes[nd->a].dtype);
+    LLVMValueRef a = widen_f16(e, e->val[nd->a], nd->a);
+    LLVMValueRef b = nd->b >= 0 ? widen_f16(e, e->val[nd->b], nd->b) : NULL;
+    ir_op op = (ir_op)nd->op;
+    if (op == IR_MINIMUM || op == IR_MAXIMUM || op == IR_FMIN || op == IR_FMAX) {
+        LLVMValueRef t = a; /* f16 ties give a (ir.h) */
+        a = b;
+        b = t;
+    }
+    LLVMValueRef r = emit_op(e, &f, ad, a, b);
+    return nd->dtype == FUSOR_F16 ? LLVMBuildFPTrunc(e->b, r, e->f16, "") : r;
+}
+
 static LLVMValueRef emit_node(emitter *e, int32_t i) {
     const ir_node *nd = &e->k->nodes[i];
     ir_op op = (ir_op)nd->op;
     if (is_leaf(op))
         return emit_leaf(e, i);
-    LLVMValueRef a = e->val[nd->a];
     fusor_dtype ad = (fusor_dtype)e->k->nodes[nd->a].dtype;
-    switch (ir_op_arity(op)) {
-    case 1: return emit_unary(e, nd, ad, a);
-    case 2:
-        if (ir_op_is_comparison(op))
-            return emit_compare(e, op, ad, a, e->val[nd->b]);
-        return emit_arith(e, op, (fusor_dtype)nd->dtype, a, e->val[nd->b]);
-    default: return sel(e, a, e->val[nd->b], e->val[nd->c]); /* WHERE */
-    }
+    int f16 = nd->dtype == FUSOR_F16 || ad == FUSOR_F16;
+    if (f16 && op != IR_CAST && op != IR_WHERE)
+        return emit_f16_node(e, nd);
+    return emit_op(e, nd, ad, e->val[nd->a], nd->b >= 0 ? e->val[nd->b] : NULL);
 }
 
 /* Marks what the roots need; a reduction's value comes from its slot, so its operand is
@@ -734,7 +791,7 @@ static LLVMValueRef fp_key_inf(emitter *e, fusor_dtype d, int negative) {
 }
 
 static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
-    fusor_dtype d = (fusor_dtype)nd->dtype;
+    fusor_dtype d = carry_dtype((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
     r->nd = nd;
     r->d = d;
@@ -803,7 +860,8 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
-    LLVMValueRef at = e->stencil ? LLVMBuildAdd(b, e->row_flat, e->index, "") : e->index;
+    LLVMValueRef i64 = e->itype == e->i64 ? e->index : LLVMBuildZExt(b, e->index, e->i64, "");
+    LLVMValueRef at = e->stencil ? LLVMBuildAdd(b, e->row_flat, i64, "") : i64;
     LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(e->i64, 1, 0), ""),
                                    LLVMBuildZExt(b, sign, e->i64, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
@@ -811,7 +869,7 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
 }
 
 static void reduction_step(emitter *e, reduction *r) {
-    LLVMValueRef v = e->val[r->nd->a];
+    LLVMValueRef v = widen_f16(e, e->val[r->nd->a], r->nd->a);
     if (r->ncarry == 1)
         r->next[0] = combine(e, (ir_op)r->nd->op, r->d, r->cur[0], v, 1);
     else
@@ -920,10 +978,10 @@ static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
  * (math functions inlined on a GPU branch) where the load/store vectoriser joins them. */
 static void emit_lanes(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef k, int lanes) {
     int32_t nn = e->k->nnodes;
-    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
     LLVMValueRef index[CG_MAX_LANES];
     for (int l = 0; l < lanes; l++)
-        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->i64, (unsigned)l, 0), "") : at;
+        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->itype, (unsigned)l, 0), "") : at;
     for (int l = 0; l < lanes; l++) {
         e->index = index[l];
         e->lanes0 = l == 0 ? (unsigned)lanes : 0;
@@ -969,7 +1027,7 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
 
     LLVMPositionBuilderAtEnd(b, loop);
     e->in_loop = 1;
-    LLVMValueRef idx = LLVMBuildPhi(b, e->i64, "i");
+    LLVMValueRef idx = LLVMBuildPhi(b, e->itype, "i");
     for (int r = 0; r < ps->nreductions; r++)
         for (int j = 0; j < red[r].ncarry; j++)
             red[r].cur[j] = red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
@@ -1091,6 +1149,10 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     cg_pass_variant_name(name, sizeof name, p, variant);
     e->fn = add_row_fn(e, name, 5);
     e->pass = p;
+    int i32 = variant >= CG_CONTIG32;
+    if (i32)
+        variant -= CG_CONTIG32;
+    e->itype = i32 ? LLVMInt32TypeInContext(e->ctx) : e->i64;
     e->strided = variant == CG_STRIDED;
     reset_fn_state(e);
     mark_pass(e, p);
@@ -1113,10 +1175,16 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     LLVMValueRef first = e->t->index_first(e->mod, e->b);
     LLVMValueRef step = e->t->index_step(e->mod, e->b);
     LLVMValueRef n = arg(e, ARG_N);
+    if (i32) { /* the launcher checked that n + step and every byte offset fit int32 */
+        first = LLVMBuildTrunc(e->b, first, e->itype, "gid32");
+        step = LLVMBuildTrunc(e->b, step, e->itype, "nthreads32");
+        n = LLVMBuildTrunc(e->b, n, e->itype, "n32");
+    }
     if (variant == CG_VEC) {
         /* Whole groups of `lanes`, then the last n % lanes elements one by one. */
         int lanes = cg_pass_vec_lanes(e->k, e->plan, p);
-        LLVMValueRef groups = LLVMBuildSDiv(e->b, n, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+        LLVMValueRef groups =
+            LLVMBuildSDiv(e->b, n, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         LLVMBasicBlockRef vloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vloop");
         LLVMBasicBlockRef vexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vexit");
         emit_loop(e, ps, red, first, step, groups, lanes, vloop, vexit);
@@ -1127,7 +1195,7 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
         for (int r = 0; r < ps->nreductions; r++)
             memcpy(red[r].start, red[r].out, sizeof red[r].out);
         LLVMValueRef done =
-            LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->i64, (unsigned)lanes, 0), "");
+            LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         first = LLVMBuildNSWAdd(e->b, done, first, "");
     }
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
@@ -1275,6 +1343,7 @@ static void emit_stencil_fn(emitter *e, int p) {
     e->strided = 0;
     reset_fn_state(e);
     e->stencil = 1;
+    e->itype = e->i64; /* stencil rows index in 64 bits */
     mark_pass(e, p);
     LLVMModuleRef m = e->mod;
     LLVMBuilderRef b = e->b;
@@ -1420,8 +1489,12 @@ static void emit_pass_helpers(emitter *e, int p) {
                     v[j] = word_load(e, arg(e, 0), rd->word + j, t);
                 }
             }
-            if (what == 2)
-                canon_store(e, arg(e, 1), rd->nd->slot, rd->d, reduction_value(e, rd, v));
+            if (what == 2) {
+                LLVMValueRef fin = reduction_value(e, rd, v);
+                if (rd->nd->dtype == FUSOR_F16) /* rounded once, as sc_reduce_finish */
+                    fin = LLVMBuildFPTrunc(e->b, fin, e->f16, "");
+                canon_store(e, arg(e, 1), rd->nd->slot, (fusor_dtype)rd->nd->dtype, fin);
+            }
         }
         LLVMBuildRetVoid(e->b);
     }
@@ -1494,7 +1567,8 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
 }
 
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
-    static const char *const names[] = {"contig", "strided", "vec", "stencil"};
+    static const char *const names[] = {"contig",   "strided",   "vec",      "stencil",
+                                        "contig32", "strided32", "vec32"};
     snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
 }
 
@@ -1511,7 +1585,7 @@ int cg_pass_word_bits(const ir_kernel *k, const ir_plan *plan, int pass, int wor
     const ir_pass *ps = &plan->passes[pass];
     for (int r = 0; r < ps->nreductions; r++) {
         int n = cg_reduction_words(k, ps->reductions[r]);
-        fusor_dtype d = (fusor_dtype)k->nodes[ps->reductions[r]].dtype;
+        fusor_dtype d = carry_dtype((fusor_dtype)k->nodes[ps->reductions[r]].dtype);
         if (word < n) /* keyed float min/max: key, NaN flag, tag */
             return n == 1 || word == 0 ? (int)dt_bits(d) : word == 1 ? 1 : 64;
         word -= n;
@@ -1585,6 +1659,7 @@ static fusor_status emitter_init(emitter *e, const ir_kernel *k, const ir_plan *
     e->i64 = LLVMInt64TypeInContext(ctx);
     e->f32 = LLVMFloatTypeInContext(ctx);
     e->f64 = LLVMDoubleTypeInContext(ctx);
+    e->f16 = LLVMHalfTypeInContext(ctx);
     e->ptr = LLVMPointerTypeInContext(ctx, 0);
     size_t nn = (size_t)(k->nnodes ? k->nnodes : 1);
     size_t na = (size_t)(k->nparams + k->noutputs + ir_stencil_loads(k, NULL) + 1);
@@ -1666,6 +1741,8 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                 emit_pass_fn(&e, p, CG_STRIDED);
             if (!e.err && t->gpu)
                 emit_pass_fn(&e, p, CG_VEC);
+            for (int v = CG_CONTIG32; v <= CG_VEC32 && t->gpu && !e.err; v++)
+                emit_pass_fn(&e, p, v);
             if (!e.err && t->gpu)
                 emit_pass_helpers(&e, p);
         }

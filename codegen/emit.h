@@ -110,7 +110,13 @@ enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2, CG_STENCIL = 3 };
  * offset load.  A thread walks the three in order, so only the threads of the edge warps
  * of a row ever take the remapping code.
  */
-/* "fusor_pass<p>_contig", "_strided", "_vec" or "_stencil". */
+/* GPU targets also get each non-stencil variant with 32-bit indices (variant +
+ * CG_CONTIG32, named "_contig32", ...): the grid-stride loop, the flat index and the
+ * strided variant's byte offsets are i32 (an element address is base + sext(i) * size:
+ * PTX's mul.wide.s32).  The launcher runs them only where n + the grid's threads and every
+ * array's byte offsets fit int32 (sched_gpu_index32_ok). */
+enum { CG_CONTIG32 = 4, CG_STRIDED32 = 5, CG_VEC32 = 6, CG_NUM_VARIANTS = 7 };
+/* "fusor_pass<p>_contig", "_strided", "_vec", "_stencil" (and "_contig32", ...). */
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
 /* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);

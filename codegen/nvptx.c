@@ -244,15 +244,23 @@ static LLVMValueRef table_load(LLVMBuilderRef b, LLVMTypeRef i64, LLVMValueRef t
  * CG_GPU_OFF_NDIM: [0] ndim, [1 + d] shape[d], [9 + 8a + d] byte stride of array a.  The
  * flat index is split into coordinates from the innermost dimension out; the outermost
  * coordinate is what remains, so an ndim-dimensional launch costs ndim - 1 divisions
- * (which NVPTX does in 32 bits when both operands fit).
+ * (which NVPTX does in 32 bits when both operands fit).  The arithmetic is in the index's
+ * width: i32 in the 32-bit variants, whose byte offsets the launcher proved fit int32.
  */
+static LLVMValueRef table_load_as(LLVMBuilderRef b, LLVMTypeRef i64, LLVMTypeRef it,
+                                  LLVMValueRef table, LLVMValueRef idx, const char *name) {
+    LLVMValueRef v = table_load(b, i64, table, idx, name);
+    return it == i64 ? v : LLVMBuildTrunc(b, v, it, name);
+}
+
 static void gpu_nd_offsets(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef table,
                            LLVMValueRef index, int narrays, const LLVMValueRef *bases,
                            LLVMValueRef *off) {
     LLVMContextRef ctx = LLVMGetModuleContext(m);
-    LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx);
+    LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx), it = LLVMTypeOf(index);
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
     LLVMValueRef zero = LLVMConstInt(i64, 0, 0), one = LLVMConstInt(i64, 1, 0);
+    LLVMValueRef izero = LLVMConstInt(it, 0, 0);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(ctx, fn, "unravel");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(ctx, fn, "unravelled");
@@ -261,10 +269,10 @@ static void gpu_nd_offsets(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef table
 
     LLVMPositionBuilderAtEnd(b, body);
     LLVMValueRef d = LLVMBuildPhi(b, i64, "d");
-    LLVMValueRef rem = LLVMBuildPhi(b, i64, "rem");
+    LLVMValueRef rem = LLVMBuildPhi(b, it, "rem");
     for (int a = 0; a < narrays; a++) /* phis first: the running offsets */
-        off[a] = bases[a] ? LLVMBuildPhi(b, i64, "off") : NULL;
-    LLVMValueRef ext = table_load(b, i64, table, LLVMBuildAdd(b, d, one, ""), "extent");
+        off[a] = bases[a] ? LLVMBuildPhi(b, it, "off") : NULL;
+    LLVMValueRef ext = table_load_as(b, i64, it, table, LLVMBuildAdd(b, d, one, ""), "extent");
     LLVMValueRef q = LLVMBuildUDiv(b, rem, ext, "");
     LLVMValueRef c = LLVMBuildSub(b, rem, LLVMBuildMul(b, q, ext, ""), "coord");
     LLVMValueRef dn = LLVMBuildSub(b, d, one, "");
@@ -275,9 +283,9 @@ static void gpu_nd_offsets(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef table
             continue;
         LLVMValueRef phi = off[a];
         LLVMValueRef si = LLVMBuildAdd(b, d, LLVMConstInt(i64, 9 + 8 * (unsigned)a, 0), "");
-        next[a] = LLVMBuildAdd(b, phi,
-                               LLVMBuildMul(b, c, table_load(b, i64, table, si, "stride"), ""), "");
-        LLVMValueRef vals[2] = {zero, next[a]};
+        next[a] = LLVMBuildAdd(
+            b, phi, LLVMBuildMul(b, c, table_load_as(b, i64, it, table, si, "stride"), ""), "");
+        LLVMValueRef vals[2] = {izero, next[a]};
         LLVMAddIncoming(phi, vals, bbs, 2);
     }
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, dn, zero, ""), body, done);
@@ -286,20 +294,21 @@ static void gpu_nd_offsets(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef table
     LLVMAddIncoming(rem, rv, bbs, 2);
 
     LLVMPositionBuilderAtEnd(b, done);
-    LLVMValueRef outer = LLVMBuildPhi(b, i64, "outer");
+    LLVMValueRef outer = LLVMBuildPhi(b, it, "outer");
     LLVMAddIncoming(outer, rv, bbs, 2);
     for (int a = 0; a < narrays; a++) {
         if (!bases[a])
             continue;
-        LLVMValueRef phi = LLVMBuildPhi(b, i64, "");
-        LLVMValueRef vals[2] = {zero, next[a]};
+        LLVMValueRef phi = LLVMBuildPhi(b, it, "");
+        LLVMValueRef vals[2] = {izero, next[a]};
         LLVMAddIncoming(phi, vals, bbs, 2);
         off[a] = phi;
     }
     for (int a = 0; a < narrays; a++) {
         if (!bases[a])
             continue;
-        LLVMValueRef s0 = table_load(b, i64, table, LLVMConstInt(i64, 9 + 8 * (unsigned)a, 0), "");
+        LLVMValueRef s0 =
+            table_load_as(b, i64, it, table, LLVMConstInt(i64, 9 + 8 * (unsigned)a, 0), "");
         off[a] = LLVMBuildAdd(b, off[a], LLVMBuildMul(b, outer, s0, ""), "offset");
     }
 }
@@ -687,7 +696,7 @@ static void hide_emitted(nvb *g) {
     }
     char name[64], rname[80];
     for (int p = 0; p < g->plan->npasses; p++)
-        for (int v = CG_CONTIG; v <= CG_STENCIL; v++) {
+        for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++) {
             cg_pass_variant_name(name, sizeof name, p, v);
             row_name(rname, sizeof rname, p, v);
             LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
@@ -868,7 +877,8 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     hide_emitted(g);
     int stencil = cg_gpu_is_stencil(g->k, NULL);
     for (int p = 0; p < g->plan->npasses; p++) {
-        for (int v = stencil ? CG_STENCIL : CG_CONTIG; v <= (stencil ? CG_STENCIL : CG_VEC); v++)
+        for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
+            if (stencil ? v == CG_STENCIL : v != CG_STENCIL)
             build_pass_kernel(g, p, v);
         if (g->plan->passes[p].nreductions)
             build_reduce_kernel(g, p);

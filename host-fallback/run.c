@@ -346,8 +346,11 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
         }
         host_parallel(nthreads, pass_worker, &j);
         *threads_used = j.team;
-        for (int r = 0; r < ps->nreductions; r++)
-            slots[k->nodes[ps->reductions[r]].slot] = combine(&j, r, 0, j.nblocks);
+        for (int r = 0; r < ps->nreductions; r++) {
+            const ir_node *nd = &k->nodes[ps->reductions[r]];
+            slots[nd->slot] = sc_reduce_finish((ir_op)nd->op, (fusor_dtype)nd->dtype,
+                                               combine(&j, r, 0, j.nblocks));
+        }
         if (!scratch || j.partials != scratch->p) fu_free(j.partials);
     }
     /* Reductions of an empty domain are their identities. */

@@ -12,7 +12,8 @@ module fusor
     integer(c_int), parameter :: FUSOR_OK = 0
     integer(c_int), parameter :: FUSOR_BOOL = 0, FUSOR_I8 = 1, FUSOR_I16 = 2, FUSOR_I32 = 3, &
                                  FUSOR_I64 = 4, FUSOR_U8 = 5, FUSOR_U16 = 6, FUSOR_U32 = 7, &
-                                 FUSOR_U64 = 8, FUSOR_F32 = 9, FUSOR_F64 = 10
+                                 FUSOR_U64 = 8, FUSOR_F32 = 9, FUSOR_F64 = 10, &
+                                 FUSOR_F16 = 11
     integer(c_int), parameter :: FUSOR_MEMORY_HOST = 0, FUSOR_MEMORY_PINNED = 1, &
                                  FUSOR_MEMORY_DEVICE = 2, FUSOR_MEMORY_MANAGED = 3
 

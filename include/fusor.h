@@ -85,15 +85,22 @@ typedef enum fusor_dtype {
     FUSOR_U64,
     FUSOR_F32,
     FUSOR_F64,
+    FUSOR_F16, /* IEEE half (NumPy float16): stored as half, computed in f32; added last so
+                  the numbers of the dtypes above stay what existing binaries use */
     FUSOR_NUM_DTYPES
 } fusor_dtype;
 
-/* Size in bytes of one element (bool is one byte holding 0 or 1). */
+/* Size in bytes of one element (bool is one byte holding 0 or 1; f16 two). */
 FUSOR_API size_t fusor_dtype_size(fusor_dtype dtype);
 /* The language's name of a dtype ("f32"), or "?" for an invalid value. */
 FUSOR_API const char *fusor_dtype_name(fusor_dtype dtype);
-/* Parses "f32", "float32", "i64", "int64", "bool", ... */
+/* Parses "f32", "float32", "f16", "float16", "i64", "int64", "bool", ... */
 FUSOR_API fusor_status fusor_dtype_from_name(const char *name, fusor_dtype *out);
+/* An f16 element's bits from a double, rounded once to the nearest half (ties to even;
+ * beyond the largest half, inf; NaN stays a quiet NaN), as NumPy's astype(float16); and
+ * back, exactly.  C has no portable half type: these fill and read FUSOR_F16 arrays. */
+FUSOR_API uint16_t fusor_f16_from_f64(double x);
+FUSOR_API double fusor_f16_to_f64(uint16_t bits);
 
 /* ----------------------------------------------------------------- context */
 

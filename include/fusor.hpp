@@ -54,6 +54,9 @@ template <typename T> constexpr fusor_dtype dtype_of() {
     else if constexpr (std::is_same_v<U, std::uint64_t>) return FUSOR_U64;
     else if constexpr (std::is_same_v<U, float>) return FUSOR_F32;
     else if constexpr (std::is_same_v<U, double>) return FUSOR_F64;
+#ifdef __FLT16_MAX__ // the compiler's IEEE half (GCC 12+, Clang on x86 and Arm)
+    else if constexpr (std::is_same_v<U, _Float16>) return FUSOR_F16;
+#endif
     else static_assert(sizeof(T) == 0, "no fusor dtype for this element type");
 }
 

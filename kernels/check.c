@@ -95,6 +95,7 @@ static const struct builtin {
     {"u64", B_CAST, 1, FUSOR_U64},
     {"f32", B_CAST, 1, FUSOR_F32},
     {"f64", B_CAST, 1, FUSOR_F64},
+    {"f16", B_CAST, 1, FUSOR_F16},
 };
 #define NUM_BUILTINS (int)(sizeof builtins / sizeof builtins[0])
 
@@ -176,7 +177,7 @@ typedef struct fe_val {
 } fe_val;
 
 static int is_weak(const fe_val *x) { return x->kind >= FUSOR_NUM_DTYPES; }
-static int is_float_dtype(int d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float_dtype(int d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_int_dtype(int d) { return d >= FUSOR_I8 && d <= FUSOR_U64; }
 static int is_unsigned_dtype(int d) { return d >= FUSOR_U8 && d <= FUSOR_U64; }
 
@@ -267,12 +268,14 @@ static fusor_status cast_strong(checker *c, fe_val *x, fusor_dtype to) {
 }
 
 /* Whether a weak value keeps its meaning in dtype `to`: integers must be in range and
- * a finite float may not overflow f32. */
+ * a finite float may not overflow f32 or f16. */
 static int weak_fits(const fe_val *x, fusor_dtype to) {
     if (x->kind == TY_WEAK_INT && is_int_dtype(to))
         return sc_fits(x->v, FUSOR_I64, to);
     if (x->kind == TY_WEAK_FLOAT && to == FUSOR_F32)
         return !isfinite(x->v.f) || isfinite((float)x->v.f);
+    if (x->kind == TY_WEAK_FLOAT && to == FUSOR_F16)
+        return !isfinite(x->v.f) || isfinite(sc_round_half(x->v.f));
     return 1;
 }
 
@@ -906,14 +909,18 @@ static fusor_status reduce_call(checker *c, const fe_expr *e, const struct built
     fusor_dtype d = (fusor_dtype)x.kind;
     int32_t n;
     if (b->kind == B_MEAN) {
-        /* NumPy's mean: the sum in the mean's dtype divided by the count. */
-        fusor_dtype md = ty_reduce_dtype(TY_MEAN, d);
+        /* NumPy's mean: the sum in the mean's dtype divided by the count.  A float16 mean
+         * is computed in f32 and rounded once (np.mean's float32 intermediate). */
+        fusor_dtype rd = ty_reduce_dtype(TY_MEAN, d);
+        fusor_dtype md = rd == FUSOR_F16 ? FUSOR_F32 : rd;
         int32_t count, countc, sum;
         TRY(cast_strong(c, &x, md));
         TRY(add_node(c, IR_SUM, md, md, x.node, -1, -1, &sum));
         TRY(add_node(c, IR_COUNT, FUSOR_I64, FUSOR_I64, -1, -1, -1, &count));
         TRY(add_node(c, IR_CAST, md, FUSOR_I64, count, -1, -1, &countc));
         TRY(add_node(c, IR_DIV, md, md, sum, countc, -1, &n));
+        if (rd != md)
+            TRY(add_node(c, IR_CAST, rd, md, n, -1, -1, &n));
         *out = node_val(c, n);
         return FUSOR_OK;
     }

@@ -29,7 +29,7 @@ typedef struct interp {
     int32_t *last;  /* per node: the last node using it (nnodes for outputs) */
 } interp;
 
-static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
+static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64 || t == FUSOR_F16; }
 
 /* ------------------------------------------------------------------ checking */
 
@@ -255,12 +255,13 @@ static fusor_status reduce(const interp *it, int32_t i, ir_value *out) {
     ir_value acc = sc_reduce_identity(op, t);
     if (is_float(t) && (op == IR_SUM || op == IR_PROD)) {
         /* As NumPy's add.reduce: the identity, then the pairwise sum of everything. */
-        *out = sc_reduce_combine(op, t, acc, pairwise(it, op, t, n->a, 0, size));
+        *out = sc_reduce_finish(op, t,
+                                sc_reduce_combine(op, t, acc, pairwise(it, op, t, n->a, 0, size)));
         return FUSOR_OK;
     }
     for (int64_t e = 0; e < size; e++)
         acc = sc_reduce_combine(op, t, acc, value_at(it, n->a, e));
-    *out = acc;
+    *out = sc_reduce_finish(op, t, acc);
     return FUSOR_OK;
 }
 

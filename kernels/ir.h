@@ -77,7 +77,12 @@
  *  MINIMUM MAXIMUM       NaN-propagating (NaN if either is NaN).
  *  FMIN FMAX             NaN-ignoring (C fmin/fmax).  For all four, operands that compare
  *               equal (+0 and -0) give b, as NumPy's maximum does: MAXIMUM is
- *               isnan(a) || a > b ? a : b, FMAX is isnan(b) || a > b ? a : b.
+ *               isnan(a) || a > b ? a : b, FMAX is isnan(b) || a > b ? a : b.  f16 ties
+ *               give a instead, as NumPy's float16 loops do (a <= b ? a : b): an f16
+ *               MINIMUM(a, b) is the rule above applied to (b, a), likewise the others.
+ *  f16          Every op on f16 is the f32 op on the operands widened to f32, with the
+ *               result rounded to half (NumPy's float16 loops); reductions of f16
+ *               accumulate in f32 and round once at the end.
  *  WHERE        a is bool, b and c have the node's dtype: a ? b : c.
  *  SUM PROD     UNIFORM reductions of a VARYING a over the whole domain, computed in the
  *               node's dtype (the checker casts a to it: i64 for small ints and bool, as

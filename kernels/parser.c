@@ -387,11 +387,11 @@ static fusor_status parse_expr(parser *p, fe_expr **out) {
 /* ------------------------------------------------------------------ kernels */
 
 static const char *const type_names[FUSOR_NUM_DTYPES] = {"bool", "i8",  "i16", "i32", "i64", "u8",
-                                                         "u16",  "u32", "u64", "f32", "f64"};
+                                                         "u16",  "u32", "u64", "f32", "f64", "f16"};
 
 static fusor_status parse_type(parser *p, fe_decl *d) {
     if (p->tok.kind != FE_T_NAME)
-        return expected(p, "a type (bool, i8..i64, u8..u64, f32, f64)");
+        return expected(p, "a type (bool, i8..i64, u8..u64, f16, f32, f64)");
     char name[48];
     snprintf(name, sizeof name, "%.*s", p->tok.len > 40 ? 40 : p->tok.len, p->tok.text);
     int dt = -1;
@@ -408,7 +408,7 @@ static fusor_status parse_type(parser *p, fe_decl *d) {
                                near);
         return fe_error_at(p->src, p->tok.pos,
                            "unknown type '%s' (the types are bool, i8, i16, i32, i64, u8, "
-                           "u16, u32, u64, f32 and f64)",
+                           "u16, u32, u64, f16, f32 and f64)",
                            name);
     }
     d->dtype = (fusor_dtype)dt;

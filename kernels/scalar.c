@@ -5,7 +5,10 @@
  * canonical form's bits for every integer dtype) in unsigned arithmetic, so wrapping never
  * meets C's undefined behaviour, and are then narrowed back to canonical form.  Floats are
  * computed in their own precision: f32 with float arithmetic and the float libm functions
- * (sinf, ...), so every f32 result is a float widened exactly to double.
+ * (sinf, ...), so every f32 result is a float widened exactly to double.  f16 is computed
+ * as NumPy computes float16: the operands widened to float, the f32 operation, the result
+ * rounded to half (for + - * / and sqrt this is the correctly rounded half operation,
+ * since float holds more than twice half's precision).
  *
  * An op applied to a dtype that ir.h excludes (sqrt of an integer, not of a float, ...)
  * gives the zero of the result dtype: the checker never builds such nodes.
@@ -19,7 +22,7 @@
 
 /* ------------------------------------------------------------------ dtype facts */
 
-static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
+static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64 || t == FUSOR_F16; }
 static int is_signed(fusor_dtype t) { return t >= FUSOR_I8 && t <= FUSOR_I64; }
 static int is_unsigned(fusor_dtype t) { return t >= FUSOR_U8 && t <= FUSOR_U64; }
 
@@ -29,7 +32,8 @@ static unsigned bit_width(fusor_dtype t) {
     case FUSOR_I8:
     case FUSOR_U8: return 8;
     case FUSOR_I16:
-    case FUSOR_U16: return 16;
+    case FUSOR_U16:
+    case FUSOR_F16: return 16;
     case FUSOR_I32:
     case FUSOR_U32:
     case FUSOR_F32: return 32;
@@ -68,6 +72,10 @@ static ir_value int_min(fusor_dtype t) {
     return wrap(UINT64_C(1) << (bit_width(t) - 1), t);
 }
 
+/* ------------------------------------------------------------------ half */
+
+double sc_round_half(double x) { return fusor_f16_to_f64(fusor_f16_from_f64(x)); }
+
 /* ------------------------------------------------------------------ casts */
 
 static ir_value float_to_int(double x, fusor_dtype to) {
@@ -87,16 +95,20 @@ static ir_value float_to_int(double x, fusor_dtype to) {
 
 ir_value sc_cast(ir_value v, fusor_dtype from, fusor_dtype to) {
     if (is_float(from)) {
-        if (to == FUSOR_F64)
+        if (to == FUSOR_F64 || (to == FUSOR_F32 && from == FUSOR_F16))
             return v;
         if (to == FUSOR_F32)
             return vf((float)v.f);
+        if (to == FUSOR_F16)
+            return vf(sc_round_half(v.f));
         return float_to_int(v.f, to);
     }
     if (to == FUSOR_F64)
         return vf(is_unsigned(from) ? (double)v.u : (double)v.i);
     if (to == FUSOR_F32)
         return vf(is_unsigned(from) ? (float)v.u : (float)v.i);
+    if (to == FUSOR_F16) /* an integer that double rounds is >= 2^53, inf in half anyway */
+        return vf(sc_round_half(is_unsigned(from) ? (double)v.u : (double)v.i));
     return wrap(v.u, to);
 }
 
@@ -226,12 +238,16 @@ static ir_value float_exact(ir_op op, double a, double b, int *ok) {
 
 static ir_value float_apply(ir_op op, fusor_dtype t, double a, double b) {
     int ok = 1;
-    ir_value r = float_exact(op, a, b, &ok);
+    int swap = t == FUSOR_F16 && (op == IR_MINIMUM || op == IR_MAXIMUM || op == IR_FMIN ||
+                                  op == IR_FMAX); /* f16 ties give a (ir.h) */
+    ir_value r = swap ? float_exact(op, b, a, &ok) : float_exact(op, a, b, &ok);
     if (ok)
         return r;
     ok = 1;
     double x =
-        t == FUSOR_F32 ? (double)arith_f32(op, (float)a, (float)b, &ok) : arith_f64(op, a, b, &ok);
+        t == FUSOR_F64 ? arith_f64(op, a, b, &ok) : (double)arith_f32(op, (float)a, (float)b, &ok);
+    if (t == FUSOR_F16)
+        x = sc_round_half(x);
     return ok ? vf(x) : vzero();
 }
 
@@ -366,6 +382,9 @@ ir_value sc_apply(ir_op op, fusor_dtype dtype, fusor_dtype adtype, ir_value a, i
 
 /* ------------------------------------------------------------------ reductions */
 
+/* The dtype a reduction accumulates in: f16 sums and products in f32. */
+static fusor_dtype acc_dtype(fusor_dtype dtype) { return dtype == FUSOR_F16 ? FUSOR_F32 : dtype; }
+
 ir_value sc_reduce_identity(ir_op op, fusor_dtype dtype) {
     int f = is_float(dtype);
     switch (op) {
@@ -383,7 +402,13 @@ ir_value sc_reduce_combine(ir_op op, fusor_dtype dtype, ir_value acc, ir_value v
                                  [IR_MAX] = IR_MAXIMUM, [IR_ANY] = IR_OR,   [IR_ALL] = IR_AND};
     if (!ir_op_is_reduction(op))
         return vzero();
+    dtype = acc_dtype(dtype);
     return sc_apply(step[op], dtype, dtype, acc, v, vzero());
+}
+
+ir_value sc_reduce_finish(ir_op op, fusor_dtype dtype, ir_value acc) {
+    (void)op;
+    return dtype == FUSOR_F16 ? vf(sc_round_half(acc.f)) : acc;
 }
 
 /* ------------------------------------------------------------------ memory */
@@ -413,6 +438,7 @@ ir_value sc_load(const void *p, fusor_dtype dtype) {
     case FUSOR_U32: return (ir_value){.u = m.u32};
     case FUSOR_U64: return (ir_value){.u = m.u64};
     case FUSOR_F32: return vf(m.f32);
+    case FUSOR_F16: return vf(fusor_f16_to_f64(m.u16));
     default: return vf(m.f64);
     }
 }
@@ -436,6 +462,7 @@ void sc_store(void *p, fusor_dtype dtype, ir_value v) {
     case FUSOR_U32: m.u32 = (uint32_t)v.u; break;
     case FUSOR_F32: m.f32 = (float)v.f; break;
     case FUSOR_F64: m.f64 = v.f; break;
+    case FUSOR_F16: m.u16 = fusor_f16_from_f64(v.f); break;
     default: m.u64 = v.u; break;
     }
     memcpy(p, &m, fusor_dtype_size(dtype));
@@ -452,7 +479,11 @@ int sc_format(char *buf, size_t n, ir_value v, fusor_dtype dtype) {
         return snprintf(buf, n, "%" PRIu64, v.u);
     if (isnan(v.f))
         return snprintf(buf, n, "nan"); /* never "-nan" */
-    return snprintf(buf, n, dtype == FUSOR_F32 ? "%.9g" : "%.17g", v.f);
+    return snprintf(buf, n,
+                    dtype == FUSOR_F16   ? "%.5g"
+                    : dtype == FUSOR_F32 ? "%.9g"
+                                         : "%.17g",
+                    v.f);
 }
 
 /* Whether the integer value (of an integer dtype `from`) is within `to`'s range. */
@@ -471,6 +502,8 @@ int sc_fits(ir_value v, fusor_dtype from, fusor_dtype to) {
             return 1;
         if (to == FUSOR_F32)
             return isnan(x) || (double)(float)x == x;
+        if (to == FUSOR_F16)
+            return isnan(x) || sc_round_half(x) == x;
         if (isnan(x) || trunc(x) != x)
             return 0;
         double lim = ldexp(1.0, (int)bit_width(to) - (is_signed(to) ? 1 : 0));

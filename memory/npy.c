@@ -140,7 +140,8 @@ static fusor_status parse_descr(const char *path, const char *descr, fusor_dtype
         fusor_dtype dtype;
     } codes[] = {{"b1", FUSOR_BOOL}, {"?", FUSOR_BOOL}, {"i1", FUSOR_I8},  {"i2", FUSOR_I16},
                  {"i4", FUSOR_I32},  {"i8", FUSOR_I64}, {"u1", FUSOR_U8},  {"u2", FUSOR_U16},
-                 {"u4", FUSOR_U32},  {"u8", FUSOR_U64}, {"f4", FUSOR_F32}, {"f8", FUSOR_F64}};
+                 {"u4", FUSOR_U32},  {"u8", FUSOR_U64}, {"f4", FUSOR_F32}, {"f8", FUSOR_F64},
+                 {"f2", FUSOR_F16}};
     char order = strchr("<>|=", descr[0]) && descr[0] ? descr[0] : '=';
     const char *code = descr + (order == descr[0]);
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
@@ -156,7 +157,7 @@ static fusor_status parse_descr(const char *path, const char *descr, fusor_dtype
     }
     return fu_error(FUSOR_ERROR_UNSUPPORTED,
                     "fusor_npy_load: '%s': dtype '%s' is not supported (fusor has bool, "
-                    "i8-i64, u8-u64, f32 and f64)",
+                    "i8-i64, u8-u64, f16, f32 and f64)",
                     path, descr);
 }
 
@@ -379,7 +380,7 @@ static const char *descr_of(fusor_dtype dtype) {
     static const char *const descr[FUSOR_NUM_DTYPES] = {
         [FUSOR_BOOL] = "|b1", [FUSOR_I8] = "|i1",  [FUSOR_I16] = "<i2", [FUSOR_I32] = "<i4",
         [FUSOR_I64] = "<i8",  [FUSOR_U8] = "|u1",  [FUSOR_U16] = "<u2", [FUSOR_U32] = "<u4",
-        [FUSOR_U64] = "<u8",  [FUSOR_F32] = "<f4", [FUSOR_F64] = "<f8",
+        [FUSOR_U64] = "<u8",  [FUSOR_F32] = "<f4", [FUSOR_F64] = "<f8", [FUSOR_F16] = "<f2",
     };
     return descr[dtype];
 }

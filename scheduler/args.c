@@ -193,7 +193,8 @@ fusor_status fusor_args_set_literal(fusor_args *a, const char *name, const char 
     if (p->dtype != FUSOR_NUM_DTYPES) {
         /* A declared scalar: the literal must be representable in it. */
         ir_value cv = sc_cast(v, dt, p->dtype);
-        if (!sc_fits(v, dt, p->dtype) && !(dt == FUSOR_F64 && (p->dtype == FUSOR_F32)))
+        if (!sc_fits(v, dt, p->dtype) &&
+            !(dt == FUSOR_F64 && (p->dtype == FUSOR_F32 || p->dtype == FUSOR_F16)))
             return fu_error(FUSOR_ERROR_VALUE, "argument '%s' = %s does not fit in %s", name, text,
                             fusor_dtype_name(p->dtype));
         return set_scalar_value(a, "fusor_args_set_literal", name, p->dtype, cv);

@@ -184,6 +184,31 @@ static fusor_status place_arrays(gpu_run *g) {
 
 static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
 
+int sched_gpu_index32_ok(const ir_domain *dom, const size_t *elsize, int64_t threads) {
+    const int64_t lim = INT32_MAX;
+    if (dom->size < 0 || threads < 1 || dom->size > lim || threads > lim ||
+        dom->size + threads - 1 > lim)
+        return 0;
+    for (int i = 0; i < dom->narrays; i++) {
+        if (!elsize[i])
+            continue;
+        int64_t far = (int64_t)elsize[i]; /* the end of the farthest element; <= lim */
+        if (far > lim)
+            return 0;
+        for (int d = 0; d < dom->ndim; d++) {
+            int64_t st = dom->strides[i][d], ext = dom->shape[d] - 1;
+            if (ext <= 0 || st == 0)
+                continue;
+            if (st == INT64_MIN)
+                return 0;
+            st = st < 0 ? -st : st;
+            if (st > lim || ext > (lim - far) / st) /* far + ext * st > lim, without overflow */
+                return 0;
+            far += ext * st;
+        }
+    }
+    return 1;
+}
 
 /* A stencil kernel's one variant and its 2-D/3-D shape (device.h). */
 static fusor_status choose_stencil(gpu_run *g, int p, pass_plan *pp) {
@@ -251,6 +276,20 @@ fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp) {
         sched_shape_choose(g->dom->size, l, pp[p].words > 0, pp[p].fn->occ_block,
                            pp[p].fn->occ_min_grid, g->d->sms, pp[p].fn->max_block,
                            g->block_override, g->grid_override, &pp[p].block, &pp[p].grid);
+        /* The same launch with 32-bit index arithmetic where everything provably fits. */
+        size_t elsize[SCHED_GPU_MAX_ARRAYS];
+        for (int i = 0; i < g->n; i++)
+            elsize[i] = used[i] && g->dom->base[i] ? fusor_dtype_size(array_dtype(g->ir, i)) : 0;
+        sched_function *f32 = NULL;
+        cg_pass_variant_name(name, sizeof name, p, variant + CG_CONTIG32);
+        if (g->dom->narrays == g->n &&
+            sched_gpu_index32_ok(g->dom, elsize, (int64_t)pp[p].grid * pp[p].block)) {
+            if (sched_module_function(g->d, g->mod, name, &f32) == FUSOR_OK &&
+                pp[p].block <= f32->max_block)
+                pp[p].fn = f32;
+            else
+                fu_clear_error(); /* a module without 32-bit variants: the 64-bit one */
+        }
         pp[p].block3[0] = pp[p].block;
         pp[p].grid3[0] = pp[p].grid;
         pp[p].block3[1] = pp[p].block3[2] = pp[p].grid3[1] = pp[p].grid3[2] = 1;

@@ -53,6 +53,14 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
                               fusor_array **arrays, int *allocated, ir_value *slots, ir_value *outs,
                               int may_use_gpu, int *ran_gpu, int *threads);
 
+/* Whether a pass may run its 32-bit index variant (codegen/emit.h, "_contig32", ...):
+ * the grid-stride loop's index stays within int32 (size + threads - 1 <= INT32_MAX, with
+ * `threads` the launch's grid x block), and for every array i with elsize[i] > 0 the
+ * largest byte offset of an element from element 0, the sum over the dimensions of
+ * (shape[d] - 1) * |strides[i][d]|, plus elsize[i] (the end of that element) is at most
+ * INT32_MAX.  Pure, so the boundary is unit-tested. */
+int sched_gpu_index32_ok(const ir_domain *dom, const size_t *elsize, int64_t threads);
+
 /* The GPU target's refusal when no GPU is usable (before any argument check, as a
  * launch on the CPU-only build did): FUSOR_ERROR_NO_DEVICE with the loader's reason. */
 fusor_status sched_gpu_no_device(const fusor_kernel *k);

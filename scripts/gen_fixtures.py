@@ -10,7 +10,7 @@ Layout (read by tests/unit/test_scalar_numpy.c):
   <R>.res2.npy  (k, N2)   rows of results of dtype R of binary ops
   manifest.txt  one line per row: op operand-dtype result-dtype row skip
                 where skip lists the columns to ignore ("-" when none)
-  reduce.<D>.npy, reduce.<D>.res.npy   values and their [np.sum, np.mean] (f32, f64), which
+  reduce.<D>.npy, reduce.<D>.res.npy   values and their [np.sum, np.mean] (f16, f32, f64), which
                 the interpreter's pairwise sum must match exactly (tests/unit/test_interp.c)
   NUMPY_VERSION.txt
 
@@ -37,10 +37,10 @@ rng = np.random.default_rng(20240611)
 DTYPES = {
     "bool": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
     "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64,
-    "f32": np.float32, "f64": np.float64,
+    "f32": np.float32, "f64": np.float64, "f16": np.float16,
 }
 INTS = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"]
-FLOATS = ["f32", "f64"]
+FLOATS = ["f32", "f64", "f16"]
 
 # fusor op name -> NumPy ufunc.  Unary ops first.
 UNARY_FLOAT = {
@@ -90,7 +90,7 @@ def fill(edges, n, draw):
 def float_unary_inputs(d):
     t = DTYPES[d]
     fi = np.finfo(t)
-    near_exp_max = 88.7 if d == "f32" else 709.7
+    near_exp_max = {"f16": 11.08, "f32": 88.7, "f64": 709.7}[d]
     edges = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, -2.5, 2.5, 3.5, np.inf, -np.inf, np.nan,
              fi.smallest_subnormal, -fi.smallest_normal * 0.75, fi.smallest_normal, fi.max,
              -fi.max, near_exp_max, -near_exp_max - 40, 1e-8, np.pi, -np.pi / 2, 0.999999,
@@ -182,11 +182,13 @@ def float_to_int_skips(x, dst):
 
 def generate():
     in1, in2 = {}, {}
-    for d in FLOATS:
+    # f16 last, so the random draws of the other dtypes stay what they were before it.
+    for d in ["f32", "f64"]:
         in1[d], in2[d] = float_unary_inputs(d), float_binary_inputs(d)
     for d in INTS:
         in1[d], in2[d] = int_unary_inputs(d), int_binary_inputs(d)
     in1["bool"], in2["bool"] = bool_inputs()
+    in1["f16"], in2["f16"] = float_unary_inputs("f16"), float_binary_inputs("f16")
     for d in DTYPES:
         assert in1[d].shape == (N1,) and in2[d].shape == (2, N2), d
 
@@ -224,7 +226,7 @@ def save_reductions():
     """reduce.<d>.npy: values whose np.sum (pairwise) the interpreter must match bit for bit;
     reduce.<d>.res.npy: [np.sum(x), np.mean(x)].  The sizes (17 * 61 and 21 * 25) make
     pairwise splits that are multiples of 4 but not of 8, and are 2-D domains too."""
-    for d, n in (("f32", 1037), ("f64", 525)):
+    for d, n in (("f32", 1037), ("f64", 525), ("f16", 1037)):
         x = (rng.standard_normal(n) * 10.0 ** rng.integers(-2, 3, n)).astype(DTYPES[d])
         np.save(os.path.join(OUT, f"reduce.{d}.npy"), x)
         np.save(os.path.join(OUT, f"reduce.{d}.res.npy"), np.array([np.sum(x), np.mean(x)]))

@@ -9,7 +9,7 @@ recomputes v(i) on its own and compares, so both sides must keep the formula in 
     raw(i) = (i + 1) * 0x9E3779B97F4A7C15  mod 2**64
     bool:    (raw >> 32) % 3 == 0
     ints:    raw wrapped to the type (its low bits, two's complement)
-    floats:  (((raw >> 40) % 4001) - 2000) / 16        (exact in f32 and f64)
+    floats:  (((raw >> 40) % 4001) - 2000) / 16        (exact in f16, f32 and f64)
 """
 import os
 import sys
@@ -21,7 +21,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "f
 DTYPES = {
     "b1": np.bool_, "i1": np.int8, "i2": np.int16, "i4": np.int32, "i8": np.int64,
     "u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64,
-    "f4": np.float32, "f8": np.float64,
+    "f4": np.float32, "f8": np.float64, "f2": np.float16,
 }
 SHAPES = {0: (), 1: (5,), 2: (3, 4), 3: (2, 3, 4)}
 
@@ -73,10 +73,11 @@ def main():
     save("f8_empty_r8.npy", np.zeros((0, 1, 1, 1, 1, 1, 10**9, 10**9), np.float64))
     save("f8_special.npy", np.array([np.nan, np.inf, -np.inf, -0.0, 5e-324,
                                      np.finfo(np.float64).max], np.float64))
+    save("f2_special.npy", np.array([np.nan, np.inf, -np.inf, -0.0, 6e-8, 65504.0, 0.1],
+                                    np.float16))
     # dtypes fusor cannot hold: each must be FUSOR_ERROR_UNSUPPORTED naming the descr.
     save("be_f8.npy", values("f8", (4,)).astype(">f8"))
     save("be_i4.npy", values("i4", (4,)).astype(">i4"))
-    save("f2.npy", np.arange(4, dtype=np.float16))
     save("c16.npy", np.arange(4, dtype=np.complex128))
     save("unicode.npy", np.array(["ab", "cde"]))
     save("structured.npy", np.zeros(3, dtype=[("x", "<f8"), ("y", "<i4")]))

@@ -276,6 +276,7 @@ static void fill_random(fusor_array *a, unsigned *seed) {
         switch (fusor_array_dtype(a)) {
         case FUSOR_F64: ((double *)d)[i] = x; break;
         case FUSOR_F32: ((float *)d)[i] = (float)x; break;
+        case FUSOR_F16: ((uint16_t *)d)[i] = fusor_f16_from_f64(x); break;
         case FUSOR_BOOL: ((uint8_t *)d)[i] = u < 0.5; break;
         case FUSOR_I8: ((int8_t *)d)[i] = (int8_t)(1 + 100 * u); break;
         case FUSOR_U8: ((uint8_t *)d)[i] = (uint8_t)(1 + 100 * u); break;
@@ -307,10 +308,11 @@ static fusor_status make_args(bench_kernel *b, int64_t n, fusor_args **out, doub
             *bytes += (double)fusor_array_size(b->given[p]) *
                       (double)fusor_dtype_size(fusor_array_dtype(b->given[p]));
         } else if (b->literal[p] || pi->is_array == 0) {
-            const char *v = b->literal[p]                                      ? b->literal[p]
-                            : pi->dtype == FUSOR_F32 || pi->dtype == FUSOR_F64 ? "0.5"
-                            : pi->dtype == FUSOR_BOOL                          ? "true"
-                                                                               : "3";
+            const char *v =
+                b->literal[p] ? b->literal[p]
+                : pi->dtype == FUSOR_F32 || pi->dtype == FUSOR_F64 || pi->dtype == FUSOR_F16 ? "0.5"
+                : pi->dtype == FUSOR_BOOL ? "true"
+                                          : "3";
             st = fusor_args_set_literal(a, pi->name, v);
         } else {
             fusor_dtype dt = pi->dtype == FUSOR_NUM_DTYPES ? b->o->dtype : pi->dtype;

@@ -58,7 +58,7 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Formats a scalar output exactly (17 significant digits for f64, 9 for f32). */
+/* Formats a scalar output exactly (17 significant digits for f64, 9 for f32, 5 for f16). */
 static void print_scalar(const char *name, fusor_dtype dt, const unsigned char *v) {
     printf("%s = ", name);
     switch (dt) {
@@ -73,6 +73,12 @@ static void print_scalar(const char *name, fusor_dtype dt, const unsigned char *
     case FUSOR_U64: printf("%llu\n", (unsigned long long)*(const uint64_t *)v); break;
     case FUSOR_F32: printf("%.9g\n", (double)*(const float *)v); break;
     case FUSOR_F64: printf("%.17g\n", *(const double *)v); break;
+    case FUSOR_F16: {
+        uint16_t h;
+        memcpy(&h, v, sizeof h);
+        printf("%.5g\n", fusor_f16_to_f64(h));
+        break;
+    }
     default: printf("?\n"); break;
     }
 }

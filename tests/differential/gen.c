@@ -85,9 +85,15 @@ static char *xfmt(const char *f, ...) {
 /* ------------------------------------------------------------------ dtypes */
 
 static const char *const dtype_names[] = {"bool", "i8",  "i16", "i32", "i64", "u8",
-                                          "u16",  "u32", "u64", "f32", "f64"};
+                                          "u16",  "u32", "u64", "f32", "f64", "f16"};
 
-static int dt_is_float(int k) { return k == FUSOR_F32 || k == FUSOR_F64 || k == TY_WEAK_FLOAT; }
+static int dt_is_float(int k) {
+    return k == FUSOR_F32 || k == FUSOR_F64 || k == FUSOR_F16 || k == TY_WEAK_FLOAT;
+}
+/* The `lowp` level of an APPROX value computed in dtype k: 1 for f32 math, 2 for f16 (whose
+ * results are f32 math rounded to half); the tolerance follows the lowest precision. */
+static int lowp_of(int k) { return k == FUSOR_F16 ? 2 : k == FUSOR_F32 ? 1 : 0; }
+static int imax(int a, int b) { return a > b ? a : b; }
 static int dt_is_unsigned(int k) { return k >= FUSOR_U8 && k <= FUSOR_U64; }
 static int dt_is_weak(int k) { return k == TY_WEAK_INT || k == TY_WEAK_FLOAT; }
 
@@ -126,7 +132,7 @@ typedef struct gx {
     int cls;      /* EXACT / APPROX / WILD */
     int64_t ival; /* a weak int literal's value */
     int lit;      /* a bare literal or constant: true, 3, 2.5, pi (folded if combined) */
-    int lowp;     /* APPROX with an f32 libm result on the way (needs f32's tolerance) */
+    int lowp;     /* APPROX with an f32 (1) or f16 (2) libm result on the way: its tolerance */
 } gx;
 
 typedef struct gvar {
@@ -408,7 +414,7 @@ static gx gen_binary(gen *g, int depth, int mode) {
     int opkind = op->disc ? 2 : (op->uf == TY_POWER ? 1 : 0);
     gx e = mk(node(g, xfmt("\1 %s \2", op->text), na, nb, NULL), loop[2], op->prec,
               a.vary || b.vary, op_class(opkind, loop[2], &a, &b));
-    e.lowp = a.lowp || b.lowp || (opkind == 1 && loop[2] == FUSOR_F32);
+    e.lowp = imax(imax(a.lowp, b.lowp), opkind == 1 ? lowp_of(loop[2]) : 0);
     return e;
 }
 
@@ -440,7 +446,7 @@ static gx gen_call1(gen *g, int depth, int mode) {
         return fail();
     gx e = mk(node(g, xfmt("%s(\1)", f->name), a.n, NULL, NULL), loop[1], P_ATOM, a.vary,
               op_class(f->kind, loop[1], &a, NULL));
-    e.lowp = a.lowp || (f->kind == 1 && loop[1] == FUSOR_F32);
+    e.lowp = imax(a.lowp, f->kind == 1 ? lowp_of(loop[1]) : 0);
     return e;
 }
 
@@ -471,7 +477,7 @@ static gx gen_call2(gen *g, int depth, int mode) {
     /* copysign is continuous in its first operand and discontinuous in its second. */
     if (f->uf == TY_COPYSIGN)
         e.cls = cls_max(a.cls, cls_disc(b.cls));
-    e.lowp = a.lowp || b.lowp || (f->kind == 1 && loop[2] == FUSOR_F32);
+    e.lowp = imax(imax(a.lowp, b.lowp), f->kind == 1 ? lowp_of(loop[2]) : 0);
     return e;
 }
 
@@ -484,7 +490,7 @@ static gx gen_cast(gen *g, int depth, int mode) {
         return fail();
     int cls = dt_is_float(a.kind) && !dt_is_float(t) ? cls_disc(a.cls) : a.cls;
     gx e = mk(node(g, xfmt("%s(\1)", dtype_names[t]), a.n, NULL, NULL), t, P_ATOM, a.vary, cls);
-    e.lowp = a.lowp || (a.cls == APPROX && t == FUSOR_F32);
+    e.lowp = imax(a.lowp, a.cls == APPROX ? lowp_of(t) : 0);
     return e;
 }
 
@@ -524,7 +530,7 @@ static gx gen_where(gen *g, int depth, int mode) {
         return fail();
     gx e = mk(node(g, xfmt("where(\1, \2, \3)"), c.n, a.n, b.n), res, P_ATOM,
               c.vary || a.vary || b.vary, cls_max(cls_max(a.cls, b.cls), c.cls));
-    e.lowp = a.lowp || b.lowp || (res == FUSOR_F32 && cls_max(a.cls, b.cls) == APPROX);
+    e.lowp = imax(imax(a.lowp, b.lowp), cls_max(a.cls, b.cls) == APPROX ? lowp_of(res) : 0);
     return e;
 }
 
@@ -570,7 +576,7 @@ static gx gen_reduction(gen *g, int depth, int mode) {
     if (r < 0 && dt_is_float(a.kind))
         cls = cls_disc(cls); /* any/all test != 0 */
     gx e = mk(node(g, xfmt("%s(\1)", reds[i].name), a.n, NULL, NULL), res, P_ATOM, 0, cls);
-    e.lowp = a.lowp || (res == FUSOR_F32 && cls == APPROX);
+    e.lowp = imax(a.lowp, cls == APPROX ? lowp_of(res) : 0);
     if (dt_is_float(res) && (r == TY_SUM || r == TY_PROD || r == TY_MEAN)) {
         if (g->nfred == GEN_MAX_FRED) {
             g->nred--;
@@ -695,8 +701,8 @@ static int output_dtype(gen *g, gx *e) {
         e->n = node(g, xfmt("%s(\1)", dtype_names[d]), e->n, NULL, NULL);
         if (dt_is_float(t) && !dt_is_float(d))
             e->cls = cls_disc(e->cls);
-        if (d == FUSOR_F32 && e->cls == APPROX)
-            e->lowp = 1;
+        if (e->cls == APPROX)
+            e->lowp = imax(e->lowp, lowp_of(d));
         e->kind = d;
     }
     return d;
@@ -744,7 +750,7 @@ static int gen_output(gen *g, gprog *p, gstmt *st, int array) {
     o->is_array = array;
     o->dtype = output_dtype(g, &e);
     p->out_cls[j] = e.cls;
-    p->out_lowp[j] = e.lowp || (o->dtype == FUSOR_F32 && e.cls == APPROX);
+    p->out_lowp[j] = imax(e.lowp, e.cls == APPROX ? lowp_of(o->dtype) : 0);
     st->lhs = xfmt("%s", o->name);
     st->rhs = e.n;
     /* (An array output filled with a uniform value is not read back: whether it then

@@ -111,6 +111,11 @@ static elem load_elem(const unsigned char *p, int dt) {
         memcpy(&v, p, 4);
         e.f = v;
     } break;
+    case FUSOR_F16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        e.f = fusor_f16_to_f64(v);
+    } break;
     default: memcpy(&e.f, p, 8); break;
     }
     return e;
@@ -120,7 +125,7 @@ static void store_elem(unsigned char *p, int dt, elem e) {
     switch (fusor_dtype_size((fusor_dtype)dt)) {
     case 1: p[0] = (unsigned char)e.u; break;
     case 2: {
-        uint16_t v = (uint16_t)e.u;
+        uint16_t v = dt == FUSOR_F16 ? fusor_f16_from_f64(e.f) : (uint16_t)e.u;
         memcpy(p, &v, 2);
     } break;
     case 4:
@@ -140,7 +145,7 @@ static void format_elem(char *buf, size_t n, int dt, elem e) {
     if (dt == FUSOR_BOOL)
         snprintf(buf, n, "%s(%u)", e.u == 1 ? "true" : e.u ? "BAD" : "false", (unsigned)e.u);
     else if (dt_is_float(dt))
-        snprintf(buf, n, dt == FUSOR_F32 ? "%.9g" : "%.17g", e.f);
+        snprintf(buf, n, dt == FUSOR_F16 ? "%.5g" : dt == FUSOR_F32 ? "%.9g" : "%.17g", e.f);
     else if (dt_is_unsigned(dt))
         snprintf(buf, n, "%" PRIu64, e.u);
     else
@@ -169,6 +174,8 @@ static elem random_value(rng *r, int dt, int mode, double specials) {
         }
         if (dt == FUSOR_F32)
             e.f = (float)e.f;
+        if (dt == FUSOR_F16)
+            e.f = fusor_f16_to_f64(fusor_f16_from_f64(e.f));
         return e;
     }
     int unsig = dt_is_unsigned(dt);
@@ -744,7 +751,10 @@ static stats S;
 static int printed;
 static uint64_t base_seed;
 
-static double unit_roundoff(int dt) { return dt == FUSOR_F32 ? 0x1p-24 : 0x1p-53; }
+/* f16 reductions accumulate in f32 (and round to half once, added separately). */
+static double unit_roundoff(int dt) {
+    return dt == FUSOR_F32 || dt == FUSOR_F16 ? 0x1p-24 : 0x1p-53;
+}
 static double gamma_n(int dt, int64_t n) {
     double nu = (double)n * unit_roundoff(dt);
     return nu >= 0.5 ? INFINITY : nu / (1 - nu);
@@ -755,9 +765,15 @@ static double gamma_n(int dt, int64_t n) {
  * (done in double, correctly rounded where glibc's float functions may be an ulp off) can
  * make it differ: a much tighter bound. */
 static double elem_tol(int dt) {
+    if (dt == FUSOR_F16) /* one half ulp is ~1e-3: allow amplification by ~20 */
+        return 2e-2;
     if (math_mode == FUSOR_MATH_SCALAR)
         return dt == FUSOR_F32 ? 1e-6 : 1e-13;
     return dt == FUSOR_F32 ? 1e-3 : 1e-7;
+}
+/* The dtype whose tolerance an APPROX value needs: its lowp level's, or its own. */
+static int tol_dtype(int lowp, int dt) {
+    return lowp == 2 || dt == FUSOR_F16 ? FUSOR_F16 : lowp ? FUSOR_F32 : dt;
 }
 static int is_normal_or_zero(double x) { return x == 0 || (isfinite(x) && fabs(x) >= DBL_MIN); }
 
@@ -850,7 +866,7 @@ static int reduction_agrees(const instance *I, int k, double a, double b, double
     int64_t n = I->dom_size;
     double g = gamma_n(dt, n), u = unit_roundoff(dt);
     /* The terms' own tolerance when they are APPROX. */
-    double appr = p->fred_cls[k] == EXACT ? 0 : elem_tol(p->fred_lowp[k] ? FUSOR_F32 : dt);
+    double appr = p->fred_cls[k] == EXACT ? 0 : elem_tol(tol_dtype(p->fred_lowp[k], dt));
     *edge = 0;
     if (p->fred_op[k] == 'p') {
         if (!is_normal_or_zero(a) || !is_normal_or_zero(b) || a == 0 || b == 0 || fabs(a) < 1e-30 ||
@@ -858,9 +874,10 @@ static int reduction_agrees(const instance *I, int k, double a, double b, double
             *edge = 1; /* partial products over- or underflowed in some order */
             return 1;
         }
-        return fabs(a - b) <= (2 * g + appr * (double)n) * fmax(fabs(a), fabs(b));
+        double half = dt == FUSOR_F16 ? 2 * 0x1p-11 : 0; /* both rounded to half once */
+        return fabs(a - b) <= (2 * g + appr * (double)n + half) * fmax(fabs(a), fabs(b));
     }
-    double big = dt == FUSOR_F32 ? FLT_MAX : DBL_MAX;
+    double big = dt == FUSOR_F16 ? 65504.0 : dt == FUSOR_F32 ? FLT_MAX : DBL_MAX;
     if (!isfinite(a) || !isfinite(b)) {
         *edge = 1; /* only when the terms' magnitudes approach the overflow threshold */
         return !isfinite(mag) || mag > big / 4;
@@ -870,6 +887,8 @@ static int reduction_agrees(const instance *I, int k, double a, double b, double
         bound = n ? bound / (double)n * (1 + u) : 0;
         bound += 2 * u * fmax(fabs(a), fabs(b));
     }
+    if (dt == FUSOR_F16) /* the f32 accumulations are each rounded to half once */
+        bound += 2 * 0x1p-11 * fmax(fabs(a), fabs(b));
     if (isnan(bound))
         bound = INFINITY;
     if (fabs(a - b) > 0) {
@@ -914,7 +933,7 @@ static int compare_output(const instance *I, int j, const result *A, const resul
             ok = 0;
             edge = 1;
         } else {
-            ok = fabs(a.f - b.f) <= elem_tol(p->out_lowp[j] ? FUSOR_F32 : dt) * fmax(1, fabs(b.f));
+            ok = fabs(a.f - b.f) <= elem_tol(tol_dtype(p->out_lowp[j], dt)) * fmax(1, fabs(b.f));
             if (ok && cls == APPROX) {
                 S.approx_differ++;
                 double rel = fabs(a.f - b.f) / fmax(fabs(b.f), DBL_MIN);

@@ -47,6 +47,8 @@ static fusor_array *random_array(fusor_dtype dt, int64_t n, double lo, double hi
         double v = lo + (hi - lo) * urand();
         if (dt == FUSOR_F32)
             ((float *)fusor_array_data(a))[i] = (float)v;
+        else if (dt == FUSOR_F16)
+            ((uint16_t *)fusor_array_data(a))[i] = fusor_f16_from_f64(v);
         else
             ((double *)fusor_array_data(a))[i] = v;
     }
@@ -77,6 +79,8 @@ static fusor_kernel *compile_std(const char *file, const char *name) {
 }
 
 static double get_f64(const fusor_array *a, int64_t i) {
+    if (fusor_array_dtype(a) == FUSOR_F16)
+        return fusor_f16_to_f64(((const uint16_t *)fusor_array_data(a))[i]);
     return fusor_array_dtype(a) == FUSOR_F32 ? (double)((const float *)fusor_array_data(a))[i]
                                              : ((const double *)fusor_array_data(a))[i];
 }
@@ -88,6 +92,8 @@ static double get_f64(const fusor_array *a, int64_t i) {
  * few ulp for libm functions, plus 2*gamma_n for anything computed from a sum of n
  * positive terms (the inputs are positive), the bound for summation in any order. */
 static double tolerance(fusor_dtype dt, int64_t n) {
+    if (dt == FUSOR_F16) /* an f32 result an ulp apart may round to the next half: 2^-10 */
+        return 0x1p-10 + 2 * (double)n * 0x1p-24 / (1 - (double)n * 0x1p-24);
     double u = dt == FUSOR_F32 ? 0x1p-24 : 0x1p-53;
     return (dt == FUSOR_F32 ? 1e-5 : 1e-12) + 2 * (double)n * u / (1 - (double)n * u);
 }

@@ -42,7 +42,9 @@ static void test_basics(void) {
     fusor_dtype d;
     CHECK_OK(fusor_dtype_from_name("float32", &d));
     CHECK(d == FUSOR_F32);
-    EXPECT_ERR(fusor_dtype_from_name("f16", &d), FUSOR_ERROR_INVALID_ARGUMENT, "unknown dtype");
+    CHECK_OK(fusor_dtype_from_name("float16", &d));
+    CHECK(d == FUSOR_F16 && fusor_dtype_size(FUSOR_F16) == 2);
+    EXPECT_ERR(fusor_dtype_from_name("f128", &d), FUSOR_ERROR_INVALID_ARGUMENT, "unknown dtype");
     char *info = NULL;
     CHECK_OK(fusor_runtime_info(&info));
     CHECK(info && strstr(info, "LLVM 16") && strstr(info, "default threads") &&

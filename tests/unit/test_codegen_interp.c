@@ -32,7 +32,7 @@ typedef struct built {
     ir_op op[MAXOUT]; /* what each output computes (for tolerances and messages) */
 } built;
 
-static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64; }
+static int is_float(fusor_dtype d) { return d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16; }
 static int is_int(fusor_dtype d) { return d != FUSOR_BOOL && !is_float(d); }
 
 static int32_t add(ir_kernel *k, ir_op op, fusor_dtype d, fusor_dtype ad, int32_t a, int32_t b,
@@ -155,6 +155,8 @@ static ir_value special(fusor_dtype d, int i) {
         double v = f[i];
         if (d == FUSOR_F32 && v == 1e-310)
             v = 1e-40;
+        if (d == FUSOR_F16 && v == 1e-310) /* a half subnormal; 1e30 is inf in half */
+            v = 3e-6;
         return sc_cast((ir_value){.f = v}, FUSOR_F64, d);
     }
     unsigned w = (unsigned)fusor_dtype_size(d) * 8;
@@ -170,7 +172,7 @@ static ir_value special(fusor_dtype d, int i) {
 
 static ir_value random_value(fusor_dtype d) {
     uint64_t r = next_rand();
-    if (d == FUSOR_F64 || d == FUSOR_F32) {
+    if (is_float(d)) {
         /* mostly moderate values, sometimes any bit pattern */
         double v = (double)(int64_t)(r >> 8) / (double)(INT64_C(1) << 50) * ((r & 3) ? 1 : 1e3);
         if ((r & 31) == 0)
@@ -204,6 +206,10 @@ static void fill(fusor_dtype d, char *x, char *y, uint8_t *c) {
 static uint64_t ulp_distance(double a, double b, fusor_dtype d) {
     if (signbit(a) != signbit(b))
         return a == b ? 0 : UINT64_MAX;
+    if (d == FUSOR_F16) {
+        uint16_t ia = fusor_f16_from_f64(a), ib = fusor_f16_from_f64(b);
+        return ia > ib ? (uint64_t)(ia - ib) : (uint64_t)(ib - ia);
+    }
     if (d == FUSOR_F32) {
         float fa = (float)a, fb = (float)b;
         uint32_t ia, ib;
@@ -238,7 +244,8 @@ static int same(ir_value got, ir_value want, fusor_dtype d, ir_op op) {
         return ulp_distance(got.f, want.f, d) <= 4;
     if (op == IR_SUM || op == IR_PROD)
         return got.f == want.f || fabs(got.f - want.f) <= 1e-12 * fabs(want.f) ||
-               (d == FUSOR_F32 && fabs(got.f - want.f) <= 1e-5 * fabs(want.f));
+               (d == FUSOR_F32 && fabs(got.f - want.f) <= 1e-5 * fabs(want.f)) ||
+               (d == FUSOR_F16 && ulp_distance(got.f, want.f, d) <= 1);
     return got.u == want.u;
 }
 

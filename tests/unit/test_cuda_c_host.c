@@ -5,7 +5,8 @@
  * The generated text is compiled by the host C++ compiler with a small shim for CUDA's
  * built-ins (threads of a block are real threads, __syncthreads a barrier, warp shuffles
  * go through memory between two barriers of the warp), so every kernel runs as written:
- * the contiguous, vector and strided variants, the per-thread partials, the warp and
+ * the contiguous, vector and strided variants (with 64-bit and with 32-bit indices), the
+ * per-thread partials, the warp and
  * block reduction, the one-block combine kernel and fusor_finish, all through the
  * parameter block of codegen/gpu.h built here byte by byte.  Math functions are the host
  * libm's, as in the interpreter, so results must agree bit for bit; only float sums and
@@ -65,6 +66,10 @@ static const char shim[] =
     "static int __float_as_int(float x) { return fu_bits<int>(x); }\n"
     "static double __longlong_as_double(long long x) { return fu_bits<double>(x); }\n"
     "static long long __double_as_longlong(double x) { return fu_bits<long long>(x); }\n"
+    "// PTX's cvt between half and float/double: the host compiler's _Float16.\n"
+    "static float fu_h2f(unsigned short h) { return (float)fu_bits<_Float16>(h); }\n"
+    "static unsigned short fu_f2h(float f) { return fu_bits<unsigned short>((_Float16)f); }\n"
+    "static unsigned short fu_d2h(double d) { return fu_bits<unsigned short>((_Float16)d); }\n"
     "#define FU_V2(N, T) struct alignas(2 * sizeof(T)) N { T x, y; };\n"
     "#define FU_V4(N, T) struct alignas(4 * sizeof(T)) N { T x, y, z, w; };\n"
     "FU_V2(char2, signed char) FU_V2(uchar2, unsigned char) FU_V2(short2, short)\n"
@@ -92,8 +97,8 @@ static const char shim[] =
     "}\n";
 
 /* The variants in the order gpu.h lists a pass's kernels. */
-enum { CONTIG = 0, STRIDED = 1, VEC = 2 };
-static const char *const vname[] = {"contig", "strided", "vec"};
+enum { CONTIG = 0, STRIDED = 1, VEC = 2, VEC32 = 5, NVARIANTS = 6 };
+static const char *const vname[] = {"contig", "strided", "vec", "contig32", "strided32", "vec32"};
 
 enum { N = 1003, ROWS = 17, COLS = 59, GRID = 3, BLOCK = 64, MAXPROG = 128 };
 
@@ -112,7 +117,7 @@ static int float_reduce(const ir_kernel *k) {
     for (int32_t i = 0; i < k->nnodes; i++) {
         const ir_node *nd = &k->nodes[i];
         if ((nd->op == IR_SUM || nd->op == IR_PROD) &&
-            (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64))
+            (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64 || nd->dtype == FUSOR_F16))
             return 1;
     }
     return 0;
@@ -135,7 +140,7 @@ static void add_prog(const char *src, const char *file, const char *name, const 
 static int kernel_names(const prog *p, char names[][48]) {
     int n = 0;
     for (int q = 0; q < p->plan->npasses; q++) {
-        for (int v = CONTIG; v <= VEC; v++)
+        for (int v = CONTIG; v < NVARIANTS; v++)
             snprintf(names[n++], 48, "fusor_pass%d_%s", q, vname[v]);
         if (p->plan->passes[q].nreductions)
             snprintf(names[n++], 48, "fusor_pass%d_reduce", q);
@@ -191,7 +196,7 @@ static uint64_t next_rand(void) {
 /* A random element of dtype d, with the special values floats need. */
 static ir_value random_value(fusor_dtype d) {
     uint64_t r = next_rand();
-    if (d == FUSOR_F32 || d == FUSOR_F64) {
+    if (d == FUSOR_F32 || d == FUSOR_F64 || d == FUSOR_F16) {
         static const double special[] = {0.0,       -0.0, 1.0, -1.0, INFINITY,
                                          -INFINITY, NAN,  0.5, 3.0,  1e30};
         double v = r % 8 == 0 ? special[(r >> 8) % 10]
@@ -211,13 +216,13 @@ static int is_array(const ir_kernel *k, int a) {
 }
 
 static int same(ir_value x, ir_value y, fusor_dtype d, int exact) {
-    if (d != FUSOR_F32 && d != FUSOR_F64)
+    if (d != FUSOR_F32 && d != FUSOR_F64 && d != FUSOR_F16)
         return x.u == y.u;
     if (isnan(x.f) || isnan(y.f))
         return isnan(x.f) && isnan(y.f);
     if (exact)
         return x.u == y.u; /* -0 and +0 differ */
-    double tol = d == FUSOR_F32 ? 1e-4 : 1e-10;
+    double tol = d == FUSOR_F16 ? 2e-3 : d == FUSOR_F32 ? 1e-4 : 1e-10;
     return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f));
 }
 
@@ -228,7 +233,7 @@ typedef void (*launch_fn)(void (*)(const char *), const char *, unsigned, unsign
 static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn launch, int v) {
     const ir_kernel *k = p->k;
     int na = k->nparams + k->noutputs;
-    int strided = v == STRIDED;
+    int strided = v % 3 == STRIDED;
     char *base[64] = {0}, *ref[64] = {0};
     int64_t strides[64][FUSOR_MAX_DIMS] = {{0}};
     ir_value scalars[64] = {{0}};
@@ -304,7 +309,7 @@ static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn la
     int at = 0;
     for (int q = 0; q < p->plan->npasses; q++) {
         launch(kernels[at + v], P, GRID, BLOCK);
-        at += 3;
+        at += NVARIANTS;
         if (p->plan->passes[q].nreductions)
             launch(kernels[at++], P, 1, BLOCK);
     }
@@ -354,7 +359,8 @@ int main(void) {
         printf("SKIP: no C++ compiler known at configure time\n");
         return check_done();
     }
-    static const char *const std_files[] = {"blas1.fu", "elementwise.fu", "finance.fu", "stats.fu"};
+    static const char *const std_files[] = {"blas1.fu", "elementwise.fu", "finance.fu", "stats.fu",
+                                            "half.fu"};
     for (size_t i = 0; i < sizeof std_files / sizeof std_files[0]; i++) {
         char path[512], names[64][64], what[128];
         snprintf(path, sizeof path, "%s/kernels/std/%s", FUSOR_SOURCE_DIR, std_files[i]);
@@ -406,7 +412,7 @@ int main(void) {
             snprintf(sym, sizeof sym, "p%d_kernels", i);
             void (*const *kernels)(const char *) = dlsym(lib, sym);
             CHECK(kernels != NULL);
-            for (int v = CONTIG; kernels && v <= VEC; v++)
+            for (int v = CONTIG; kernels && v <= VEC32; v++)
                 run_prog(&progs[i], kernels, launch, v);
         }
         unlink(cpp);
@@ -418,7 +424,7 @@ int main(void) {
         arena_free(&progs[i].a);
     }
     printf("%d std kernels and %d random programs (%d with reductions) run as CUDA C on the "
-           "host, 3 variants each, against the interpreter\n",
+           "host, 6 variants each (64- and 32-bit indices), against the interpreter\n",
            nstd, nprogs - nstd, reductions);
     CHECK(nstd >= 15 && nprogs - nstd >= nrandom / 2 && reductions >= 5);
     CHECK(oracle_refused * 5 < nprogs);

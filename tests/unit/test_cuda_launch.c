@@ -127,6 +127,10 @@ static void fake_with_kernels(void) {
     fake_add_kernel("fusor_pass0_contig", axpy_contig);
     fake_add_kernel("fusor_pass0_vec", axpy_vec);
     fake_add_kernel("fusor_pass0_strided", axpy_strided);
+    /* The 32-bit index variants compute the same (the launcher picks them when all fits). */
+    fake_add_kernel("fusor_pass0_contig32", axpy_contig);
+    fake_add_kernel("fusor_pass0_vec32", axpy_vec);
+    fake_add_kernel("fusor_pass0_strided32", axpy_strided);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -187,7 +191,8 @@ static void test_axpy(void) {
     CHECK(contains(pl.reason, "the GPU target was requested"));
     CHECK(pl.copy_bytes == 3.0 * (double)n * 8);
     CHECK(F.htod_bytes >= 2 * n * 8 && F.dtoh_bytes == n * 8); /* z is not copied in */
-    CHECK(!strcmp(F.last_kernel, "fusor_pass0_vec") && F.last_block == 768);
+    /* 100000 elements and 800000 bytes per array fit int32: the 32-bit index variant. */
+    CHECK(!strcmp(F.last_kernel, "fusor_pass0_vec32") && F.last_block == 768);
     CHECK(F.last_grid == (unsigned)((n / 2 + 767) / 768)); /* two lanes per thread */
     CHECK(pool0().in_use == 0 && pool0().allocations == 0);
     CHECK(F.module_loads == 1);
@@ -241,6 +246,8 @@ static void test_reduction(void) {
     fake_fresh();
     fake_add_kernel("fusor_pass0_contig", total_pass);
     fake_add_kernel("fusor_pass0_vec", total_pass);
+    fake_add_kernel("fusor_pass0_contig32", total_pass);
+    fake_add_kernel("fusor_pass0_vec32", total_pass);
     fake_add_kernel("fusor_pass0_reduce", total_reduce);
     fake_add_kernel("fusor_finish", total_finish);
     CHECK_OK(fake_load());
@@ -292,7 +299,7 @@ static void test_failures(void) {
     fusor_status st = fusor_launch(k, a);
     CHECK(st == FUSOR_ERROR_INTERNAL);
     CHECK_MSG(contains(fusor_last_error(), "kernel axpy on GPU 0 (Fake GPU 0): launching "
-                                           "fusor_pass0_vec") &&
+                                           "fusor_pass0_vec32") &&
                   contains(fusor_last_error(), "CUDA_ERROR_LAUNCH_FAILED"),
               "%s", fusor_last_error());
     CHECK(isnan(((double *)fusor_array_data(z))[17]));

@@ -293,7 +293,12 @@ static void test_where_clip_and_lowering(void) {
     CHECK_EXPR(KERNEL("x: u8[]", "y", "y = -x"), "(neg.u8 x)");
     CHECK_EXPR(KERNEL("x: i32[]", "y", "y = floor(x)"), "x");
     CHECK_EXPR(KERNEL("x: i32[]", "y", "y = rint(x)"), "(rint.f64 (cast.f64 x))");
-    CHECK_EXPR(KERNEL("x: i8[]", "y", "y = sin(x)"), "(sin.f32 (cast.f32 x))"); /* f16 in NumPy */
+    CHECK_EXPR(KERNEL("x: i8[]", "y", "y = sin(x)"), "(sin.f16 (cast.f16 x))"); /* as NumPy */
+    CHECK_EXPR(KERNEL("x: f16[]", "y", "y = x * 2.5"), "(mul.f16 x 2.5:f16)");
+    CHECK_EXPR(KERNEL("x: f16[], z: f32[]", "y", "y = x + z"), "(add.f32 (cast.f32 x) z)");
+    CHECK_EXPR(KERNEL("x: f16[], z: i16[]", "y", "y = x + z"),
+               "(add.f32 (cast.f32 x) (cast.f32 z))");
+    CHECK_EXPR(KERNEL("x: f64[]", "y", "y = f16(x)"), "(cast.f16 x)");
     CHECK_EXPR(KERNEL("x: i32[], z: f32[]", "y", "y = arctan2(x, z)"),
                "(arctan2.f64 (cast.f64 x) (cast.f64 z))");
     CHECK_EXPR(KERNEL("x: f32[]", "y", "y = x / 2"), "(div.f32 x 2:f32)");

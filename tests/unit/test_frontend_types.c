@@ -88,14 +88,14 @@ static const type_case cases[] = {
     {"u8", "u8", "a << 2", FUSOR_U8},
     {"i16", "i8", "a >> b", FUSOR_I16},
     /* functions of one operand */
-    {"i8", "i8", "sqrt(a)", FUSOR_F32}, /* NumPy: float16 */
+    {"i8", "i8", "sqrt(a)", FUSOR_F16}, /* NumPy: float16 */
     {"i16", "i16", "sqrt(a)", FUSOR_F32},
     {"i32", "i32", "sqrt(a)", FUSOR_F64},
     {"i64", "i64", "sqrt(a)", FUSOR_F64},
-    {"u8", "u8", "sin(a)", FUSOR_F32}, /* NumPy: float16 */
+    {"u8", "u8", "sin(a)", FUSOR_F16}, /* NumPy: float16 */
     {"u16", "u16", "exp(a)", FUSOR_F32},
     {"u32", "u32", "log(a)", FUSOR_F64},
-    {"bool", "bool", "cos(a)", FUSOR_F32}, /* NumPy: float16 */
+    {"bool", "bool", "cos(a)", FUSOR_F16}, /* NumPy: float16 */
     {"f32", "f32", "tanh(a)", FUSOR_F32},
     {"i8", "i8", "abs(a)", FUSOR_I8},
     {"bool", "bool", "abs(a)", FUSOR_BOOL},
@@ -113,7 +113,27 @@ static const type_case cases[] = {
     {"f32", "f32", "isnan(a)", FUSOR_BOOL},
     {"i8", "i8", "isinf(a)", FUSOR_BOOL},
     /* functions of two operands */
-    {"i8", "i8", "hypot(a, b)", FUSOR_F32},
+    {"i8", "i8", "hypot(a, b)", FUSOR_F16},
+    /* f16 (NumPy float16) */
+    {"f16", "f16", "a + b", FUSOR_F16},
+    {"f16", "f16", "a / b", FUSOR_F16},
+    {"f16", "i8", "a + b", FUSOR_F16},
+    {"f16", "u8", "a * b", FUSOR_F16},
+    {"f16", "i16", "a + b", FUSOR_F32},
+    {"f16", "i32", "a + b", FUSOR_F64},
+    {"f16", "f32", "a - b", FUSOR_F32},
+    {"f16", "f64", "a - b", FUSOR_F64},
+    {"f16", "bool", "a + b", FUSOR_F16},
+    {"f16", "f16", "a + 1.5", FUSOR_F16},
+    {"f16", "f16", "a * 3", FUSOR_F16},
+    {"f16", "f16", "a + 1e6", ERR}, /* the literal overflows f16 */
+    {"f16", "f16", "sin(a)", FUSOR_F16},
+    {"f16", "f16", "a // b", FUSOR_F16},
+    {"f16", "f16", "a < b", FUSOR_BOOL},
+    {"f16", "f16", "sum(a)", FUSOR_F16},
+    {"f16", "f16", "mean(a)", FUSOR_F16},
+    {"f16", "f16", "a & b", ERR},
+    {"f64", "f64", "f16(a)", FUSOR_F16},
     {"i32", "f32", "arctan2(a, b)", FUSOR_F64},
     {"f32", "f32", "copysign(a, 1)", FUSOR_F32},
     {"i8", "u8", "minimum(a, b)", FUSOR_I16},
@@ -194,6 +214,8 @@ static void test_safe_casts(void) {
         {FUSOR_F64, FUSOR_F32, 0}, {FUSOR_BOOL, FUSOR_U8, 1},  {FUSOR_I8, FUSOR_U64, 0},
         {FUSOR_I8, FUSOR_BOOL, 0}, {FUSOR_U32, FUSOR_I64, 1},  {FUSOR_U32, FUSOR_F64, 1},
         {FUSOR_F32, FUSOR_I64, 0}, {FUSOR_BOOL, FUSOR_F32, 1}, {FUSOR_U16, FUSOR_F32, 1},
+        {FUSOR_F16, FUSOR_F32, 1}, {FUSOR_F32, FUSOR_F16, 0},  {FUSOR_I8, FUSOR_F16, 1},
+        {FUSOR_I16, FUSOR_F16, 0}, {FUSOR_F16, FUSOR_I64, 0},  {FUSOR_BOOL, FUSOR_F16, 1},
     };
     for (size_t i = 0; i < sizeof casts / sizeof casts[0]; i++) {
         fusor_dtype f = casts[i].from, t = casts[i].to;
@@ -224,7 +246,7 @@ static void test_table_api(void) {
     kinds[0] = FUSOR_BOOL, kinds[1] = FUSOR_BOOL;
     CHECK(!ty_resolve(TY_SUBTRACT, kinds, loop));
     kinds[0] = FUSOR_I8;
-    CHECK(ty_resolve(TY_SIN, kinds, loop) && loop[0] == FUSOR_F32 && loop[1] == FUSOR_F32);
+    CHECK(ty_resolve(TY_SIN, kinds, loop) && loop[0] == FUSOR_F16 && loop[1] == FUSOR_F16);
     kinds[0] = 99;
     CHECK(!ty_resolve(TY_SIN, kinds, loop));
     fusor_dtype r;

@@ -78,7 +78,7 @@ static inline void fe_render_node(const ir_kernel *k, int32_t i, char *buf, size
     size_t room = n - len;
     const char *dt = fusor_dtype_name((fusor_dtype)nd->dtype);
     if (nd->op == IR_CONST) {
-        if (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64)
+        if (nd->dtype == FUSOR_F32 || nd->dtype == FUSOR_F64 || nd->dtype == FUSOR_F16)
             snprintf(p, room, "%.17g:%s", nd->imm.f, dt);
         else if (nd->dtype >= FUSOR_U8 && nd->dtype <= FUSOR_U64)
             snprintf(p, room, "%" PRIu64 ":%s", nd->imm.u, dt);

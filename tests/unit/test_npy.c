@@ -29,7 +29,7 @@ static const struct {
 } dtypes[] = {{"b1", FUSOR_BOOL, 1}, {"i1", FUSOR_I8, 1},  {"i2", FUSOR_I16, 2},
               {"i4", FUSOR_I32, 4},  {"i8", FUSOR_I64, 8}, {"u1", FUSOR_U8, 1},
               {"u2", FUSOR_U16, 2},  {"u4", FUSOR_U32, 4}, {"u8", FUSOR_U64, 8},
-              {"f4", FUSOR_F32, 4},  {"f8", FUSOR_F64, 8}};
+              {"f4", FUSOR_F32, 4},  {"f8", FUSOR_F64, 8}, {"f2", FUSOR_F16, 2}};
 enum { NUM_CODES = sizeof dtypes / sizeof dtypes[0] };
 static const int64_t rank_shapes[4][3] = {{0}, {5}, {3, 4}, {2, 3, 4}};
 
@@ -56,6 +56,11 @@ static void expected(fusor_dtype dt, int64_t i, unsigned char *out) {
     case FUSOR_BOOL: out[0] = (raw >> 32) % 3 == 0; break;
     case FUSOR_F32: memcpy(out, &f, 4); break;
     case FUSOR_F64: memcpy(out, &v, 8); break;
+    case FUSOR_F16: { /* the compiler's own conversion: an independent reference */
+        _Float16 h = (_Float16)v;
+        memcpy(out, &h, 2);
+        break;
+    }
     default: memcpy(out, &raw, fusor_dtype_size(dt)); break; /* little-endian low bytes */
     }
 }
@@ -230,6 +235,18 @@ static void test_empty_arrays_and_special_floats(void) {
     CHECK_OK(fusor_npy_load(NULL, fixture("f8_special.npy"), &a));
     if (a) CHECK(a->shape[0] == 6 && !memcmp(a->data, bits, sizeof bits));
     fusor_array_destroy(a);
+    /* NaN, +-inf, -0, the smallest subnormal (6e-8 rounds to 2^-24), the largest half, and
+     * 0.1 rounded to half: NumPy's bits, loaded as they are and saved back the same. */
+    static const uint16_t hbits[7] = {0x7e00, 0x7c00, 0xfc00, 0x8000, 0x0001, 0x7bff, 0x2e66};
+    a = NULL;
+    CHECK_OK(fusor_npy_load(NULL, fixture("f2_special.npy"), &a));
+    if (a) {
+        CHECK(a->dtype == FUSOR_F16 && a->shape[0] == 7 && !memcmp(a->data, hbits, sizeof hbits));
+        CHECK_OK(fusor_npy_save(tmp("f2.npy"), a));
+        CHECK(same_bytes(tmp("f2.npy"), fixture("f2_special.npy")));
+        unlink(tmp("f2.npy"));
+    }
+    fusor_array_destroy(a);
 }
 
 /* Arrays with transposed, reversed and zero strides: NumPy saved the same views. */
@@ -267,13 +284,8 @@ static void test_strided_arrays_save_in_c_order(void) {
 static void test_unsupported_dtypes_name_file_and_descr(void) {
     static const struct {
         const char *name, *needle;
-    } cases[] = {{"be_f8.npy", "'>f8'"},
-                 {"be_i4.npy", "'>i4'"},
-                 {"f2.npy", "'<f2'"},
-                 {"c16.npy", "'<c16'"},
-                 {"unicode.npy", "'<U3'"},
-                 {"object.npy", "'|O'"},
-                 {"structured.npy", "structured"},
+    } cases[] = {{"be_f8.npy", "'>f8'"},   {"be_i4.npy", "'>i4'"}, {"c16.npy", "'<c16'"},
+                 {"unicode.npy", "'<U3'"}, {"object.npy", "'|O'"}, {"structured.npy", "structured"},
                  {"r9.npy", "dimensions"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_load_fails(fixture(cases[i].name), FUSOR_ERROR_UNSUPPORTED, cases[i].needle);

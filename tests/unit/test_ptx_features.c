@@ -318,6 +318,79 @@ static void test_nvrtc_log(void) {
     fu_free(ptx);
 }
 
+/* The 32-bit index variants really compute their indices in 32 bits: in _contig32 the
+ * grid-stride loop's counter steps with add.s32 and is compared with setp.*.s32, and an
+ * element address widens it once (cvt.s64.s32 or mul.wide.s32); the 64-bit _contig steps
+ * in 64 bits.  _strided32 unravels the flat index with 32-bit division.  Both paths. */
+static void test_index32_variants(void) {
+    const char *src = "kernel k(x: f32[], y: f32[]) -> (z: f32[], t: f32) { z = x * y + 1; "
+                      "t = sum(x) }";
+    for (int pi = 0; pi < 2; pi++) {
+        if (paths[pi] == FUSOR_GPU_PATH_NVRTC && !nvrtc_ok)
+            continue;
+        for (int arch = 80; arch <= 90; arch += 10) {
+            fusor_gpu_options o = {.path = paths[pi], .arch = arch};
+            char *ptx = ptx_of(src, NULL, o);
+            if (!ptx)
+                continue;
+            const char *pn = pi ? "nvrtc" : "nvptx";
+            char *c32 = entry_body(ptx, "fusor_pass0_contig32");
+            char *c64 = entry_body(ptx, "fusor_pass0_contig");
+            char *s32 = entry_body(ptx, "fusor_pass0_strided32");
+            char *v32 = entry_body(ptx, "fusor_pass0_vec32");
+            CHECK_MSG(c32 && c64 && s32 && v32, "%s sm_%d: the 32-bit variants are missing", pn,
+                      arch);
+            if (c32 && c64 && s32 && v32) {
+                CHECK_MSG(count(c32, "add.s32") >= 1 && count(c32, ".s32 \t%p") +
+                                                                count(c32, "setp.lt.s32") +
+                                                                count(c32, "setp.ge.s32") >=
+                                                            1,
+                          "%s sm_%d: _contig32 does not step and compare a 32-bit index:\n%s", pn,
+                          arch, c32);
+                CHECK_MSG(count(c32, "cvt.s64.s32") + count(c32, "mul.wide.s32") >= 1,
+                          "%s sm_%d: _contig32 does not widen its index for addresses", pn, arch);
+                CHECK_MSG(count(c32, "setp.lt.s64") + count(c32, "setp.ge.s64") == 0,
+                          "%s sm_%d: _contig32 compares a 64-bit index", pn, arch);
+                CHECK_MSG(count(c64, "setp.lt.s64") + count(c64, "setp.ge.s64") >= 1,
+                          "%s sm_%d: _contig does not use a 64-bit index", pn, arch);
+                CHECK_MSG(count(s32, "div.u64") + count(s32, "rem.u64") == 0 &&
+                              count(s32, "div.u32") + count(s32, "rem.u32") >= 1,
+                          "%s sm_%d: _strided32 does not unravel in 32 bits", pn, arch);
+                CHECK_MSG(count(v32, "ld.global.v4.f32") + count(v32, "ld.global.nc.v4.f32") >= 1,
+                          "%s sm_%d: _vec32 lost its vector loads", pn, arch);
+            }
+            free(c32);
+            free(c64);
+            free(s32);
+            free(v32);
+            free(ptx);
+        }
+    }
+}
+
+/* f16 arrays: 16-bit loads and stores and conversions to and from f32, on both paths. */
+static void test_f16_ptx(void) {
+    const char *src = "kernel h(x: f16[], y: f16[]) -> (z: f16[], s: f16) { z = sin(x) * y; "
+                      "s = sum(x) }";
+    for (int pi = 0; pi < 2; pi++) {
+        if (paths[pi] == FUSOR_GPU_PATH_NVRTC && !nvrtc_ok)
+            continue;
+        for (int arch = 80; arch <= 90; arch += 10) {
+            fusor_gpu_options o = {.path = paths[pi], .arch = arch};
+            char *ptx = ptx_of(src, NULL, o);
+            if (!ptx)
+                continue;
+            char *c = entry_body(ptx, "fusor_pass0_contig");
+            CHECK_MSG(c && count(c, "ld.global.") && count(c, ".b16") + count(c, ".u16") >= 2 &&
+                          count(c, "cvt.f32.f16") >= 1 && count(c, "cvt.rn.f16.f32") >= 1,
+                      "%s sm_%d: f16 loads, stores or conversions missing:\n%s",
+                      pi ? "nvrtc" : "nvptx", arch, c ? c : "(no _contig)");
+            free(c);
+            free(ptx);
+        }
+    }
+}
+
 int main(void) {
     ptxas = ptx_ptxas();
     nvrtc_ok = cg_nvrtc_available() == FUSOR_OK;
@@ -331,5 +404,7 @@ int main(void) {
     test_arch();
     test_api_and_cache();
     test_nvrtc_log();
+    test_index32_variants();
+    test_f16_ptx();
     return check_done();
 }

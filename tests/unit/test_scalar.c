@@ -203,7 +203,7 @@ static void test_floats(void) {
 
 static void test_reductions(void) {
     for (int t = 0; t < FUSOR_NUM_DTYPES; t++) {
-        int f = t == FUSOR_F32 || t == FUSOR_F64;
+        int f = t == FUSOR_F32 || t == FUSOR_F64 || t == FUSOR_F16;
         CHECK(sc_reduce_identity(IR_SUM, t).u == 0);
         CHECK(f ? sc_reduce_identity(IR_PROD, t).f == 1.0 : sc_reduce_identity(IR_PROD, t).u == 1);
     }

@@ -66,7 +66,11 @@ static int64_t columns(const fusor_array *a) {
  * precision: the count of representable values between them. */
 static uint64_t ulp_distance(double x, double y, fusor_dtype t) {
     int64_t ox, oy;
-    if (t == FUSOR_F32) {
+    if (t == FUSOR_F16) {
+        int32_t bx = fusor_f16_from_f64(x), by = fusor_f16_from_f64(y);
+        ox = bx & 0x8000 ? -(int64_t)(bx & 0x7fff) : bx;
+        oy = by & 0x8000 ? -(int64_t)(by & 0x7fff) : by;
+    } else if (t == FUSOR_F32) {
         float fx = (float)x, fy = (float)y;
         int32_t bx, by;
         memcpy(&bx, &fx, 4);
@@ -90,7 +94,7 @@ static int same_float(ir_op op, fusor_dtype t, double got, double want) {
     return ulp_distance(got, want, t) <= MAX_ULP;
 }
 
-static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
+static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64 || t == FUSOR_F16; }
 
 static int op_from_name(const char *name) {
     for (int op = 0; op < IR_NUM_OPS; op++)
@@ -145,6 +149,9 @@ static int run_row(ir_op op, fusor_dtype src, fusor_dtype dst, int row, const ch
         if (dst == FUSOR_F32)
             CHECK_MSG(isnan(got.f) || (double)(float)got.f == got.f,
                       "%s f32 result %.17g is not a float", ir_op_name(op), got.f);
+        if (dst == FUSOR_F16)
+            CHECK_MSG(isnan(got.f) || fusor_f16_to_f64(fusor_f16_from_f64(got.f)) == got.f,
+                      "%s f16 result %.17g is not a half", ir_op_name(op), got.f);
         compared++;
     }
     free(skip);

@@ -67,6 +67,10 @@ static const char shim[] =
     "static int __float_as_int(float x) { return fu_bits<int>(x); }\n"
     "static double __longlong_as_double(long long x) { return fu_bits<double>(x); }\n"
     "static long long __double_as_longlong(double x) { return fu_bits<long long>(x); }\n"
+    "// PTX's cvt between half and float/double: the host compiler's _Float16.\n"
+    "static float fu_h2f(unsigned short h) { return (float)fu_bits<_Float16>(h); }\n"
+    "static unsigned short fu_f2h(float f) { return fu_bits<unsigned short>((_Float16)f); }\n"
+    "static unsigned short fu_d2h(double d) { return fu_bits<unsigned short>((_Float16)d); }\n"
     "typedef void (*fu_kernel)(const char *);\n"
     "extern \"C\" void fu_launch3(fu_kernel k, const char *P, const int *grid, const int *block) "
     "{\n"
@@ -94,6 +98,8 @@ static const char shim[] =
 static const char *const fixed[] = {
     "kernel heat(u: f64[n, m] interior, r: f64) -> (out: f64[]) {\n"
     "    out = u + r * (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0 * u)\n}\n",
+    "kernel h2(u: f16[n, m] clamp, v: f16[n, m] zero) -> (out: f16[]) {\n"
+    "    out = u[-1, 0] + u[0, 1] * v[1, -1] - v\n}\n",
     "kernel c2(u: f64[n, m] clamp) -> (out: f64[]) {\n"
     "    out = u[-1, 0] + u[1, 0] + u[0, -2] + 2.0 * u[0, 1] - 4.0 * u\n}\n",
     "kernel w2(u: f32[n, m] wrap) -> (out: f32[]) {\n"
