@@ -421,9 +421,9 @@ fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_com
     const ir_node *red = &k->nodes[plan->passes[0].reductions[0]];
     axis_job j = {.k = k, .d = d, .axis = axis, .slots = slots, .op = (ir_op)red->op,
                   .dtype = (fusor_dtype)red->dtype, .out = out, .out_strides = out_strides,
-                  .nrows = d->shape[axis] ? d->size / d->shape[axis] : 1};
+                  .nrows = 1};
     for (int x = 0; x < d->ndim; x++)
-        if (x != axis && d->shape[x] == 0) j.nrows = 0;
+        if (x != axis) j.nrows *= d->shape[x];
     j.contiguous = 1;
     for (int i = 0; i < d->narrays; i++)
         if (is_array(k, i) && d->base[i] &&

@@ -1445,6 +1445,14 @@ static fusor_status literal_value(checker *c, const fe_decl *d, const char *text
     return st;
 }
 
+static const char **copy_names(checker *c, const char *const *names, int n) {
+    const char **out = arena_alloc(c->a, sizeof *out * (size_t)n);
+    for (int i = 0; out && i < n; i++)
+        if (!(out[i] = arena_strdup(c->a, names[i])))
+            return NULL;
+    return out;
+}
+
 static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
     const fe_kernel *fk = c->fk;
     ir_kernel *k = c->k;
@@ -1460,7 +1468,11 @@ static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
     for (int i = 0; i < fk->nin; i++) {
         const fe_decl *d = &fk->in[i];
         ir_param *p = &k->params[i];
-        p->name = d->name;
+        /* Copies in the IR's arena: a compiled kernel is cached by its IR and may outlive
+         * the source it came from (another kernel with the same IR shares it). */
+        p->name = arena_strdup(c->a, d->name);
+        if (!p->name)
+            return oom();
         p->dtype = d->dtype;
         p->is_array = d->is_array;
         if (d->ndims) {
@@ -1470,7 +1482,10 @@ static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
                     return oom();
                 memset(k->dims, 0, sizeof *k->dims * (size_t)fk->nin);
             }
-            k->dims[i] = (ir_dims){.ndims = d->ndims, .boundary = d->boundary, .names = d->dims};
+            k->dims[i] = (ir_dims){.ndims = d->ndims, .boundary = d->boundary,
+                                   .names = copy_names(c, d->dims, d->ndims)};
+            if (!k->dims[i].names)
+                return oom();
         }
         if (d->is_array >= 0)
             continue;
@@ -1518,10 +1533,12 @@ static fusor_status declare_outputs(checker *c) {
                                "output '%s' declares a boundary: only parameters read with "
                                "offsets have one",
                                fk->out[j].name);
-        k->outputs[j] = (ir_output){.name = fk->out[j].name,
+        k->outputs[j] = (ir_output){.name = arena_strdup(c->a, fk->out[j].name),
                                     .dtype = fk->out[j].dtype,
                                     .is_array = fk->out[j].is_array,
                                     .node = -1};
+        if (!k->outputs[j].name)
+            return oom();
         if (fk->out[j].ndims) {
             if (!k->out_dims) {
                 k->out_dims = arena_alloc(c->a, sizeof *k->out_dims * (size_t)fk->nout);
@@ -1529,7 +1546,10 @@ static fusor_status declare_outputs(checker *c) {
                     return oom();
                 memset(k->out_dims, 0, sizeof *k->out_dims * (size_t)fk->nout);
             }
-            k->out_dims[j] = (ir_dims){.ndims = fk->out[j].ndims, .names = fk->out[j].dims};
+            k->out_dims[j] = (ir_dims){.ndims = fk->out[j].ndims,
+                                       .names = copy_names(c, fk->out[j].dims, fk->out[j].ndims)};
+            if (!k->out_dims[j].names)
+                return oom();
         }
         /* A gufunc output's dimensions come from the parameters' (y: f64[n] with x: f64[n, k]). */
         for (int d = 0; d < fk->out[j].ndims; d++) {
