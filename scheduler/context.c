@@ -504,5 +504,21 @@ fusor_status fusor_kernel_emit(fusor_kernel *k, fusor_emit what, char **text) {
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_emit: unknown stage %d",
                         (int)what);
     cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
-    return cg_host_emit(s->ir, s->plan, &o, what, text);
+    if (!s->staging) return cg_host_emit(s->ir, s->plan, &o, what, text);
+    /* Axis reductions: each stage's code, in the order a launch runs them. */
+    strbuf b = {0};
+    for (int i = 0; i < s->staging->nstages; i++) {
+        char *part = NULL;
+        fusor_status st = cg_host_emit(s->staging->stages[i].k, s->staging->stages[i].plan, &o,
+                                       what, &part);
+        if (st != FUSOR_OK) {
+            fu_free(sb_take(&b));
+            return st;
+        }
+        sb_printf(&b, "%s stage %d: %s\n%s", what == FUSOR_EMIT_LLVM ? ";" : "#", i,
+                  s->staging->stages[i].k->name, part);
+        fu_free(part);
+    }
+    *text = sb_take(&b);
+    return *text ? FUSOR_OK : fu_oom("the kernel's code");
 }

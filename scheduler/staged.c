@@ -38,10 +38,13 @@ fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir, fusor_
         int nd = ir_param_ndims(ir, i);
         const fusor_array *A = arrays[i];
         if (!nd || !A || !ir->params[i].is_array) continue;
+        /* A stencil parameter of another rank: check_stencils (launch.c) says it better. */
+        if (ir_param_boundary(ir, i) != IR_BOUND_NONE && A->ndim != nd) continue;
         if (A->ndim < nd) {
             shape_text(s1, sizeof s1, A->ndim, A->shape);
             return fu_error(FUSOR_ERROR_SHAPE,
-                            "argument '%s' of kernel %s declares %d dimension%s but has shape %s",
+                            "rank mismatch: argument '%s' of kernel %s declares %d dimension%s but "
+                            "has shape %s",
                             ir->params[i].name, k->name, nd, nd == 1 ? "" : "s", s1);
         }
         for (int e = 0; e < nd; e++) {
