@@ -23,7 +23,8 @@ static double now(void) {
 static void c_rows(int64_t n, const double *x, double *y) {
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
-        for (int64_t j = 0; j < n; j++) s += x[i * n + j];
+        for (int64_t j = 0; j < n; j++)
+            s += x[i * n + j];
         y[i] = s;
     }
 }
@@ -32,7 +33,8 @@ static void c_rows(int64_t n, const double *x, double *y) {
 static void c_cols(int64_t n, const double *x, double *y) {
     memset(y, 0, sizeof(double) * (size_t)n);
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < n; j++) y[j] += x[i * n + j];
+        for (int64_t j = 0; j < n; j++)
+            y[j] += x[i * n + j];
 }
 
 static double best_fusor(fusor_kernel *k, fusor_args *a, int reps) {
@@ -44,7 +46,8 @@ static double best_fusor(fusor_kernel *k, fusor_args *a, int reps) {
             exit(1);
         }
         double t = now() - t0;
-        if (t < best) best = t;
+        if (t < best)
+            best = t;
     }
     return best;
 }
@@ -56,7 +59,8 @@ static double best_c(void (*f)(int64_t, const double *, double *), int64_t n, co
         double t0 = now();
         f(n, x, y);
         double t = now() - t0;
-        if (t < best) best = t;
+        if (t < best)
+            best = t;
     }
     return best;
 }
@@ -66,7 +70,8 @@ int main(int argc, char **argv) {
     int reps = 7;
     double *x = malloc(sizeof(double) * (size_t)(n * n)), *y = malloc(sizeof(double) * (size_t)n);
     double *yc = malloc(sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n * n; i++) x[i] = (double)((i * 7919) % 1000) / 997.0;
+    for (int64_t i = 0; i < n * n; i++)
+        x[i] = (double)((i * 7919) % 1000) / 997.0;
     fusor_context *ctx;
     fusor_context_create(NULL, &ctx);
     fusor_context_set_target(ctx, FUSOR_TARGET_CPU);
@@ -95,8 +100,10 @@ int main(int argc, char **argv) {
             double maxdiff = 0;
             for (int64_t i = 0; i < n; i++) {
                 double d = y[i] - yc[i];
-                if (d < 0) d = -d;
-                if (d > maxdiff) maxdiff = d;
+                if (d < 0)
+                    d = -d;
+                if (d > maxdiff)
+                    maxdiff = d;
             }
             printf("  axis=%d  C loop (1 thread) %8.2f ms   fusor (%d thread%s) %8.2f ms   "
                    "fusor/C %.2f   %.1f GB/s   max |diff| %.1e\n",

@@ -413,8 +413,8 @@ fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_com
                            const ir_domain *d, int axis, char *out, const int64_t *out_strides,
                            const ir_value *slots, int nthreads, int *threads_used) {
     if (d->narrays > HOST_MAX_ARRAYS)
-        return fu_error(FUSOR_ERROR_UNSUPPORTED, "a kernel may have at most %d parameters and outputs",
-                        HOST_MAX_ARRAYS);
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "a kernel may have at most %d parameters and outputs", HOST_MAX_ARRAYS);
     if (plan->npasses != 1 || plan->passes[0].nreductions != 1 || axis < 0 || axis >= d->ndim)
         return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s' is not an axis reduction stage",
                         k->name);

@@ -969,13 +969,15 @@ static fusor_status reduce_axes(checker *c, const fe_expr *call, const fe_expr *
             v = -x->args[0]->value.i;
         else
             return fe_error_at(c->src, x->start,
-                               "%s(): an axis is an integer literal such as 0, 1 or -1", call->name);
+                               "%s(): an axis is an integer literal such as 0, 1 or -1",
+                               call->name);
         if (rank >= 0 && (v < -rank || v >= rank))
             return fe_error_at(c->src, x->start,
                                "%s(): axis %lld is out of range for %s, which has %d declared "
                                "dimension%s",
-                               call->name, (long long)v, operand_text(c, operand, what, sizeof what),
-                               rank, rank == 1 ? "" : "s");
+                               call->name, (long long)v,
+                               operand_text(c, operand, what, sizeof what), rank,
+                               rank == 1 ? "" : "s");
         if (v < -FUSOR_MAX_DIMS || v >= FUSOR_MAX_DIMS)
             return fe_error_at(c->src, x->start, "%s(): axis %lld is out of range (an array has at "
                                "most %d dimensions)", call->name, (long long)v, FUSOR_MAX_DIMS);

@@ -342,7 +342,8 @@ unsigned char *ir_key(const ir_kernel *k, size_t *len) {
     for (int i = 0; i < k->nparams; i++)
         if (ir_param_ndims(k, i)) {
             sb_printf(&s, "|d%d", i);
-            for (int d = 0; d < ir_param_ndims(k, i); d++) sb_printf(&s, ",%s", k->dims[i].names[d]);
+            for (int d = 0; d < ir_param_ndims(k, i); d++)
+                sb_printf(&s, ",%s", k->dims[i].names[d]);
         }
     *len = s.len;
     return (unsigned char *)sb_take(&s);

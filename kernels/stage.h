@@ -30,9 +30,9 @@ typedef enum ir_stage_kind { IR_STAGE_AXIS, IR_STAGE_STORE, IR_STAGE_SCALARS } i
 
 /* What feeds stage parameter i. */
 typedef enum ir_src_kind {
-    IR_SRC_PARAM,   /* the full kernel's parameter `index` */
-    IR_SRC_RESULT,  /* the array holding axis reduction node `index`'s result */
-    IR_SRC_AXISLEN  /* the length of the axis that axis reduction node `index` reduces */
+    IR_SRC_PARAM,  /* the full kernel's parameter `index` */
+    IR_SRC_RESULT, /* the array holding axis reduction node `index`'s result */
+    IR_SRC_AXISLEN /* the length of the axis that axis reduction node `index` reduces */
 } ir_src_kind;
 
 typedef struct ir_stage_src {

@@ -18,7 +18,8 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t len = (size_t)snprintf(buf, n, "(");
     for (int d = 0; d < ndim && len < n; d++)
         len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (len < n) snprintf(buf + len, n - len, ndim == 1 ? ",)" : ")");
+    if (len < n)
+        snprintf(buf + len, n - len, ndim == 1 ? ",)" : ")");
 }
 
 /* ------------------------------------------------------------------ named dimensions */
@@ -29,17 +30,19 @@ typedef struct dim_binding {
     int who; /* the parameter that bound it */
 } dim_binding;
 
-fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir, fusor_array *const *arrays,
-                              const ir_nshape *out_shapes) {
+fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
+                              fusor_array *const *arrays, const ir_nshape *out_shapes) {
     dim_binding b[64];
     int nb = 0;
     char s1[160], s2[160];
     for (int i = 0; i < ir->nparams; i++) {
         int nd = ir_param_ndims(ir, i);
         const fusor_array *A = arrays[i];
-        if (!nd || !A || !ir->params[i].is_array) continue;
+        if (!nd || !A || !ir->params[i].is_array)
+            continue;
         /* A stencil parameter of another rank: check_stencils (launch.c) says it better. */
-        if (ir_param_boundary(ir, i) != IR_BOUND_NONE && A->ndim != nd) continue;
+        if (ir_param_boundary(ir, i) != IR_BOUND_NONE && A->ndim != nd)
+            continue;
         if (A->ndim < nd) {
             shape_text(s1, sizeof s1, A->ndim, A->shape);
             return fu_error(FUSOR_ERROR_SHAPE,
@@ -51,12 +54,15 @@ fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir, fusor_
             const char *name = ir->dims[i].names[e];
             int64_t size = A->shape[A->ndim - nd + e];
             int x = 0;
-            while (x < nb && strcmp(b[x].name, name)) x++;
+            while (x < nb && strcmp(b[x].name, name))
+                x++;
             if (x == nb) {
-                if (nb < 64) b[nb++] = (dim_binding){name, size, i};
+                if (nb < 64)
+                    b[nb++] = (dim_binding){name, size, i};
                 continue;
             }
-            if (b[x].size == size) continue;
+            if (b[x].size == size)
+                continue;
             const fusor_array *B = arrays[b[x].who];
             shape_text(s1, sizeof s1, B->ndim, B->shape);
             shape_text(s2, sizeof s2, A->ndim, A->shape);
@@ -70,7 +76,8 @@ fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir, fusor_
     for (int j = 0; j < ir->noutputs && out_shapes; j++) {
         int nd = ir_output_ndims(ir, j);
         const ir_nshape *S = &out_shapes[j];
-        if (!nd || !ir->outputs[j].is_array) continue;
+        if (!nd || !ir->outputs[j].is_array)
+            continue;
         shape_text(s1, sizeof s1, S->ndim, S->shape);
         if (S->ndim < nd)
             return fu_error(FUSOR_ERROR_SHAPE,
@@ -101,7 +108,8 @@ typedef struct shapes {
 } shapes;
 
 static void shapes_free(shapes *s) {
-    if (!s) return;
+    if (!s)
+        return;
     fu_free(s->node);
     fu_free(s->axis);
     fu_free(s);
@@ -126,10 +134,12 @@ static fusor_status infer(const fusor_kernel *k, const ir_kernel *ir, fusor_arra
     /* Named dimensions first: a mismatch there is the better message than the broadcast
      * error it leads to. */
     fusor_status st = sched_check_dims(k, ir, arrays, NULL);
-    if (st == FUSOR_OK) st = ir_infer_shapes(ir, params, s->node, s->axis);
+    if (st == FUSOR_OK)
+        st = ir_infer_shapes(ir, params, s->node, s->axis);
     for (int j = 0; st == FUSOR_OK && j < ir->noutputs; j++)
         s->out[j] = s->node[ir->outputs[j].node];
-    if (st == FUSOR_OK) st = sched_check_dims(k, ir, arrays, s->out);
+    if (st == FUSOR_OK)
+        st = sched_check_dims(k, ir, arrays, s->out);
     if (st != FUSOR_OK) {
         shapes_free(s);
         return st;
@@ -152,25 +162,28 @@ static fusor_status check(fusor_kernel *k, const ir_kernel *ir, fusor_array **ar
     for (int i = 0; i < n; i++)
         if (arrays[i] && arrays[i]->memory != FUSOR_MEMORY_HOST &&
             arrays[i]->memory != FUSOR_MEMORY_PINNED && arrays[i]->memory != FUSOR_MEMORY_MANAGED)
-            return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                            "kernel %s has axis reductions, which run on the CPU only for now, "
-                            "but '%s' lives in GPU memory",
-                            k->name, i < ir->nparams ? ir->params[i].name
-                                                     : ir->outputs[i - ir->nparams].name);
+            return fu_error(
+                FUSOR_ERROR_UNSUPPORTED,
+                "kernel %s has axis reductions, which run on the CPU only for now, "
+                "but '%s' lives in GPU memory",
+                k->name, i < ir->nparams ? ir->params[i].name : ir->outputs[i - ir->nparams].name);
     for (int j = 0; j < ir->noutputs; j++) {
         const fusor_array *O = arrays[ir->nparams + j];
         const ir_nshape *want = &s->out[j];
-        if (!O) continue;
+        if (!O)
+            continue;
         if (O->ndim != want->ndim ||
             memcmp(O->shape, want->shape, sizeof(int64_t) * (size_t)want->ndim)) {
             shape_text(s1, sizeof s1, O->ndim, O->shape);
             shape_text(s2, sizeof s2, want->ndim, want->shape);
-            return fu_error(FUSOR_ERROR_SHAPE, "output '%s' of kernel %s has shape %s; its value "
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "output '%s' of kernel %s has shape %s; its value "
                             "has shape %s",
                             ir->outputs[j].name, k->name, s1, s2);
         }
         for (int i = 0; i < n; i++) {
-            if (i == ir->nparams + j || !arrays[i] || !overlaps(O, arrays[i])) continue;
+            if (i == ir->nparams + j || !arrays[i] || !overlaps(O, arrays[i]))
+                continue;
             return fu_error(FUSOR_ERROR_ALIAS,
                             "output '%s' of kernel %s shares memory with %s '%s': a kernel with "
                             "axis reductions writes each output into memory of its own (no "
@@ -183,9 +196,11 @@ static fusor_status check(fusor_kernel *k, const ir_kernel *ir, fusor_array **ar
     /* NumPy: min/max over an axis of length 0 has no identity, even for an empty result. */
     for (int32_t i = 0; i < ir->nnodes; i++) {
         const ir_node *nd = &ir->nodes[i];
-        if (!ir_is_axis_reduction(nd) || (nd->op != IR_MIN && nd->op != IR_MAX)) continue;
+        if (!ir_is_axis_reduction(nd) || (nd->op != IR_MIN && nd->op != IR_MAX))
+            continue;
         const ir_nshape *x = &s->node[nd->a];
-        if (x->shape[s->axis[i]] != 0) continue;
+        if (x->shape[s->axis[i]] != 0)
+            continue;
         const ir_node *src = &ir->nodes[nd->a];
         char what[200];
         shape_text(s1, sizeof s1, x->ndim, x->shape);
@@ -206,13 +221,16 @@ fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array
     const ir_kernel *ir = spec->ir;
     shapes *s;
     fusor_status st = infer(k, ir, arrays, &s);
-    if (st != FUSOR_OK) return st;
+    if (st != FUSOR_OK)
+        return st;
     st = check(k, ir, arrays, s);
     for (int j = 0; st == FUSOR_OK && j < ir->noutputs; j++) {
         int i = ir->nparams + j;
-        if (!ir->outputs[j].is_array || arrays[i]) continue;
+        if (!ir->outputs[j].is_array || arrays[i])
+            continue;
         st = mem_array_new(ir->outputs[j].dtype, s->out[j].ndim, s->out[j].shape, &arrays[i]);
-        if (st == FUSOR_OK) allocated[i] = 1;
+        if (st == FUSOR_OK)
+            allocated[i] = 1;
     }
     shapes_free(s);
     return st;
@@ -237,15 +255,15 @@ typedef struct buffer { /* where an axis reduction's result lives */
 } buffer;
 
 static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_array **arrays,
-                              const shapes *s, buffer *res, const ir_value *slots,
-                              ir_value *outs, int nthreads, int *threads) {
+                              const shapes *s, buffer *res, const ir_value *slots, ir_value *outs,
+                              int nthreads, int *threads) {
     const ir_kernel *ir = spec->ir;
     const ir_stage *stg = &spec->staging->stages[si];
     const ir_kernel *sk = stg->k;
     const cg_compiled *code = spec->stage_code[si];
     int na = sk->nparams + sk->noutputs;
     char *base[HOST_MAX_ARRAYS];
-    int64_t (*strides)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *strides);
+    int64_t(*strides)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *strides);
     ir_value *sslots = fu_calloc((size_t)stg->plan->nslots + 1, sizeof(ir_value));
     ir_value souts[HOST_MAX_ARRAYS];
     if (!strides || !sslots) {
@@ -254,10 +272,13 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
         return fu_oom("a stage of a launch");
     }
     ir_nshape dom = {0};
-    if (stg->kind == IR_STAGE_AXIS) dom = s->node[ir->nodes[stg->node].a];
-    if (stg->kind == IR_STAGE_STORE) dom = s->node[stg->node];
+    if (stg->kind == IR_STAGE_AXIS)
+        dom = s->node[ir->nodes[stg->node].a];
+    if (stg->kind == IR_STAGE_STORE)
+        dom = s->node[stg->node];
     int64_t size = 1;
-    for (int x = 0; x < dom.ndim; x++) size *= dom.shape[x];
+    for (int x = 0; x < dom.ndim; x++)
+        size *= dom.shape[x];
     for (int i = 0; i < sk->nparams; i++) {
         const ir_stage_src *src = &stg->src[i];
         base[i] = NULL;
@@ -277,15 +298,15 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
             view_strides(A->ndim, A->shape, A->strides, &dom, strides[i]);
         }
     }
-    for (int j = 0; j < sk->noutputs; j++) base[sk->nparams + j] = NULL;
+    for (int j = 0; j < sk->noutputs; j++)
+        base[sk->nparams + j] = NULL;
     if (stg->kind == IR_STAGE_STORE) {
         const fusor_array *O = arrays[ir->nparams + stg->output];
         base[sk->nparams] = O->data;
         view_strides(O->ndim, O->shape, O->strides, &dom, strides[sk->nparams]);
     }
     sslots[stg->plan->count_slot].i = size;
-    ir_domain d = {.ndim = dom.ndim, .size = size, .narrays = na, .base = base,
-                   .strides = strides};
+    ir_domain d = {.ndim = dom.ndim, .size = size, .narrays = na, .base = base, .strides = strides};
     memcpy(d.shape, dom.shape, sizeof d.shape);
     fusor_status st;
     if (stg->kind == IR_STAGE_AXIS) {
@@ -305,7 +326,8 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
         st = host_run(sk, stg->plan, code, &d, sslots, souts, nthreads, threads);
         if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
             for (int j = 0, m = 0; j < ir->noutputs; j++)
-                if (!ir->outputs[j].is_array) outs[j] = souts[m++];
+                if (!ir->outputs[j].is_array)
+                    outs[j] = souts[m++];
     }
     fu_free(strides);
     fu_free(sslots);
@@ -316,10 +338,12 @@ static fusor_status run_reference(const ir_kernel *ir, fusor_array **arrays, con
                                   ir_value *outs) {
     int n = ir->nparams + ir->noutputs;
     interp_view *v = fu_calloc((size_t)n + 1, sizeof *v);
-    if (!v) return fu_oom("a reference launch");
+    if (!v)
+        return fu_oom("a reference launch");
     for (int i = 0; i < n; i++) {
         const fusor_array *A = arrays[i];
-        if (!A) continue;
+        if (!A)
+            continue;
         v[i].base = A->data;
         v[i].shape.ndim = A->ndim;
         memcpy(v[i].shape.shape, A->shape, sizeof A->shape);
@@ -345,15 +369,19 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     snprintf(a->placement.reason, sizeof a->placement.reason,
              "axis reductions run on the CPU only (no GPU code for them yet)");
     *threads = 1;
-    if (reference) return run_reference(ir, arrays, slots, outs);
+    if (reference)
+        return run_reference(ir, arrays, slots, outs);
     shapes *s;
     fusor_status st = infer(k, ir, arrays, &s);
-    if (st != FUSOR_OK) return st;
+    if (st != FUSOR_OK)
+        return st;
     buffer *res = fu_calloc((size_t)ir->nnodes + 1, sizeof *res);
-    if (!res) st = fu_oom("a launch's temporaries");
+    if (!res)
+        st = fu_oom("a launch's temporaries");
     /* Where each axis reduction's result goes: its output array, or a C-ordered temporary. */
     for (int32_t i = 0; st == FUSOR_OK && i < ir->nnodes; i++) {
-        if (!ir_is_axis_reduction(&ir->nodes[i])) continue;
+        if (!ir_is_axis_reduction(&ir->nodes[i]))
+            continue;
         int home = spec->staging->home[i];
         const ir_nshape *sh = &s->node[i];
         if (home >= 0) {
@@ -368,15 +396,18 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
             step *= sh->shape[x] ? sh->shape[x] : 1;
         }
         res[i].owned = res[i].base = fu_aligned_alloc((size_t)(step ? step : 1));
-        if (!res[i].base) st = fu_oom("a temporary of an axis reduction");
+        if (!res[i].base)
+            st = fu_oom("a temporary of an axis reduction");
     }
     int nthreads = host_get_threads();
     for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
         int used = 1;
         st = run_stage(k, spec, si, arrays, s, res, slots, outs, nthreads, &used);
-        if (used > *threads) *threads = used;
+        if (used > *threads)
+            *threads = used;
     }
-    for (int32_t i = 0; res && i < ir->nnodes; i++) fu_aligned_free(res[i].owned);
+    for (int32_t i = 0; res && i < ir->nnodes; i++)
+        fu_aligned_free(res[i].owned);
     fu_free(res);
     shapes_free(s);
     return st;

@@ -20,8 +20,8 @@
  * are loop dimensions), each name has one size across the arguments, and each array output
  * with declared dimensions (out_shapes[j], NULL for outputs not known yet) ends with the
  * sizes its names have.  Errors name the argument and the dimension. */
-fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir, fusor_array *const *arrays,
-                              const ir_nshape *out_shapes);
+fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
+                              fusor_array *const *arrays, const ir_nshape *out_shapes);
 
 /* prepare() for a kernel with stages: arrays[] holds the bound inputs and outputs; the
  * missing array outputs are allocated (allocated[i] = 1). */

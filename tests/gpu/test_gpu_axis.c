@@ -12,11 +12,13 @@
 #include "gpu_skip.h"
 
 int main(void) {
-    if (gpu_skip_unless_usable("test_gpu_axis")) return GPU_SKIP_CODE;
+    if (gpu_skip_unless_usable("test_gpu_axis"))
+        return GPU_SKIP_CODE;
     const char *src = "kernel r(x: f64[n, m]) -> (y: f64[n]) { y = sum(x * 2, axis=1) }";
     enum { N = 2048, M = 1024 };
     double *x = malloc(sizeof(double) * N * M), y[N];
-    for (int i = 0; i < N * M; i++) x[i] = (double)(i % 17) - 8;
+    for (int i = 0; i < N * M; i++)
+        x[i] = (double)(i % 17) - 8;
     int64_t shape[2] = {N, M};
     for (int t = 0; t < 2; t++) {
         fusor_context *ctx;
@@ -45,7 +47,8 @@ int main(void) {
             int bad = 0;
             for (int i = 0; i < N; i++) {
                 double s = 0; /* integers: exact in any order */
-                for (int j = 0; j < M; j++) s += 2 * x[i * M + j];
+                for (int j = 0; j < M; j++)
+                    s += 2 * x[i * M + j];
                 bad += s != y[i];
             }
             CHECK_MSG(!bad, "%d rows differ", bad);

@@ -30,7 +30,8 @@ static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
 /* Element i of a C-contiguous array as a double (floats) or its bits (others). */
 static double get_f(const fusor_array *a, int64_t i) {
     const char *p = (const char *)fusor_array_data(a);
-    if (fusor_array_dtype(a) == FUSOR_F32) return ((const float *)p)[i];
+    if (fusor_array_dtype(a) == FUSOR_F32)
+        return ((const float *)p)[i];
     return ((const double *)p)[i];
 }
 
@@ -71,14 +72,16 @@ static int same_array(const char *what, const fusor_array *got, const fusor_arra
             double g = get_f(got, i), w = get_f(want, i);
             ok = (isnan(g) && isnan(w)) || g == w ||
                  (rtol > 0 && fabs(g - w) <= rtol * (fabs(w) > 1 ? fabs(w) : 1));
-            if (!ok) CHECK_MSG(0, "%s: element %lld is %.17g, want %.17g", what, (long long)i, g, w);
+            if (!ok)
+                CHECK_MSG(0, "%s: element %lld is %.17g, want %.17g", what, (long long)i, g, w);
         } else {
             ok = get_i(got, i) == get_i(want, i);
             if (!ok)
                 CHECK_MSG(0, "%s: element %lld is %lld, want %lld", what, (long long)i,
                           (long long)get_i(got, i), (long long)get_i(want, i));
         }
-        if (!ok) return 0;
+        if (!ok)
+            return 0;
     }
     check_passed++;
     return 1;
@@ -92,7 +95,8 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
     fusor_kernel *k = NULL;
     fusor_status st = fusor_kernel_compile(ctx, src, name, NULL, &k);
     CHECK_MSG(st == FUSOR_OK, "%s: %s", name, fusor_last_error());
-    if (st != FUSOR_OK) return;
+    if (st != FUSOR_OK)
+        return;
     int np = fusor_kernel_num_params(k);
     fusor_array *in[16] = {0}, *want[16] = {0};
     char path[2400];
@@ -100,7 +104,8 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
         fusor_param_info pi;
         CHECK_OK(fusor_kernel_param(k, i, &pi));
         snprintf(path, sizeof path, "%s/%s.%s.npy", dir, name, pi.name);
-        if (pi.is_output && !strncmp(check, "error:", 6)) continue;
+        if (pi.is_output && !strncmp(check, "error:", 6))
+            continue;
         CHECK_OK(fusor_npy_load(ctx, path, pi.is_output ? &want[i] : &in[i]));
     }
     double rtol = strcmp(check, "exact") ? atof(check) : 0;
@@ -117,7 +122,9 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
         st = mode == REFERENCE ? sched_launch_reference(k, args) : fusor_launch(k, args);
         char what[256];
         snprintf(what, sizeof what, "%s (%s)", name,
-                 mode == REFERENCE ? "interpreter" : mode == JIT1 ? "JIT, 1 thread" : "JIT, 3 threads");
+                 mode == REFERENCE ? "interpreter"
+                 : mode == JIT1    ? "JIT, 1 thread"
+                                   : "JIT, 3 threads");
         if (!strncmp(check, "error:", 6)) {
             CHECK_MSG(!strcmp(fusor_status_name(st), check + 6), "%s: %s, want %s", what,
                       fusor_status_name(st), check + 6);
@@ -126,7 +133,8 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
         } else {
             CHECK_MSG(st == FUSOR_OK, "%s: %s", what, fusor_last_error());
             for (int i = 0; st == FUSOR_OK && i < np; i++) {
-                if (!want[i]) continue;
+                if (!want[i])
+                    continue;
                 fusor_param_info pi;
                 fusor_kernel_param(k, i, &pi);
                 char w2[300];
@@ -139,7 +147,8 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
                 }
                 fusor_array *got = NULL;
                 CHECK_OK(fusor_args_get_array(args, pi.name, &got));
-                if (got) same_array(w2, got, want[i], rtol);
+                if (got)
+                    same_array(w2, got, want[i], rtol);
                 fusor_array_destroy(got);
             }
         }
@@ -192,24 +201,29 @@ static double *run_random(const char *src, int reference, int threads, const dou
                           int cols, const double *w, int yndim, const int64_t *yshape) {
     fusor_kernel *k = NULL;
     CHECK_OK(fusor_kernel_compile(ctx, src, "rand.fu", NULL, &k));
-    if (!k) return NULL;
+    if (!k)
+        return NULL;
     int64_t xs[2] = {rows, cols}, ws[1] = {cols};
     fusor_array *X, *W, *Y;
     CHECK_OK(fusor_array_wrap(ctx, (void *)x, FUSOR_F64, 2, xs, NULL, &X));
     CHECK_OK(fusor_array_wrap(ctx, (void *)w, FUSOR_F64, 1, ws, NULL, &W));
     int64_t n = 1;
-    for (int d = 0; d < yndim; d++) n *= yshape[d];
+    for (int d = 0; d < yndim; d++)
+        n *= yshape[d];
     /* Every other element: a stride of 16 bytes along the last dimension. */
     uint64_t *ybuf = malloc(sizeof(uint64_t) * (size_t)(2 * n + 1));
-    for (int64_t i = 0; i < 2 * n + 1; i++) ybuf[i] = POISON;
+    for (int64_t i = 0; i < 2 * n + 1; i++)
+        ybuf[i] = POISON;
     int64_t ystr[2];
     ystr[yndim - 1] = 16;
-    if (yndim == 2) ystr[0] = 16 * yshape[1];
+    if (yndim == 2)
+        ystr[0] = 16 * yshape[1];
     CHECK_OK(fusor_array_wrap(ctx, ybuf, FUSOR_F64, yndim, yshape, ystr, &Y));
     fusor_args *args;
     CHECK_OK(fusor_args_create(k, &args));
     CHECK_OK(fusor_args_set_array(args, "x", X));
-    if (strstr(src, "w:")) CHECK_OK(fusor_args_set_array(args, "w", W));
+    if (strstr(src, "w:"))
+        CHECK_OK(fusor_args_set_array(args, "w", W));
     CHECK_OK(fusor_args_set_array(args, "y", Y));
     fusor_set_num_threads(threads);
     CHECK_OK(reference ? sched_launch_reference(k, args) : fusor_launch(k, args));
@@ -217,7 +231,8 @@ static double *run_random(const char *src, int reference, int threads, const dou
         CHECK_MSG(fusor_args_last_threads(args) > 1, "%s ran on %d thread", src,
                   fusor_args_last_threads(args));
     double *out = malloc(sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) memcpy(&out[i], &ybuf[2 * i], sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        memcpy(&out[i], &ybuf[2 * i], sizeof(double));
     uint64_t gap;
     memcpy(&gap, &ybuf[1], sizeof gap);
     CHECK_MSG(n < 1 || gap == POISON, "%s wrote between the strided elements", src);
@@ -246,7 +261,8 @@ static void test_random(void) {
          2, 1e-12},
         {"kernel k(x: f64[n, m]) -> (y: f64[n, m]) { y = exp(x - max(x, axis=0)) }", 2, 0},
         {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = f64(sum(i64(x * 100), axis=1)) }", 1, 0},
-        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = mean(x, axis=0) + f64(any(x > 1.9, axis=0)) }",
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = mean(x, axis=0) + f64(any(x > 1.9, axis=0)) "
+         "}",
          0, 1e-12},
     };
     static const int shapes[][2] = {{1, 1}, {3, 7}, {17, 5}, {300, 301}, {2, 9000}, {9000, 3}};
@@ -255,8 +271,10 @@ static void test_random(void) {
             int rows = shapes[s][0], cols = shapes[s][1];
             double *x = malloc(sizeof(double) * (size_t)rows * (size_t)cols);
             double *w = malloc(sizeof(double) * (size_t)cols);
-            for (int i = 0; i < rows * cols; i++) x[i] = rnd();
-            for (int i = 0; i < cols; i++) w[i] = rnd();
+            for (int i = 0; i < rows * cols; i++)
+                x[i] = rnd();
+            for (int i = 0; i < cols; i++)
+                w[i] = rnd();
             int64_t ys[2] = {cases[c].per_row == 0 ? cols : rows, cols};
             int yndim = cases[c].per_row == 2 ? 2 : 1;
             int64_t n = yndim == 2 ? (int64_t)rows * cols : ys[0];
@@ -270,7 +288,8 @@ static void test_random(void) {
                 int close = r == g || (isnan(r) && isnan(g)) ||
                             fabs(r - g) <= cases[c].rtol * (fabs(r) > 1 ? fabs(r) : 1);
                 if (!close || memcmp(&j1[i], &j2[i], 8) || memcmp(&j1[i], &j3[i], 8)) {
-                    CHECK_MSG(0, "%s on (%d, %d): element %lld: interp %.17g, JIT %.17g / %.17g "
+                    CHECK_MSG(0,
+                              "%s on (%d, %d): element %lld: interp %.17g, JIT %.17g / %.17g "
                               "/ %.17g with 1/2/3 threads",
                               cases[c].src, rows, cols, (long long)i, r, g, j2[i], j3[i]);
                     bad = 1;
@@ -300,8 +319,8 @@ static void test_language_errors(void) {
                           "ax.fu:2:19", "'x'");
     expect_language_error("kernel k(x: f64[n, k]) -> (y: f64[q]) {\n  y = sum(x, axis=1)\n}\n",
                           "ax.fu:1:28", "output 'y' has dimension 'q', which no parameter");
-    expect_language_error("kernel k(x: f64[n, k]) -> (y: f64[n]) {\n  y = x * 2\n}\n",
-                          "ax.fu:2:7", "output 'y' declares 1 dimension but is assigned a value "
+    expect_language_error("kernel k(x: f64[n, k]) -> (y: f64[n]) {\n  y = x * 2\n}\n", "ax.fu:2:7",
+                          "output 'y' declares 1 dimension but is assigned a value "
                           "with 2");
     expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sqrt(x, axis=0)\n}\n",
                           "ax.fu:2:15", "sqrt() takes no keyword arguments");
@@ -321,15 +340,15 @@ static void test_language_errors(void) {
     expect_language_error("kernel k(u: f64[n, m] clamp) -> (y: f64[]) {\n"
                           "  y = sum(u[0, 1], axis=0)\n}\n",
                           "ax.fu:2", "mixes axis reductions with a stencil load");
-    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = x + (0, 1)\n}\n",
-                          "ax.fu:2:13", "expected ')'");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = x + (0, 1)\n}\n", "ax.fu:2:13",
+                          "expected ')'");
 }
 
-static void expect_launch_error(fusor_kernel *k, fusor_args *a, fusor_status want,
-                                const char *n1, const char *n2) {
+static void expect_launch_error(fusor_kernel *k, fusor_args *a, fusor_status want, const char *n1,
+                                const char *n2) {
     fusor_status st = fusor_launch(k, a);
-    CHECK_MSG(st == want, "status %s, want %s: %s", fusor_status_name(st),
-              fusor_status_name(want), fusor_last_error());
+    CHECK_MSG(st == want, "status %s, want %s: %s", fusor_status_name(st), fusor_status_name(want),
+              fusor_last_error());
     CHECK_MSG(strstr(fusor_last_error(), n1) != NULL, "'%s' not in: %s", n1, fusor_last_error());
     CHECK_MSG(strstr(fusor_last_error(), n2) != NULL, "'%s' not in: %s", n2, fusor_last_error());
 }
@@ -361,8 +380,7 @@ static void test_launch_errors(void) {
     CHECK_OK(fusor_args_set_array(a, "x", x));
     CHECK_OK(fusor_args_set_array(a, "w", w3));
     CHECK_OK(fusor_args_set_array(a, "y", y5));
-    expect_launch_error(k, a, FUSOR_ERROR_SHAPE, "output 'y' of kernel mv has shape (5,)",
-                        "(2,)");
+    expect_launch_error(k, a, FUSOR_ERROR_SHAPE, "output 'y' of kernel mv has shape (5,)", "(2,)");
     CHECK_OK(fusor_args_set_array(a, "y", xin)); /* the first two elements of x */
     expect_launch_error(k, a, FUSOR_ERROR_ALIAS, "output 'y'", "input 'x'");
     CHECK_OK(fusor_args_set_array(a, "y", y2));
@@ -449,8 +467,8 @@ static void test_ir_text(void) {
     /* The host code is each stage's; no GPU path takes such a kernel yet. */
     text = NULL;
     CHECK_OK(fusor_kernel_emit(k, FUSOR_EMIT_LLVM, &text));
-    CHECK_MSG(text && strstr(text, "stage 0: n.axis0") && strstr(text, "stage 2: n.store2"), "%.300s",
-              text ? text : "");
+    CHECK_MSG(text && strstr(text, "stage 0: n.axis0") && strstr(text, "stage 2: n.store2"),
+              "%.300s", text ? text : "");
     fusor_free(text);
     text = NULL;
     fusor_status st = fusor_kernel_emit(k, FUSOR_EMIT_PTX, &text);
