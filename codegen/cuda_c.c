@@ -1137,6 +1137,10 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_cuda_source: NULL");
     *text = NULL;
     int stencil = cg_gpu_is_stencil(k, NULL);
+    if (ir_has_axis_reductions(k))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel '%s' has axis reductions, which run on the CPU only for now",
+                        k->name);
     fusor_gpu_options opt;
     fusor_status st = cg_gpu_options_normalize(o, &opt);
     if (st)

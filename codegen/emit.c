@@ -1724,6 +1724,13 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                         "kernel '%s' reads with stencil offsets, which this GPU target cannot "
                         "address",
                         k->name);
+    /* A kernel with axis reductions has no single domain: its stages (kernels/stage.h) are
+     * what gets compiled, on the host only for now. */
+    if (ir_has_axis_reductions(k))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel '%s' has axis reductions, which run on the CPU only for now "
+                        "(compiled as stages, one per reduction and output)",
+                        k->name);
     emitter e;
     fusor_status st = emitter_init(&e, k, plan, t, ctx);
     if (st == FUSOR_OK) {

@@ -364,3 +364,97 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
     if (code->finish) code->finish(slots, outs);
     return FUSOR_OK;
 }
+
+/* ------------------------------------------------------------------ axis reductions */
+
+typedef struct axis_job {
+    const ir_kernel *k;
+    const ir_domain *d;
+    int axis, contiguous;
+    cg_pass_fn fn;
+    const ir_value *slots;
+    ir_op op;
+    fusor_dtype dtype;
+    char *out;
+    const int64_t *out_strides;
+    int64_t nrows;
+    int team;
+} axis_job;
+
+/* The reduction of elements [lo, hi) of one row (pointers at its element 0), split into
+ * HOST_BLOCK blocks combined pairwise: the same grouping whoever computes the row. */
+static ir_value axis_fold(const axis_job *j, char *const *row, const int64_t *strides, int64_t lo,
+                          int64_t hi) {
+    int64_t nblocks = (hi - lo + HOST_BLOCK - 1) / HOST_BLOCK;
+    if (nblocks > 1) {
+        int64_t mid = lo + nblocks / 2 * HOST_BLOCK;
+        return sc_reduce_combine(j->op, j->dtype, axis_fold(j, row, strides, lo, mid),
+                                 axis_fold(j, row, strides, mid, hi));
+    }
+    char *ptrs[HOST_MAX_ARRAYS];
+    for (int i = 0; i < j->d->narrays; i++) ptrs[i] = row[i] ? row[i] + lo * strides[i] : NULL;
+    ir_value acc = sc_reduce_identity(j->op, j->dtype);
+    if (hi > lo) j->fn(ptrs, strides, hi - lo, j->slots, &acc);
+    return acc;
+}
+
+static void axis_worker(void *ctx, int tid, int nthreads) {
+    axis_job *j = ctx;
+    if (tid == 0) j->team = nthreads;
+    const ir_domain *d = j->d;
+    int na = d->narrays, ax = j->axis;
+    int64_t r0 = j->nrows * tid / nthreads, r1 = j->nrows * (tid + 1) / nthreads;
+    int64_t strides[HOST_MAX_ARRAYS];
+    char *row[HOST_MAX_ARRAYS];
+    for (int i = 0; i < na; i++) strides[i] = d->strides[i][ax];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t rem = r, out_off = 0, idx[FUSOR_MAX_DIMS] = {0};
+        for (int x = d->ndim - 1; x >= 0; x--) {
+            if (x == ax) continue;
+            idx[x] = rem % d->shape[x];
+            rem /= d->shape[x];
+            out_off += idx[x] * j->out_strides[x];
+        }
+        for (int i = 0; i < na; i++) {
+            row[i] = NULL;
+            if (!d->base[i]) continue;
+            int64_t off = 0;
+            for (int x = 0; x < d->ndim; x++)
+                if (x != ax) off += idx[x] * d->strides[i][x];
+            row[i] = d->base[i] + off;
+        }
+        ir_value v = axis_fold(j, row, strides, 0, d->shape[ax]);
+        sc_store(j->out + out_off, j->dtype, v);
+    }
+}
+
+fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
+                           const ir_domain *d, int axis, char *out, const int64_t *out_strides,
+                           const ir_value *slots, int nthreads, int *threads_used) {
+    if (d->narrays > HOST_MAX_ARRAYS)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "a kernel may have at most %d parameters and outputs", HOST_MAX_ARRAYS);
+    if (plan->npasses != 1 || plan->passes[0].nreductions != 1 || axis < 0 || axis >= d->ndim)
+        return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s' is not an axis reduction stage",
+                        k->name);
+    const ir_node *red = &k->nodes[plan->passes[0].reductions[0]];
+    axis_job j = {.k = k, .d = d, .axis = axis, .slots = slots, .op = (ir_op)red->op,
+                  .dtype = (fusor_dtype)red->dtype, .out = out, .out_strides = out_strides,
+                  .nrows = 1};
+    for (int x = 0; x < d->ndim; x++)
+        if (x != axis) j.nrows *= d->shape[x];
+    j.contiguous = 1;
+    for (int i = 0; i < d->narrays; i++)
+        if (is_array(k, i) && d->base[i] &&
+            d->strides[i][axis] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
+            j.contiguous = 0;
+    j.fn = j.contiguous ? code->contig[0] : code->strided[0];
+    if (nthreads < 1) nthreads = 1;
+    if (d->size < HOST_PARALLEL_MIN_ELEMENTS || j.nrows < 2) nthreads = 1;
+    if (j.nrows > 0 && nthreads > j.nrows) nthreads = (int)j.nrows;
+    *threads_used = nthreads;
+    if (j.nrows == 0) return FUSOR_OK;
+    host_parallel(nthreads, axis_worker, &j);
+    *threads_used = j.team;
+    return FUSOR_OK;
+}

@@ -32,6 +32,16 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
                       const ir_domain *d, ir_value *slots, ir_value *outs, int nthreads,
                       int *threads_used, host_scratch *scratch);
 
+/* An AXIS stage of a kernel with axis reductions (kernels/stage.h): `k` has one pass with
+ * one reduction, and each element of its result is that reduction of one row of domain `d`
+ * along dimension `axis` (the row function called over the axis only, in fixed blocks of
+ * HOST_BLOCK combined pairwise, so the thread count changes nothing).  Result element at
+ * multi-index i of d (i[axis] ignored) is stored at out + sum of i[x] * out_strides[x] over
+ * x != axis, in the reduction's dtype.  Threads take contiguous runs of result elements. */
+fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
+                           const ir_domain *d, int axis, char *out, const int64_t *out_strides,
+                           const ir_value *slots, int nthreads, int *threads_used);
+
 /* Below this many elements a pass runs on the calling thread. */
 #define HOST_PARALLEL_MIN_ELEMENTS 32768
 /* Parameters plus outputs of one kernel (the launcher checks it first). */

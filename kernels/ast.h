@@ -39,7 +39,9 @@ typedef enum fe_expr_kind {
     FE_E_UNARY,  /* op args[0] */
     FE_E_BINARY, /* args[0] op args[1] */
     FE_E_CALL,   /* name(args...) */
-    FE_E_INDEX   /* name[off, ...]: a stencil load; args are FE_E_INT offsets (value.i) */
+    FE_E_INDEX,  /* name[off, ...]: a stencil load; args are FE_E_INT offsets (value.i) */
+    FE_E_KEYWORD, /* name=args[0]: a keyword argument of a call (axis=1, keepdims=true) */
+    FE_E_TUPLE    /* (args, ...): a tuple, only as a keyword argument's value (axis=(0, 2)) */
 } fe_expr_kind;
 
 typedef struct fe_expr {

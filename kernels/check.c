@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "ast.h"
 #include "error.h"
 #include "lexer.h"
@@ -228,6 +229,11 @@ typedef struct checker {
     fe_map names; /* name -> index in syms */
     sym *syms;
     int nsyms, cap;
+    /* Where the first axis reduction and the first whole reduction (or stencil load) are,
+     * since one kernel cannot have both yet. */
+    int has_axis, has_whole;
+    fe_pos axis_pos, whole_pos;
+    const char *whole_what;
 } checker;
 
 static fusor_status oom(void) { return fu_oom("the kernel's IR"); }
@@ -897,24 +903,213 @@ static fusor_status clip_call(checker *c, const fe_expr *e, fe_val *out) {
     return FUSOR_OK;
 }
 
+/* The rank a node has wherever the kernel runs, counted in declared (core) dimensions:
+ * -1 when some array parameter it depends on is `f64[]` (any rank).  Leading (loop)
+ * dimensions beyond the declared ones broadcast as in NumPy and are never reduced. */
+static int static_rank(checker *c, int32_t node) {
+    /* Nodes are in topological order: one sweep up to `node`, no recursion (a DAG of shared
+     * subexpressions would make a recursive walk exponential). */
+    int8_t *rank = fu_malloc((size_t)node + 1);
+    if (!rank)
+        return -1;
+    for (int32_t i = 0; i <= node; i++) {
+        const ir_node *n = &c->k->nodes[i];
+        int r = 0;
+        if (n->shape == IR_UNIFORM) {
+            r = 0;
+        } else if (n->op == IR_INPUT) {
+            int nd = ir_param_ndims(c->k, (int)n->imm.i);
+            r = nd ? nd : -1;
+        } else {
+            int32_t ops[3] = {n->a, n->b, n->c};
+            for (int j = 0; j < ir_op_arity((ir_op)n->op) && r >= 0; j++) {
+                int x = rank[ops[j]];
+                r = x < 0 ? -1 : x > r ? x : r;
+            }
+            if (r > 0 && ir_is_axis_reduction(n) && !n->off[0])
+                r--;
+        }
+        rank[i] = (int8_t)r;
+    }
+    int r = rank[node];
+    fu_free(rank);
+    return r;
+}
+
+/* The parameter a value is, for messages: "'x'" or "its argument". */
+static const char *operand_text(checker *c, const fe_expr *e, char *buf, size_t n) {
+    if (e->kind == FE_E_NAME && fe_map_get(&c->names, e->name) >= 0)
+        snprintf(buf, n, "'%s'", e->name);
+    else
+        snprintf(buf, n, "its argument");
+    return buf;
+}
+
+/* The axes of `axis=` (an integer or a tuple of integers), checked against the operand's
+ * declared rank when it is known, as offsets from the end (-1: the last) in descending
+ * order of position (so reducing one after the other keeps the rest valid). */
+static fusor_status reduce_axes(checker *c, const fe_expr *call, const fe_expr *value,
+                                const fe_expr *operand, int rank, int *axes, int *naxes) {
+    const fe_expr *items[FUSOR_MAX_DIMS];
+    int n = 0;
+    if (value->kind == FE_E_TUPLE) {
+        if (value->nargs == 0 || value->nargs > FUSOR_MAX_DIMS)
+            return fe_error_at(c->src, value->start,
+                               "%s(): axis=() needs between 1 and %d axes", call->name,
+                               FUSOR_MAX_DIMS);
+        for (int i = 0; i < value->nargs; i++)
+            items[n++] = value->args[i];
+    } else {
+        items[n++] = value;
+    }
+    char what[80];
+    for (int i = 0; i < n; i++) {
+        const fe_expr *x = items[i];
+        int64_t v;
+        if (x->kind == FE_E_INT)
+            v = x->value.i;
+        else if (x->kind == FE_E_UNARY && x->op == FE_T_MINUS && x->args[0]->kind == FE_E_INT)
+            v = -x->args[0]->value.i;
+        else
+            return fe_error_at(c->src, x->start,
+                               "%s(): an axis is an integer literal such as 0, 1 or -1",
+                               call->name);
+        if (rank >= 0 && (v < -rank || v >= rank))
+            return fe_error_at(c->src, x->start,
+                               "%s(): axis %lld is out of range for %s, which has %d declared "
+                               "dimension%s",
+                               call->name, (long long)v,
+                               operand_text(c, operand, what, sizeof what), rank,
+                               rank == 1 ? "" : "s");
+        if (v < -FUSOR_MAX_DIMS || v >= FUSOR_MAX_DIMS)
+            return fe_error_at(c->src, x->start, "%s(): axis %lld is out of range (an array has at "
+                               "most %d dimensions)", call->name, (long long)v, FUSOR_MAX_DIMS);
+        int a = (int)v;
+        if (rank >= 0 && a >= 0)
+            a -= rank;
+        if (rank < 0 && i > 0 && (a >= 0) != (axes[0] >= 0))
+            return fe_error_at(c->src, x->start,
+                               "%s(): axes counted from the start and from the end cannot be "
+                               "mixed when the rank of %s is not declared: declare it "
+                               "(f64[n, m])",
+                               call->name, operand_text(c, operand, what, sizeof what));
+        for (int j = 0; j < i; j++)
+            if (axes[j] == a)
+                return fe_error_at(c->src, x->start, "%s(): axis %lld is repeated", call->name,
+                                   (long long)v);
+        axes[i] = a;
+    }
+    /* Descending positions: reducing a later axis first keeps the positions of earlier
+     * axes counted from the start, and moves those counted from the end one closer, which
+     * reduce_call accounts for. */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && axes[j] > axes[j - 1]; j--) {
+            int t = axes[j];
+            axes[j] = axes[j - 1];
+            axes[j - 1] = t;
+        }
+    *naxes = n;
+    return FUSOR_OK;
+}
+
 static fusor_status reduce_call(checker *c, const fe_expr *e, const struct builtin *b,
                                 fe_val *out) {
+    const fe_expr *axis_e = NULL, *keep_e = NULL, *arg = NULL;
+    for (int i = 0; i < e->nargs; i++) {
+        const fe_expr *x = e->args[i];
+        if (x->kind != FE_E_KEYWORD) {
+            arg = x;
+            continue;
+        }
+        const fe_expr **slot = !strcmp(x->name, "axis")       ? &axis_e
+                               : !strcmp(x->name, "keepdims") ? &keep_e
+                                                              : NULL;
+        if (!slot)
+            return fe_error_at(c->src, x->pos,
+                               "%s() has no argument '%s' (it takes axis= and keepdims=)", e->name,
+                               x->name);
+        if (*slot)
+            return fe_error_at(c->src, x->pos, "%s(): '%s' is given twice", e->name, x->name);
+        *slot = x->args[0];
+    }
+    if (!arg)
+        return fe_error_at(c->src, e->pos, "%s() takes 1 argument, the array to reduce", e->name);
     fe_val x;
-    TRY(check_expr(c, e->args[0], &x));
+    TRY(check_expr(c, arg, &x));
     if (x.shape != IR_VARYING)
-        return fe_error_at(c->src, e->args[0]->start,
+        return fe_error_at(c->src, arg->start,
                            "%s() reduces an element-wise (array) value over the whole domain, "
                            "but its argument is a scalar",
                            b->name);
+    int keepdims = 0;
+    if (keep_e) {
+        if (keep_e->kind != FE_E_BOOL)
+            return fe_error_at(c->src, keep_e->start, "%s(): keepdims is true or false", e->name);
+        keepdims = (int)keep_e->value.i;
+        if (!axis_e)
+            return fe_error_at(c->src, keep_e->start,
+                               "%s(): keepdims needs axis= (a whole reduction gives a scalar)",
+                               e->name);
+    }
+    int axes[FUSOR_MAX_DIMS], naxes = 0;
+    if (axis_e) {
+        TRY(reduce_axes(c, e, axis_e, arg, static_rank(c, x.node), axes, &naxes));
+        if (!c->has_axis)
+            c->axis_pos = e->pos;
+        c->has_axis = 1;
+    } else if (!c->has_whole) {
+        c->has_whole = 1;
+        c->whole_pos = e->pos;
+        c->whole_what = "a whole-array reduction";
+    }
     fusor_dtype d = (fusor_dtype)x.kind;
     int32_t n;
+    ir_op op = b->kind == B_MEAN ? IR_SUM : (ir_op)b->arg;
+    fusor_dtype rd = b->kind == B_MEAN               ? ty_reduce_dtype(TY_MEAN, d)
+                     : op == IR_ANY || op == IR_ALL ? FUSOR_BOOL
+                     : op == IR_SUM                 ? ty_reduce_dtype(TY_SUM, d)
+                     : op == IR_PROD                ? ty_reduce_dtype(TY_PROD, d)
+                                                    : d;
+    /* A float16 mean is computed in f32 and rounded once (np.mean's float32 intermediate). */
+    fusor_dtype md = b->kind == B_MEAN && rd == FUSOR_F16 ? FUSOR_F32 : rd;
+    TRY(cast_strong(c, &x, md));
+    if (naxes) {
+        /* One axis at a time (the last first); for the mean, the counts multiply. */
+        int32_t cur = x.node, count = -1;
+        for (int i = 0; i < naxes; i++) {
+            /* Earlier reductions without keepdims moved the remaining axes one closer. */
+            int a = axes[i];
+            if (a < 0 && !keepdims)
+                for (int j = 0; j < i; j++)
+                    if (axes[j] > a)
+                        a++;
+            cur = ir_axis_reduce(c->k, op, md, cur, a, keepdims);
+            if (cur < 0)
+                return oom();
+            if (b->kind == B_MEAN) {
+                int32_t len = ir_add(c->k, IR_COUNT, FUSOR_I64, FUSOR_I64, IR_UNIFORM, -1, -1, -1,
+                                     (ir_value){.i = cur + 1});
+                if (len < 0)
+                    return oom();
+                if (count >= 0)
+                    TRY(add_node(c, IR_MUL, FUSOR_I64, FUSOR_I64, count, len, -1, &len));
+                count = len;
+            }
+        }
+        n = cur;
+        if (b->kind == B_MEAN) {
+            int32_t countc;
+            TRY(add_node(c, IR_CAST, md, FUSOR_I64, count, -1, -1, &countc));
+            TRY(add_node(c, IR_DIV, md, md, cur, countc, -1, &n));
+            if (rd != md)
+                TRY(add_node(c, IR_CAST, rd, md, n, -1, -1, &n));
+        }
+        *out = node_val(c, n);
+        return FUSOR_OK;
+    }
     if (b->kind == B_MEAN) {
-        /* NumPy's mean: the sum in the mean's dtype divided by the count.  A float16 mean
-         * is computed in f32 and rounded once (np.mean's float32 intermediate). */
-        fusor_dtype rd = ty_reduce_dtype(TY_MEAN, d);
-        fusor_dtype md = rd == FUSOR_F16 ? FUSOR_F32 : rd;
+        /* NumPy's mean: the sum in the mean's dtype divided by the count. */
         int32_t count, countc, sum;
-        TRY(cast_strong(c, &x, md));
         TRY(add_node(c, IR_SUM, md, md, x.node, -1, -1, &sum));
         TRY(add_node(c, IR_COUNT, FUSOR_I64, FUSOR_I64, -1, -1, -1, &count));
         TRY(add_node(c, IR_CAST, md, FUSOR_I64, count, -1, -1, &countc));
@@ -924,12 +1119,6 @@ static fusor_status reduce_call(checker *c, const fe_expr *e, const struct built
         *out = node_val(c, n);
         return FUSOR_OK;
     }
-    ir_op op = (ir_op)b->arg;
-    fusor_dtype rd = op == IR_ANY || op == IR_ALL ? FUSOR_BOOL
-                     : op == IR_SUM               ? ty_reduce_dtype(TY_SUM, d)
-                     : op == IR_PROD              ? ty_reduce_dtype(TY_PROD, d)
-                                                  : d;
-    TRY(cast_strong(c, &x, rd));
     TRY(add_node(c, op, rd, rd, x.node, -1, -1, &n));
     *out = node_val(c, n);
     return FUSOR_OK;
@@ -953,6 +1142,19 @@ static fusor_status check_call(checker *c, const fe_expr *e, fe_val *out) {
     const struct builtin *b = find_builtin(e->name);
     if (!b)
         return unknown_function(c, e);
+    int npos = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        if (e->args[i]->kind != FE_E_KEYWORD) {
+            npos++;
+        } else if (b->kind != B_REDUCE && b->kind != B_MEAN) {
+            return fe_error_at(c->src, e->args[i]->pos,
+                               "%s() takes no keyword arguments (only the reductions take axis= "
+                               "and keepdims=)",
+                               e->name);
+        }
+    }
+    if ((b->kind == B_REDUCE || b->kind == B_MEAN) && npos == 1)
+        return reduce_call(c, e, b, out);
     if (e->nargs != b->nargs) {
         if ((b->arg == IR_MIN || b->arg == IR_MAX) && b->kind == B_REDUCE && e->nargs == 2)
             return fe_error_at(c->src, e->pos,
@@ -1072,6 +1274,11 @@ static fusor_status check_index(checker *c, const fe_expr *e, fe_val *out) {
                            p->name);
     int8_t off[FUSOR_MAX_DIMS] = {0};
     for (int d = 0; d < e->nargs; d++) off[d] = (int8_t)e->args[d]->value.i;
+    if (!c->has_whole) {
+        c->has_whole = 1;
+        c->whole_pos = e->pos;
+        c->whole_what = "a stencil load";
+    }
     int32_t n = ir_input_at(c->k, c->syms[i].index, p->dtype, off);
     if (n < 0)
         return oom();
@@ -1089,6 +1296,11 @@ static fusor_status check_expr(checker *c, const fe_expr *e, fe_val *out) {
     case FE_E_UNARY: return check_unary(c, e, out);
     case FE_E_BINARY: return check_binary(c, e, out);
     case FE_E_CALL: return check_call(c, e, out);
+    case FE_E_KEYWORD:
+        return fe_error_at(c->src, e->pos, "'%s=' is a keyword argument, only allowed in a call",
+                           e->name);
+    case FE_E_TUPLE:
+        return fe_error_at(c->src, e->pos, "a tuple is only allowed as a reduction's axis=");
     }
     return fu_error(FUSOR_ERROR_INTERNAL, "check: bad expression kind %d", e->kind);
 }
@@ -1204,6 +1416,14 @@ static fusor_status check_assign(checker *c, const fe_stmt *st) {
     const fe_decl *d = &c->fk->out[j];
     TRY(output_value(c, st, o, d, &v));
     TRY(materialize(c, &v));
+    if (d->ndims && v.shape == IR_VARYING) {
+        int r = static_rank(c, v.node);
+        if (r >= 0 && r != d->ndims)
+            return fe_error_at(c->src, st->value->start,
+                               "output '%s' declares %d dimension%s but is assigned a value with "
+                               "%d",
+                               o->name, d->ndims, d->ndims == 1 ? "" : "s", r);
+    }
     o->node = v.node;
     o->is_array = d->is_array >= 0 ? d->is_array : v.shape == IR_VARYING;
     sym *s = &c->syms[i];
@@ -1236,6 +1456,14 @@ static fusor_status literal_value(checker *c, const fe_decl *d, const char *text
     return st;
 }
 
+static const char **copy_names(checker *c, const char *const *names, int n) {
+    const char **out = arena_alloc(c->a, sizeof *out * (size_t)n);
+    for (int i = 0; out && i < n; i++)
+        if (!(out[i] = arena_strdup(c->a, names[i])))
+            return NULL;
+    return out;
+}
+
 static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
     const fe_kernel *fk = c->fk;
     ir_kernel *k = c->k;
@@ -1251,7 +1479,11 @@ static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
     for (int i = 0; i < fk->nin; i++) {
         const fe_decl *d = &fk->in[i];
         ir_param *p = &k->params[i];
-        p->name = d->name;
+        /* Copies in the IR's arena: a compiled kernel is cached by its IR and may outlive
+         * the source it came from (another kernel with the same IR shares it). */
+        p->name = arena_strdup(c->a, d->name);
+        if (!p->name)
+            return oom();
         p->dtype = d->dtype;
         p->is_array = d->is_array;
         if (d->ndims) {
@@ -1261,7 +1493,10 @@ static fusor_status bind_inputs(checker *c, const fe_binding *bindings) {
                     return oom();
                 memset(k->dims, 0, sizeof *k->dims * (size_t)fk->nin);
             }
-            k->dims[i] = (ir_dims){.ndims = d->ndims, .boundary = d->boundary, .names = d->dims};
+            k->dims[i] = (ir_dims){.ndims = d->ndims, .boundary = d->boundary,
+                                   .names = copy_names(c, d->dims, d->ndims)};
+            if (!k->dims[i].names)
+                return oom();
         }
         if (d->is_array >= 0)
             continue;
@@ -1309,10 +1544,38 @@ static fusor_status declare_outputs(checker *c) {
                                "output '%s' declares a boundary: only parameters read with "
                                "offsets have one",
                                fk->out[j].name);
-        k->outputs[j] = (ir_output){.name = fk->out[j].name,
+        k->outputs[j] = (ir_output){.name = arena_strdup(c->a, fk->out[j].name),
                                     .dtype = fk->out[j].dtype,
                                     .is_array = fk->out[j].is_array,
                                     .node = -1};
+        if (!k->outputs[j].name)
+            return oom();
+        if (fk->out[j].ndims) {
+            if (!k->out_dims) {
+                k->out_dims = arena_alloc(c->a, sizeof *k->out_dims * (size_t)fk->nout);
+                if (!k->out_dims)
+                    return oom();
+                memset(k->out_dims, 0, sizeof *k->out_dims * (size_t)fk->nout);
+            }
+            k->out_dims[j] = (ir_dims){.ndims = fk->out[j].ndims,
+                                       .names = copy_names(c, fk->out[j].dims, fk->out[j].ndims)};
+            if (!k->out_dims[j].names)
+                return oom();
+        }
+        /* A gufunc output's dimensions come from the parameters' (y: f64[n] with x: f64[n, k]). */
+        for (int d = 0; d < fk->out[j].ndims; d++) {
+            const char *name = fk->out[j].dims[d];
+            int found = 0;
+            for (int i = 0; i < k->nparams && !found; i++)
+                for (int e = 0; e < ir_param_ndims(k, i) && !found; e++)
+                    found = !strcmp(k->dims[i].names[e], name);
+            if (!found)
+                return fe_error_at(c->src, fk->out[j].pos,
+                                   "output '%s' has dimension '%s', which no parameter declares "
+                                   "(an output's dimensions come from its parameters', as in "
+                                   "x: f64[n, k] -> (y: f64[n]))",
+                                   fk->out[j].name, name);
+        }
         TRY(define(c, fk->out[j].name, SYM_OUTPUT, j, fk->out[j].pos, NULL));
     }
     return FUSOR_OK;
@@ -1334,6 +1597,8 @@ static fusor_status prune(checker *c) {
             continue;
         for (int j = 0; j < ir_op_arity((ir_op)n->op); j++)
             map[ops[j]] = 1;
+        if (n->op == IR_COUNT && n->imm.i > 0)
+            map[n->imm.i - 1] = 1;
     }
     int32_t kept = 0;
     for (int32_t i = 0; i < k->nnodes; i++) {
@@ -1348,6 +1613,8 @@ static fusor_status prune(checker *c) {
             n.b = map[n.b];
         if (n.c >= 0)
             n.c = map[n.c];
+        if (n.op == IR_COUNT && n.imm.i > 0) /* the axis reduction whose length it is */
+            n.imm.i = map[n.imm.i - 1] + 1;
         k->nodes[kept] = n;
         map[i] = kept++;
     }
@@ -1375,6 +1642,13 @@ fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bi
         if (c.k->outputs[j].node < 0)
             return fe_error_at(c.src, c.fk->out[j].pos, "output '%s' is never assigned",
                                c.fk->out[j].name);
+    if (c.has_axis && c.has_whole) {
+        fe_pos at = c.axis_pos.offset > c.whole_pos.offset ? c.axis_pos : c.whole_pos;
+        return fe_error_at(c.src, at,
+                           "kernel '%s' mixes axis reductions with %s, which is not supported "
+                           "yet: split it into two kernels",
+                           c.fk->name, c.whole_what);
+    }
     ir_finish(c.k);
     TRY(prune(&c));
     if (c.k->nnodes > FE_MAX_NODES)

@@ -213,34 +213,47 @@ static ir_value eval_element(const interp *it, int32_t i, int64_t e) {
  * partial sums combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)) plus the tail; above,
  * halves split at a multiple of 8.
  */
-static ir_value pairwise(const interp *it, ir_op op, fusor_dtype t, int32_t src, int64_t first,
-                         int64_t n) {
+static ir_value pairwise(ir_op op, fusor_dtype t, const ir_value *v, int64_t stride, int64_t n) {
     if (n < 8) {
         ir_value r = sc_reduce_identity(op, t);
         for (int64_t i = 0; i < n; i++)
-            r = sc_reduce_combine(op, t, r, value_at(it, src, first + i));
+            r = sc_reduce_combine(op, t, r, v[i * stride]);
         return r;
     }
     if (n <= 128) {
         ir_value r[8];
         for (int j = 0; j < 8; j++)
-            r[j] = value_at(it, src, first + j);
+            r[j] = v[j * stride];
         int64_t i;
         for (i = 8; i < n - n % 8; i += 8)
             for (int j = 0; j < 8; j++)
-                r[j] = sc_reduce_combine(op, t, r[j], value_at(it, src, first + i + j));
+                r[j] = sc_reduce_combine(op, t, r[j], v[(i + j) * stride]);
         for (int j = 0; j < 4; j++)
             r[j] = sc_reduce_combine(op, t, r[2 * j], r[2 * j + 1]);
         ir_value res = sc_reduce_combine(op, t, sc_reduce_combine(op, t, r[0], r[1]),
                                          sc_reduce_combine(op, t, r[2], r[3]));
         for (; i < n; i++)
-            res = sc_reduce_combine(op, t, res, value_at(it, src, first + i));
+            res = sc_reduce_combine(op, t, res, v[i * stride]);
         return res;
     }
     int64_t n2 = n / 2;
     n2 -= n2 % 8;
-    return sc_reduce_combine(op, t, pairwise(it, op, t, src, first, n2),
-                             pairwise(it, op, t, src, first + n2, n - n2));
+    return sc_reduce_combine(op, t, pairwise(op, t, v, stride, n2),
+                             pairwise(op, t, v + n2 * stride, stride, n - n2));
+}
+
+/* A reduction of n values v[0], v[stride], ...: float sums and products pairwise after
+ * the identity (as NumPy's add.reduce), the rest in order; then finished (sc_reduce_finish:
+ * an f16 reduction carried in f32 is rounded to half once). */
+static ir_value reduce_values(ir_op op, fusor_dtype t, const ir_value *v, int64_t stride,
+                              int64_t n) {
+    ir_value acc = sc_reduce_identity(op, t);
+    if (is_float(t) && (op == IR_SUM || op == IR_PROD))
+        return sc_reduce_finish(op, t,
+                                sc_reduce_combine(op, t, acc, pairwise(op, t, v, stride, n)));
+    for (int64_t e = 0; e < n; e++)
+        acc = sc_reduce_combine(op, t, acc, v[e * stride]);
+    return sc_reduce_finish(op, t, acc); /* f16 accumulates in f32: rounded once, here */
 }
 
 static fusor_status reduce(const interp *it, int32_t i, ir_value *out) {
@@ -252,16 +265,7 @@ static fusor_status reduce(const interp *it, int32_t i, ir_value *out) {
         return fu_error(FUSOR_ERROR_VALUE,
                         "%s() of an empty array: the reduction has no identity (kernel '%s')",
                         ir_op_name(op), it->k->name);
-    ir_value acc = sc_reduce_identity(op, t);
-    if (is_float(t) && (op == IR_SUM || op == IR_PROD)) {
-        /* As NumPy's add.reduce: the identity, then the pairwise sum of everything. */
-        *out = sc_reduce_finish(op, t,
-                                sc_reduce_combine(op, t, acc, pairwise(it, op, t, n->a, 0, size)));
-        return FUSOR_OK;
-    }
-    for (int64_t e = 0; e < size; e++)
-        acc = sc_reduce_combine(op, t, acc, value_at(it, n->a, e));
-    *out = sc_reduce_finish(op, t, acc);
+    *out = reduce_values(op, t, it->buf[n->a], 1, size);
     return FUSOR_OK;
 }
 
@@ -395,5 +399,228 @@ done:
     fu_free(it.buf);
     fu_free(it.last);
     fu_free(bases);
+    return st;
+}
+
+/* ------------------------------------------------------------------ axis reductions
+ *
+ * A kernel with axis reductions: each VARYING node is a C-ordered buffer over its own
+ * shape (ir_infer_shapes), and an operand of smaller shape is read NumPy's way, aligned on
+ * the right with stride 0 along its dimensions of length 1 and the ones it lacks. */
+
+typedef struct sinterp {
+    const ir_kernel *k;
+    const interp_view *views;
+    const ir_value *scalars;
+    ir_nshape *shape; /* per node */
+    int8_t *axis;     /* per node: an axis reduction's resolved axis */
+    int64_t *size;    /* per node: elements of its buffer */
+    ir_value *one;
+    ir_value **buf;
+    int32_t *last;
+} sinterp;
+
+/* Element strides (in values) of node `src`'s buffer seen from a node of shape `to`. */
+static void buffer_strides(const ir_nshape *from, const ir_nshape *to, int64_t *st) {
+    int64_t s = 1;
+    for (int d = to->ndim - 1; d >= 0; d--) {
+        int fd = d - (to->ndim - from->ndim);
+        if (fd < 0) {
+            st[d] = 0;
+            continue;
+        }
+        st[d] = from->shape[fd] == 1 ? 0 : s;
+        s *= from->shape[fd];
+    }
+}
+
+static fusor_status shaped_node(sinterp *it, int32_t i) {
+    const ir_kernel *k = it->k;
+    const ir_node *n = &k->nodes[i];
+    ir_op op = (ir_op)n->op;
+    if (n->shape == IR_UNIFORM) {
+        if (op == IR_CONST) {
+            it->one[i] = n->imm;
+        } else if (op == IR_INPUT) {
+            it->one[i] = it->scalars[n->imm.i];
+        } else if (op == IR_COUNT) {
+            int32_t r = (int32_t)(n->imm.i - 1);
+            if (r < 0 || r >= i || !ir_is_axis_reduction(&k->nodes[r]))
+                return bad_node(k, i, "a count in a kernel with axis reductions names no axis");
+            it->one[i].i = it->shape[k->nodes[r].a].shape[it->axis[r]];
+        } else if (ir_op_is_reduction(op)) {
+            return bad_node(k, i, "a whole-domain reduction in a kernel with axis reductions");
+        } else {
+            ir_value a = {0}, b = {0}, c = {0};
+            int ar = ir_op_arity(op);
+            if (ar > 0) a = it->one[n->a];
+            if (ar > 1) b = it->one[n->b];
+            if (ar > 2) c = it->one[n->c];
+            it->one[i] = sc_apply(op, (fusor_dtype)n->dtype, (fusor_dtype)n->adtype, a, b, c);
+        }
+        return FUSOR_OK;
+    }
+    const ir_nshape *sh = &it->shape[i];
+    int64_t size = it->size[i];
+    if ((uint64_t)size > SIZE_MAX / sizeof(ir_value)) return fu_oom("an interpreter buffer");
+    ir_value *out = it->buf[i] = fu_malloc(sizeof(ir_value) * (size_t)(size ? size : 1));
+    if (!out) return fu_oom("an interpreter buffer");
+    int64_t idx[FUSOR_MAX_DIMS] = {0};
+    if (ir_is_axis_reduction(n)) {
+        const ir_nshape *xs = &it->shape[n->a];
+        int ax = it->axis[i];
+        int64_t len = xs->shape[ax], xst[FUSOR_MAX_DIMS];
+        if ((op == IR_MIN || op == IR_MAX) && len == 0)
+            return fu_error(FUSOR_ERROR_VALUE,
+                            "%s() over axis %d of length 0: the reduction has no identity "
+                            "(kernel '%s')",
+                            ir_op_name(op), ax, k->name);
+        buffer_strides(xs, xs, xst);
+        /* Result element e: the operand's multi-index with the axis removed (or at 0). */
+        for (int64_t e = 0; e < size; e++) {
+            int64_t rem = e, first = 0;
+            for (int d = xs->ndim - 1, rd = sh->ndim - 1; d >= 0; d--) {
+                if (d == ax) {
+                    if (n->off[0]) rd--; /* keepdims: the result's axis has length 1 */
+                    continue;
+                }
+                int64_t v = rem % sh->shape[rd];
+                rem /= sh->shape[rd];
+                rd--;
+                first += v * xst[d];
+            }
+            out[e] = reduce_values(op, (fusor_dtype)n->dtype, it->buf[n->a] + first, xst[ax], len);
+        }
+        return FUSOR_OK;
+    }
+    int ar = op == IR_INPUT ? 0 : ir_op_arity(op);
+    int32_t ops[3] = {n->a, n->b, n->c};
+    int64_t st[3][FUSOR_MAX_DIMS];
+    for (int j = 0; j < ar; j++)
+        if (k->nodes[ops[j]].shape == IR_VARYING) buffer_strides(&it->shape[ops[j]], sh, st[j]);
+    const interp_view *v = op == IR_INPUT ? &it->views[n->imm.i] : NULL;
+    for (int64_t e = 0; e < size; e++) {
+        if (e) /* next multi-index in C order */
+            for (int d = sh->ndim - 1; d >= 0 && ++idx[d] == sh->shape[d]; d--) idx[d] = 0;
+        if (v) {
+            int64_t off = 0;
+            for (int d = 0; d < sh->ndim; d++) off += idx[d] * v->strides[d];
+            out[e] = sc_load(v->base + off, (fusor_dtype)n->dtype);
+            continue;
+        }
+        ir_value x[3] = {{0}, {0}, {0}};
+        for (int j = 0; j < ar; j++) {
+            if (k->nodes[ops[j]].shape == IR_UNIFORM) {
+                x[j] = it->one[ops[j]];
+                continue;
+            }
+            int64_t off = 0;
+            for (int d = 0; d < sh->ndim; d++) off += idx[d] * st[j][d];
+            x[j] = it->buf[ops[j]][off];
+        }
+        out[e] = sc_apply(op, (fusor_dtype)n->dtype, (fusor_dtype)n->adtype, x[0], x[1], x[2]);
+    }
+    return FUSOR_OK;
+}
+
+static void shaped_store(const sinterp *it, ir_value *outs) {
+    const ir_kernel *k = it->k;
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        if (!o->is_array) {
+            outs[j] = it->one[o->node];
+            continue;
+        }
+        const interp_view *v = &it->views[k->nparams + j];
+        const ir_nshape *sh = &v->shape;
+        int varying = k->nodes[o->node].shape == IR_VARYING;
+        int64_t size = 1, idx[FUSOR_MAX_DIMS] = {0};
+        for (int d = 0; d < sh->ndim; d++) size *= sh->shape[d];
+        for (int64_t e = 0; e < size; e++) {
+            if (e)
+                for (int d = sh->ndim - 1; d >= 0 && ++idx[d] == sh->shape[d]; d--) idx[d] = 0;
+            int64_t off = 0;
+            for (int d = 0; d < sh->ndim; d++) off += idx[d] * v->strides[d];
+            sc_store(v->base + off, o->dtype, varying ? it->buf[o->node][e] : it->one[o->node]);
+        }
+    }
+}
+
+fusor_status interp_run_shaped(const ir_kernel *k, const interp_view *views,
+                               const ir_value *scalars, ir_value *outs) {
+    if (!k || !views) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "interp_run_shaped: NULL");
+    fusor_status st = check_outputs(k);
+    if (st != FUSOR_OK) return st;
+    size_t n = (size_t)(k->nnodes ? k->nnodes : 1);
+    ir_nshape *params = fu_calloc((size_t)k->nparams + 1, sizeof *params);
+    sinterp it = {.k = k,
+                  .views = views,
+                  .scalars = scalars,
+                  .shape = fu_calloc(n, sizeof(ir_nshape)),
+                  .axis = fu_calloc(n, 1),
+                  .size = fu_calloc(n, sizeof(int64_t)),
+                  .one = fu_calloc(n, sizeof(ir_value)),
+                  .buf = fu_calloc(n, sizeof(ir_value *)),
+                  .last = fu_calloc(n, sizeof(int32_t))};
+    if (!params || !it.shape || !it.axis || !it.size || !it.one || !it.buf || !it.last) {
+        st = fu_oom("the interpreter's tables");
+        goto done;
+    }
+    for (int32_t i = 0; i < k->nnodes && st == FUSOR_OK; i++) {
+        const ir_node *nd = &k->nodes[i];
+        if (nd->op >= IR_NUM_OPS || nd->dtype >= FUSOR_NUM_DTYPES ||
+            (nd->op == IR_INPUT && (nd->imm.i < 0 || nd->imm.i >= k->nparams)))
+            st = bad_node(k, i, "bad op, dtype or parameter");
+        else if (ir_is_stencil_load(k, nd))
+            st = bad_node(k, i, "a stencil load in a kernel with axis reductions");
+    }
+    if (st != FUSOR_OK) goto done;
+    for (int p = 0; p < k->nparams; p++)
+        if (k->params[p].is_array) params[p] = views[p].shape;
+    if ((st = ir_infer_shapes(k, params, it.shape, it.axis)) != FUSOR_OK) goto done;
+    for (int32_t i = 0; i < k->nnodes; i++) {
+        int64_t s = 1;
+        for (int d = 0; d < it.shape[i].ndim; d++)
+            if (__builtin_mul_overflow(s, it.shape[i].shape[d], &s)) {
+                st = fu_error(FUSOR_ERROR_SHAPE, "interp: a shape too large");
+                goto done;
+            }
+        it.size[i] = s;
+        const ir_node *nd = &k->nodes[i];
+        int32_t ops[3] = {nd->a, nd->b, nd->c};
+        for (int j = 0; j < ir_op_arity((ir_op)nd->op); j++) it.last[ops[j]] = i;
+    }
+    for (int j = 0; j < k->noutputs; j++) {
+        it.last[k->outputs[j].node] = k->nnodes;
+        if (!k->outputs[j].is_array) continue;
+        const ir_nshape *want = &it.shape[k->outputs[j].node], *got = &views[k->nparams + j].shape;
+        if (want->ndim != got->ndim ||
+            memcmp(want->shape, got->shape, sizeof(int64_t) * (size_t)want->ndim)) {
+            st = fu_error(FUSOR_ERROR_SHAPE, "interp: output '%s' does not have its value's shape",
+                          k->outputs[j].name);
+            goto done;
+        }
+    }
+    for (int32_t i = 0; i < k->nnodes && st == FUSOR_OK; i++) {
+        st = shaped_node(&it, i);
+        const ir_node *nd = &k->nodes[i];
+        int32_t ops[3] = {nd->a, nd->b, nd->c};
+        for (int j = 0; j < ir_op_arity((ir_op)nd->op); j++)
+            if (it.last[ops[j]] == i) {
+                fu_free(it.buf[ops[j]]);
+                it.buf[ops[j]] = NULL;
+            }
+    }
+    if (st == FUSOR_OK) shaped_store(&it, outs);
+done:
+    if (it.buf)
+        for (int32_t i = 0; i < k->nnodes; i++) fu_free(it.buf[i]);
+    fu_free(params);
+    fu_free(it.shape);
+    fu_free(it.axis);
+    fu_free(it.size);
+    fu_free(it.one);
+    fu_free(it.buf);
+    fu_free(it.last);
     return st;
 }

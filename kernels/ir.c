@@ -103,10 +103,11 @@ int32_t ir_input_at(ir_kernel *k, int param, fusor_dtype dtype, const int8_t *of
 static int32_t add_node(ir_kernel *k, ir_node n) {
     ir_op op = (ir_op)n.op;
     int32_t a = n.a, b = n.b, c = n.c;
-    ir_value imm = n.imm;
     ir_shape shape = (ir_shape)n.shape;
     if (op == IR_CONST || op == IR_INPUT) {
         n.shape = (uint8_t)shape;
+    } else if (ir_op_is_reduction(op) && shape == IR_VARYING) {
+        n.shape = IR_VARYING; /* an axis reduction: imm and off[0] say which axis */
     } else if (op == IR_COUNT || ir_op_is_reduction(op)) {
         n.shape = IR_UNIFORM;
     } else {
@@ -115,7 +116,11 @@ static int32_t add_node(ir_kernel *k, ir_node n) {
         for (int i = 0; i < 3; i++)
             if (ops[i] >= 0 && k->nodes[ops[i]].shape == IR_VARYING) n.shape = IR_VARYING;
     }
-    if (op != IR_CONST) n.imm.u = op == IR_INPUT ? imm.u : 0;
+    int keep_imm = op == IR_CONST || op == IR_INPUT || op == IR_COUNT ||
+                   (ir_op_is_reduction(op) && n.shape == IR_VARYING);
+    if (!keep_imm) n.imm.u = 0;
+    if (op != IR_INPUT && !(ir_op_is_reduction(op) && n.shape == IR_VARYING))
+        memset(n.off, 0, sizeof n.off);
 
     cse_table *t = k->cse;
     if (t && (uint32_t)(k->nnodes + 1) * 2 > t->cap) {
@@ -205,6 +210,27 @@ int32_t ir_const(ir_kernel *k, fusor_dtype dtype, ir_value v) {
     return ir_add(k, IR_CONST, dtype, dtype, IR_UNIFORM, -1, -1, -1, v);
 }
 
+int32_t ir_axis_reduce(ir_kernel *k, ir_op op, fusor_dtype dtype, int32_t a, int axis,
+                       int keepdims) {
+    ir_node n = {.op = (uint8_t)op, .dtype = (uint8_t)dtype, .adtype = (uint8_t)dtype,
+                 .shape = IR_VARYING, .a = a, .b = -1, .c = -1, .imm = {.i = axis},
+                 .slot = -1, .pass = -1};
+    n.off[0] = (int8_t)(keepdims != 0);
+    return add_node(k, n);
+}
+
+int ir_output_ndims(const ir_kernel *k, int j) { return k->out_dims ? k->out_dims[j].ndims : 0; }
+
+int ir_is_axis_reduction(const ir_node *n) {
+    return ir_op_is_reduction((ir_op)n->op) && n->shape == IR_VARYING;
+}
+
+int ir_has_axis_reductions(const ir_kernel *k) {
+    for (int32_t i = 0; i < k->nnodes; i++)
+        if (ir_is_axis_reduction(&k->nodes[i])) return 1;
+    return 0;
+}
+
 void ir_finish(ir_kernel *k) { k->cse = NULL; }
 
 /* ------------------------------------------------------------------ printing */
@@ -227,9 +253,14 @@ char *ir_print(const ir_kernel *k, const ir_plan *plan) {
             sb_printf(&s, " %s", ir_boundary_name(ir_param_boundary(k, i)));
     }
     sb_printf(&s, ") -> (");
-    for (int j = 0; j < k->noutputs; j++)
-        sb_printf(&s, "%s%s: %s%s", j ? ", " : "", k->outputs[j].name,
-                  fusor_dtype_name(k->outputs[j].dtype), k->outputs[j].is_array ? "[]" : "");
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        int nd = ir_output_ndims(k, j);
+        sb_printf(&s, "%s%s: %s%s", j ? ", " : "", o->name, fusor_dtype_name(o->dtype),
+                  o->is_array && !nd ? "[]" : "");
+        for (int d = 0; d < nd; d++) sb_printf(&s, "%s%s", d ? ", " : "[", k->out_dims[j].names[d]);
+        if (nd) sb_printf(&s, "]");
+    }
     sb_printf(&s, ")\n");
     for (int32_t i = 0; i < k->nnodes; i++) {
         const ir_node *n = &k->nodes[i];
@@ -250,6 +281,10 @@ char *ir_print(const ir_kernel *k, const ir_plan *plan) {
             if (n->adtype != n->dtype) sb_printf(&s, " (%s)", fusor_dtype_name(n->adtype));
             int32_t ops[3] = {n->a, n->b, n->c};
             for (int j = 0; j < ir_op_arity(n->op); j++) sb_printf(&s, " %%%d", ops[j]);
+            if (ir_is_axis_reduction(n))
+                sb_printf(&s, " axis=%" PRId64 "%s", n->imm.i, n->off[0] ? " keepdims" : "");
+            if (n->op == IR_COUNT && n->imm.i > 0)
+                sb_printf(&s, " axis of %%%" PRId64, n->imm.i - 1);
         }
         sb_printf(&s, "  ; %s", shape_name(n));
         if (n->pass >= 0) sb_printf(&s, ", pass %d, slot %d", n->pass, n->slot);
@@ -296,7 +331,20 @@ unsigned char *ir_key(const ir_kernel *k, size_t *len) {
                   n->a, n->b, n->c, n->imm.u);
         if (ir_is_stencil_load(k, n))
             for (int d = 0; d < FUSOR_MAX_DIMS; d++) sb_printf(&s, ",%d", n->off[d]);
+        if (ir_is_axis_reduction(n)) sb_printf(&s, ",k%d", n->off[0]);
     }
+    for (int j = 0; j < k->noutputs; j++)
+        if (ir_output_ndims(k, j)) { /* gufunc output dimensions change launch checks */
+            sb_printf(&s, "|D%d", j);
+            for (int d = 0; d < ir_output_ndims(k, j); d++)
+                sb_printf(&s, ",%s", k->out_dims[j].names[d]);
+        }
+    for (int i = 0; i < k->nparams; i++)
+        if (ir_param_ndims(k, i)) {
+            sb_printf(&s, "|d%d", i);
+            for (int d = 0; d < ir_param_ndims(k, i); d++)
+                sb_printf(&s, ",%s", k->dims[i].names[d]);
+        }
     *len = s.len;
     return (unsigned char *)sb_take(&s);
 }

@@ -90,6 +90,18 @@
  *               as accurate as NumPy's.
  *  MIN MAX      NaN-propagating.  An empty domain is an error (FUSOR_ERROR_VALUE).
  *  ANY ALL      a is bool.  Empty domain: false and true.
+ *
+ * Axis reductions.  A reduction node whose shape is VARYING reduces its operand along one
+ * axis only (`sum(x, axis=1)`), giving an array: imm.i is the axis, counted from the end
+ * when negative (-1: the last) and from the start when not, and off[0] is 1 to keep the
+ * reduced axis with length 1 (keepdims).  Its identity, combination and empty-axis rules
+ * are the whole-domain reduction's.  A COUNT node with imm.i = r + 1 > 0 is the length of
+ * the axis that axis reduction r reduces (UNIFORM i64: `mean(x, axis=k)` divides by it).
+ * A kernel with axis reductions has no single domain: each VARYING node has its own shape,
+ * NumPy's broadcast of its operands' shapes (right-aligned), and an axis reduction's shape
+ * is its operand's without the axis.  Such a kernel has no whole-domain reductions and no
+ * stencil loads (the checker refuses them); back ends never see it whole: ir_stage_build
+ * splits it into ordinary kernels (stage.h), and the interpreter runs it directly.
  */
 #define IR_OPS(X)                                                                          \
     X(CONST, 0, "const")                                                                   \
@@ -239,6 +251,9 @@ typedef struct ir_kernel {
     ir_param *params;
     ir_output *outputs;
     ir_dims *dims; /* [nparams], or NULL when no parameter declares its dimensions */
+    /* [noutputs], or NULL: an output's declared (gufunc) dimensions `y: f64[n]`, each name
+     * declared by some parameter; the boundary is always NONE. */
+    ir_dims *out_dims;
     int nnodes, cap;
     ir_node *nodes;
     arena *arena; /* owns everything above */
@@ -256,6 +271,8 @@ int32_t ir_const(ir_kernel *k, fusor_dtype dtype, ir_value v);
 /* A VARYING load of array parameter `param` at offset off[0..k->params[param].ndims). */
 int32_t ir_input_at(ir_kernel *k, int param, fusor_dtype dtype, const int8_t *off);
 
+/* Declared rank of output j (0 without k->out_dims). */
+int ir_output_ndims(const ir_kernel *k, int j);
 /* Declared rank and boundary of parameter p (0 and IR_BOUND_NONE without k->dims). */
 int ir_param_ndims(const ir_kernel *k, int p);
 ir_boundary ir_param_boundary(const ir_kernel *k, int p);
@@ -271,6 +288,14 @@ int64_t ir_boundary_index(ir_boundary b, int64_t i, int64_t n);
 /* Nonzero when some parameter has boundary INTERIOR; then lo[d], hi[d] receive the halo
  * cut from the start and the end of domain dimension d (d < ndim of those parameters). */
 int ir_interior_halo(const ir_kernel *k, int64_t lo[FUSOR_MAX_DIMS], int64_t hi[FUSOR_MAX_DIMS]);
+/* An axis reduction (see "Axis reductions" above) of `a` along `axis` (negative: from the
+ * end), keeping the axis with length 1 when keepdims. */
+int32_t ir_axis_reduce(ir_kernel *k, ir_op op, fusor_dtype dtype, int32_t a, int axis,
+                       int keepdims);
+int ir_is_axis_reduction(const ir_node *n);
+/* Nonzero when the kernel has axis reductions (and so needs stage.h to run compiled). */
+int ir_has_axis_reductions(const ir_kernel *k);
+
 /* Releases the builder's table; call when the kernel is complete. */
 void ir_finish(ir_kernel *k);
 

@@ -172,6 +172,53 @@ static fusor_status make_op(parser *p, fe_expr_kind kind, fe_tok op, fe_pos pos,
     return set_depth(p, *out);
 }
 
+/* name "=" value after a call's argument `name`, where value is an expression or a tuple
+ * "(" expr "," [ expr { "," expr } ] ")" (axis=(0, 2)); "(e)" is e itself. */
+static fusor_status parse_keyword(parser *p, fe_expr *name, fe_expr **out) {
+    TRY(next(p));
+    fe_expr *value;
+    if (p->tok.kind == FE_T_LPAREN) {
+        fe_pos lparen = p->tok.pos;
+        TRY(enter(p, lparen));
+        TRY(next(p));
+        fe_expr **items = NULL;
+        int n = 0, cap = 0, comma = 0;
+        while (p->tok.kind != FE_T_RPAREN) {
+            if (p->tok.kind == FE_T_EOF)
+                return fe_error_at(p->src, lparen, "'(' was never closed");
+            if (n == cap) {
+                cap = cap ? cap * 2 : 4;
+                items = arena_grow(p->a, items, sizeof *items, (size_t)n, (size_t)cap);
+                if (!items)
+                    return fu_oom("the syntax tree");
+            }
+            TRY(parse_expr(p, &items[n++]));
+            if (p->tok.kind == FE_T_COMMA) {
+                comma = 1;
+                TRY(next(p));
+            } else if (p->tok.kind != FE_T_RPAREN) {
+                return expected(p, "',' or ')' in the tuple");
+            }
+        }
+        TRY(next(p));
+        p->nesting--;
+        if (n == 1 && !comma) {
+            value = items[0];
+        } else {
+            TRY(new_expr(p, FE_E_TUPLE, lparen, lparen, 0, &value));
+            value->args = items;
+            value->nargs = n;
+            TRY(set_depth(p, value));
+        }
+    } else {
+        TRY(parse_expr(p, &value));
+    }
+    TRY(new_expr(p, FE_E_KEYWORD, name->pos, name->start, 1, out));
+    (*out)->name = name->name;
+    (*out)->args[0] = value;
+    return set_depth(p, *out);
+}
+
 static fusor_status parse_call(parser *p, fe_pos name_pos, const char *name, fe_expr **out) {
     fe_pos lparen = p->tok.pos;
     TRY(next(p));
@@ -186,7 +233,14 @@ static fusor_status parse_call(parser *p, fe_pos name_pos, const char *name, fe_
             if (!args)
                 return fu_oom("the syntax tree");
         }
-        TRY(parse_expr(p, &args[n++]));
+        TRY(parse_expr(p, &args[n]));
+        if (p->tok.kind == FE_T_ASSIGN && args[n]->kind == FE_E_NAME) {
+            TRY(parse_keyword(p, args[n], &args[n]));
+        } else if (n > 0 && args[n - 1]->kind == FE_E_KEYWORD) {
+            return fe_error_at(p->src, args[n]->start,
+                               "a positional argument cannot follow a keyword argument");
+        }
+        n++;
         if (p->tok.kind == FE_T_COMMA) {
             TRY(next(p));
         } else if (p->tok.kind != FE_T_RPAREN) {

@@ -42,7 +42,8 @@ fusor_status ir_plan_build(ir_kernel *k, ir_plan **out) {
         if (nd->a >= 0) av = max_i32(av, avail[nd->a]);
         if (nd->b >= 0) av = max_i32(av, avail[nd->b]);
         if (nd->c >= 0) av = max_i32(av, avail[nd->c]);
-        if (ir_op_is_reduction((ir_op)nd->op)) {
+        /* Axis reductions are not the plan's business: stage.h computes them. */
+        if (ir_op_is_reduction((ir_op)nd->op) && nd->shape == IR_UNIFORM) {
             if (live[i]) {
                 nd->pass = av;
                 nd->slot = k->nparams + 1 + nreductions++;

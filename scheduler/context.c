@@ -18,6 +18,7 @@
 #include "scheduler.h"
 #include "strbuf.h"
 #include "diskcache.h"
+#include "stage.h"
 #include "unfused.h"
 
 /* FUSOR_MATH=fast|scalar sets the math of contexts that leave it at the default. */
@@ -57,6 +58,9 @@ fusor_status fusor_context_create(const fusor_context_options *options, fusor_co
 static void spec_free(sched_spec *s) {
     if (!s) return;
     cg_compiled_free(s->code);
+    for (int i = 0; s->staging && s->stage_code && i < s->staging->nstages; i++)
+        cg_compiled_free(s->stage_code[i]);
+    fu_free(s->stage_code);
     cg_gpu_cache_free(s->gpu_cache);
     sched_unfused_free(s->unfused);
     fu_free(s->key);
@@ -172,6 +176,20 @@ static fusor_status host_code(fusor_context *c, sched_spec *s) {
     return st;
 }
 
+/* A kernel with axis reductions: its stages, each compiled for the host (not kept in the
+ * disk cache: they are small and compile in milliseconds each). */
+static fusor_status stage_code(fusor_context *c, sched_spec *s) {
+    cg_options o = {.opt_level = c->opt_level, .math = c->math};
+    fusor_status st = ir_stage_build(s->ir, &s->arena, &s->staging);
+    if (st != FUSOR_OK) return st;
+    s->stage_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_code);
+    if (!s->stage_code) return fu_oom("a kernel's stages");
+    for (int i = 0; i < s->staging->nstages && st == FUSOR_OK; i++)
+        st = cg_host_compile(s->staging->stages[i].k, s->staging->stages[i].plan, &o,
+                             &s->stage_code[i]);
+    return st;
+}
+
 /* Checks kernel `index` of `prog` with `bindings` and returns its cached or freshly
  * compiled specialisation. */
 static fusor_status spec_get(fusor_context *c, const fe_program *prog, int index,
@@ -214,7 +232,7 @@ static fusor_status spec_get(fusor_context *c, const fe_program *prog, int index
     }
 
     st = ir_plan_build(s->ir, &s->plan);
-    if (st == FUSOR_OK) st = host_code(c, s);
+    if (st == FUSOR_OK) st = ir_has_axis_reductions(s->ir) ? stage_code(c, s) : host_code(c, s);
     if (st != FUSOR_OK) {
         spec_free(s);
         return st;
@@ -506,5 +524,21 @@ fusor_status fusor_kernel_emit(fusor_kernel *k, fusor_emit what, char **text) {
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_kernel_emit: unknown stage %d",
                         (int)what);
     cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
-    return cg_host_emit(s->ir, s->plan, &o, what, text);
+    if (!s->staging) return cg_host_emit(s->ir, s->plan, &o, what, text);
+    /* Axis reductions: each stage's code, in the order a launch runs them. */
+    strbuf b = {0};
+    for (int i = 0; i < s->staging->nstages; i++) {
+        char *part = NULL;
+        fusor_status st = cg_host_emit(s->staging->stages[i].k, s->staging->stages[i].plan, &o,
+                                       what, &part);
+        if (st != FUSOR_OK) {
+            fu_free(sb_take(&b));
+            return st;
+        }
+        sb_printf(&b, "%s stage %d: %s\n%s", what == FUSOR_EMIT_LLVM ? ";" : "#", i,
+                  s->staging->stages[i].k->name, part);
+        fu_free(part);
+    }
+    *text = sb_take(&b);
+    return *text ? FUSOR_OK : fu_oom("the kernel's code");
 }

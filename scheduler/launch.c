@@ -24,6 +24,7 @@
 #include "run.h"
 #include "scalar.h"
 #include "scheduler.h"
+#include "staged.h"
 #include "stream.h"
 #include "unfused.h"
 
@@ -324,6 +325,17 @@ static fusor_status check_empty_reductions(fusor_kernel *k, prepared *P) {
     return FUSOR_OK;
 }
 
+/* Declared (gufunc) dimensions: every output has the domain's shape here. */
+static fusor_status check_dims(fusor_kernel *k, prepared *P) {
+    const ir_kernel *ir = P->spec->ir;
+    if (!ir->dims && !ir->out_dims) return FUSOR_OK;
+    ir_nshape dom = {.ndim = P->dom.ndim};
+    memcpy(dom.shape, P->dom.shape, sizeof dom.shape);
+    ir_nshape outs[HOST_MAX_ARRAYS];
+    for (int j = 0; j < ir->noutputs; j++) outs[j] = dom;
+    return sched_check_dims(k, ir, P->arrays, outs);
+}
+
 static void release_prepared(prepared *P, int failed) {
     const ir_kernel *ir = P->spec ? P->spec->ir : NULL;
     for (int j = 0; ir && j < ir->noutputs; j++) {
@@ -360,7 +372,13 @@ static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
     if (P->spec->plan->nslots > (int)(sizeof P->slots / sizeof P->slots[0]))
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has too many reductions", k->name);
     if ((st = check_inputs(k, a, P)) != FUSOR_OK) return st;
+    if (P->spec->staging) { /* axis reductions: shapes per output (staged.c) */
+        if ((st = sched_staged_prepare(k, P->spec, P->arrays, P->allocated)) != FUSOR_OK)
+            release_prepared(P, 1);
+        return st;
+    }
     if ((st = broadcast(k, P)) != FUSOR_OK) return st;
+    if ((st = check_dims(k, P)) != FUSOR_OK) return st;
     int n = ir->nparams + ir->noutputs;
     for (int i = 0; i < n; i++)
         if (P->arrays[i]) domain_strides(&P->dom, P->arrays[i], P->strides[i]);
@@ -445,9 +463,18 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
         int threads = 1, gpu = 0;
         /* Placement (gpurun.c): records where and why, and runs the launch on a GPU when
          * that is the choice; with no usable GPU the host path below runs as before. */
-        st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
-                              P->outs, reference == RUN_FUSED, &gpu, &threads);
-        if (st != FUSOR_OK || gpu) {
+        if (P->spec->staging) {
+            if (reference == RUN_UNFUSED)
+                st = fu_error(FUSOR_ERROR_UNSUPPORTED,
+                              "kernel %s has axis reductions: an unfused launch cannot run it",
+                              k->name);
+            else
+                st = sched_staged_run(k, a, P->spec, P->arrays, P->slots, P->outs,
+                                      reference == RUN_REFERENCE, &threads);
+        } else
+            st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
+                                  P->outs, reference == RUN_FUSED, &gpu, &threads);
+        if (st != FUSOR_OK || gpu || P->spec->staging) {
             /* failed, or ran on the GPU */
         } else if (reference == RUN_REFERENCE)
             st = interp_run(P->spec->ir, &P->dom, P->slots, P->outs);
@@ -650,9 +677,13 @@ static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const 
     }
     int threads = 1, gpu = 0;
     fusor_args *a = p->a;
-    fusor_status st = sched_gpu_prep_run(&p->gpu, p->k, a, P->spec, &P->dom, P->arrays,
-                                         P->slots, P->outs, &gpu, &threads);
-    if (st == FUSOR_OK && !gpu)
+    fusor_status st;
+    if (P->spec->staging) /* axis reductions: their stages on the host (staged.c) */
+        st = sched_staged_run(p->k, a, P->spec, P->arrays, P->slots, P->outs, 0, &threads);
+    else
+        st = sched_gpu_prep_run(&p->gpu, p->k, a, P->spec, &P->dom, P->arrays, P->slots,
+                                P->outs, &gpu, &threads);
+    if (st == FUSOR_OK && !gpu && !P->spec->staging)
         st = host_run(ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
                       host_get_threads(), &threads, &p->scratch);
     if (st) return st;

@@ -32,6 +32,10 @@ typedef struct sched_spec {
     struct sched_spec *next; /* in the context's cache */
     struct cg_gpu_cache *gpu_cache; /* PTX by arch, path and flags (gpucode.c) */
     sched_unfused *unfused;  /* fusor_launch_unfused's kernels, made on first use */
+    /* A kernel with axis reductions runs as stages (kernels/stage.h, staged.c), each with
+     * its own machine code; `code` is NULL then. */
+    struct ir_staging *staging;
+    cg_compiled **stage_code; /* [staging->nstages] */
 } sched_spec;
 
 struct fusor_context {

@@ -1,0 +1,414 @@
+/*
+ * staged.c — launching kernels with axis reductions, and named-dimension checks (see
+ * staged.h).
+ */
+#include "staged.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "array.h"
+#include "error.h"
+#include "interp.h"
+#include "pool.h"
+#include "run.h"
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < ndim && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (len < n)
+        snprintf(buf + len, n - len, ndim == 1 ? ",)" : ")");
+}
+
+/* ------------------------------------------------------------------ named dimensions */
+
+typedef struct dim_binding {
+    const char *name;
+    int64_t size;
+    int who; /* the parameter that bound it */
+} dim_binding;
+
+fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
+                              fusor_array *const *arrays, const ir_nshape *out_shapes) {
+    dim_binding b[64];
+    int nb = 0;
+    char s1[160], s2[160];
+    for (int i = 0; i < ir->nparams; i++) {
+        int nd = ir_param_ndims(ir, i);
+        const fusor_array *A = arrays[i];
+        if (!nd || !A || !ir->params[i].is_array)
+            continue;
+        /* A stencil parameter of another rank: check_stencils (launch.c) says it better. */
+        if (ir_param_boundary(ir, i) != IR_BOUND_NONE && A->ndim != nd)
+            continue;
+        if (A->ndim < nd) {
+            shape_text(s1, sizeof s1, A->ndim, A->shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "rank mismatch: argument '%s' of kernel %s declares %d dimension%s but "
+                            "has shape %s",
+                            ir->params[i].name, k->name, nd, nd == 1 ? "" : "s", s1);
+        }
+        for (int e = 0; e < nd; e++) {
+            const char *name = ir->dims[i].names[e];
+            int64_t size = A->shape[A->ndim - nd + e];
+            int x = 0;
+            while (x < nb && strcmp(b[x].name, name))
+                x++;
+            if (x == nb) {
+                if (nb < 64)
+                    b[nb++] = (dim_binding){name, size, i};
+                continue;
+            }
+            if (b[x].size == size)
+                continue;
+            const fusor_array *B = arrays[b[x].who];
+            shape_text(s1, sizeof s1, B->ndim, B->shape);
+            shape_text(s2, sizeof s2, A->ndim, A->shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "argument '%s' of kernel %s has dimension '%s' = %lld (shape %s), but "
+                            "argument '%s' gives it %lld (shape %s)",
+                            ir->params[i].name, k->name, name, (long long)size, s2,
+                            ir->params[b[x].who].name, (long long)b[x].size, s1);
+        }
+    }
+    for (int j = 0; j < ir->noutputs && out_shapes; j++) {
+        int nd = ir_output_ndims(ir, j);
+        const ir_nshape *S = &out_shapes[j];
+        if (!nd || !ir->outputs[j].is_array)
+            continue;
+        shape_text(s1, sizeof s1, S->ndim, S->shape);
+        if (S->ndim < nd)
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "output '%s' of kernel %s declares %d dimension%s but its value has "
+                            "shape %s",
+                            ir->outputs[j].name, k->name, nd, nd == 1 ? "" : "s", s1);
+        for (int e = 0; e < nd; e++) {
+            const char *name = ir->out_dims[j].names[e];
+            int64_t size = S->shape[S->ndim - nd + e];
+            for (int x = 0; x < nb; x++)
+                if (!strcmp(b[x].name, name) && b[x].size != size)
+                    return fu_error(FUSOR_ERROR_SHAPE,
+                                    "output '%s' of kernel %s has dimension '%s' = %lld (shape "
+                                    "%s), but argument '%s' gives it %lld",
+                                    ir->outputs[j].name, k->name, name, (long long)size, s1,
+                                    ir->params[b[x].who].name, (long long)b[x].size);
+        }
+    }
+    return FUSOR_OK;
+}
+
+/* ------------------------------------------------------------------ preparing */
+
+typedef struct shapes {
+    ir_nshape *node; /* [nnodes] */
+    int8_t *axis;    /* [nnodes] */
+    ir_nshape out[HOST_MAX_ARRAYS];
+} shapes;
+
+static void shapes_free(shapes *s) {
+    if (!s)
+        return;
+    fu_free(s->node);
+    fu_free(s->axis);
+    fu_free(s);
+}
+
+static fusor_status infer(const fusor_kernel *k, const ir_kernel *ir, fusor_array *const *arrays,
+                          shapes **out) {
+    shapes *s = fu_calloc(1, sizeof *s);
+    ir_nshape params[HOST_MAX_ARRAYS];
+    size_t n = (size_t)(ir->nnodes ? ir->nnodes : 1);
+    if (!s || !(s->node = fu_calloc(n, sizeof(ir_nshape))) || !(s->axis = fu_calloc(n, 1))) {
+        shapes_free(s);
+        return fu_oom("a launch's shapes");
+    }
+    for (int i = 0; i < ir->nparams; i++) {
+        params[i].ndim = 0;
+        if (ir->params[i].is_array && arrays[i]) {
+            params[i].ndim = arrays[i]->ndim;
+            memcpy(params[i].shape, arrays[i]->shape, sizeof(int64_t) * FUSOR_MAX_DIMS);
+        }
+    }
+    /* Named dimensions first: a mismatch there is the better message than the broadcast
+     * error it leads to. */
+    fusor_status st = sched_check_dims(k, ir, arrays, NULL);
+    if (st == FUSOR_OK)
+        st = ir_infer_shapes(ir, params, s->node, s->axis);
+    for (int j = 0; st == FUSOR_OK && j < ir->noutputs; j++)
+        s->out[j] = s->node[ir->outputs[j].node];
+    if (st == FUSOR_OK)
+        st = sched_check_dims(k, ir, arrays, s->out);
+    if (st != FUSOR_OK) {
+        shapes_free(s);
+        return st;
+    }
+    *out = s;
+    return FUSOR_OK;
+}
+
+static int overlaps(const fusor_array *A, const fusor_array *B) {
+    const char *alo, *ahi, *blo, *bhi;
+    mem_array_extent(A, &alo, &ahi);
+    mem_array_extent(B, &blo, &bhi);
+    return alo < bhi && blo < ahi;
+}
+
+static fusor_status check(fusor_kernel *k, const ir_kernel *ir, fusor_array **arrays,
+                          const shapes *s) {
+    char s1[160], s2[160];
+    int n = ir->nparams + ir->noutputs;
+    for (int i = 0; i < n; i++)
+        if (arrays[i] && arrays[i]->memory != FUSOR_MEMORY_HOST &&
+            arrays[i]->memory != FUSOR_MEMORY_PINNED && arrays[i]->memory != FUSOR_MEMORY_MANAGED)
+            return fu_error(
+                FUSOR_ERROR_UNSUPPORTED,
+                "kernel %s has axis reductions, which run on the CPU only for now, "
+                "but '%s' lives in GPU memory",
+                k->name, i < ir->nparams ? ir->params[i].name : ir->outputs[i - ir->nparams].name);
+    for (int j = 0; j < ir->noutputs; j++) {
+        const fusor_array *O = arrays[ir->nparams + j];
+        const ir_nshape *want = &s->out[j];
+        if (!O)
+            continue;
+        if (O->ndim != want->ndim ||
+            memcmp(O->shape, want->shape, sizeof(int64_t) * (size_t)want->ndim)) {
+            shape_text(s1, sizeof s1, O->ndim, O->shape);
+            shape_text(s2, sizeof s2, want->ndim, want->shape);
+            return fu_error(FUSOR_ERROR_SHAPE,
+                            "output '%s' of kernel %s has shape %s; its value "
+                            "has shape %s",
+                            ir->outputs[j].name, k->name, s1, s2);
+        }
+        for (int i = 0; i < n; i++) {
+            if (i == ir->nparams + j || !arrays[i] || !overlaps(O, arrays[i]))
+                continue;
+            return fu_error(FUSOR_ERROR_ALIAS,
+                            "output '%s' of kernel %s shares memory with %s '%s': a kernel with "
+                            "axis reductions writes each output into memory of its own (no "
+                            "in-place update yet)",
+                            ir->outputs[j].name, k->name, i < ir->nparams ? "input" : "output",
+                            i < ir->nparams ? ir->params[i].name
+                                            : ir->outputs[i - ir->nparams].name);
+        }
+    }
+    /* NumPy: min/max over an axis of length 0 has no identity, even for an empty result. */
+    for (int32_t i = 0; i < ir->nnodes; i++) {
+        const ir_node *nd = &ir->nodes[i];
+        if (!ir_is_axis_reduction(nd) || (nd->op != IR_MIN && nd->op != IR_MAX))
+            continue;
+        const ir_nshape *x = &s->node[nd->a];
+        if (x->shape[s->axis[i]] != 0)
+            continue;
+        const ir_node *src = &ir->nodes[nd->a];
+        char what[200];
+        shape_text(s1, sizeof s1, x->ndim, x->shape);
+        if (src->op == IR_INPUT)
+            snprintf(what, sizeof what, "argument '%s' %s", ir->params[src->imm.i].name, s1);
+        else
+            snprintf(what, sizeof what, "a value of shape %s", s1);
+        return fu_error(FUSOR_ERROR_VALUE,
+                        "kernel %s: %s() over axis %d of %s, which has length 0: the reduction "
+                        "has no identity",
+                        k->name, nd->op == IR_MIN ? "min" : "max", (int)s->axis[i], what);
+    }
+    return FUSOR_OK;
+}
+
+fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array **arrays,
+                                  int *allocated) {
+    const ir_kernel *ir = spec->ir;
+    shapes *s;
+    fusor_status st = infer(k, ir, arrays, &s);
+    if (st != FUSOR_OK)
+        return st;
+    st = check(k, ir, arrays, s);
+    for (int j = 0; st == FUSOR_OK && j < ir->noutputs; j++) {
+        int i = ir->nparams + j;
+        if (!ir->outputs[j].is_array || arrays[i])
+            continue;
+        st = mem_array_new(ir->outputs[j].dtype, s->out[j].ndim, s->out[j].shape, &arrays[i]);
+        if (st == FUSOR_OK)
+            allocated[i] = 1;
+    }
+    shapes_free(s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ running */
+
+/* Byte strides of an array of shape (ndim, shape, strides) seen over domain `d`: aligned
+ * on the right, 0 along dimensions it broadcasts over or lacks. */
+static void view_strides(int ndim, const int64_t *shape, const int64_t *strides, const ir_nshape *d,
+                         int64_t *out) {
+    for (int x = 0; x < d->ndim; x++) {
+        int ax = x - (d->ndim - ndim);
+        out[x] = ax < 0 || shape[ax] == 1 ? 0 : strides[ax];
+    }
+}
+
+typedef struct buffer { /* where an axis reduction's result lives */
+    char *base;
+    int64_t strides[FUSOR_MAX_DIMS];
+    void *owned;
+} buffer;
+
+static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_array **arrays,
+                              const shapes *s, buffer *res, const ir_value *slots, ir_value *outs,
+                              int nthreads, int *threads) {
+    const ir_kernel *ir = spec->ir;
+    const ir_stage *stg = &spec->staging->stages[si];
+    const ir_kernel *sk = stg->k;
+    const cg_compiled *code = spec->stage_code[si];
+    int na = sk->nparams + sk->noutputs;
+    char *base[HOST_MAX_ARRAYS];
+    int64_t(*strides)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *strides);
+    ir_value *sslots = fu_calloc((size_t)stg->plan->nslots + 1, sizeof(ir_value));
+    ir_value souts[HOST_MAX_ARRAYS];
+    if (!strides || !sslots) {
+        fu_free(strides);
+        fu_free(sslots);
+        return fu_oom("a stage of a launch");
+    }
+    ir_nshape dom = {0};
+    if (stg->kind == IR_STAGE_AXIS)
+        dom = s->node[ir->nodes[stg->node].a];
+    if (stg->kind == IR_STAGE_STORE)
+        dom = s->node[stg->node];
+    int64_t size = 1;
+    for (int x = 0; x < dom.ndim; x++)
+        size *= dom.shape[x];
+    for (int i = 0; i < sk->nparams; i++) {
+        const ir_stage_src *src = &stg->src[i];
+        base[i] = NULL;
+        if (src->kind == IR_SRC_AXISLEN) {
+            const ir_node *r = &ir->nodes[src->index];
+            sslots[i].i = s->node[r->a].shape[s->axis[src->index]];
+        } else if (src->kind == IR_SRC_RESULT) {
+            const buffer *b = &res[src->index];
+            const ir_nshape *rs = &s->node[src->index];
+            base[i] = b->base;
+            view_strides(rs->ndim, rs->shape, b->strides, &dom, strides[i]);
+        } else if (!sk->params[i].is_array) {
+            sslots[i] = slots[src->index];
+        } else {
+            const fusor_array *A = arrays[src->index];
+            base[i] = A->data;
+            view_strides(A->ndim, A->shape, A->strides, &dom, strides[i]);
+        }
+    }
+    for (int j = 0; j < sk->noutputs; j++)
+        base[sk->nparams + j] = NULL;
+    if (stg->kind == IR_STAGE_STORE) {
+        const fusor_array *O = arrays[ir->nparams + stg->output];
+        base[sk->nparams] = O->data;
+        view_strides(O->ndim, O->shape, O->strides, &dom, strides[sk->nparams]);
+    }
+    sslots[stg->plan->count_slot].i = size;
+    ir_domain d = {.ndim = dom.ndim, .size = size, .narrays = na, .base = base, .strides = strides};
+    memcpy(d.shape, dom.shape, sizeof d.shape);
+    fusor_status st;
+    if (stg->kind == IR_STAGE_AXIS) {
+        const ir_node *nd = &ir->nodes[stg->node];
+        int ax = s->axis[stg->node];
+        const buffer *b = &res[stg->node];
+        int64_t ostr[FUSOR_MAX_DIMS] = {0};
+        for (int x = 0, r = 0; x < dom.ndim; x++) {
+            if (x == ax) {
+                r += nd->off[0]; /* keepdims keeps a length-1 axis there */
+                continue;
+            }
+            ostr[x] = b->strides[r++];
+        }
+        st = host_run_axis(sk, stg->plan, code, &d, ax, b->base, ostr, sslots, nthreads, threads);
+    } else {
+        st = host_run(sk, stg->plan, code, &d, sslots, souts, nthreads, threads, NULL);
+        if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
+            for (int j = 0, m = 0; j < ir->noutputs; j++)
+                if (!ir->outputs[j].is_array)
+                    outs[j] = souts[m++];
+    }
+    fu_free(strides);
+    fu_free(sslots);
+    return st;
+}
+
+static fusor_status run_reference(const ir_kernel *ir, fusor_array **arrays, const ir_value *slots,
+                                  ir_value *outs) {
+    int n = ir->nparams + ir->noutputs;
+    interp_view *v = fu_calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return fu_oom("a reference launch");
+    for (int i = 0; i < n; i++) {
+        const fusor_array *A = arrays[i];
+        if (!A)
+            continue;
+        v[i].base = A->data;
+        v[i].shape.ndim = A->ndim;
+        memcpy(v[i].shape.shape, A->shape, sizeof A->shape);
+        memcpy(v[i].strides, A->strides, sizeof A->strides);
+    }
+    fusor_status st = interp_run_shaped(ir, v, slots, outs);
+    fu_free(v);
+    return st;
+}
+
+fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                              fusor_array **arrays, const ir_value *slots, ir_value *outs,
+                              int reference, int *threads) {
+    const ir_kernel *ir = spec->ir;
+    if (k->ctx->target == FUSOR_TARGET_GPU)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "kernel %s has axis reductions, which have no GPU code yet: run it with "
+                        "the CPU (or AUTO) target",
+                        k->name);
+    a->placement.target = FUSOR_TARGET_CPU;
+    a->placement.device = -1;
+    a->placement.copy_bytes = 0;
+    snprintf(a->placement.reason, sizeof a->placement.reason,
+             "axis reductions run on the CPU only (no GPU code for them yet)");
+    *threads = 1;
+    if (reference)
+        return run_reference(ir, arrays, slots, outs);
+    shapes *s;
+    fusor_status st = infer(k, ir, arrays, &s);
+    if (st != FUSOR_OK)
+        return st;
+    buffer *res = fu_calloc((size_t)ir->nnodes + 1, sizeof *res);
+    if (!res)
+        st = fu_oom("a launch's temporaries");
+    /* Where each axis reduction's result goes: its output array, or a C-ordered temporary. */
+    for (int32_t i = 0; st == FUSOR_OK && i < ir->nnodes; i++) {
+        if (!ir_is_axis_reduction(&ir->nodes[i]))
+            continue;
+        int home = spec->staging->home[i];
+        const ir_nshape *sh = &s->node[i];
+        if (home >= 0) {
+            const fusor_array *O = arrays[ir->nparams + home];
+            res[i].base = O->data;
+            memcpy(res[i].strides, O->strides, sizeof O->strides);
+            continue;
+        }
+        int64_t step = (int64_t)fusor_dtype_size((fusor_dtype)ir->nodes[i].dtype);
+        for (int x = sh->ndim - 1; x >= 0; x--) {
+            res[i].strides[x] = step;
+            step *= sh->shape[x] ? sh->shape[x] : 1;
+        }
+        res[i].owned = res[i].base = fu_aligned_alloc((size_t)(step ? step : 1));
+        if (!res[i].base)
+            st = fu_oom("a temporary of an axis reduction");
+    }
+    int nthreads = host_get_threads();
+    for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
+        int used = 1;
+        st = run_stage(k, spec, si, arrays, s, res, slots, outs, nthreads, &used);
+        if (used > *threads)
+            *threads = used;
+    }
+    for (int32_t i = 0; res && i < ir->nnodes; i++)
+        fu_aligned_free(res[i].owned);
+    fu_free(res);
+    shapes_free(s);
+    return st;
+}

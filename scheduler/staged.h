@@ -1,0 +1,36 @@
+/*
+ * staged.h — launching kernels with axis reductions (kernels/stage.h), and the gufunc
+ * checks of declared dimensions that every launch makes.
+ *
+ * A kernel with axis reductions has no single domain: each output has the shape of its
+ * value (`sum(x, axis=1)` of an (n, m) x is (n,)).  Preparation works out every node's
+ * shape, checks the declared dimensions, aliasing and empty min/max axes, and allocates the
+ * missing outputs, all before anything is written; the run then executes the stages in
+ * order on the host pool (or the whole kernel on the reference interpreter).  Such kernels
+ * run on the CPU only: the placement says so.
+ */
+#ifndef FUSOR_STAGED_H
+#define FUSOR_STAGED_H
+
+#include "scheduler.h"
+#include "stage.h"
+
+/* Named dimensions (`x: f64[n, k], w: f64[k] -> (y: f64[n])`): every array parameter with
+ * declared dimensions has at least that many (its trailing, core dimensions; leading ones
+ * are loop dimensions), each name has one size across the arguments, and each array output
+ * with declared dimensions (out_shapes[j], NULL for outputs not known yet) ends with the
+ * sizes its names have.  Errors name the argument and the dimension. */
+fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
+                              fusor_array *const *arrays, const ir_nshape *out_shapes);
+
+/* prepare() for a kernel with stages: arrays[] holds the bound inputs and outputs; the
+ * missing array outputs are allocated (allocated[i] = 1). */
+fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array **arrays,
+                                  int *allocated);
+/* Runs the prepared launch: the stages on `nthreads` host threads, or with `reference` the
+ * interpreter.  slots[i] holds scalar parameter i; outs receives the scalar outputs. */
+fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                              fusor_array **arrays, const ir_value *slots, ir_value *outs,
+                              int reference, int *threads);
+
+#endif

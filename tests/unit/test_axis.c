@@ -1,0 +1,491 @@
+/*
+ * test_axis.c — axis reductions and gufunc named dimensions through the public path.
+ *
+ *   fixtures   every case of tests/fixtures/axis (scripts/gen_axis_fixtures.py: NumPy's
+ *              results for every reduction, several dtypes, axes 0/1/-1 and tuples on 2-D
+ *              and 3-D arrays, keepdims, empty axes, loop dimensions, several outputs) run
+ *              by the reference interpreter and by the JIT with 1 and 3 threads;
+ *   random     the JIT against the interpreter on random inputs with poisoned, strided
+ *              outputs; thread counts 1, 2 and 3 must agree bit for bit;
+ *   errors     language errors (line:column and the parameter) and launch errors (the
+ *              argument and the dimension), aliasing, placement.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fusor.h"
+#include "scheduler.h"
+
+static fusor_context *ctx;
+
+/* A NaN with a payload no computation here produces: an unwritten element keeps it. */
+static const uint64_t POISON = 0x7ff4dead0000beefull;
+
+static int is_float(fusor_dtype t) { return t == FUSOR_F32 || t == FUSOR_F64; }
+
+/* Element i of a C-contiguous array as a double (floats) or its bits (others). */
+static double get_f(const fusor_array *a, int64_t i) {
+    const char *p = (const char *)fusor_array_data(a);
+    if (fusor_array_dtype(a) == FUSOR_F32)
+        return ((const float *)p)[i];
+    return ((const double *)p)[i];
+}
+
+static int64_t get_i(const fusor_array *a, int64_t i) {
+    const char *p = (const char *)fusor_array_data(a);
+    switch (fusor_array_dtype(a)) {
+    case FUSOR_BOOL:
+    case FUSOR_U8: return ((const uint8_t *)p)[i];
+    case FUSOR_I8: return ((const int8_t *)p)[i];
+    case FUSOR_I16: return ((const int16_t *)p)[i];
+    case FUSOR_U16: return ((const uint16_t *)p)[i];
+    case FUSOR_I32: return ((const int32_t *)p)[i];
+    case FUSOR_U32: return ((const uint32_t *)p)[i];
+    default: return ((const int64_t *)p)[i];
+    }
+}
+
+/* Whether got equals want: shape, dtype, and values exactly or within rtol. */
+static int same_array(const char *what, const fusor_array *got, const fusor_array *want,
+                      double rtol) {
+    if (fusor_array_dtype(got) != fusor_array_dtype(want) ||
+        fusor_array_ndim(got) != fusor_array_ndim(want)) {
+        CHECK_MSG(0, "%s: dtype %s ndim %d, want %s ndim %d", what,
+                  fusor_dtype_name(fusor_array_dtype(got)), fusor_array_ndim(got),
+                  fusor_dtype_name(fusor_array_dtype(want)), fusor_array_ndim(want));
+        return 0;
+    }
+    for (int d = 0; d < fusor_array_ndim(got); d++)
+        if (fusor_array_shape(got)[d] != fusor_array_shape(want)[d]) {
+            CHECK_MSG(0, "%s: dimension %d is %lld, want %lld", what, d,
+                      (long long)fusor_array_shape(got)[d], (long long)fusor_array_shape(want)[d]);
+            return 0;
+        }
+    int64_t n = fusor_array_size(want);
+    for (int64_t i = 0; i < n; i++) {
+        int ok;
+        if (is_float(fusor_array_dtype(want))) {
+            double g = get_f(got, i), w = get_f(want, i);
+            ok = (isnan(g) && isnan(w)) || g == w ||
+                 (rtol > 0 && fabs(g - w) <= rtol * (fabs(w) > 1 ? fabs(w) : 1));
+            if (!ok)
+                CHECK_MSG(0, "%s: element %lld is %.17g, want %.17g", what, (long long)i, g, w);
+        } else {
+            ok = get_i(got, i) == get_i(want, i);
+            if (!ok)
+                CHECK_MSG(0, "%s: element %lld is %lld, want %lld", what, (long long)i,
+                          (long long)get_i(got, i), (long long)get_i(want, i));
+        }
+        if (!ok)
+            return 0;
+    }
+    check_passed++;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ fixtures */
+
+enum { REFERENCE, JIT1, JIT3 };
+
+static void run_fixture(const char *dir, const char *name, const char *check, const char *src) {
+    fusor_kernel *k = NULL;
+    fusor_status st = fusor_kernel_compile(ctx, src, name, NULL, &k);
+    CHECK_MSG(st == FUSOR_OK, "%s: %s", name, fusor_last_error());
+    if (st != FUSOR_OK)
+        return;
+    int np = fusor_kernel_num_params(k);
+    fusor_array *in[16] = {0}, *want[16] = {0};
+    char path[2400];
+    for (int i = 0; i < np && i < 16; i++) {
+        fusor_param_info pi;
+        CHECK_OK(fusor_kernel_param(k, i, &pi));
+        snprintf(path, sizeof path, "%s/%s.%s.npy", dir, name, pi.name);
+        if (pi.is_output && !strncmp(check, "error:", 6))
+            continue;
+        CHECK_OK(fusor_npy_load(ctx, path, pi.is_output ? &want[i] : &in[i]));
+    }
+    double rtol = strcmp(check, "exact") ? atof(check) : 0;
+    for (int mode = REFERENCE; mode <= JIT3; mode++) {
+        fusor_set_num_threads(mode == JIT3 ? 3 : 1);
+        fusor_args *args;
+        CHECK_OK(fusor_args_create(k, &args));
+        for (int i = 0; i < np; i++)
+            if (in[i]) {
+                fusor_param_info pi;
+                fusor_kernel_param(k, i, &pi);
+                CHECK_OK(fusor_args_set_array(args, pi.name, in[i]));
+            }
+        st = mode == REFERENCE ? sched_launch_reference(k, args) : fusor_launch(k, args);
+        char what[256];
+        snprintf(what, sizeof what, "%s (%s)", name,
+                 mode == REFERENCE ? "interpreter"
+                 : mode == JIT1    ? "JIT, 1 thread"
+                                   : "JIT, 3 threads");
+        if (!strncmp(check, "error:", 6)) {
+            CHECK_MSG(!strcmp(fusor_status_name(st), check + 6), "%s: %s, want %s", what,
+                      fusor_status_name(st), check + 6);
+            CHECK_MSG(strstr(fusor_last_error(), "'x'") != NULL, "%s: %s", what,
+                      fusor_last_error());
+        } else {
+            CHECK_MSG(st == FUSOR_OK, "%s: %s", what, fusor_last_error());
+            for (int i = 0; st == FUSOR_OK && i < np; i++) {
+                if (!want[i])
+                    continue;
+                fusor_param_info pi;
+                fusor_kernel_param(k, i, &pi);
+                char w2[300];
+                snprintf(w2, sizeof w2, "%s output %s", what, pi.name);
+                if (fusor_array_ndim(want[i]) == 0 && fusor_array_dtype(want[i]) == FUSOR_I64) {
+                    double v = 0;
+                    CHECK_OK(fusor_args_get_f64(args, pi.name, &v));
+                    CHECK_MSG(v == (double)get_i(want[i], 0), "%s: %g", w2, v);
+                    continue;
+                }
+                fusor_array *got = NULL;
+                CHECK_OK(fusor_args_get_array(args, pi.name, &got));
+                if (got)
+                    same_array(w2, got, want[i], rtol);
+                fusor_array_destroy(got);
+            }
+        }
+        fusor_args_destroy(args);
+    }
+    for (int i = 0; i < 16; i++) {
+        fusor_array_destroy(in[i]);
+        fusor_array_destroy(want[i]);
+    }
+    fusor_kernel_destroy(k);
+}
+
+static void test_fixtures(void) {
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/axis", FUSOR_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/manifest.txt", dir);
+    char *text = check_read_file(path, NULL);
+    REQUIRE_VOID(text != NULL);
+    int ncases = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        REQUIRE_VOID(tab1 && tab2);
+        *tab1 = *tab2 = 0;
+        char *src = tab2 + 1; /* "\n" written as backslash-n */
+        for (char *p = src; (p = strstr(p, "\\n"));) {
+            *p = ' ';
+            p[1] = '\n';
+        }
+        run_fixture(dir, line, tab1 + 1, src);
+        ncases++;
+    }
+    CHECK_MSG(ncases > 250, "only %d fixture cases", ncases);
+    printf("fixtures: %d cases\n", ncases);
+    free(text);
+    fusor_set_num_threads(0);
+}
+
+/* ------------------------------------------------------------------ random */
+
+static uint64_t rng_state = 0x1234567;
+static double rnd(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) / 9007199254740992.0 * 4 - 2;
+}
+
+/* Runs `src` on x (rows x cols f64, plus an f64 vector w of cols) with its one array output
+ * `y` of shape yshape bound to a strided, poisoned buffer; returns the values in C order
+ * (malloc'd). */
+static double *run_random(const char *src, int reference, int threads, const double *x, int rows,
+                          int cols, const double *w, int yndim, const int64_t *yshape) {
+    fusor_kernel *k = NULL;
+    CHECK_OK(fusor_kernel_compile(ctx, src, "rand.fu", NULL, &k));
+    if (!k)
+        return NULL;
+    int64_t xs[2] = {rows, cols}, ws[1] = {cols};
+    fusor_array *X, *W, *Y;
+    CHECK_OK(fusor_array_wrap(ctx, (void *)x, FUSOR_F64, 2, xs, NULL, &X));
+    CHECK_OK(fusor_array_wrap(ctx, (void *)w, FUSOR_F64, 1, ws, NULL, &W));
+    int64_t n = 1;
+    for (int d = 0; d < yndim; d++)
+        n *= yshape[d];
+    /* Every other element: a stride of 16 bytes along the last dimension. */
+    uint64_t *ybuf = malloc(sizeof(uint64_t) * (size_t)(2 * n + 1));
+    for (int64_t i = 0; i < 2 * n + 1; i++)
+        ybuf[i] = POISON;
+    int64_t ystr[2];
+    ystr[yndim - 1] = 16;
+    if (yndim == 2)
+        ystr[0] = 16 * yshape[1];
+    CHECK_OK(fusor_array_wrap(ctx, ybuf, FUSOR_F64, yndim, yshape, ystr, &Y));
+    fusor_args *args;
+    CHECK_OK(fusor_args_create(k, &args));
+    CHECK_OK(fusor_args_set_array(args, "x", X));
+    if (strstr(src, "w:"))
+        CHECK_OK(fusor_args_set_array(args, "w", W));
+    CHECK_OK(fusor_args_set_array(args, "y", Y));
+    fusor_set_num_threads(threads);
+    CHECK_OK(reference ? sched_launch_reference(k, args) : fusor_launch(k, args));
+    if (!reference && threads > 1 && (int64_t)rows * cols >= 1 << 16)
+        CHECK_MSG(fusor_args_last_threads(args) > 1, "%s ran on %d thread", src,
+                  fusor_args_last_threads(args));
+    double *out = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        memcpy(&out[i], &ybuf[2 * i], sizeof(double));
+    uint64_t gap;
+    memcpy(&gap, &ybuf[1], sizeof gap);
+    CHECK_MSG(n < 1 || gap == POISON, "%s wrote between the strided elements", src);
+    fusor_args_destroy(args);
+    fusor_array_destroy(X);
+    fusor_array_destroy(W);
+    fusor_array_destroy(Y);
+    free(ybuf);
+    fusor_kernel_destroy(k);
+    fusor_set_num_threads(0);
+    return out;
+}
+
+static void test_random(void) {
+    static const struct {
+        const char *src;
+        int per_row; /* output shape: (rows,) when 1, (cols,) when 0, (rows, cols) when 2 */
+        double rtol; /* JIT against the interpreter (float sums group differently) */
+    } cases[] = {
+        {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = sum(x, axis=1) }", 1, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = sum(x, axis=0) }", 0, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = max(x * x - 1, axis=-1) }", 1, 0},
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = min(sin(x), axis=0) }", 0, 0},
+        {"kernel k(x: f64[n, k], w: f64[k]) -> (y: f64[n]) { y = sum(x * w, axis=-1) }", 1, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[n, m]) { y = x / sum(x * x, axis=1, keepdims=true) }",
+         2, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[n, m]) { y = exp(x - max(x, axis=0)) }", 2, 0},
+        {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = f64(sum(i64(x * 100), axis=1)) }", 1, 0},
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = mean(x, axis=0) + f64(any(x > 1.9, axis=0)) "
+         "}",
+         0, 1e-12},
+    };
+    static const int shapes[][2] = {{1, 1}, {3, 7}, {17, 5}, {300, 301}, {2, 9000}, {9000, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int rows = shapes[s][0], cols = shapes[s][1];
+            double *x = malloc(sizeof(double) * (size_t)rows * (size_t)cols);
+            double *w = malloc(sizeof(double) * (size_t)cols);
+            for (int i = 0; i < rows * cols; i++)
+                x[i] = rnd();
+            for (int i = 0; i < cols; i++)
+                w[i] = rnd();
+            int64_t ys[2] = {cases[c].per_row == 0 ? cols : rows, cols};
+            int yndim = cases[c].per_row == 2 ? 2 : 1;
+            int64_t n = yndim == 2 ? (int64_t)rows * cols : ys[0];
+            double *ref = run_random(cases[c].src, 1, 1, x, rows, cols, w, yndim, ys);
+            double *j1 = run_random(cases[c].src, 0, 1, x, rows, cols, w, yndim, ys);
+            double *j2 = run_random(cases[c].src, 0, 2, x, rows, cols, w, yndim, ys);
+            double *j3 = run_random(cases[c].src, 0, 3, x, rows, cols, w, yndim, ys);
+            int bad = !ref || !j1 || !j2 || !j3;
+            for (int64_t i = 0; !bad && i < n; i++) {
+                double r = ref[i], g = j1[i];
+                int close = r == g || (isnan(r) && isnan(g)) ||
+                            fabs(r - g) <= cases[c].rtol * (fabs(r) > 1 ? fabs(r) : 1);
+                if (!close || memcmp(&j1[i], &j2[i], 8) || memcmp(&j1[i], &j3[i], 8)) {
+                    CHECK_MSG(0,
+                              "%s on (%d, %d): element %lld: interp %.17g, JIT %.17g / %.17g "
+                              "/ %.17g with 1/2/3 threads",
+                              cases[c].src, rows, cols, (long long)i, r, g, j2[i], j3[i]);
+                    bad = 1;
+                }
+            }
+            CHECK(!bad);
+            free(ref), free(j1), free(j2), free(j3), free(x), free(w);
+        }
+}
+
+/* ------------------------------------------------------------------ errors */
+
+static void expect_language_error(const char *src, const char *needle1, const char *needle2) {
+    fusor_kernel *k = NULL;
+    fusor_status st = fusor_kernel_compile(ctx, src, "ax.fu", NULL, &k);
+    const char *msg = fusor_last_error();
+    CHECK_MSG(st == FUSOR_ERROR_LANGUAGE, "%s: status %s", src, fusor_status_name(st));
+    CHECK_MSG(strstr(msg, needle1) != NULL, "'%s' not in: %s", needle1, msg);
+    CHECK_MSG(strstr(msg, needle2) != NULL, "'%s' not in: %s", needle2, msg);
+    fusor_kernel_destroy(k);
+}
+
+static void test_language_errors(void) {
+    expect_language_error("kernel k(x: f64[n, m]) -> (s: f64[]) {\n  s = sum(x, axis=2)\n}\n",
+                          "ax.fu:2:19", "axis 2 is out of range for 'x', which has 2 declared");
+    expect_language_error("kernel k(x: f64[n, m]) -> (s: f64[]) {\n  s = sum(x, axis=-3)\n}\n",
+                          "ax.fu:2:19", "'x'");
+    expect_language_error("kernel k(x: f64[n, k]) -> (y: f64[q]) {\n  y = sum(x, axis=1)\n}\n",
+                          "ax.fu:1:28", "output 'y' has dimension 'q', which no parameter");
+    expect_language_error("kernel k(x: f64[n, k]) -> (y: f64[n]) {\n  y = x * 2\n}\n", "ax.fu:2:7",
+                          "output 'y' declares 1 dimension but is assigned a value "
+                          "with 2");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sqrt(x, axis=0)\n}\n",
+                          "ax.fu:2:15", "sqrt() takes no keyword arguments");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(x, keepdims=true)\n}\n",
+                          "ax.fu:2", "keepdims needs axis=");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(x, axes=1)\n}\n",
+                          "ax.fu:2:14", "sum() has no argument 'axes'");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(x, axis=(0, 0))\n}\n",
+                          "ax.fu:2", "axis 0 is repeated");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(x, axis=n)\n}\n",
+                          "ax.fu:2:19", "an axis is an integer literal");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(axis=1, x)\n}\n",
+                          "ax.fu:2", "positional argument cannot follow a keyword");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[], t: f64) {\n  y = sum(x, axis=0)\n"
+                          "  t = sum(x)\n}\n",
+                          "ax.fu:3:7", "mixes axis reductions with a whole-array reduction");
+    expect_language_error("kernel k(u: f64[n, m] clamp) -> (y: f64[]) {\n"
+                          "  y = sum(u[0, 1], axis=0)\n}\n",
+                          "ax.fu:2", "mixes axis reductions with a stencil load");
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = x + (0, 1)\n}\n", "ax.fu:2:13",
+                          "expected ')'");
+}
+
+static void expect_launch_error(fusor_kernel *k, fusor_args *a, fusor_status want, const char *n1,
+                                const char *n2) {
+    fusor_status st = fusor_launch(k, a);
+    CHECK_MSG(st == want, "status %s, want %s: %s", fusor_status_name(st), fusor_status_name(want),
+              fusor_last_error());
+    CHECK_MSG(strstr(fusor_last_error(), n1) != NULL, "'%s' not in: %s", n1, fusor_last_error());
+    CHECK_MSG(strstr(fusor_last_error(), n2) != NULL, "'%s' not in: %s", n2, fusor_last_error());
+}
+
+static void test_launch_errors(void) {
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel mv(x: f64[n, k], w: f64[k]) -> (y: f64[n]) {\n"
+                                  "  y = sum(x * w, axis=-1)\n}\n",
+                                  "ax.fu", NULL, &k));
+    double buf[64] = {0}, out[64];
+    int64_t s23[2] = {2, 3}, s4[1] = {4}, s3[1] = {3}, s2[1] = {2}, s5[1] = {5};
+    fusor_array *x, *w4, *w3, *y2, *y5, *xin;
+    CHECK_OK(fusor_array_wrap(ctx, buf, FUSOR_F64, 2, s23, NULL, &x));
+    CHECK_OK(fusor_array_wrap(ctx, buf + 8, FUSOR_F64, 1, s4, NULL, &w4));
+    CHECK_OK(fusor_array_wrap(ctx, buf + 16, FUSOR_F64, 1, s3, NULL, &w3));
+    CHECK_OK(fusor_array_wrap(ctx, out, FUSOR_F64, 1, s2, NULL, &y2));
+    CHECK_OK(fusor_array_wrap(ctx, out, FUSOR_F64, 1, s5, NULL, &y5));
+    CHECK_OK(fusor_array_wrap(ctx, buf, FUSOR_F64, 1, s2, NULL, &xin));
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "w", w4));
+    expect_launch_error(k, a, FUSOR_ERROR_SHAPE, "argument 'w' of kernel mv has dimension 'k' = 4",
+                        "argument 'x' gives it 3");
+    CHECK_OK(fusor_args_set_array(a, "x", w3));
+    expect_launch_error(k, a, FUSOR_ERROR_SHAPE, "argument 'x' of kernel mv declares 2 dimensions",
+                        "(3,)");
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "w", w3));
+    CHECK_OK(fusor_args_set_array(a, "y", y5));
+    expect_launch_error(k, a, FUSOR_ERROR_SHAPE, "output 'y' of kernel mv has shape (5,)", "(2,)");
+    CHECK_OK(fusor_args_set_array(a, "y", xin)); /* the first two elements of x */
+    expect_launch_error(k, a, FUSOR_ERROR_ALIAS, "output 'y'", "input 'x'");
+    CHECK_OK(fusor_args_set_array(a, "y", y2));
+    CHECK_OK(fusor_launch(k, a));
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.target == FUSOR_TARGET_CPU);
+    CHECK_MSG(strstr(pl.reason, "axis reductions") != NULL, "%s", pl.reason);
+    CHECK_MSG(!strcmp(fusor_args_last_target(a), "cpu"), "%s", fusor_args_last_target(a));
+    /* An output that declares a dimension its value does not end with. */
+    fusor_kernel *k2;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel m(x: f64[], w: f64[k]) -> (y: f64[k]) {\n"
+                                  "  y = sum(x * w, axis=0)\n}\n",
+                                  "ax.fu", NULL, &k2));
+    fusor_args *a2;
+    CHECK_OK(fusor_args_create(k2, &a2));
+    CHECK_OK(fusor_args_set_array(a2, "x", x));
+    CHECK_OK(fusor_args_set_array(a2, "w", w3));
+    CHECK_OK(fusor_launch(k2, a2));
+    fusor_kernel *k3;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel m(x: f64[], w: f64[k]) -> (y: f64[k]) {\n"
+                                  "  y = sum(x * w, axis=1)\n}\n",
+                                  "ax.fu", NULL, &k3));
+    fusor_args *a3;
+    CHECK_OK(fusor_args_create(k3, &a3));
+    CHECK_OK(fusor_args_set_array(a3, "x", x));
+    CHECK_OK(fusor_args_set_array(a3, "w", w3));
+    expect_launch_error(k3, a3, FUSOR_ERROR_SHAPE, "output 'y' of kernel m has dimension 'k' = 2",
+                        "argument 'w' gives it 3");
+    /* The axis of an operand whose rank is only known at launch. */
+    fusor_kernel *k4;
+    CHECK_OK(fusor_kernel_compile(ctx, "kernel r(x: f64[]) -> (y: f64[]) { y = sum(x, axis=2) }",
+                                  "ax.fu", NULL, &k4));
+    fusor_args *a4;
+    CHECK_OK(fusor_args_create(k4, &a4));
+    CHECK_OK(fusor_args_set_array(a4, "x", x));
+    expect_launch_error(k4, a4, FUSOR_ERROR_SHAPE, "sum() over axis 2 of argument 'x' (2, 3)",
+                        "2 dimensions");
+    /* No GPU code: a GPU target says so (or that there is no device). */
+    fusor_context *gctx;
+    CHECK_OK(fusor_context_create(NULL, &gctx));
+    CHECK_OK(fusor_context_set_target(gctx, FUSOR_TARGET_GPU));
+    fusor_kernel *kg;
+    CHECK_OK(fusor_kernel_compile(gctx, "kernel r(x: f64[]) -> (y: f64[]) { y = sum(x, axis=1) }",
+                                  "ax.fu", NULL, &kg));
+    fusor_args *ag;
+    CHECK_OK(fusor_args_create(kg, &ag));
+    CHECK_OK(fusor_args_set_array(ag, "x", x));
+    fusor_status st = fusor_launch(kg, ag);
+    CHECK_MSG(st == FUSOR_ERROR_NO_DEVICE ||
+                  (st == FUSOR_ERROR_UNSUPPORTED && strstr(fusor_last_error(), "no GPU code")),
+              "%s: %s", fusor_status_name(st), fusor_last_error());
+    fusor_args_destroy(ag);
+    fusor_kernel_destroy(kg);
+    fusor_context_destroy(gctx);
+    fusor_args_destroy(a);
+    fusor_args_destroy(a2);
+    fusor_args_destroy(a3);
+    fusor_args_destroy(a4);
+    fusor_kernel_destroy(k);
+    fusor_kernel_destroy(k2);
+    fusor_kernel_destroy(k3);
+    fusor_kernel_destroy(k4);
+    fusor_array_destroy(x), fusor_array_destroy(w4), fusor_array_destroy(w3);
+    fusor_array_destroy(y2), fusor_array_destroy(y5), fusor_array_destroy(xin);
+}
+
+/* The IR text shows the axis, keepdims and declared output dimensions. */
+static void test_ir_text(void) {
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel n(x: f64[n, m]) -> (y: f64[n, m], s: f64[n]) {\n"
+                                  "  y = x / sum(x, axis=1, keepdims=true)\n"
+                                  "  s = mean(x, axis=-1)\n}\n",
+                                  "ax.fu", NULL, &k));
+    char *text = NULL;
+    CHECK_OK(fusor_kernel_emit(k, FUSOR_EMIT_IR, &text));
+    CHECK_MSG(text && strstr(text, "axis=-1 keepdims"), "%s", text);
+    CHECK_MSG(text && strstr(text, "count.i64 axis of %"), "%s", text);
+    CHECK_MSG(text && strstr(text, "-> (y: f64[n, m], s: f64[n])"), "%s", text);
+    fusor_free(text);
+    /* The host code is each stage's; no GPU path takes such a kernel yet. */
+    text = NULL;
+    CHECK_OK(fusor_kernel_emit(k, FUSOR_EMIT_LLVM, &text));
+    CHECK_MSG(text && strstr(text, "stage 0: n.axis0") && strstr(text, "stage 2: n.store2"),
+              "%.300s", text ? text : "");
+    fusor_free(text);
+    text = NULL;
+    fusor_status st = fusor_kernel_emit(k, FUSOR_EMIT_PTX, &text);
+    CHECK_MSG(st != FUSOR_OK && strstr(fusor_last_error(), "axis reductions"), "%s: %s",
+              fusor_status_name(st), fusor_last_error());
+    fusor_free(text);
+    fusor_kernel_destroy(k);
+}
+
+int main(void) {
+    REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
+    fusor_context_set_target(ctx, FUSOR_TARGET_CPU);
+    test_language_errors();
+    test_launch_errors();
+    test_ir_text();
+    test_fixtures();
+    test_random();
+    fusor_context_destroy(ctx);
+    return check_done();
+}
