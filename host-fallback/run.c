@@ -428,8 +428,181 @@ static void axis_worker(void *ctx, int tid, int nthreads) {
     }
 }
 
+/* Result elements per block of the row-accumulating path: the accumulators and one row
+ * of operand values stay in L1 or L2. */
+#define AXIS_ROW_BLOCK 4096
+
+typedef struct axis_rows_job {
+    const ir_kernel *k; /* the stage kernel (its reduction's op and dtype) */
+    const ir_domain *d;
+    int axis, inner;
+    cg_pass_fn fn;      /* map's row function along the innermost dimension */
+    int fused;          /* map accumulates (acc param, output over it): no combining here */
+    fusor_dtype vdtype; /* map's output: the operand's dtype, or the accumulators' */
+    size_t pes;         /* bytes of one partial: vdtype's when fused, else an ir_value */
+    const ir_value *slots;
+    ir_op op;
+    fusor_dtype dtype;
+    char *out;
+    const int64_t *out_strides;
+    int64_t nouter, nblk, nchunk; /* outer rows, blocks of the row, chunks of the axis */
+    int64_t blk, chunk;           /* result elements per block, axis positions per chunk */
+    char *partials;               /* [nouter][nblk][nchunk][blk] partial results */
+    int team;
+} axis_rows_job;
+
+static char *partial_at(const axis_rows_job *j, int64_t group, int64_t ch) {
+    return j->partials + (size_t)((group * j->nchunk + ch) * j->blk) * j->pes;
+}
+
+/* The outer multi-index of group g (outer row r, block cb): array offsets and out_off. */
+static void group_start(const axis_rows_job *j, int64_t g, char **base, int64_t *out_off,
+                        int64_t *c0, int64_t *cn) {
+    const ir_domain *d = j->d;
+    int ax = j->axis, in = j->inner;
+    int64_t r = g / j->nblk, M = d->shape[in], idx[FUSOR_MAX_DIMS] = {0};
+    *c0 = g % j->nblk * j->blk;
+    *cn = M - *c0 < j->blk ? M - *c0 : j->blk;
+    *out_off = *c0 * j->out_strides[in];
+    for (int x = d->ndim - 1; x >= 0; x--) {
+        if (x == ax || x == in) continue;
+        idx[x] = r % d->shape[x];
+        r /= d->shape[x];
+        *out_off += idx[x] * j->out_strides[x];
+    }
+    for (int i = 0; base && i < j->k->nparams; i++) {
+        base[i] = NULL;
+        if (!d->base[i]) continue;
+        int64_t off = *c0 * d->strides[i][in];
+        for (int x = 0; x < d->ndim; x++)
+            if (x != ax && x != in) off += idx[x] * d->strides[i][x];
+        base[i] = d->base[i] + off;
+    }
+}
+
+/* Item = (group, chunk of the axis): its partial results, position after position. */
+static void axis_rows_worker(void *ctx, int tid, int nthreads) {
+    axis_rows_job *j = ctx;
+    if (tid == 0) j->team = nthreads;
+    const ir_domain *d = j->d;
+    int ax = j->axis, in = j->inner, np = j->k->nparams;
+    int64_t items = j->nouter * j->nblk * j->nchunk;
+    int64_t i0 = items * tid / nthreads, i1 = items * (tid + 1) / nthreads, L = d->shape[ax];
+    static _Thread_local _Alignas(64) char vals[AXIS_ROW_BLOCK * 8];
+    char *ptrs[HOST_MAX_ARRAYS + 2], *base[HOST_MAX_ARRAYS];
+    int64_t strides[HOST_MAX_ARRAYS + 2];
+    size_t es = fusor_dtype_size(j->vdtype);
+    for (int i = 0; i < np; i++) strides[i] = d->strides[i][in];
+    int vi = j->fused ? np + 1 : np; /* map's output (after the accumulators when fused) */
+    strides[vi] = strides[np] = (int64_t)es;
+    ir_value id = sc_reduce_identity(j->op, j->dtype);
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t g = it / j->nchunk, ch = it % j->nchunk, out_off, c0, cn;
+        group_start(j, g, base, &out_off, &c0, &cn);
+        char *part = partial_at(j, g, ch);
+        ir_value *acc = (ir_value *)part;
+        for (int64_t e = 0; e < cn; e++) {
+            if (j->fused)
+                sc_store(part + (size_t)e * es, j->vdtype, id);
+            else
+                acc[e] = id;
+        }
+        ptrs[vi] = ptrs[np] = j->fused ? part : vals;
+        int64_t t1 = (ch + 1) * j->chunk < L ? (ch + 1) * j->chunk : L;
+        for (int64_t t = ch * j->chunk; t < t1; t++) {
+            for (int i = 0; i < np; i++)
+                ptrs[i] = base[i] ? base[i] + t * d->strides[i][ax] : NULL;
+            j->fn(ptrs, strides, cn, j->slots, NULL);
+            if (j->fused) continue;
+            for (int64_t e = 0; e < cn; e++) /* the reduction's own combination */
+                acc[e] = sc_reduce_combine(
+                    j->op, j->dtype, acc[e],
+                    sc_cast(sc_load(vals + (size_t)e * es, j->vdtype), j->vdtype, j->dtype));
+        }
+    }
+}
+
+/* Group = (outer row, block): its chunks' partials combined in order, stored. */
+static void axis_rows_finish(void *ctx, int tid, int nthreads) {
+    axis_rows_job *j = ctx;
+    int64_t groups = j->nouter * j->nblk;
+    int64_t g0 = groups * tid / nthreads, g1 = groups * (tid + 1) / nthreads;
+    for (int64_t g = g0; g < g1; g++) {
+        int64_t out_off, c0, cn;
+        group_start(j, g, NULL, &out_off, &c0, &cn);
+        for (int64_t e = 0; e < cn; e++) {
+            ir_value v = sc_reduce_identity(j->op, j->dtype);
+            for (int64_t ch = 0; ch < j->nchunk; ch++) {
+                const char *p = partial_at(j, g, ch) + (size_t)e * j->pes;
+                ir_value x = j->fused ? sc_load(p, j->vdtype) : *(const ir_value *)p;
+                v = ch ? sc_reduce_combine(j->op, j->dtype, v, x) : x;
+            }
+            sc_store(j->out + out_off + e * j->out_strides[j->inner], j->dtype,
+                     sc_reduce_finish(j->op, j->dtype, v));
+        }
+    }
+}
+
+/* The row-accumulating path of host_run_axis, or 0 when it does not apply (and 0 with an
+ * error set when its partials cannot be allocated). */
+static int axis_by_rows(const ir_kernel *k, const ir_plan *plan, const cg_compiled *map,
+                        int fused, const ir_domain *d, int axis, char *out,
+                        const int64_t *out_strides, const ir_value *slots, int nthreads,
+                        int *threads_used, fusor_status *st) {
+    int in = d->ndim - 1;
+    *st = FUSOR_OK;
+    if (!map || axis == in || d->shape[in] < 16 || d->narrays != k->nparams + k->noutputs)
+        return 0;
+    const ir_node *red = &k->nodes[plan->passes[0].reductions[0]];
+    const ir_node *opnd = &k->nodes[red->a];
+    axis_rows_job j = {.k = k, .d = d, .axis = axis, .inner = in, .slots = slots,
+                       .op = (ir_op)red->op, .dtype = (fusor_dtype)red->dtype,
+                       .vdtype = (fusor_dtype)opnd->dtype, .fused = fused, .out = out,
+                       .out_strides = out_strides, .nouter = 1};
+    if (fusor_dtype_size(j.vdtype) > 8) return 0;
+    j.pes = fused ? fusor_dtype_size(j.vdtype) : sizeof(ir_value);
+    int contiguous = 1;
+    for (int i = 0; i < k->nparams; i++)
+        if (is_array(k, i) && d->base[i] &&
+            d->strides[i][in] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
+            contiguous = 0;
+    j.fn = contiguous ? map->contig[0] : map->strided[0];
+    for (int x = 0; x < d->ndim; x++)
+        if (x != axis && x != in) j.nouter *= d->shape[x];
+    /* Whole rows (up to AXIS_ROW_BLOCK elements) read in order, like a C loop; the axis in
+     * chunks whose partial results are combined in order afterwards, so that few long
+     * rows still give every thread work.  Both from the shape alone: an element's place in
+     * a row function's call (vector body or remainder) and its chunks decide its value,
+     * and neither may depend on the thread count. */
+    int64_t M = d->shape[in], L = d->shape[axis];
+    j.blk = M < AXIS_ROW_BLOCK ? M : AXIS_ROW_BLOCK;
+    j.nblk = (M + j.blk - 1) / j.blk;
+    j.chunk = (L + 7) / 8 > 128 ? (L + 7) / 8 : 128;
+    j.nchunk = L ? (L + j.chunk - 1) / j.chunk : 1;
+    int64_t items = j.nouter * j.nblk * j.nchunk;
+    j.partials = fu_malloc((size_t)(items * j.blk) * j.pes);
+    if (!j.partials) {
+        *st = fu_oom("the partial results of an axis reduction");
+        return 0;
+    }
+    if (nthreads < 1) nthreads = 1;
+    if (d->size < HOST_PARALLEL_MIN_ELEMENTS) nthreads = 1;
+    int n1 = items < nthreads ? (int)items : nthreads;
+    int64_t groups = j.nouter * j.nblk;
+    int n2 = groups < nthreads ? (int)groups : nthreads;
+    *threads_used = n1 > 0 ? n1 : 1;
+    if (items > 0) {
+        host_parallel(n1, axis_rows_worker, &j);
+        *threads_used = j.team;
+        host_parallel(n2 > 0 ? n2 : 1, axis_rows_finish, &j);
+    }
+    fu_free(j.partials);
+    return 1;
+}
+
 fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
-                           const ir_domain *d, int axis, char *out, const int64_t *out_strides,
+                           const cg_compiled *map, int map_accumulates, const ir_domain *d,
+                           int axis, char *out, const int64_t *out_strides,
                            const ir_value *slots, int nthreads, int *threads_used) {
     if (d->narrays > HOST_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
@@ -437,6 +610,11 @@ fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_com
     if (plan->npasses != 1 || plan->passes[0].nreductions != 1 || axis < 0 || axis >= d->ndim)
         return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s' is not an axis reduction stage",
                         k->name);
+    fusor_status st;
+    if (axis_by_rows(k, plan, map, map_accumulates, d, axis, out, out_strides, slots, nthreads,
+                     threads_used, &st) ||
+        st)
+        return st;
     const ir_node *red = &k->nodes[plan->passes[0].reductions[0]];
     axis_job j = {.k = k, .d = d, .axis = axis, .slots = slots, .op = (ir_op)red->op,
                   .dtype = (fusor_dtype)red->dtype, .out = out, .out_strides = out_strides,

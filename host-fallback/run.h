@@ -37,9 +37,20 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
  * along dimension `axis` (the row function called over the axis only, in fixed blocks of
  * HOST_BLOCK combined pairwise, so the thread count changes nothing).  Result element at
  * multi-index i of d (i[axis] ignored) is stored at out + sum of i[x] * out_strides[x] over
- * x != axis, in the reduction's dtype.  Threads take contiguous runs of result elements. */
+ * x != axis, in the reduction's dtype.  Threads take contiguous runs of result elements.
+ *
+ * With `map` (the stage's operand as an element-wise kernel with one array output, same
+ * parameters) and an axis that is not the innermost, results are instead accumulated row
+ * by row as NumPy does for such axes: for each block of result elements along the
+ * innermost dimension, the operand's values of one position along the axis are computed
+ * into a small buffer by map's vectorised row function and combined into the block's
+ * accumulators, position after position — memory is read in order, once.  The order of
+ * each element's combination (along the axis) does not depend on the thread count.  With
+ * `map_accumulates` map adds (multiplies) the operand into its accumulator parameter
+ * itself (stage.h), so a position along the axis is one vectorised call. */
 fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
-                           const ir_domain *d, int axis, char *out, const int64_t *out_strides,
+                           const cg_compiled *map, int map_accumulates, const ir_domain *d,
+                           int axis, char *out, const int64_t *out_strides,
                            const ir_value *slots, int nthreads, int *threads_used);
 
 /* Below this many elements a pass runs on the calling thread. */

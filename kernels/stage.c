@@ -194,6 +194,40 @@ fusor_status ir_stage_build(const ir_kernel *k, arena *a, ir_staging **out) {
         *o = (ir_output){.name = "r", .dtype = (fusor_dtype)nd->dtype, .is_array = 0, .node = r};
         if ((st = end_stage(&b, s, o, 1)))
             return st;
+        /* The same roots again, so the map kernel's parameters come in the same order. */
+        ir_stage m = {0};
+        ir_output *mo = arena_alloc(a, sizeof *mo);
+        if (!mo)
+            return fu_oom("the kernel's stages");
+        if ((st = begin_stage(&b, "map", n)) || (st = copy_roots(&b, &nd->a, 1)))
+            return st;
+        const ir_node *opnd = &k->nodes[nd->a];
+        fusor_dtype rd = (fusor_dtype)nd->dtype;
+        int acc = (nd->op == IR_SUM || nd->op == IR_PROD) && opnd->dtype == rd &&
+                  (rd == FUSOR_F64 || rd == FUSOR_F32 || rd == FUSOR_I64 || rd == FUSOR_U64);
+        int32_t v = b.map[nd->a];
+        int np = b.nparams;
+        if (acc) {
+            const char *name = temp_name(a, "acc%", i);
+            int p = name ? add_param(&b, name, rd, 1, (ir_stage_src){IR_SRC_RESULT, i}) : -1;
+            int32_t in = p < 0 ? -1
+                               : ir_add(b.k, IR_INPUT, rd, rd, IR_VARYING, -1, -1, -1,
+                                        (ir_value){.i = p});
+            v = in < 0 ? -1
+                       : ir_add(b.k, nd->op == IR_SUM ? IR_ADD : IR_MUL, rd, rd, IR_VARYING, in,
+                                v, -1, (ir_value){0});
+            if (v < 0)
+                return fu_oom("the kernel's stages");
+        }
+        *mo = (ir_output){.name = "v", .dtype = (fusor_dtype)opnd->dtype, .is_array = 1, .node = v};
+        if ((st = end_stage(&b, &m, mo, 1)))
+            return st;
+        if (np != s->k->nparams)
+            return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s': a map stage's parameters differ",
+                            k->name);
+        s->map = m.k;
+        s->map_plan = m.plan;
+        s->map_accumulates = acc;
         n++;
     }
     for (int j = 0; j < k->noutputs; j++) {

@@ -47,6 +47,15 @@ typedef struct ir_stage {
     int32_t node;      /* AXIS: the full kernel's reduction node; STORE: the output's node */
     int output;        /* the full kernel's output written (AXIS: -1 for a temporary) */
     ir_stage_src *src; /* [k->nparams] */
+    /* AXIS: an element-wise kernel for reducing an axis that is not the innermost, row
+     * after row (host_run_axis), with k's parameters first (same src) and one array
+     * output.  For sums and products of f64, f32, i64 and u64 it accumulates: one more
+     * array parameter, the accumulators, and the output is acc + operand (acc * operand),
+     * written over acc (map_accumulates).  Otherwise it is the operand alone, and the
+     * runner combines. */
+    ir_kernel *map;
+    ir_plan *map_plan;
+    int map_accumulates;
 } ir_stage;
 
 typedef struct ir_staging {

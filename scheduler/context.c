@@ -60,7 +60,10 @@ static void spec_free(sched_spec *s) {
     cg_compiled_free(s->code);
     for (int i = 0; s->staging && s->stage_code && i < s->staging->nstages; i++)
         cg_compiled_free(s->stage_code[i]);
+    for (int i = 0; s->staging && s->stage_map_code && i < s->staging->nstages; i++)
+        cg_compiled_free(s->stage_map_code[i]);
     fu_free(s->stage_code);
+    fu_free(s->stage_map_code);
     cg_gpu_cache_free(s->gpu_cache);
     sched_unfused_free(s->unfused);
     fu_free(s->key);
@@ -183,10 +186,14 @@ static fusor_status stage_code(fusor_context *c, sched_spec *s) {
     fusor_status st = ir_stage_build(s->ir, &s->arena, &s->staging);
     if (st != FUSOR_OK) return st;
     s->stage_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_code);
-    if (!s->stage_code) return fu_oom("a kernel's stages");
-    for (int i = 0; i < s->staging->nstages && st == FUSOR_OK; i++)
-        st = cg_host_compile(s->staging->stages[i].k, s->staging->stages[i].plan, &o,
-                             &s->stage_code[i]);
+    s->stage_map_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_map_code);
+    if (!s->stage_code || !s->stage_map_code) return fu_oom("a kernel's stages");
+    for (int i = 0; i < s->staging->nstages && st == FUSOR_OK; i++) {
+        const ir_stage *g = &s->staging->stages[i];
+        st = cg_host_compile(g->k, g->plan, &o, &s->stage_code[i]);
+        if (st == FUSOR_OK && g->map)
+            st = cg_host_compile(g->map, g->map_plan, &o, &s->stage_map_code[i]);
+    }
     return st;
 }
 

@@ -36,6 +36,7 @@ typedef struct sched_spec {
      * its own machine code; `code` is NULL then. */
     struct ir_staging *staging;
     cg_compiled **stage_code; /* [staging->nstages] */
+    cg_compiled **stage_map_code; /* [staging->nstages]: AXIS stages' map kernels */
 } sched_spec;
 
 struct fusor_context {

@@ -321,7 +321,8 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
             }
             ostr[x] = b->strides[r++];
         }
-        st = host_run_axis(sk, stg->plan, code, &d, ax, b->base, ostr, sslots, nthreads, threads);
+        st = host_run_axis(sk, stg->plan, code, spec->stage_map_code[si], stg->map_accumulates,
+                           &d, ax, b->base, ostr, sslots, nthreads, threads);
     } else {
         st = host_run(sk, stg->plan, code, &d, sslots, souts, nthreads, threads, NULL);
         if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
