@@ -107,7 +107,55 @@ typedef struct stencil_plan {
     int64_t edge_lo, edge_hi; /* inner-dimension elements needing remapping at each end */
     int contiguous;
     stencil_load *loads;
+    /* Cache tiles (stencil_tile_plan), when the rows a stencil reads around a row do not
+     * stay in cache: the box's trailing dimensions cut into tiles of tx (last) by ty
+     * (second to last, for 3-D and up) elements, each walked along dimension 0 in chunks
+     * of `chunk` positions, so the neighbours read for one position are still in cache for
+     * the next ("2.5-D blocking").  An item (a block of the pass) is one chunk of one
+     * tile, numbered tile-major. */
+    int tiled;
+    int64_t tx, ty, ntx, nty, nmid, chunk, nchunk;
 } stencil_plan;
+
+/* Cache budget for the rows a tile's walk keeps: about half a core's L2. */
+#define STENCIL_TILE_BYTES ((int64_t)512 << 10)
+
+/* Decides sp's tiling from the box and the loads' offsets along dimension 0 (the shape
+ * alone: items are reduction blocks, which must not depend on the thread count). */
+static void stencil_tile_plan(stencil_plan *sp) {
+    int nd = sp->ndim, last = nd - 1;
+    sp->tiled = 0;
+    if (nd < 2) return;
+    int lo = 0, hi = 0;
+    for (int v = 0; v < sp->nloads; v++) {
+        int o = sp->loads[v].off[0];
+        lo = o < lo ? o : lo;
+        hi = o > hi ? o : hi;
+    }
+    int64_t slice = 1; /* elements of one position along dimension 0 */
+    for (int x = 1; x < nd; x++) slice *= sp->shape[x];
+    int64_t rows = hi - lo + 2; /* the positions a walk keeps, plus the outputs' */
+    if (slice <= 0 || sp->shape[0] <= 1 || slice * 8 * rows <= STENCIL_TILE_BYTES) return;
+    int64_t budget = STENCIL_TILE_BYTES / (8 * rows); /* elements of a tile */
+    int64_t nx = sp->shape[last], ny = nd >= 3 ? sp->shape[last - 1] : 1;
+    sp->tx = nx < budget ? nx : (budget < 256 ? 256 : budget / 64 * 64);
+    sp->ty = nd >= 3 ? budget / sp->tx : 1;
+    if (sp->ty < 1) sp->ty = 1;
+    if (sp->ty > ny) sp->ty = ny;
+    sp->ntx = (nx + sp->tx - 1) / sp->tx;
+    sp->nty = (ny + sp->ty - 1) / sp->ty;
+    sp->nmid = 1;
+    for (int x = 1; x < last - 1; x++) sp->nmid *= sp->shape[x];
+    int64_t per = sp->tx * sp->ty;
+    sp->chunk = (HOST_BLOCK + per - 1) / per;
+    if (sp->chunk < 8) sp->chunk = 8;
+    sp->nchunk = (sp->shape[0] + sp->chunk - 1) / sp->chunk;
+    sp->tiled = 1;
+}
+
+static int64_t stencil_items(const stencil_plan *sp) {
+    return sp->nmid * sp->nty * sp->ntx * sp->nchunk;
+}
 
 /* A zero of every dtype, read with stride 0 by ZERO loads outside the array. */
 static const int64_t zero_elem[2];
@@ -197,11 +245,27 @@ static void stencil_call(const pass_job *j, int64_t *idx, int64_t c, int64_t n, 
     fn(ptrs, strides, n, j->slots, acc);
 }
 
+/* Full-domain columns [c, stop) of the row at idx: the ends that leave the array one
+ * element at a time (remapped), the middle in one call. */
+static void stencil_segment(const pass_job *j, int64_t *idx, int64_t c, int64_t stop,
+                            ir_value *acc) {
+    const stencil_plan *sp = j->sp;
+    int64_t full = sp->d->shape[sp->ndim - 1];
+    int64_t mid_lo = sp->edge_lo, mid_hi = full - sp->edge_hi;
+    for (; c < stop && c < mid_lo; c++) stencil_call(j, idx, c, 1, acc);
+    if (c < stop && c < mid_hi) {
+        int64_t m = (stop < mid_hi ? stop : mid_hi) - c;
+        stencil_call(j, idx, c, m, acc);
+        c += m;
+    }
+    for (; c < stop; c++) stencil_call(j, idx, c, 1, acc);
+}
+
 /* Box elements [begin, end) (flat, C order over the box), row segment by row segment. */
 static void stencil_range(const pass_job *j, int64_t begin, int64_t end, ir_value *acc) {
     const stencil_plan *sp = j->sp;
     int last = sp->ndim - 1;
-    int64_t inner = sp->shape[last], full = sp->d->shape[last], idx[FUSOR_MAX_DIMS];
+    int64_t inner = sp->shape[last], idx[FUSOR_MAX_DIMS];
     for (int64_t at = begin; at < end;) {
         int64_t row = at / inner, col = at % inner, n = inner - col;
         if (n > end - at) n = end - at;
@@ -209,16 +273,35 @@ static void stencil_range(const pass_job *j, int64_t begin, int64_t end, ir_valu
             idx[x] = sp->origin[x] + row % sp->shape[x];
             row /= sp->shape[x];
         }
-        int64_t c = sp->origin[last] + col, stop = c + n;
-        int64_t mid_lo = sp->edge_lo, mid_hi = full - sp->edge_hi;
-        for (; c < stop && c < mid_lo; c++) stencil_call(j, idx, c, 1, acc);
-        if (c < stop && c < mid_hi) {
-            int64_t m = (stop < mid_hi ? stop : mid_hi) - c;
-            stencil_call(j, idx, c, m, acc);
-            c += m;
-        }
-        for (; c < stop; c++) stencil_call(j, idx, c, 1, acc);
+        int64_t c = sp->origin[last] + col;
+        stencil_segment(j, idx, c, c + n, acc);
         at += n;
+    }
+}
+
+/* Item `it` of a tiled stencil: one chunk of positions along dimension 0 of one tile. */
+static void stencil_tile_item(const pass_job *j, int64_t it, ir_value *acc) {
+    const stencil_plan *sp = j->sp;
+    int nd = sp->ndim, last = nd - 1;
+    int64_t ch = it % sp->nchunk, t = it / sp->nchunk, idx[FUSOR_MAX_DIMS];
+    int64_t tx = t % sp->ntx, rest = t / sp->ntx, ty = rest % sp->nty, mid = rest / sp->nty;
+    for (int x = last - 2; x >= 1; x--) { /* the middle dimensions of 4-D and up */
+        idx[x] = sp->origin[x] + mid % sp->shape[x];
+        mid /= sp->shape[x];
+    }
+    int64_t x0 = tx * sp->tx, x1 = x0 + sp->tx < sp->shape[last] ? x0 + sp->tx : sp->shape[last];
+    int64_t y0 = 0, y1 = 1;
+    if (nd >= 3) {
+        y0 = ty * sp->ty;
+        y1 = y0 + sp->ty < sp->shape[last - 1] ? y0 + sp->ty : sp->shape[last - 1];
+    }
+    int64_t z0 = ch * sp->chunk, z1 = z0 + sp->chunk < sp->shape[0] ? z0 + sp->chunk : sp->shape[0];
+    for (int64_t z = z0; z < z1; z++) {
+        idx[0] = sp->origin[0] + z;
+        for (int64_t y = y0; y < y1; y++) {
+            if (nd >= 3) idx[last - 1] = sp->origin[last - 1] + y;
+            stencil_segment(j, idx, sp->origin[last] + x0, sp->origin[last] + x1, acc);
+        }
     }
 }
 
@@ -235,7 +318,9 @@ static void pass_worker(void *ctx, int tid, int nthreads) {
         }
         int64_t begin = b * j->block, end = begin + j->block;
         if (end > j->size) end = j->size;
-        if (j->sp)
+        if (j->sp && j->sp->tiled)
+            stencil_tile_item(j, b, acc);
+        else if (j->sp)
             stencil_range(j, begin, end, acc);
         else
             run_range(j, begin, end, acc);
@@ -253,8 +338,10 @@ static ir_value combine(const pass_job *j, int r, int64_t lo, int64_t hi) {
 }
 
 fusor_status host_scratch_reserve(host_scratch *s, const ir_plan *plan, const ir_domain *d) {
-    /* The domain's size bounds an interior run's; blocks are fixed (HOST_BLOCK). */
-    size_t nblocks = (size_t)((d->size + HOST_BLOCK - 1) / HOST_BLOCK), bytes = 0;
+    /* The domain's size bounds an interior run's; blocks are fixed (HOST_BLOCK).  A tiled
+     * stencil's items hold HOST_BLOCK elements or more except where the box's edges cut a
+     * tile: room for 4x as many covers the usual shapes (a rarer one allocates). */
+    size_t nblocks = (size_t)((d->size + HOST_BLOCK - 1) / HOST_BLOCK) * 4 + 64, bytes = 0;
     for (int p = 0; p < plan->npasses; p++) {
         size_t b = sizeof(ir_value) * nblocks * (size_t)plan->passes[p].nreductions;
         if (b > bytes) bytes = b;
@@ -317,6 +404,7 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
             if (is_array(k, i) && d->base[i] &&
                 d->strides[i][d->ndim - 1] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
                 sp.contiguous = 0;
+        stencil_tile_plan(&sp);
     } else {
         simplify(k, d, &f);
     }
@@ -338,7 +426,7 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
          * computed by the same call at the same position within it (vector body or
          * remainder), so results are bitwise independent of the thread count. */
         j.block = HOST_BLOCK;
-        j.nblocks = (size + HOST_BLOCK - 1) / HOST_BLOCK;
+        j.nblocks = sp.tiled ? stencil_items(&sp) : (size + HOST_BLOCK - 1) / HOST_BLOCK;
         if (ps->nreductions) {
             size_t bytes = sizeof(ir_value) * (size_t)j.nblocks * (size_t)ps->nreductions;
             j.partials = scratch && scratch->bytes >= bytes ? scratch->p : fu_malloc(bytes);

@@ -267,6 +267,12 @@ static void test_boundaries(void) {
         run_case(1, m, s1[4], 1);
         run_case(2, m, s2[2], 1);
         run_case(3, m, s3[1], 1);
+        /* Large enough slices that the CPU walks the box in cache tiles (run.c): rows cut
+         * along x; planes cut along y; both, with a partial last tile. */
+        static const int64_t t2[2] = {9, 16000}, t3[3] = {9, 130, 140}, t3w[3] = {3, 4, 20000};
+        run_case(2, m, t2, 0);
+        run_case(3, m, t3, 0);
+        run_case(3, m, t3w, m == 0);
     }
 }
 
