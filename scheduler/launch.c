@@ -132,9 +132,14 @@ static fusor_status broadcast(fusor_kernel *k, prepared *P) {
     int n = ir->nparams + ir->noutputs;
     ir_domain *d = &P->dom;
     int who[FUSOR_MAX_DIMS]; /* which array set each dimension's extent */
+    /* Each array as the kernel sees it (gufunc loop dimensions lined up: staged.h). */
+    int vnd[HOST_MAX_ARRAYS];
+    int64_t vsh[HOST_MAX_ARRAYS][FUSOR_MAX_DIMS], vst[FUSOR_MAX_DIMS];
     d->ndim = 0;
-    for (int i = 0; i < n; i++)
-        if (P->arrays[i] && P->arrays[i]->ndim > d->ndim) d->ndim = P->arrays[i]->ndim;
+    for (int i = 0; i < n; i++) {
+        vnd[i] = P->arrays[i] ? sched_param_view(ir, i, P->arrays[i], vsh[i], vst) : 0;
+        if (vnd[i] > d->ndim) d->ndim = vnd[i];
+    }
     for (int x = 0; x < d->ndim; x++) {
         d->shape[x] = 1;
         who[x] = -1;
@@ -142,9 +147,9 @@ static fusor_status broadcast(fusor_kernel *k, prepared *P) {
     for (int i = 0; i < n; i++) {
         const fusor_array *A = P->arrays[i];
         if (!A) continue;
-        for (int x = 0; x < A->ndim; x++) {
-            int dd = d->ndim - A->ndim + x;
-            int64_t e = A->shape[x];
+        for (int x = 0; x < vnd[i]; x++) {
+            int dd = d->ndim - vnd[i] + x;
+            int64_t e = vsh[i][x];
             if (e == d->shape[dd] || e == 1) continue;
             if (d->shape[dd] == 1) {
                 d->shape[dd] = e;
@@ -188,10 +193,13 @@ static fusor_status broadcast(fusor_kernel *k, prepared *P) {
 }
 
 /* Strides of array i over the domain: 0 along broadcast and missing dimensions. */
-static void domain_strides(const ir_domain *d, const fusor_array *A, int64_t *out) {
+static void domain_strides(const prepared *P, int i, int64_t *out) {
+    const ir_domain *d = &P->dom;
+    int64_t shape[FUSOR_MAX_DIMS], strides[FUSOR_MAX_DIMS];
+    int nd = sched_param_view(P->spec->ir, i, P->arrays[i], shape, strides);
     for (int x = 0; x < d->ndim; x++) {
-        int ax = x - (d->ndim - A->ndim);
-        out[x] = ax < 0 || A->shape[ax] == 1 ? 0 : A->strides[ax];
+        int ax = x - (d->ndim - nd);
+        out[x] = ax < 0 || shape[ax] == 1 ? 0 : strides[ax];
     }
 }
 
@@ -381,7 +389,7 @@ static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
     if ((st = check_dims(k, P)) != FUSOR_OK) return st;
     int n = ir->nparams + ir->noutputs;
     for (int i = 0; i < n; i++)
-        if (P->arrays[i]) domain_strides(&P->dom, P->arrays[i], P->strides[i]);
+        if (P->arrays[i]) domain_strides(P, i, P->strides[i]);
     if ((st = check_aliasing(k, P)) != FUSOR_OK) return st;
     if ((st = check_stencils(k, P)) != FUSOR_OK) return st;
     if ((st = check_empty_reductions(k, P)) != FUSOR_OK) return st;
@@ -395,7 +403,7 @@ static fusor_status prepare(fusor_kernel *k, fusor_args *a, prepared *P) {
             return st;
         }
         P->allocated[i] = 1;
-        domain_strides(&P->dom, P->arrays[i], P->strides[i]);
+        domain_strides(P, i, P->strides[i]);
     }
     P->dom.narrays = n;
     P->dom.base = P->base;

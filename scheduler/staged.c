@@ -99,6 +99,27 @@ fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
     return FUSOR_OK;
 }
 
+int sched_param_view(const ir_kernel *ir, int i, const fusor_array *A, int64_t *shape,
+                     int64_t *strides) {
+    int nd = i < ir->nparams && ir->params[i].is_array ? ir_param_ndims(ir, i) : 0, core = 0;
+    for (int p = 0; nd && p < ir->nparams; p++)
+        if (ir->params[p].is_array && ir_param_ndims(ir, p) > core)
+            core = ir_param_ndims(ir, p);
+    int loop = A->ndim - nd, gap = core - nd;
+    if (!nd || loop <= 0 || gap <= 0 || A->ndim + gap > FUSOR_MAX_DIMS) {
+        memcpy(shape, A->shape, sizeof(int64_t) * (size_t)A->ndim);
+        memcpy(strides, A->strides, sizeof(int64_t) * (size_t)A->ndim);
+        return A->ndim;
+    }
+    for (int x = 0, y = 0; x < A->ndim + gap; x++) {
+        int inserted = x >= loop && x < loop + gap;
+        shape[x] = inserted ? 1 : A->shape[y];
+        strides[x] = inserted ? 0 : A->strides[y];
+        y += !inserted;
+    }
+    return A->ndim + gap;
+}
+
 /* ------------------------------------------------------------------ preparing */
 
 typedef struct shapes {
@@ -127,8 +148,8 @@ static fusor_status infer(const fusor_kernel *k, const ir_kernel *ir, fusor_arra
     for (int i = 0; i < ir->nparams; i++) {
         params[i].ndim = 0;
         if (ir->params[i].is_array && arrays[i]) {
-            params[i].ndim = arrays[i]->ndim;
-            memcpy(params[i].shape, arrays[i]->shape, sizeof(int64_t) * FUSOR_MAX_DIMS);
+            int64_t strides[FUSOR_MAX_DIMS];
+            params[i].ndim = sched_param_view(ir, i, arrays[i], params[i].shape, strides);
         }
     }
     /* Named dimensions first: a mismatch there is the better message than the broadcast
@@ -294,8 +315,10 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
             sslots[i] = slots[src->index];
         } else {
             const fusor_array *A = arrays[src->index];
+            int64_t vshape[FUSOR_MAX_DIMS], vstrides[FUSOR_MAX_DIMS];
+            int vn = sched_param_view(ir, src->index, A, vshape, vstrides);
             base[i] = A->data;
-            view_strides(A->ndim, A->shape, A->strides, &dom, strides[i]);
+            view_strides(vn, vshape, vstrides, &dom, strides[i]);
         }
     }
     for (int j = 0; j < sk->noutputs; j++)
@@ -346,9 +369,7 @@ static fusor_status run_reference(const ir_kernel *ir, fusor_array **arrays, con
         if (!A)
             continue;
         v[i].base = A->data;
-        v[i].shape.ndim = A->ndim;
-        memcpy(v[i].shape.shape, A->shape, sizeof A->shape);
-        memcpy(v[i].strides, A->strides, sizeof A->strides);
+        v[i].shape.ndim = sched_param_view(ir, i, A, v[i].shape.shape, v[i].strides);
     }
     fusor_status st = interp_run_shaped(ir, v, slots, outs);
     fu_free(v);

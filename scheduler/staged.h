@@ -23,6 +23,14 @@
 fusor_status sched_check_dims(const fusor_kernel *k, const ir_kernel *ir,
                               fusor_array *const *arrays, const ir_nshape *out_shapes);
 
+/* The shape and byte strides (returning the rank) that array A takes as parameter i: NumPy's
+ * gufunc rule.  A parameter declaring fewer core dimensions than the kernel's widest
+ * (`w: f64[k]` beside `x: f64[n, k]`) gets length-1 dimensions between its loop
+ * dimensions and its core ones, so that loop dimensions line up with loop dimensions:
+ * w of shape (b, k) is seen as (b, 1, k) against x's (b, n, k).  Otherwise A as it is. */
+int sched_param_view(const ir_kernel *ir, int i, const fusor_array *A, int64_t *shape,
+                     int64_t *strides);
+
 /* prepare() for a kernel with stages: arrays[] holds the bound inputs and outputs; the
  * missing array outputs are allocated (allocated[i] = 1). */
 fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array **arrays,

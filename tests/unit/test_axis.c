@@ -479,11 +479,86 @@ static void test_ir_text(void) {
     fusor_kernel_destroy(k);
 }
 
+/* NumPy's gufunc loop dimensions: a parameter with fewer core dimensions than another
+ * lines its loop dimensions up with the other's, so w of shape (b, k) beside x of shape
+ * (b, n, k) gives each of the b matrices its own w.  Against C loops, by the compiled
+ * code and the interpreter. */
+static void test_gufunc_loop_dims(void) {
+    enum { B = 3, N = 4, K = 37 };
+    double x[B * N * K], w[B * K], y[B * N], z[B * N * K];
+    for (int i = 0; i < B * N * K; i++) x[i] = rnd();
+    for (int i = 0; i < B * K; i++) w[i] = rnd();
+    fusor_kernel *mv, *sc;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel mv(x: f64[n, k], w: f64[k]) -> (y: f64[n]) {\n"
+                                  "    y = sum(x * w, axis=-1)\n}\n",
+                                  "mv.fu", NULL, &mv));
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel sc(x: f64[n, k], w: f64[k]) -> (z: f64[n, k]) {\n"
+                                  "    z = x * w + 1.0\n}\n",
+                                  "sc.fu", NULL, &sc));
+    int64_t xs[3] = {B, N, K}, ws[2] = {B, K}, ys[2] = {B, N};
+    fusor_array *X, *W, *Y, *Z;
+    CHECK_OK(fusor_array_wrap(ctx, x, FUSOR_F64, 3, xs, NULL, &X));
+    CHECK_OK(fusor_array_wrap(ctx, w, FUSOR_F64, 2, ws, NULL, &W));
+    CHECK_OK(fusor_array_wrap(ctx, y, FUSOR_F64, 2, ys, NULL, &Y));
+    CHECK_OK(fusor_array_wrap(ctx, z, FUSOR_F64, 3, xs, NULL, &Z));
+    for (int reference = 0; reference < 2; reference++) {
+        fusor_args *a, *b;
+        CHECK_OK(fusor_args_create(mv, &a));
+        CHECK_OK(fusor_args_set_array(a, "x", X));
+        CHECK_OK(fusor_args_set_array(a, "w", W));
+        CHECK_OK(fusor_args_set_array(a, "y", Y));
+        CHECK_OK(fusor_args_create(sc, &b));
+        CHECK_OK(fusor_args_set_array(b, "x", X));
+        CHECK_OK(fusor_args_set_array(b, "w", W));
+        CHECK_OK(fusor_args_set_array(b, "z", Z));
+        for (int i = 0; i < B * N; i++) y[i] = POISON;
+        for (int i = 0; i < B * N * K; i++) z[i] = POISON;
+        CHECK_OK(reference ? sched_launch_reference(mv, a) : fusor_launch(mv, a));
+        CHECK_OK(reference ? sched_launch_reference(sc, b) : fusor_launch(sc, b));
+        int bad = 0;
+        for (int bb = 0; bb < B; bb++)
+            for (int n = 0; n < N; n++) {
+                double want = 0;
+                for (int k = 0; k < K; k++) {
+                    double p = x[(bb * N + n) * K + k] * w[bb * K + k];
+                    want += p;
+                    bad += z[(bb * N + n) * K + k] != p + 1.0;
+                }
+                bad += fabs(y[bb * N + n] - want) > 1e-12 * (fabs(want) > 1 ? fabs(want) : 1);
+            }
+        CHECK_MSG(bad == 0, "%s: %d wrong elements", reference ? "interpreter" : "compiled", bad);
+        fusor_args_destroy(a);
+        fusor_args_destroy(b);
+    }
+    /* Loop dimensions that do not broadcast are an error naming both arguments. */
+    int64_t ws2[2] = {2, K};
+    fusor_array *W2;
+    CHECK_OK(fusor_array_wrap(ctx, w, FUSOR_F64, 2, ws2, NULL, &W2));
+    fusor_args *c;
+    CHECK_OK(fusor_args_create(sc, &c));
+    CHECK_OK(fusor_args_set_array(c, "x", X));
+    CHECK_OK(fusor_args_set_array(c, "w", W2));
+    CHECK(fusor_launch(sc, c) == FUSOR_ERROR_SHAPE);
+    CHECK_MSG(strstr(fusor_last_error(), "'x'") && strstr(fusor_last_error(), "'w'"), "%s",
+              fusor_last_error());
+    fusor_args_destroy(c);
+    fusor_array_destroy(W2);
+    fusor_array_destroy(X);
+    fusor_array_destroy(W);
+    fusor_array_destroy(Y);
+    fusor_array_destroy(Z);
+    fusor_kernel_destroy(mv);
+    fusor_kernel_destroy(sc);
+}
+
 int main(void) {
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
     fusor_context_set_target(ctx, FUSOR_TARGET_CPU);
     test_language_errors();
     test_launch_errors();
+    test_gufunc_loop_dims();
     test_ir_text();
     test_fixtures();
     test_random();
