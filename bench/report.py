@@ -141,7 +141,12 @@ def main():
       "load above 2, other processes take turns on both cores, and two-thread numbers (fusor's "
       "pinned workers, libgomp's, numexpr's and Numba's threads alike) mostly measure who was "
       "preempted; single-thread numbers stay within about 10%. Large sizes are timed in rounds "
-      "(fusor, C libm, C mvec in turn) so that contestants share the same conditions.\n")
+      "(fusor, C libm, C mvec in turn) so that contestants share the same conditions. The C "
+      "loops' OpenMP threads are told to sleep when a loop ends (`OMP_WAIT_POLICY=passive`): "
+      "by default libgomp's idle threads spin for a while, and on 2 cores they take the cores "
+      "from fusor's workers in the next round (fusor at 2 threads then runs no faster than at "
+      "1). A program that alternates its own OpenMP regions with fusor launches on a small "
+      "machine should set it too.\n")
     w("All times are medians of repeated runs (at least 0.2 s and 5 runs each), in µs unless "
       "marked. `vs C` is the C loop's time divided by fusor's (above 1: fusor is faster); the C "
       "loops are in `bench/c_loops.c`, compiled by the same gcc at `-O3 -march=native -fopenmp` "
