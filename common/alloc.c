@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static atomic_long fail_countdown = -1; /* < 0: no injection */
 static atomic_int fail_once;            /* the injected failure is a single one */
@@ -77,12 +78,23 @@ char *fu_strdup(const char *s) {
     return p;
 }
 
+/* Arrays this large get transparent huge pages, as NumPy gives its arrays: a streaming
+ * kernel then misses the TLB 512 times less often, which is worth a quarter of its time
+ * on machines whose kernel hands huge pages out on request only (THP "madvise"). */
+#define HUGE_ARRAY ((size_t)4 << 20)
+#define HUGE_PAGE  ((size_t)2 << 20)
+
 void *fu_aligned_alloc(size_t n) {
     if (should_fail())
         return NULL;
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+    int huge = n >= HUGE_ARRAY;
+    if (posix_memalign(&p, huge ? HUGE_PAGE : 64, n ? n : 64) != 0)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    if (huge) /* advice only: without THP the memory is ordinary pages */
+        madvise(p, n / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
     return counted(p);
 }
 

@@ -16,7 +16,7 @@ export FUSOR_CACHE_DIR="$out/cache"   # the measured bandwidth and kernels stay 
 # The C loops' OpenMP threads sleep between rounds instead of spinning on fusor's cores.
 export OMP_WAIT_POLICY=passive
 cases="$build/bench/fusor_bench_cases"
-"$build/fusor" info --bandwidth >"$out/bandwidth.txt"
+"$build/fusor" info --bandwidth --remeasure >"$out/bandwidth.txt"
 "$cases" --sizes 1e3,1e5,1e7 --threads 1,2 --json >"$out/cases.json"
 "$cases" --sizes 1e5,1e7 --threads 2 --math fast --json \
     --cases sin2_cos2,exp_gauss,softmax,black_scholes >"$out/cases_fast.json"
