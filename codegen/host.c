@@ -347,6 +347,36 @@ char *cg_host_cache_tag(const cg_options *o) {
 }
 
 /* Emits and optimises the kernel's module in a fresh context. */
+/* Kernels without vector math calls stream memory: on AVX-512 machines their loops are
+ * vectorised 256 bits wide ("prefer-vector-width"), as LLVM already does for most Intel
+ * CPUs.  Measured on AMD Zen 4 (bench_cases, 1e7 f64, one thread): triad 0.90-0.93 of the
+ * C loop with 512-bit vectors, 1.08-1.10 with 256-bit ones; `where` 0.81 -> 0.86-0.89; dot
+ * and the three-statement kernel up 2-4%.  Math-heavy kernels keep 512 bits: SLEEF's 8-lane
+ * functions are twice as fast there (sin2_cos2 27.6 ms against 48.9 ms). */
+static void prefer_256_when_streaming(LLVMModuleRef m) {
+    if (!host.isa_avx512)
+        return;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+            for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in;
+                 in = LLVMGetNextInstruction(in)) {
+                if (LLVMGetInstructionOpcode(in) != LLVMCall)
+                    continue;
+                LLVMValueRef callee = LLVMGetCalledValue(in);
+                size_t len;
+                const char *name = callee ? LLVMGetValueName2(callee, &len) : NULL;
+                int f32;
+                if (name && math_function(name, len, &f32) >= 0)
+                    return;
+            }
+    LLVMContextRef ctx = LLVMGetModuleContext(m);
+    const char key[] = "prefer-vector-width", val[] = "256";
+    LLVMAttributeRef a = LLVMCreateStringAttribute(ctx, key, sizeof key - 1, val, sizeof val - 1);
+    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+        if (!LLVMIsDeclaration(fn))
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
+}
+
 static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           host_build *hb) {
     memset(hb, 0, sizeof *hb);
@@ -360,6 +390,7 @@ static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_opti
     st = cg_emit_module(k, plan, &cg_host_target, hb->ctx, &hb->mod);
     if (st)
         return st;
+    prefer_256_when_streaming(hb->mod);
     map_vector_math(hb->mod, o ? o->math : FUSOR_MATH_DEFAULT);
     double t1 = now_ms();
     hb->tm = host_tm(level);
