@@ -71,6 +71,16 @@ int main() {
             step.swap("u", "out");
         }
         stream.synchronize();
+        // Two more steps as a one-member sequence (a step of several kernels is the same).
+        fusor::Sequence seq(ctx);
+        seq.add(step);
+        for (int i = 0; i < 2; i++) {
+            seq.launch();
+            step.swap("u", "out");
+            for (std::size_t j = 0; j < n; j++)
+                tmp[j] = 0.25 * ref[(j + n - 1) % n] + 0.5 * ref[j] + 0.25 * ref[(j + 1) % n];
+            ref.swap(tmp);
+        }
         int differ = 0;
         for (std::size_t i = 0; i < n; i++) differ += u[i] != ref[i];
         std::printf("smoothing loop: %d of %zu points differ from the C++ loop\n", differ, n);

@@ -157,6 +157,37 @@ module fusor
             integer(c_int) :: fusor_prepared_set_f64
         end function
 
+        ! Sequences: several prepared launches as one step.
+        function fusor_sequence_create(ctx, seq) bind(C, name="fusor_sequence_create")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: ctx
+            type(c_ptr), intent(out) :: seq
+            integer(c_int) :: fusor_sequence_create
+        end function
+
+        subroutine fusor_sequence_destroy(seq) bind(C, name="fusor_sequence_destroy")
+            import :: c_ptr
+            type(c_ptr), value :: seq
+        end subroutine
+
+        function fusor_sequence_add(seq, prepared) bind(C, name="fusor_sequence_add")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: seq, prepared
+            integer(c_int) :: fusor_sequence_add
+        end function
+
+        function fusor_sequence_launch(seq) bind(C, name="fusor_sequence_launch")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: seq
+            integer(c_int) :: fusor_sequence_launch
+        end function
+
+        function fusor_sequence_launch_async(seq, stream) bind(C, name="fusor_sequence_launch_async")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: seq, stream
+            integer(c_int) :: fusor_sequence_launch_async
+        end function
+
         ! Streams: queued launches that overlap with the caller.
         function fusor_stream_create(ctx, stream) bind(C, name="fusor_stream_create")
             import :: c_ptr, c_int

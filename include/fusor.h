@@ -329,6 +329,26 @@ FUSOR_API fusor_status fusor_prepared_set_f64(fusor_prepared *p, const char *nam
 FUSOR_API fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name,
                                                 fusor_array **out);
 
+/* A sequence is several prepared launches run in order as one step of a time loop (a
+ * stencil, then a correction; or a kernel per field).  Launching it runs each member with
+ * its bindings of that moment; once every member has run on one GPU with device arrays,
+ * a step is captured whole as one CUDA Graph per arrangement of the members' arrays and
+ * replayed: one driver call for the step.  The members stay usable on their own; swaps
+ * and scalar updates on them apply to the following steps.  A sequence must not outlive
+ * its members. */
+typedef struct fusor_sequence fusor_sequence;
+FUSOR_API fusor_status fusor_sequence_create(fusor_context *ctx, fusor_sequence **out);
+/* Waits for the sequence's queued launches and frees it.  destroy(NULL) does nothing. */
+FUSOR_API void fusor_sequence_destroy(fusor_sequence *q);
+/* Appends a prepared launch of the same context: members run in the order added. */
+FUSOR_API fusor_status fusor_sequence_add(fusor_sequence *q, fusor_prepared *p);
+/* Runs one step and returns when it is done (each member's results are in its argument
+ * set, as after fusor_prepared_launch). */
+FUSOR_API fusor_status fusor_sequence_launch(fusor_sequence *q);
+/* Queues one step on s (NULL: the context's default stream) with the members' bindings of
+ * this moment.  Steps of one sequence must run in order: queue them on one stream. */
+FUSOR_API fusor_status fusor_sequence_launch_async(fusor_sequence *q, fusor_stream *s);
+
 /* ------------------------------------------------------------------ ufuncs */
 
 /* A ufunc is a one-output kernel made from an expression: its free names are its inputs

@@ -242,6 +242,19 @@ inline Kernel Context::ufunc(const std::string &expression) {
     return Kernel(k);
 }
 
+// Several prepared launches run in order as one step (one CUDA Graph on the GPU).  Must
+// not outlive its members.
+class Sequence : public Handle<fusor_sequence, fusor_sequence_destroy> {
+  public:
+    explicit Sequence(Context &ctx) { check(fusor_sequence_create(ctx.get(), &h_)); }
+    Sequence &add(Prepared &p) {
+        check(fusor_sequence_add(h_, p.get()));
+        return *this;
+    }
+    void launch() { check(fusor_sequence_launch(h_)); }
+    void launch_async(Stream &stream) { check(fusor_sequence_launch_async(h_, stream.get())); }
+};
+
 inline void Kernel::launch(Args &args) { check(fusor_launch(h_, args.get())); }
 inline void Kernel::launch_async(Args &args, Stream &stream) {
     check(fusor_launch_async(h_, args.get(), stream.get()));

@@ -28,6 +28,7 @@
 #define PREP_BINDINGS 4
 
 typedef struct prep_binding {
+    uint64_t gen;       /* unique: a sequence's graph names the bindings it was made of */
     cudrv_ptr *devbase; /* [n], the key */
     pass_plan *pp;      /* [npasses] */
     cudrv_ptr dparams;  /* npasses + 1 parameter blocks */
@@ -140,8 +141,10 @@ static fusor_status prep_binding_get(sched_gpu_prep *p, prep_binding **out) {
         fu_free(p->b[old].pp);
         p->b[old] = p->b[--p->nb];
     }
+    static _Atomic uint64_t generations;
     prep_binding *b = &p->b[p->nb];
     memset(b, 0, sizeof *b);
+    b->gen = ++generations;
     b->devbase = fu_malloc(sizeof(cudrv_ptr) * (size_t)(n ? n : 1));
     b->pp = fu_calloc((size_t)(np ? np : 1), sizeof(pass_plan));
     unsigned char *img = fu_calloc((size_t)(np + 1), p->psz);
@@ -201,6 +204,16 @@ static fusor_status prep_binding_get(sched_gpu_prep *p, prep_binding **out) {
     return FUSOR_OK;
 }
 
+/* The slots to the device on s when they changed since the last step. */
+static cudrv_result prep_upload(sched_gpu_prep *p, const ir_value *slots, cudrv_stream s) {
+    if (p->uploaded_valid && !memcmp(p->uploaded, slots, p->nslots * 8))
+        return CUDRV_SUCCESS;
+    cudrv_result r = p->g.t->memcpy_htod_async(p->dslots, slots, p->nslots * 8, s);
+    memcpy(p->uploaded, slots, p->nslots * 8);
+    p->uploaded_valid = !r;
+    return r;
+}
+
 /* One step on device-resident arrays. */
 static fusor_status prep_step(sched_gpu_prep *p, fusor_stream *cur, ir_value *slots,
                               ir_value *outs) {
@@ -215,12 +228,7 @@ static fusor_status prep_step(sched_gpu_prep *p, fusor_stream *cur, ir_value *sl
     if (st)
         return st;
     const cudrv_table *t = g->t;
-    cudrv_result r = CUDRV_SUCCESS;
-    if (!p->uploaded_valid || memcmp(p->uploaded, slots, p->nslots * 8)) {
-        r = t->memcpy_htod_async(p->dslots, slots, p->nslots * 8, s);
-        memcpy(p->uploaded, slots, p->nslots * 8);
-        p->uploaded_valid = !r;
-    }
+    cudrv_result r = prep_upload(p, slots, s);
     if (!r && b->exec) {
         r = t->graph_launch(b->exec, s);
         p->replays++;
@@ -301,3 +309,172 @@ void sched_gpu_prep_counts(const sched_gpu_prep *p, long *captures, long *replay
     *captures = p ? p->captures : 0;
     *replays = p ? p->replays : 0;
 }
+
+/* ------------------------------------------------------------------ sequences */
+
+#define SEQ_GRAPHS 4
+
+typedef struct seq_graph {
+    uint64_t gens[SCHED_SEQ_MAX]; /* the members' bindings it was captured from */
+    cudrv_graph_exec exec;
+    uint64_t used;
+} seq_graph;
+
+struct sched_gpu_seq {
+    int device;
+    const cudrv_table *t;
+    sched_device *d;
+    cudrv_stream own;
+    seq_graph g[SEQ_GRAPHS];
+    int ng;
+    uint64_t clock;
+    long captures, replays;
+};
+
+void sched_gpu_seq_free(sched_gpu_seq *q) {
+    if (!q)
+        return;
+    if (q->own && !sched_device_activate(q->d)) {
+        q->t->stream_synchronize(q->own);
+        for (int i = 0; i < q->ng; i++)
+            q->t->graph_exec_destroy(q->g[i].exec);
+        sched_sync_stream_put(q->device, q->own);
+    }
+    fu_clear_error();
+    fu_free(q);
+}
+
+/* Every member placed on one GPU, its arrays there, set up; graphs available. */
+static int seq_eligible(int n, sched_gpu_prep *const *preps, int *device) {
+    for (int i = 0; i < n; i++) {
+        const sched_gpu_prep *p = preps[i];
+        if (!p || !p->decided || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
+            (i && p->device != preps[0]->device) || !graphs_available(p->g.t))
+            return 0;
+    }
+    *device = preps[0]->device;
+    return 1;
+}
+
+fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
+                               sched_gpu_prep *const *preps, ir_value *const *slots,
+                               ir_value *const *outs, int *handled, int *threads) {
+    *handled = 0;
+    int device;
+    if (n < 1 || n > SCHED_SEQ_MAX || !seq_eligible(n, preps, &device))
+        return FUSOR_OK;
+    fusor_status st = sched_gpu_wait_default(ctx);
+    if (st)
+        return st;
+    sched_gpu_seq *q = *state;
+    if (!q) {
+        if (!(q = fu_calloc(1, sizeof *q)))
+            return fu_oom("a sequence's GPU state");
+        q->device = device;
+        q->t = preps[0]->g.t;
+        q->d = preps[0]->g.d;
+        if ((st = sched_sync_stream_get(device, &q->own))) {
+            fu_free(q);
+            return st;
+        }
+        *state = q;
+    }
+    if ((st = sched_device_activate(q->d)))
+        return st;
+    /* Each member's binding (built the first time an arrangement is seen). */
+    prep_binding *b[SCHED_SEQ_MAX];
+    for (int i = 0; i < n && !st; i++)
+        st = prep_binding_get(preps[i], &b[i]);
+    if (st)
+        return st;
+    seq_graph *gr = NULL;
+    for (int k = 0; k < q->ng && !gr; k++) {
+        int same = 1;
+        for (int i = 0; i < n && same; i++)
+            same = q->g[k].gens[i] == b[i]->gen;
+        if (same)
+            gr = &q->g[k];
+    }
+    const cudrv_table *t = q->t;
+    if (!gr) { /* capture the whole step: every member's kernels in order */
+        if (q->ng == SEQ_GRAPHS) { /* drop the least recently used arrangement */
+            int old = 0;
+            for (int k = 1; k < q->ng; k++)
+                if (q->g[k].used < q->g[old].used)
+                    old = k;
+            t->stream_synchronize(q->own);
+            t->graph_exec_destroy(q->g[old].exec);
+            q->g[old] = q->g[--q->ng];
+        }
+        cudrv_graph graph = NULL;
+        cudrv_graph_exec exec = NULL;
+        if (t->stream_begin_capture(q->own, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) ==
+            CUDRV_SUCCESS) {
+            fusor_status cst = FUSOR_OK;
+            for (int i = 0; i < n && !cst; i++) {
+                preps[i]->g.cu = q->own;
+                cst = sched_gpu_issue(&preps[i]->g, b[i]->pp, b[i]->dparams);
+            }
+            cudrv_result r = t->stream_end_capture(q->own, &graph);
+            if (!cst && !r && graph && t->graph_instantiate(&exec, graph, 0) != CUDRV_SUCCESS)
+                exec = NULL;
+            if (graph)
+                t->graph_destroy(graph);
+            fu_clear_error();
+        }
+        if (!exec) /* no graph: the members one by one, as without a sequence */
+            return FUSOR_OK;
+        gr = &q->g[q->ng++];
+        memset(gr, 0, sizeof *gr);
+        for (int i = 0; i < n; i++)
+            gr->gens[i] = b[i]->gen;
+        gr->exec = exec;
+        q->captures++;
+    }
+    gr->used = ++q->clock;
+    fusor_stream *cur = sched_stream_current();
+    cudrv_stream s = q->own;
+    if (cur && (st = sched_stream_cu(cur, device, &s)))
+        return st;
+    cudrv_result r = CUDRV_SUCCESS;
+    for (int i = 0; i < n && !r; i++)
+        r = prep_upload(preps[i], slots[i], s);
+    if (!r)
+        r = t->graph_launch(gr->exec, s);
+    q->replays += !r;
+    int need_sync = 0;
+    for (int i = 0; i < n && !r; i++)
+        if (preps[i]->g.code->has_finish) {
+            r = t->memcpy_dtoh_async(outs[i], preps[i]->douts,
+                                     (size_t)preps[i]->g.ir->noutputs * 8, s);
+            need_sync = 1;
+        }
+    if (r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a sequence's GPU step");
+    if (!cur) {
+        r = t->stream_synchronize(s);
+        if (!st && r)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
+    } else {
+        sched_stream_gpu_issued(cur);
+        if (need_sync || st) {
+            fusor_status s2 = sched_stream_host_barrier(cur);
+            if (!st)
+                st = s2;
+        }
+    }
+    for (int i = 0; st && i < n; i++)
+        preps[i]->uploaded_valid = 0;
+    *threads = 0;
+    for (int i = 0; i < n; i++)
+        if (preps[i]->threads > *threads)
+            *threads = preps[i]->threads;
+    *handled = !st;
+    return st;
+}
+
+void sched_gpu_seq_counts(const sched_gpu_seq *q, long *captures, long *replays) {
+    *captures = q ? q->captures : 0;
+    *replays = q ? q->replays : 0;
+}
+

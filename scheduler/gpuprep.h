@@ -17,7 +17,20 @@ fusor_status sched_gpu_prep_run(sched_gpu_prep **state, fusor_kernel *k, fusor_a
                                 sched_spec *spec, ir_domain *dom, fusor_array **arrays,
                                 ir_value *slots, ir_value *outs, int *ran_gpu, int *threads);
 void sched_gpu_prep_free(sched_gpu_prep *p);
+/* A step of several prepared launches (fusor_sequence) captured whole as one CUDA Graph
+ * per arrangement of their arrays. */
+#define SCHED_SEQ_MAX 32
+typedef struct sched_gpu_seq sched_gpu_seq;
+/* Runs the members' bound steps (their domains point at the binding; slots[i] and
+ * outs[i] are member i's) as one graph when every member already runs on one GPU with
+ * device arrays; sets *handled then, else leaves it 0 and does nothing (the caller runs
+ * the members one by one).  *state starts NULL. */
+fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
+                               sched_gpu_prep *const *preps, ir_value *const *slots,
+                               ir_value *const *outs, int *handled, int *threads);
+void sched_gpu_seq_free(sched_gpu_seq *q);
 /* Graphs captured and replayed so far (tests). */
 void sched_gpu_prep_counts(const sched_gpu_prep *p, long *captures, long *replays);
+void sched_gpu_seq_counts(const sched_gpu_seq *q, long *captures, long *replays);
 
 #endif

@@ -669,8 +669,8 @@ fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out)
     return FUSOR_OK;
 }
 
-/* Runs one launch of p with a binding (p->cur, or a queued copy). */
-static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const ir_value *params) {
+/* Points p's domain at a binding (p->cur, or a queued copy) and writes its scalars. */
+static void prepared_bind(fusor_prepared *p, fusor_array **arrays, const ir_value *params) {
     prepared *P = p->P;
     const ir_kernel *ir = P->spec->ir;
     for (int i = 0; i < p->n; i++) {
@@ -683,18 +683,13 @@ static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const 
         P->slots[i] = A ? sc_cast(sc_load(A->data, A->dtype), A->dtype, ir->params[i].dtype)
                         : params[i];
     }
-    int threads = 1, gpu = 0;
+}
+
+/* Records a finished launch's outputs in p's argument set. */
+static void prepared_publish(fusor_prepared *p, int gpu, int threads) {
+    prepared *P = p->P;
+    const ir_kernel *ir = P->spec->ir;
     fusor_args *a = p->a;
-    fusor_status st;
-    if (P->spec->staging) /* axis reductions: their stages on the host (staged.c) */
-        st = sched_staged_run(p->k, a, P->spec, P->arrays, P->slots, P->outs, 0, &threads);
-    else
-        st = sched_gpu_prep_run(&p->gpu, p->k, a, P->spec, &P->dom, P->arrays, P->slots,
-                                P->outs, &gpu, &threads);
-    if (st == FUSOR_OK && !gpu && !P->spec->staging)
-        st = host_run(ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
-                      host_get_threads(), &threads, &p->scratch);
-    if (st) return st;
     sched_args_clear_results(a);
     for (int j = 0; j < ir->noutputs; j++) {
         int i = ir->nparams + j, slot = p->k->ninputs + j;
@@ -709,7 +704,30 @@ static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const 
     a->have_results = 1;
     a->last_target = gpu ? "gpu" : "cpu";
     a->last_threads = threads;
+}
+
+/* Runs p's bound launch where its placement says, and publishes it. */
+static fusor_status prepared_exec(fusor_prepared *p) {
+    prepared *P = p->P;
+    int threads = 1, gpu = 0;
+    fusor_status st;
+    if (P->spec->staging) /* axis reductions: their stages on the host (staged.c) */
+        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, P->slots, P->outs, 0, &threads);
+    else
+        st = sched_gpu_prep_run(&p->gpu, p->k, p->a, P->spec, &P->dom, P->arrays, P->slots,
+                                P->outs, &gpu, &threads);
+    if (st == FUSOR_OK && !gpu && !P->spec->staging)
+        st = host_run(P->spec->ir, P->spec->plan, P->spec->code, &P->dom, P->slots, P->outs,
+                      host_get_threads(), &threads, &p->scratch);
+    if (st) return st;
+    prepared_publish(p, gpu, threads);
     return FUSOR_OK;
+}
+
+/* Runs one launch of p with a binding (p->cur, or a queued copy). */
+static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const ir_value *params) {
+    prepared_bind(p, arrays, params);
+    return prepared_exec(p);
 }
 
 fusor_status fusor_prepared_launch(fusor_prepared *p) {
@@ -835,3 +853,191 @@ fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name, fusor
 void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays) {
     sched_gpu_prep_counts(p ? p->gpu : NULL, captures, replays);
 }
+
+/* ---------------------------------------------------------------------- sequences
+ *
+ * A sequence runs prepared launches in order as one step.  Its first launch runs them one
+ * by one (each decides its placement); when every one of them then runs on one GPU with
+ * device arrays, a step is captured whole as one CUDA Graph (gpuprep.c) per arrangement
+ * of all their arrays, so a step of several kernels costs one graph launch.  A queued
+ * launch carries a copy of every member's binding, as a prepared launch's does. */
+
+typedef struct seq_item {
+    fusor_sequence *q;
+    struct seq_item *next;
+    fusor_array **arrays; /* the members' bindings, one after the other */
+    ir_value *params;
+} seq_item;
+
+struct fusor_sequence {
+    fusor_context *ctx;
+    fusor_prepared **items;
+    int n, cap;
+    size_t narrays, nparams; /* totals over the members */
+    sched_gpu_seq *gpu;
+    int pending;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    seq_item *spare;
+};
+
+fusor_status fusor_sequence_create(fusor_context *ctx, fusor_sequence **out) {
+    if (!ctx || !out) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_create: NULL");
+    fusor_sequence *q = fu_calloc(1, sizeof *q);
+    if (!q) return fu_oom("a sequence");
+    q->ctx = ctx;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->idle, NULL);
+    *out = q;
+    return FUSOR_OK;
+}
+
+void fusor_sequence_destroy(fusor_sequence *q) {
+    if (!q) return;
+    pthread_mutex_lock(&q->lock);
+    while (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&q->idle, &q->lock);
+    pthread_mutex_unlock(&q->lock);
+    sched_gpu_seq_free(q->gpu);
+    while (q->spare) {
+        seq_item *it = q->spare;
+        q->spare = it->next;
+        fu_free(it);
+    }
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->idle);
+    fu_free(q->items);
+    fu_free(q);
+}
+
+fusor_status fusor_sequence_add(fusor_sequence *q, fusor_prepared *p) {
+    if (!q || !p) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_add: NULL");
+    if (p->k->ctx != q->ctx)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_sequence_add: kernel %s belongs to another context", p->k->name);
+    if (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE))
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_sequence_add: the sequence has launches queued; synchronise first");
+    if (q->n == q->cap) {
+        int cap = q->cap ? 2 * q->cap : 4;
+        fusor_prepared **items = fu_realloc(q->items, sizeof *items * (size_t)cap);
+        if (!items) return fu_oom("a sequence");
+        q->items = items;
+        q->cap = cap;
+    }
+    q->items[q->n++] = p;
+    q->narrays += (size_t)p->n;
+    q->nparams += (size_t)p->nparams;
+    sched_gpu_seq_free(q->gpu); /* graphs of the old membership */
+    q->gpu = NULL;
+    while (q->spare) { /* items sized for the old membership */
+        seq_item *it = q->spare;
+        q->spare = it->next;
+        fu_free(it);
+    }
+    return FUSOR_OK;
+}
+
+/* One step with the members' bindings: arrays and params concatenated. */
+static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const ir_value *params) {
+    fusor_status st = FUSOR_OK;
+    sched_gpu_prep *preps[SCHED_SEQ_MAX];
+    ir_value *slots[SCHED_SEQ_MAX], *outs[SCHED_SEQ_MAX];
+    int whole = q->n > 0 && q->n <= SCHED_SEQ_MAX;
+    for (int i = 0; i < q->n; i++) {
+        fusor_prepared *p = q->items[i];
+        prepared_bind(p, arrays, params);
+        arrays += p->n;
+        params += p->nparams;
+        if (whole) {
+            preps[i] = p->gpu;
+            slots[i] = p->P->slots;
+            outs[i] = p->P->outs;
+            whole = p->gpu && !p->P->spec->staging;
+        }
+    }
+    int handled = 0, threads = 0;
+    if (whole && (st = sched_gpu_seq_run(&q->gpu, q->ctx, q->n, preps, slots, outs, &handled,
+                                         &threads)))
+        return st;
+    for (int i = 0; i < q->n && !st; i++) {
+        if (handled)
+            prepared_publish(q->items[i], 1, threads);
+        else
+            st = prepared_exec(q->items[i]);
+    }
+    return st;
+}
+
+static fusor_status sequence_snapshot(fusor_sequence *q, seq_item **out) {
+    pthread_mutex_lock(&q->lock);
+    seq_item *it = q->spare;
+    if (it) q->spare = it->next;
+    pthread_mutex_unlock(&q->lock);
+    if (!it) {
+        it = fu_malloc(sizeof *it + q->nparams * sizeof(ir_value) +
+                       q->narrays * sizeof(fusor_array *));
+        if (!it) return fu_oom("a queued sequence");
+        it->q = q;
+        it->params = (ir_value *)(it + 1);
+        it->arrays = (fusor_array **)(it->params + q->nparams);
+    }
+    fusor_array **a = it->arrays;
+    ir_value *v = it->params;
+    for (int i = 0; i < q->n; i++) {
+        fusor_prepared *p = q->items[i];
+        memcpy(a, p->cur, sizeof(fusor_array *) * (size_t)p->n);
+        memcpy(v, p->params, sizeof(ir_value) * (size_t)p->nparams);
+        a += p->n;
+        v += p->nparams;
+    }
+    *out = it;
+    return FUSOR_OK;
+}
+
+static void sequence_item_drop(void *arg) {
+    seq_item *it = arg;
+    fusor_sequence *q = it->q;
+    pthread_mutex_lock(&q->lock);
+    it->next = q->spare;
+    q->spare = it;
+    if (!__atomic_sub_fetch(&q->pending, 1, __ATOMIC_ACQ_REL)) pthread_cond_broadcast(&q->idle);
+    pthread_mutex_unlock(&q->lock);
+}
+
+static fusor_status sequence_item_run(fusor_stream *s, void *arg) {
+    (void)s;
+    seq_item *it = arg;
+    return sequence_run(it->q, it->arrays, it->params);
+}
+
+fusor_status fusor_sequence_launch(fusor_sequence *q) {
+    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch: NULL");
+    if (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE))
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_sequence_launch: the sequence has launches queued on a stream; "
+                        "synchronise it first");
+    seq_item *it;
+    fusor_status st = sequence_snapshot(q, &it);
+    if (st) return st;
+    st = sequence_run(q, it->arrays, it->params);
+    pthread_mutex_lock(&q->lock);
+    it->next = q->spare;
+    q->spare = it;
+    pthread_mutex_unlock(&q->lock);
+    return st;
+}
+
+fusor_status fusor_sequence_launch_async(fusor_sequence *q, fusor_stream *s) {
+    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch_async: NULL");
+    fusor_status st;
+    if (!s && (st = sched_context_stream(q->ctx, 1, &s))) return st;
+    seq_item *it;
+    if ((st = sequence_snapshot(q, &it))) return st;
+    __atomic_add_fetch(&q->pending, 1, __ATOMIC_ACQ_REL);
+    return sched_stream_enqueue(s, sequence_item_run, sequence_item_drop, it);
+}
+
+void sched_sequence_gpu_counts(const fusor_sequence *q, long *captures, long *replays) {
+    sched_gpu_seq_counts(q ? q->gpu : NULL, captures, replays);
+}
+

@@ -109,6 +109,7 @@ struct fusor_args {
 void sched_args_clear_results(fusor_args *a);
 /* CUDA Graphs a prepared launch captured and replayed (tests; gpuprep.c). */
 void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays);
+void sched_sequence_gpu_counts(const fusor_sequence *q, long *captures, long *replays);
 /* Runs the launch on the reference interpreter instead of compiled code (tests). */
 fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a);
 /* The specialisation for these bindings of a generic kernel's inputs (compiled on first

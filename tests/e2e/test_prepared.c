@@ -51,6 +51,72 @@ static void wait_gate(void *arg) {
     }
 }
 
+/* A sequence of two prepared kernels per step (a diffusion step u -> v, then a source term
+ * added on the way back v -> u), run synchronously and queued, with the source's value
+ * changed between steps, against the same loop in C, bit for bit. */
+static void test_sequence(fusor_context *ctx) {
+    enum { M = 5003, S = 30 };
+    fusor_kernel *kd, *ks;
+    REQUIRE_VOID(fusor_kernel_compile(ctx, diffusion, "diffusion.fu", NULL, &kd) == FUSOR_OK);
+    REQUIRE_VOID(fusor_kernel_compile(ctx,
+                                      "kernel src(v: f64[], q: f64) -> (w: f64[]) { w = v + q }",
+                                      "src.fu", NULL, &ks) == FUSOR_OK);
+    double *u = malloc(sizeof(double) * M), *v = malloc(sizeof(double) * M);
+    double *ru = malloc(sizeof(double) * M), *rv = malloc(sizeof(double) * M);
+    for (int queued = 0; queued < 2; queued++) {
+        for (int i = 0; i < M; i++) ru[i] = u[i] = (double)((i * 31) % 97), v[i] = -1;
+        for (int st = 0; st < S; st++) { /* C: v = diffuse(u); v += q; swap */
+            for (int i = 0; i < M; i++) {
+                double l = ru[i > 0 ? i - 1 : 0], c = ru[i], r = ru[i < M - 1 ? i + 1 : M - 1];
+                rv[i] = c + 0.2 * (l - 2.0 * c + r);
+            }
+            for (int i = 0; i < M; i++) ru[i] = rv[i] + 0.001 * st;
+        }
+        int64_t shape[1] = {M};
+        fusor_array *U, *V;
+        CHECK_OK(fusor_array_wrap(ctx, u, FUSOR_F64, 1, shape, NULL, &U));
+        CHECK_OK(fusor_array_wrap(ctx, v, FUSOR_F64, 1, shape, NULL, &V));
+        fusor_args *ad, *as;
+        CHECK_OK(fusor_args_create(kd, &ad));
+        CHECK_OK(fusor_args_set_array(ad, "u", U));
+        CHECK_OK(fusor_args_set_array(ad, "out", V));
+        CHECK_OK(fusor_args_set_f64(ad, "r", 0.2));
+        CHECK_OK(fusor_args_create(ks, &as));
+        CHECK_OK(fusor_args_set_array(as, "v", V));
+        CHECK_OK(fusor_args_set_array(as, "w", U));
+        CHECK_OK(fusor_args_set_f64(as, "q", 0.0));
+        fusor_prepared *pd, *ps;
+        CHECK_OK(fusor_prepare(kd, ad, &pd));
+        CHECK_OK(fusor_prepare(ks, as, &ps));
+        fusor_sequence *q;
+        CHECK_OK(fusor_sequence_create(ctx, &q));
+        CHECK_OK(fusor_sequence_add(q, pd));
+        CHECK_OK(fusor_sequence_add(q, ps));
+        fusor_stream *s = NULL;
+        if (queued) CHECK_OK(fusor_stream_create(ctx, &s));
+        for (int st = 0; st < S; st++) {
+            CHECK_OK(fusor_prepared_set_f64(ps, "q", 0.001 * st));
+            CHECK_OK(queued ? fusor_sequence_launch_async(q, s) : fusor_sequence_launch(q));
+        }
+        if (queued) CHECK_OK(fusor_stream_synchronize(s));
+        CHECK_MSG(memcmp(u, ru, sizeof(double) * M) == 0, "%s sequence differs from C",
+                  queued ? "queued" : "synchronous");
+        fusor_stream_destroy(s);
+        fusor_sequence_destroy(q);
+        fusor_prepared_destroy(pd);
+        fusor_prepared_destroy(ps);
+        fusor_args_destroy(ad);
+        fusor_args_destroy(as);
+        fusor_array_destroy(U);
+        fusor_array_destroy(V);
+    }
+    CHECK(fusor_sequence_add(NULL, NULL) == FUSOR_ERROR_INVALID_ARGUMENT);
+    fusor_sequence_destroy(NULL);
+    free(u), free(v), free(ru), free(rv);
+    fusor_kernel_destroy(kd);
+    fusor_kernel_destroy(ks);
+}
+
 int main(void) {
     fusor_context *ctx;
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
@@ -240,6 +306,7 @@ int main(void) {
     fusor_kernel_destroy(uf);
 
     fusor_stream_destroy(s);
+    test_sequence(ctx);
     fusor_array_destroy(small);
     fusor_array_destroy(C);
     fusor_array_destroy(A);

@@ -684,6 +684,117 @@ static void test_chunked(void) {
     CHECK(F.bad_access == 0);
 }
 
+/* A sequence of two prepared kernels on device arrays: after the members' first runs, a
+ * step is captured whole as one graph (two kernels, one graph launch), replayed with no
+ * allocation; another arrangement of a member's arrays is another capture. */
+static void test_sequence_graph(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(NULL, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    int64_t n = 4096;
+    fusor_array *xh = host(1, &n, 1), *yh = host(1, &n, 100);
+    fusor_array *X, *Y, *T;
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &X));
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &Y));
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &T));
+    CHECK_OK(fusor_array_copy(X, xh, NULL));
+    CHECK_OK(fusor_array_copy(Y, yh, NULL));
+    fusor_args *a1, *a2;
+    CHECK_OK(fusor_args_create(k, &a1));
+    CHECK_OK(fusor_args_set_f64(a1, "a", 0.5));
+    CHECK_OK(fusor_args_set_array(a1, "x", X));
+    CHECK_OK(fusor_args_set_array(a1, "y", Y));
+    CHECK_OK(fusor_args_set_array(a1, "z", T));
+    CHECK_OK(fusor_args_create(k, &a2));
+    CHECK_OK(fusor_args_set_f64(a2, "a", 2));
+    CHECK_OK(fusor_args_set_array(a2, "x", T));
+    CHECK_OK(fusor_args_set_array(a2, "y", X));
+    CHECK_OK(fusor_args_set_array(a2, "z", Y));
+    fusor_prepared *p1, *p2;
+    CHECK_OK(fusor_prepare(k, a1, &p1));
+    CHECK_OK(fusor_prepare(k, a2, &p2));
+    fusor_sequence *q;
+    CHECK_OK(fusor_sequence_create(g, &q));
+    CHECK_OK(fusor_sequence_add(q, p1));
+    CHECK_OK(fusor_sequence_add(q, p2));
+    double *hx = fusor_array_data(xh), *hy = malloc(sizeof(double) * (size_t)n);
+    double *ht = malloc(sizeof(double) * (size_t)n);
+    memcpy(hy, fusor_array_data(yh), sizeof(double) * (size_t)n);
+    int swapped = 0;
+#define SEQ_MIRROR()                                                                               \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        ht[i] = 0.5 * (swapped ? hy[i] : hx[i]) + (swapped ? hx[i] : hy[i]);                       \
+        hy[i] = 2 * ht[i] + hx[i];                                                                 \
+    }
+    CHECK_OK(fusor_sequence_launch(q)); /* the members one by one: each decides */
+    SEQ_MIRROR();
+    long captures, replays;
+    sched_sequence_gpu_counts(q, &captures, &replays);
+    CHECK(captures == 0 && replays == 0);
+    long launches = F.launches, graphs = F.graph_launches;
+    CHECK_OK(fusor_sequence_launch(q)); /* captured whole */
+    SEQ_MIRROR();
+    sched_sequence_gpu_counts(q, &captures, &replays);
+    CHECK_MSG(captures == 1 && replays == 1, "captures %ld replays %ld", captures, replays);
+    CHECK(F.graph_launches - graphs == 1 && F.launches - launches == 2);
+    long dev_allocs = F.alloc_calls + F.pool_allocs;
+    fu_alloc_fail_after(0);
+    int ok = 1;
+    for (int s = 0; s < 8 && ok; s++) {
+        ok = fusor_sequence_launch(q) == FUSOR_OK;
+        SEQ_MIRROR();
+    }
+    long failures = fu_alloc_failures();
+    fu_alloc_fail_after(-1);
+    CHECK_MSG(ok && failures == 0, "steps: %s (%ld allocations tried)", fusor_last_error(),
+              failures);
+    CHECK(F.alloc_calls + F.pool_allocs == dev_allocs);
+    CHECK(F.graph_launches - graphs == 9 && F.launches - launches == 18);
+    CHECK(device_equals(Y, hy, n));
+
+    /* Another arrangement of a member's arrays: captured once more, then replayed. */
+    CHECK_OK(fusor_prepared_swap(p1, "x", "y"));
+    swapped = 1;
+    for (int s = 0; s < 3; s++) {
+        CHECK_OK(fusor_sequence_launch(q));
+        SEQ_MIRROR();
+    }
+    sched_sequence_gpu_counts(q, &captures, &replays);
+    CHECK_MSG(captures == 2 && replays == 12, "captures %ld replays %ld", captures, replays);
+    CHECK(device_equals(Y, hy, n));
+    /* Queued. */
+    fusor_stream *st;
+    CHECK_OK(fusor_stream_create(g, &st));
+    for (int s = 0; s < 4; s++) {
+        CHECK_OK(fusor_sequence_launch_async(q, st));
+        SEQ_MIRROR();
+    }
+    CHECK_OK(fusor_stream_synchronize(st));
+    CHECK(device_equals(Y, hy, n));
+    fusor_stream_destroy(st);
+#undef SEQ_MIRROR
+    fusor_sequence_destroy(q);
+    fusor_prepared_destroy(p1);
+    fusor_prepared_destroy(p2);
+    CHECK(F.execs_live == 0);
+    free(hy);
+    free(ht);
+    fusor_args_destroy(a1);
+    fusor_args_destroy(a2);
+    fusor_array_destroy(X);
+    fusor_array_destroy(Y);
+    fusor_array_destroy(T);
+    CHECK(pool0().allocations == 0 && pool0().in_use == 0);
+    fusor_array_destroy(xh);
+    fusor_array_destroy(yh);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0);
+}
+
 int main(void) {
     setenv("FUSOR_CACHE", "0", 1);
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
@@ -695,6 +806,7 @@ int main(void) {
     test_prepared_graph(0);
     test_default_device();
     test_chunked();
+    test_sequence_graph();
     fusor_context_destroy(ctx);
     fake_fresh();
     return check_done();
