@@ -63,6 +63,8 @@ echo "$root" >"$stage/SOURCE_DIR"
 mkdir -p "$stage/src/kernels" "$stage/src/tests/e2e"
 cp -r kernels/std "$stage/src/kernels/"
 cp -r tests/e2e/data "$stage/src/tests/e2e/"
+mkdir -p "$stage/src/bench/peers"
+cp bench/peers/cupy_bench.py "$stage/src/bench/peers/"
 git rev-parse --short HEAD >"$stage/COMMIT" 2>/dev/null || echo unknown >"$stage/COMMIT"
 
 strip --strip-unneeded "$stage"/bin/* "$stage"/lib/*.so* 2>/dev/null || true

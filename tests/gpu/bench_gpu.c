@@ -4,7 +4,10 @@
  * the fraction of the device's own device-to-device copy bandwidth measured first (the
  * yardstick, as the CPU benchmarks use the STREAM copy).  Device-resident kernels show
  * what fusion reaches on the GPU; host-array launches show what the copies cost; the
- * CPU target on the same arrays is the comparison.  Ends with a table (also written to
+ * CPU target on the same arrays is the comparison.  Then the cost of a launch itself, on
+ * 1,000-element device arrays: fusor_launch (synchronous), queued launches, a prepared
+ * launch (a CUDA Graph replay) and a two-kernel sequence, as the host's time per launch
+ * and the time per launch until the GPU is done.  Ends with the tables (also written to
  * the file named by the first argument, when given).
  *
  * Without a usable GPU it says why and exits 0.
@@ -29,6 +32,22 @@ typedef struct row {
 } row;
 static row rows[32];
 static int nrows;
+
+typedef struct lat {
+    char name[64];
+    double host_us, done_us; /* the host's time per launch; per launch until done */
+} lat;
+static lat lats[16];
+static int nlats;
+
+static void add_lat(const char *name, double host_s, double done_s, int n) {
+    lat *l = &lats[nlats++];
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->host_us = 1e6 * host_s / n;
+    l->done_us = 1e6 * done_s / n;
+    printf("%-44s host %7.2f us/launch, done %7.2f us/launch\n", name, l->host_us, l->done_us);
+    fflush(stdout);
+}
 
 static double now(void) {
     struct timespec ts;
@@ -144,6 +163,86 @@ static void bench_kernel(const char *name, const char *src, fusor_dtype dt, int6
     fusor_context_set_target(ctx, FUSOR_TARGET_AUTO);
 }
 
+static void must(fusor_status st) {
+    if (st != FUSOR_OK) {
+        fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
+        exit(1);
+    }
+}
+
+/* The cost of launching: tiny device arrays, so that the work is nothing. */
+static void bench_latency(void) {
+    enum { N = 1000, LAUNCHES = 2000 };
+    const char *src = "kernel k(a: f64, x: f64[], y: f64[]) -> (z: f64[]) { z = a * x + y }";
+    fusor_kernel *k;
+    must(fusor_kernel_compile(ctx, src, "latency.fu", NULL, &k));
+    fusor_array *x = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, N, 1), *y = make(FUSOR_MEMORY_DEVICE,
+                                                                          FUSOR_F64, N, 2);
+    fusor_array *z = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, N, 0);
+    fusor_args *a, *b;
+    must(fusor_args_create(k, &a));
+    must(fusor_args_set_f64(a, "a", 0.5));
+    must(fusor_args_set_array(a, "x", x));
+    must(fusor_args_set_array(a, "y", y));
+    must(fusor_args_set_array(a, "z", z));
+    must(fusor_args_create(k, &b)); /* the second kernel of a step: y = 0.5 z + x */
+    must(fusor_args_set_f64(b, "a", 0.5));
+    must(fusor_args_set_array(b, "x", z));
+    must(fusor_args_set_array(b, "y", x));
+    must(fusor_args_set_array(b, "z", y));
+    fusor_stream *s;
+    must(fusor_stream_create(ctx, &s));
+    must(fusor_launch(k, a)); /* compile and load */
+    double t0 = now();
+    for (int i = 0; i < LAUNCHES; i++)
+        must(fusor_launch(k, a));
+    double t1 = now();
+    add_lat("fusor_launch (synchronous)", t1 - t0, t1 - t0, LAUNCHES);
+    t0 = now();
+    for (int i = 0; i < LAUNCHES; i++)
+        must(fusor_launch_async(k, a, s));
+    t1 = now();
+    must(fusor_stream_synchronize(s));
+    add_lat("fusor_launch_async on a stream", t1 - t0, now() - t0, LAUNCHES);
+    fusor_prepared *p, *q;
+    must(fusor_prepare(k, a, &p));
+    must(fusor_prepare(k, b, &q));
+    must(fusor_prepared_launch(p)); /* captures the graph */
+    t0 = now();
+    for (int i = 0; i < LAUNCHES; i++)
+        must(fusor_prepared_launch(p));
+    t1 = now();
+    add_lat("prepared launch (graph replay), synchronous", t1 - t0, t1 - t0, LAUNCHES);
+    t0 = now();
+    for (int i = 0; i < LAUNCHES; i++)
+        must(fusor_prepared_launch_async(p, s));
+    t1 = now();
+    must(fusor_stream_synchronize(s));
+    add_lat("prepared launch, queued", t1 - t0, now() - t0, LAUNCHES);
+    fusor_sequence *seq;
+    must(fusor_sequence_create(ctx, &seq));
+    must(fusor_sequence_add(seq, p));
+    must(fusor_sequence_add(seq, q));
+    must(fusor_sequence_launch(seq)); /* members one by one */
+    must(fusor_sequence_launch(seq)); /* captured whole */
+    t0 = now();
+    for (int i = 0; i < LAUNCHES; i++)
+        must(fusor_sequence_launch_async(seq, s));
+    t1 = now();
+    must(fusor_stream_synchronize(s));
+    add_lat("two-kernel sequence (one graph), queued", t1 - t0, now() - t0, LAUNCHES);
+    fusor_sequence_destroy(seq);
+    fusor_prepared_destroy(p);
+    fusor_prepared_destroy(q);
+    fusor_stream_destroy(s);
+    fusor_args_destroy(a);
+    fusor_args_destroy(b);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(z);
+    fusor_kernel_destroy(k);
+}
+
 int main(int argc, char **argv) {
     if (fusor_gpu_status() != FUSOR_OK) {
         printf("SKIP: no GPU benchmarks: %s\n", fusor_last_error());
@@ -151,7 +250,7 @@ int main(int argc, char **argv) {
     }
     if (fusor_context_create(NULL, &ctx))
         return 1;
-    int64_t n = argc > 2 ? atoll(argv[2]) : (int64_t)1 << 26;
+    int64_t n = argc > 2 ? atoll(argv[2]) : (int64_t)100000000;
     printf("GPU benchmarks, %lld elements per array, best of %d\n", (long long)n, REPEAT);
     bench_copy(n);
     const char *axpy32 = "kernel k(a: f32, x: f32[], y: f32[]) -> (z: f32[]) { z = a * x + y }";
@@ -176,6 +275,8 @@ int main(int argc, char **argv) {
     bench_kernel("sum f64 (host array)", sum64, FUSOR_F64, n, 1, 8, FUSOR_MEMORY_HOST,
                  FUSOR_TARGET_CPU);
 
+    bench_latency();
+
     char *mem = NULL;
     if (fusor_memory_describe(&mem) == FUSOR_OK)
         printf("%s", mem);
@@ -190,6 +291,11 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nrows; i++)
             fprintf(f, "| %s | %s | %.1f | %.3f | %.1f | %.0f%% |\n", rows[i].name, rows[i].where,
                     rows[i].mb, rows[i].ms, rows[i].gbs, 100 * rows[i].gbs / copy_gbs);
+        fprintf(f, "\n| launch (1,000 elements, device arrays) | host us/launch | "
+                   "us/launch until done |\n");
+        fprintf(f, "| --- | ---: | ---: |\n");
+        for (int i = 0; i < nlats; i++)
+            fprintf(f, "| %s | %.2f | %.2f |\n", lats[i].name, lats[i].host_us, lats[i].done_us);
     }
     if (out)
         fclose(out);
