@@ -62,6 +62,8 @@ typedef struct bench_opts {
     int have_dtype;
     int64_t sizes[MAX_POINTS];
     int nsizes;
+    int64_t shape[FUSOR_MAX_DIMS]; /* --shape: every generated array has it (n = product) */
+    int shape_ndim;
     int threads[64];
     int nthreads;
     int repeat; /* 0: as many as fit in the time budget */
@@ -80,6 +82,32 @@ static int parse_count(const char *s, int64_t *out) {
         return -1;
     *out = (int64_t)v;
     return (int)(end - s);
+}
+
+/* "512x512", "64x128x128": the shape of every generated array, for kernels that declare
+ * dimensions (stencils, gufunc signatures).  The point's n is the element count. */
+static int parse_shape(const char *s, bench_opts *o) {
+    int64_t n = 1;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || errno || v < 1 || v > 1000000000 || o->shape_ndim == FUSOR_MAX_DIMS ||
+            n > INT64_C(1000000000000) / v)
+            return -1;
+        o->shape[o->shape_ndim++] = v;
+        n *= v;
+        s = end;
+        if (*s == 'x')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    if (!o->shape_ndim)
+        return -1;
+    o->sizes[0] = n;
+    o->nsizes = 1;
+    return 0;
 }
 
 static int parse_sizes(const char *s, bench_opts *o) {
@@ -135,9 +163,9 @@ static int parse_threads(const char *s, bench_opts *o) {
 static int parse_args(int argc, char **argv, bench_opts *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        static const char *const with_value[] = {"-e",      "--kernel",  "--size",   "--sweep",
-                                                 "--dtype", "--threads", "--target", "--repeat",
-                                                 "--plot",  "--seed",    "--math",   NULL};
+        static const char *const with_value[] = {
+            "-e",       "--kernel", "--size", "--sweep", "--shape", "--dtype", "--threads",
+            "--target", "--repeat", "--plot", "--seed",  "--math",  NULL};
         int takes = 0;
         for (int k = 0; with_value[k]; k++)
             takes |= !strcmp(a, with_value[k]);
@@ -151,7 +179,11 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->kernel = v;
         } else if (!strcmp(a, "--size")) {
             if (o->nsizes || parse_sizes(v, o))
-                return usage_error("bad --size '%s'", v);
+                return usage_error("bad --size '%s' (one of --size, --sweep, --shape)", v);
+        } else if (!strcmp(a, "--shape")) {
+            if (o->nsizes || parse_shape(v, o))
+                return usage_error("bad --shape '%s' (e.g. 512x512; not with --size or --sweep)",
+                                   v);
         } else if (!strcmp(a, "--sweep")) {
             if (o->nsizes || parse_sweep(v, o))
                 return usage_error("bad --sweep '%s' (expected LO:HI, e.g. 1e3:1e8)", v);
@@ -317,7 +349,13 @@ static fusor_status make_args(bench_kernel *b, int64_t n, fusor_args **out, doub
         } else {
             fusor_dtype dt = pi->dtype == FUSOR_NUM_DTYPES ? b->o->dtype : pi->dtype;
             fusor_array *arr;
-            st = fusor_array_create(b->ctx, dt, 1, &n, &arr);
+            /* With --shape, n is its element count, or 1 (the launch-overhead point: the
+             * same rank, every extent 1). */
+            int64_t ones[FUSOR_MAX_DIMS] = {1, 1, 1, 1, 1, 1, 1, 1};
+            st = b->o->shape_ndim
+                     ? fusor_array_create(b->ctx, dt, b->o->shape_ndim,
+                                          n == 1 ? ones : b->o->shape, &arr)
+                     : fusor_array_create(b->ctx, dt, 1, &n, &arr);
             if (st)
                 break;
             fill_random(arr, &seed);

@@ -105,9 +105,31 @@ static void test_bandwidth_and_errors(void) {
     CHECK(run(FUSOR_CLI " cache dir", out, sizeof out) == 0 && strlen(out) > 1);
 }
 
+/* A stencil kernel takes arrays of its declared rank: --shape gives them. */
+static void test_shape(void) {
+    static char out[8192];
+    FILE *f = fopen("bench_stencil.fu", "w");
+    REQUIRE_VOID(f != NULL);
+    fputs("kernel heat(u: f64[n, m] clamp, r: f64) -> (o: f64[]) {\n"
+          "    o = u + r * (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0 * u)\n}\n",
+          f);
+    fclose(f);
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --shape 64x48 --repeat 3 --json -q", out,
+              sizeof out) == 0);
+    CHECK_MSG(field(out, "n") == 64 * 48, "%s", out);
+    CHECK(field(out, "bytes") == 2.0 * 64 * 48 * 8); /* u in, o out */
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --size 1000 -q 2>&1", out, sizeof out) != 0);
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --shape 64x0 -q 2>&1", out, sizeof out) != 0);
+    CHECK(strstr(out, "--shape") != NULL);
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --size 10 --shape 4x4 -q 2>&1", out,
+              sizeof out) != 0);
+    remove("bench_stencil.fu");
+}
+
 int main(void) {
     test_json_points();
     test_csv_and_plot();
     test_bandwidth_and_errors();
+    test_shape();
     return check_done();
 }
