@@ -176,8 +176,32 @@ static int overlaps(const fusor_array *A, const fusor_array *B) {
     return alo < bhi && blo < ahi;
 }
 
-static fusor_status check(fusor_kernel *k, const ir_kernel *ir, fusor_array **arrays,
-                          const shapes *s) {
+/* Output j may update input i in place when it holds exactly i's elements (same memory,
+ * dtype size, shape and strides), a STORE stage writes it (element by element, after
+ * every axis reduction has been computed), and no later stage reads input i. */
+static int in_place_ok(const ir_kernel *ir, const ir_staging *sg, int j, int i,
+                       const fusor_array *O, const fusor_array *I) {
+    if (!sg || O->data != I->data || O->ndim != I->ndim ||
+        fusor_dtype_size(O->dtype) != fusor_dtype_size(I->dtype) ||
+        memcmp(O->shape, I->shape, sizeof(int64_t) * (size_t)O->ndim) ||
+        memcmp(O->strides, I->strides, sizeof(int64_t) * (size_t)O->ndim))
+        return 0;
+    (void)ir;
+    int at = -1;
+    for (int t = 0; t < sg->nstages && at < 0; t++)
+        if (sg->stages[t].kind == IR_STAGE_STORE && sg->stages[t].output == j)
+            at = t;
+    if (at < 0)
+        return 0;
+    for (int t = at + 1; t < sg->nstages; t++)
+        for (int p = 0; p < sg->stages[t].k->nparams; p++)
+            if (sg->stages[t].src[p].kind == IR_SRC_PARAM && sg->stages[t].src[p].index == i)
+                return 0;
+    return 1;
+}
+
+static fusor_status check(fusor_kernel *k, const ir_kernel *ir, const ir_staging *sg,
+                          fusor_array **arrays, const shapes *s) {
     char s1[160], s2[160];
     int n = ir->nparams + ir->noutputs;
     for (int i = 0; i < n; i++)
@@ -205,10 +229,13 @@ static fusor_status check(fusor_kernel *k, const ir_kernel *ir, fusor_array **ar
         for (int i = 0; i < n; i++) {
             if (i == ir->nparams + j || !arrays[i] || !overlaps(O, arrays[i]))
                 continue;
+            if (i < ir->nparams && in_place_ok(ir, sg, j, i, O, arrays[i]))
+                continue;
             return fu_error(FUSOR_ERROR_ALIAS,
                             "output '%s' of kernel %s shares memory with %s '%s': a kernel with "
-                            "axis reductions writes each output into memory of its own (no "
-                            "in-place update yet)",
+                            "axis reductions updates an input in place only with exactly its "
+                            "elements, written after every axis reduction and read by no later "
+                            "statement's stage; write into another array",
                             ir->outputs[j].name, k->name, i < ir->nparams ? "input" : "output",
                             i < ir->nparams ? ir->params[i].name
                                             : ir->outputs[i - ir->nparams].name);
@@ -244,7 +271,7 @@ fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array
     fusor_status st = infer(k, ir, arrays, &s);
     if (st != FUSOR_OK)
         return st;
-    st = check(k, ir, arrays, s);
+    st = check(k, ir, spec->staging, arrays, s);
     for (int j = 0; st == FUSOR_OK && j < ir->noutputs; j++) {
         int i = ir->nparams + j;
         if (!ir->outputs[j].is_array || arrays[i])

@@ -553,12 +553,77 @@ static void test_gufunc_loop_dims(void) {
     fusor_kernel_destroy(sc);
 }
 
+/* In place: an output may hold exactly an input's elements when it is written after every
+ * axis reduction and no later statement reads that input; otherwise a clear refusal. */
+static void test_in_place(void) {
+    enum { R = 7, C = 300 };
+    double x[R * C], orig[R * C], y[R * C];
+    for (int i = 0; i < R * C; i++) orig[i] = x[i] = 1.0 + (i % 13) * 0.25;
+    fusor_kernel *nrm, *two;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel nrm(x: f64[n, m]) -> (y: f64[n, m]) {\n"
+                                  "    y = x / sum(x, axis=1, keepdims=true)\n}\n",
+                                  "nrm.fu", NULL, &nrm));
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel two(x: f64[n, m]) -> (y: f64[n, m], z: f64[n, m]) {\n"
+                                  "    y = x * 2.0\n    z = x - mean(x, axis=0)\n}\n",
+                                  "two.fu", NULL, &two));
+    int64_t sh[2] = {R, C};
+    fusor_array *X, *Y;
+    CHECK_OK(fusor_array_wrap(ctx, x, FUSOR_F64, 2, sh, NULL, &X));
+    CHECK_OK(fusor_array_wrap(ctx, y, FUSOR_F64, 2, sh, NULL, &Y));
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(nrm, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", X));
+    CHECK_OK(fusor_args_set_array(a, "y", X)); /* rows normalised in place */
+    CHECK_OK(fusor_launch(nrm, a));
+    int bad = 0;
+    for (int r = 0; r < R; r++) {
+        double sum = 0;
+        for (int c = 0; c < C; c++) sum += orig[r * C + c];
+        for (int c = 0; c < C; c++)
+            bad += fabs(x[r * C + c] - orig[r * C + c] / sum) > 1e-15;
+    }
+    CHECK_MSG(bad == 0, "in-place normalisation: %d wrong", bad);
+    fusor_args_destroy(a);
+    /* z last, in place: y was computed from the original x first. */
+    memcpy(x, orig, sizeof x);
+    CHECK_OK(fusor_args_create(two, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", X));
+    CHECK_OK(fusor_args_set_array(a, "y", Y));
+    CHECK_OK(fusor_args_set_array(a, "z", X));
+    CHECK_OK(fusor_launch(two, a));
+    bad = 0;
+    for (int c = 0; c < C; c++) {
+        double m = 0;
+        for (int r = 0; r < R; r++) m += orig[r * C + c];
+        m /= R;
+        for (int r = 0; r < R; r++) {
+            bad += y[r * C + c] != 2.0 * orig[r * C + c];
+            bad += fabs(x[r * C + c] - (orig[r * C + c] - m)) > 1e-12;
+        }
+    }
+    CHECK_MSG(bad == 0, "z in place: %d wrong", bad);
+    /* y in place: z, written after it, still reads x: refused, nothing written. */
+    memcpy(x, orig, sizeof x);
+    CHECK_OK(fusor_args_set_array(a, "y", X));
+    CHECK_OK(fusor_args_set_array(a, "z", Y));
+    expect_launch_error(two, a, FUSOR_ERROR_ALIAS, "output 'y'", "input 'x'");
+    CHECK(memcmp(x, orig, sizeof x) == 0);
+    fusor_args_destroy(a);
+    fusor_array_destroy(X);
+    fusor_array_destroy(Y);
+    fusor_kernel_destroy(nrm);
+    fusor_kernel_destroy(two);
+}
+
 int main(void) {
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
     fusor_context_set_target(ctx, FUSOR_TARGET_CPU);
     test_language_errors();
     test_launch_errors();
     test_gufunc_loop_dims();
+    test_in_place();
     test_ir_text();
     test_fixtures();
     test_random();
