@@ -93,8 +93,8 @@ void sched_gpu_prep_free(sched_gpu_prep *p) {
 }
 
 /* The device, module and the buffers every binding shares, at the first GPU step. */
-static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a,
-                               sched_spec *spec, ir_domain *dom, fusor_array **arrays) {
+static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                               ir_domain *dom, fusor_array **arrays) {
     fusor_status st = sched_gpu_begin(&p->g, k, a, spec, dom, arrays, p->device);
     if (st)
         return st;
@@ -167,8 +167,8 @@ static fusor_status prep_binding_get(sched_gpu_prep *p, prep_binding **out) {
         st = mem_dev_alloc(p->device, p->psz * (size_t)(np + 1), p->own, &b->dparams);
     if (!st) {
         sched_gpu_fill_params(g, b->pp, img, p->dslots, p->dparts, p->douts);
-        cudrv_result r = g->t->memcpy_htod_async(b->dparams, img, p->psz * (size_t)(np + 1),
-                                                 p->own);
+        cudrv_result r =
+            g->t->memcpy_htod_async(b->dparams, img, p->psz * (size_t)(np + 1), p->own);
         if (!r)
             r = g->t->stream_synchronize(p->own); /* steps may run on other streams */
         if (r)
@@ -280,8 +280,9 @@ fusor_status sched_gpu_prep_run(sched_gpu_prep **state, fusor_kernel *k, fusor_a
         p->device = r.device;
         p->placement = a->placement;
         for (int i = 0; i < dom->narrays; i++)
-            if (arrays[i] && dom->base[i] && (arrays[i]->memory == FUSOR_MEMORY_HOST ||
-                                              arrays[i]->memory == FUSOR_MEMORY_PINNED))
+            if (arrays[i] && dom->base[i] &&
+                (arrays[i]->memory == FUSOR_MEMORY_HOST ||
+                 arrays[i]->memory == FUSOR_MEMORY_PINNED))
                 p->host_arrays = 1;
         *state = p;
     } else {
@@ -396,7 +397,7 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
             gr = &q->g[k];
     }
     const cudrv_table *t = q->t;
-    if (!gr) { /* capture the whole step: every member's kernels in order */
+    if (!gr) {                     /* capture the whole step: every member's kernels in order */
         if (q->ng == SEQ_GRAPHS) { /* drop the least recently used arrangement */
             int old = 0;
             for (int k = 1; k < q->ng; k++)
@@ -445,8 +446,8 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
     int need_sync = 0;
     for (int i = 0; i < n && !r; i++)
         if (preps[i]->g.code->has_finish) {
-            r = t->memcpy_dtoh_async(outs[i], preps[i]->douts,
-                                     (size_t)preps[i]->g.ir->noutputs * 8, s);
+            r = t->memcpy_dtoh_async(outs[i], preps[i]->douts, (size_t)preps[i]->g.ir->noutputs * 8,
+                                     s);
             need_sync = 1;
         }
     if (r)
@@ -477,4 +478,3 @@ void sched_gpu_seq_counts(const sched_gpu_seq *q, long *captures, long *replays)
     *captures = q ? q->captures : 0;
     *replays = q ? q->replays : 0;
 }
-

@@ -48,12 +48,11 @@ typedef struct gpu_run {
     int64_t chunks;        /* a chunked run's chunk count (0: one piece) */
 } gpu_run;
 
-
 typedef struct pass_plan {
     sched_function *fn, *reduce;
     int block, grid, words, rblock;
     int block3[3], grid3[3]; /* the launch; block and grid are their products */
-    int64_t elements; /* per thread-iteration unit: n, or n / lanes rounded up */
+    int64_t elements;        /* per thread-iteration unit: n, or n / lanes rounded up */
 } pass_plan;
 
 /* Everything up to placing the arrays; g->cu is left to the caller.  On failure nothing

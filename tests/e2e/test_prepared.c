@@ -36,7 +36,8 @@ static void reference(double *u, double *tmp, const double *rs, int steps) {
 }
 
 static void init(double *u) {
-    for (int i = 0; i < N; i++) u[i] = (double)((i * 7919) % 1000) / 10.0;
+    for (int i = 0; i < N; i++)
+        u[i] = (double)((i * 7919) % 1000) / 10.0;
 }
 
 static double rate(int s) { return 0.1 + 0.3 * (double)(s % 5) / 5.0; }
@@ -64,13 +65,15 @@ static void test_sequence(fusor_context *ctx) {
     double *u = malloc(sizeof(double) * M), *v = malloc(sizeof(double) * M);
     double *ru = malloc(sizeof(double) * M), *rv = malloc(sizeof(double) * M);
     for (int queued = 0; queued < 2; queued++) {
-        for (int i = 0; i < M; i++) ru[i] = u[i] = (double)((i * 31) % 97), v[i] = -1;
+        for (int i = 0; i < M; i++)
+            ru[i] = u[i] = (double)((i * 31) % 97), v[i] = -1;
         for (int st = 0; st < S; st++) { /* C: v = diffuse(u); v += q; swap */
             for (int i = 0; i < M; i++) {
                 double l = ru[i > 0 ? i - 1 : 0], c = ru[i], r = ru[i < M - 1 ? i + 1 : M - 1];
                 rv[i] = c + 0.2 * (l - 2.0 * c + r);
             }
-            for (int i = 0; i < M; i++) ru[i] = rv[i] + 0.001 * st;
+            for (int i = 0; i < M; i++)
+                ru[i] = rv[i] + 0.001 * st;
         }
         int64_t shape[1] = {M};
         fusor_array *U, *V;
@@ -93,12 +96,14 @@ static void test_sequence(fusor_context *ctx) {
         CHECK_OK(fusor_sequence_add(q, pd));
         CHECK_OK(fusor_sequence_add(q, ps));
         fusor_stream *s = NULL;
-        if (queued) CHECK_OK(fusor_stream_create(ctx, &s));
+        if (queued)
+            CHECK_OK(fusor_stream_create(ctx, &s));
         for (int st = 0; st < S; st++) {
             CHECK_OK(fusor_prepared_set_f64(ps, "q", 0.001 * st));
             CHECK_OK(queued ? fusor_sequence_launch_async(q, s) : fusor_sequence_launch(q));
         }
-        if (queued) CHECK_OK(fusor_stream_synchronize(s));
+        if (queued)
+            CHECK_OK(fusor_stream_synchronize(s));
         CHECK_MSG(memcmp(u, ru, sizeof(double) * M) == 0, "%s sequence differs from C",
                   queued ? "queued" : "synchronous");
         fusor_stream_destroy(s);
@@ -126,7 +131,8 @@ int main(void) {
     double *want = malloc(sizeof(double) * N), *tmp = malloc(sizeof(double) * N);
     double *ua = malloc(sizeof(double) * N), *ub = malloc(sizeof(double) * N);
     double rs[STEPS];
-    for (int s = 0; s < STEPS; s++) rs[s] = rate(s);
+    for (int s = 0; s < STEPS; s++)
+        rs[s] = rate(s);
     init(want);
     reference(want, tmp, rs, STEPS);
 
@@ -134,7 +140,8 @@ int main(void) {
     int64_t shape[1] = {N};
     fusor_array *A, *B;
     init(ua);
-    for (int i = 0; i < N; i++) ub[i] = -1.0; /* poisoned */
+    for (int i = 0; i < N; i++)
+        ub[i] = -1.0; /* poisoned */
     REQUIRE(fusor_array_wrap(ctx, ua, FUSOR_F64, 1, shape, NULL, &A) == FUSOR_OK);
     REQUIRE(fusor_array_wrap(ctx, ub, FUSOR_F64, 1, shape, NULL, &B) == FUSOR_OK);
     fusor_args *a;
@@ -170,7 +177,8 @@ int main(void) {
     fusor_array_destroy(cur);
     double total = 0, expect_total = 0;
     CHECK_OK(fusor_args_get_f64(a, "total", &total));
-    for (int i = 0; i < N; i++) expect_total += ua[i];
+    for (int i = 0; i < N; i++)
+        expect_total += ua[i];
     CHECK_MSG(total > expect_total * (1 - 1e-12) && total < expect_total * (1 + 1e-12),
               "total %.17g vs %.17g", total, expect_total);
     fusor_array *res;
@@ -182,8 +190,10 @@ int main(void) {
     fusor_stream *s;
     CHECK_OK(fusor_stream_create(ctx, &s));
     init(ua);
-    for (int i = 0; i < N; i++) ub[i] = -1.0;
-    if (fusor_array_data(cur) != ua) CHECK_OK(fusor_prepared_swap(p, "u", "out"));
+    for (int i = 0; i < N; i++)
+        ub[i] = -1.0;
+    if (fusor_array_data(cur) != ua)
+        CHECK_OK(fusor_prepared_swap(p, "u", "out"));
     for (int st = 0; st < STEPS; st++) {
         CHECK_OK(fusor_prepared_set_f64(p, "r", rs[st]));
         CHECK_OK(fusor_prepared_launch_async(p, s));
@@ -251,7 +261,8 @@ int main(void) {
     CHECK(o1 == o2);
     const double *od = fusor_array_data(o2);
     int right = 1;
-    for (int i = 0; i < N; i++) right &= od[i] == ua[i] * 2;
+    for (int i = 0; i < N; i++)
+        right &= od[i] == ua[i] * 2;
     CHECK(right);
     const double *qd;
     fusor_array *q;
@@ -286,13 +297,15 @@ int main(void) {
     int64_t four = 4;
     CHECK_OK(fusor_prepared_set_scalar(p, "r", FUSOR_I64, &four));
     double *sd = fusor_array_data(small);
-    for (int i = 0; i < N / 2; i++) sd[i] = i;
+    for (int i = 0; i < N / 2; i++)
+        sd[i] = i;
     CHECK_OK(fusor_prepared_launch(p));
     fusor_array *uo;
     CHECK_OK(fusor_args_get_array(ua2, "out", &uo));
     const double *uod = fusor_array_data(uo);
     right = fusor_array_size(uo) == N / 2;
-    for (int i = 0; right && i < N / 2; i++) right &= uod[i] == 4.0 * i;
+    for (int i = 0; right && i < N / 2; i++)
+        right &= uod[i] == 4.0 * i;
     CHECK(right);
     fusor_array_destroy(uo);
     fusor_prepared_destroy(p);
