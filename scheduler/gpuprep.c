@@ -243,18 +243,7 @@ static fusor_status prep_step(sched_gpu_prep *p, fusor_stream *cur, ir_value *sl
     }
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
-    if (!cur) {
-        r = t->stream_synchronize(s);
-        if (!st && r)
-            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
-    } else {
-        sched_stream_gpu_issued(cur);
-        if (need_sync || st) {
-            fusor_status s2 = sched_stream_host_barrier(cur);
-            if (!st)
-                st = s2;
-        }
-    }
+    st = sched_gpu_step_end(t, cur, s, need_sync, st);
     if (st)
         p->uploaded_valid = 0;
     return st;
@@ -452,18 +441,7 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
         }
     if (r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a sequence's GPU step");
-    if (!cur) {
-        r = t->stream_synchronize(s);
-        if (!st && r)
-            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
-    } else {
-        sched_stream_gpu_issued(cur);
-        if (need_sync || st) {
-            fusor_status s2 = sched_stream_host_barrier(cur);
-            if (!st)
-                st = s2;
-        }
-    }
+    st = sched_gpu_step_end(t, cur, s, need_sync, st);
     for (int i = 0; st && i < n; i++)
         preps[i]->uploaded_valid = 0;
     *threads = 0;

@@ -738,6 +738,23 @@ static fusor_status run_chunked(gpu_run *g, int64_t nchunks) {
     return st;
 }
 
+fusor_status sched_gpu_step_end(const cudrv_table *t, fusor_stream *cur, cudrv_stream s,
+                                int need_sync, fusor_status st) {
+    if (!cur) {
+        cudrv_result r = t->stream_synchronize(s);
+        if (!st && r)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
+        return st;
+    }
+    sched_stream_gpu_issued(cur);
+    if (need_sync || st) {
+        fusor_status s2 = sched_stream_host_barrier(cur);
+        if (!st)
+            st = s2;
+    }
+    return st;
+}
+
 fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
                                 fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
                                 fusor_stream *cur, int *threads) {
@@ -762,19 +779,9 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     *threads = g.threads;
     tmp_free_all(&g);
     if (g.cu) {
-        if (pooled) {
-            cudrv_result r = g.t->stream_synchronize(g.cu);
-            if (!st && r)
-                st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a GPU kernel failed");
+        st = sched_gpu_step_end(g.t, cur, g.cu, need_sync, st);
+        if (pooled)
             sched_sync_stream_put(device, g.cu);
-        } else {
-            sched_stream_gpu_issued(cur);
-            if (need_sync || st) {
-                fusor_status s2 = sched_stream_host_barrier(cur);
-                if (!st)
-                    st = s2;
-            }
-        }
     }
     a->placement.copy_bytes = g.copied;
     sched_gpu_end(&g);

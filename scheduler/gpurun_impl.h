@@ -80,6 +80,11 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               sched_place_result *r);
 /* A synchronous launch first waits for the context's default stream (not on a worker). */
 fusor_status sched_gpu_wait_default(fusor_context *ctx);
+/* The end of a GPU step queued on CUDA stream s: without a fusor stream (cur NULL) it
+ * waits for s; on one it marks GPU work issued and waits only when the host must see the
+ * results (need_sync) or something failed.  Returns st, or the first error. */
+fusor_status sched_gpu_step_end(const cudrv_table *t, fusor_stream *cur, cudrv_stream s,
+                                int need_sync, fusor_status st);
 /* One whole GPU run of a launch placed on GPU `device` (host arrays copied in and out). */
 fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec, ir_domain *dom,
                                 fusor_array **arrays, ir_value *slots, ir_value *outs, int device,
