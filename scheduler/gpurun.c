@@ -469,9 +469,8 @@ static void machine_rates(const sched_device *d, sched_place_query *q) {
     q->gpu_overhead_s = 50e-6;
 }
 
-/* Outputs the launch allocated follow their inputs onto the device. */
-static fusor_status outputs_to_device(const ir_kernel *ir, ir_domain *dom, fusor_array **arrays,
-                                      int *allocated, int device) {
+fusor_status sched_gpu_outputs_to_device(const ir_kernel *ir, ir_domain *dom,
+                                         fusor_array **arrays, const int *allocated, int device) {
     int host_in = 0, dev_in = 0;
     for (int i = 0; i < ir->nparams; i++)
         if (arrays[i] && is_host(arrays[i]))
@@ -875,7 +874,7 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
     if (r.where == FUSOR_TARGET_CPU)
         return cur ? sched_stream_host_barrier(cur) : FUSOR_OK;
 
-    if ((st = outputs_to_device(spec->ir, dom, arrays, allocated, r.device)))
+    if ((st = sched_gpu_outputs_to_device(spec->ir, dom, arrays, allocated, r.device)))
         return st;
     int gpu_threads = 0;
     st = sched_gpu_run_once(k, a, spec, dom, arrays, slots, outs, r.device, cur, &gpu_threads);

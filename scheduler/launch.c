@@ -561,26 +561,12 @@ static fusor_status prepared_param(fusor_prepared *p, const char *fn, const char
 /* Unbound outputs follow inputs that all live on one GPU there, as a launch would move
  * them at its first run; doing it now keeps every later step free of allocation. */
 static fusor_status prepared_outputs_place(prepared *P) {
-    const ir_kernel *ir = P->spec->ir;
-    int device = -1, host_in = 0;
-    for (int i = 0; i < ir->nparams; i++) {
-        const fusor_array *A = P->arrays[i];
-        if (!A) continue;
-        if (A->memory == FUSOR_MEMORY_DEVICE) device = A->device;
-        else if (A->memory != FUSOR_MEMORY_MANAGED) host_in = 1;
-    }
-    if (device < 0 || host_in) return FUSOR_OK;
-    for (int j = 0; j < ir->noutputs; j++) {
-        int i = ir->nparams + j;
-        if (!P->allocated[i] || !P->arrays[i]) continue;
-        fusor_array *D, *H = P->arrays[i];
-        fusor_status st = mem_array_new_on(FUSOR_MEMORY_DEVICE, device, H->dtype, H->ndim,
-                                           H->shape, &D);
-        if (st) return st;
-        fusor_array_destroy(H);
-        P->arrays[i] = D;
-    }
-    return FUSOR_OK;
+    int device = -1;
+    for (int i = 0; i < P->spec->ir->nparams; i++)
+        if (P->arrays[i] && P->arrays[i]->memory == FUSOR_MEMORY_DEVICE)
+            device = P->arrays[i]->device;
+    if (device < 0) return FUSOR_OK;
+    return sched_gpu_outputs_to_device(P->spec->ir, &P->dom, P->arrays, P->allocated, device);
 }
 
 void fusor_prepared_destroy(fusor_prepared *p) {
