@@ -269,13 +269,12 @@ static int vector_name(int math, int f, int f32, int isa, char *buf, size_t n, i
     return dlsym(lib, buf) != NULL;
 }
 
-/* Names the vector versions of every math call of the module (see the top of the file). */
-static void map_vector_math(LLVMModuleRef m, int math) {
-    if (math == FUSOR_MATH_SCALAR)
-        return;
+/* Names the vector versions of every math call of the module (see the top of the file),
+ * unless `math` is scalar.  Returns how many math calls the module makes. */
+static int map_vector_math(LLVMModuleRef m, int math) {
     LLVMContextRef ctx = LLVMGetModuleContext(m);
     LLVMValueRef used[256];
-    int nused = 0;
+    int nused = 0, ncalls = 0;
     for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
         for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
             for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in;
@@ -287,6 +286,9 @@ static void map_vector_math(LLVMModuleRef m, int math) {
                 const char *name = callee ? LLVMGetValueName2(callee, &len) : NULL;
                 int f32, f = name ? math_function(name, len, &f32) : -1;
                 if (f < 0)
+                    continue;
+                ncalls++;
+                if (math == FUSOR_MATH_SCALAR)
                     continue;
                 char attr[1024] = "";
                 size_t at = 0;
@@ -310,7 +312,7 @@ static void map_vector_math(LLVMModuleRef m, int math) {
                         attr + at, sizeof attr - at, "%s_ZGV_LLVM_N%d%s_%.*s(%s)", at ? "," : "",
                         lanes, vec_math[f].arity == 2 ? "vv" : "v", (int)len, name, vname);
                     if (at >= sizeof attr)
-                        return;
+                        return ncalls;
                 }
                 if (!at)
                     continue;
@@ -321,13 +323,14 @@ static void map_vector_math(LLVMModuleRef m, int math) {
             }
     }
     if (!nused)
-        return;
+        return ncalls;
     /* Kept alive until the vectoriser has seen them, as LLVM's own mapping pass does. */
     LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
     LLVMValueRef g = LLVMAddGlobal(m, LLVMArrayType(ptr, (unsigned)nused), "llvm.compiler.used");
     LLVMSetLinkage(g, LLVMAppendingLinkage);
     LLVMSetSection(g, "llvm.metadata");
     LLVMSetInitializer(g, LLVMConstArray(ptr, used, (unsigned)nused));
+    return ncalls;
 }
 
 char *cg_host_cache_tag(const cg_options *o) {
@@ -346,29 +349,15 @@ char *cg_host_cache_tag(const cg_options *o) {
     return sb_take(&s);
 }
 
-/* Emits and optimises the kernel's module in a fresh context. */
 /* Kernels without vector math calls stream memory: on AVX-512 machines their loops are
  * vectorised 256 bits wide ("prefer-vector-width"), as LLVM already does for most Intel
  * CPUs.  Measured on AMD Zen 4 (bench_cases, 1e7 f64, one thread): triad 0.90-0.93 of the
  * C loop with 512-bit vectors, 1.08-1.10 with 256-bit ones; `where` 0.81 -> 0.86-0.89; dot
  * and the three-statement kernel up 2-4%.  Math-heavy kernels keep 512 bits: SLEEF's 8-lane
  * functions are twice as fast there (sin2_cos2 27.6 ms against 48.9 ms). */
-static void prefer_256_when_streaming(LLVMModuleRef m) {
+static void prefer_256_bits(LLVMModuleRef m) {
     if (!host.isa_avx512)
         return;
-    for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
-        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
-            for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in;
-                 in = LLVMGetNextInstruction(in)) {
-                if (LLVMGetInstructionOpcode(in) != LLVMCall)
-                    continue;
-                LLVMValueRef callee = LLVMGetCalledValue(in);
-                size_t len;
-                const char *name = callee ? LLVMGetValueName2(callee, &len) : NULL;
-                int f32;
-                if (name && math_function(name, len, &f32) >= 0)
-                    return;
-            }
     LLVMContextRef ctx = LLVMGetModuleContext(m);
     const char key[] = "prefer-vector-width", val[] = "256";
     LLVMAttributeRef a = LLVMCreateStringAttribute(ctx, key, sizeof key - 1, val, sizeof val - 1);
@@ -377,6 +366,7 @@ static void prefer_256_when_streaming(LLVMModuleRef m) {
             LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
 }
 
+/* Emits and optimises the kernel's module in a fresh context. */
 static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           host_build *hb) {
     memset(hb, 0, sizeof *hb);
@@ -390,8 +380,8 @@ static fusor_status build(const ir_kernel *k, const ir_plan *plan, const cg_opti
     st = cg_emit_module(k, plan, &cg_host_target, hb->ctx, &hb->mod);
     if (st)
         return st;
-    prefer_256_when_streaming(hb->mod);
-    map_vector_math(hb->mod, o ? o->math : FUSOR_MATH_DEFAULT);
+    if (!map_vector_math(hb->mod, o ? o->math : FUSOR_MATH_DEFAULT))
+        prefer_256_bits(hb->mod);
     double t1 = now_ms();
     hb->tm = host_tm(level);
     st = optimise(hb, level);
