@@ -181,24 +181,6 @@ static void test_hit_in_a_new_process(void) {
     CHECK_MSG(run_child("FUSOR_CACHE=0") == CHILD_MISS, "FUSOR_CACHE=0 compiles");
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    if (p)
-        p[n] = 0;
-    fclose(f);
-    return p;
-}
-
 /* PTX is kept on disk too: the second process loads it without running NVPTX, and gets
  * the same text.  A payload cut anywhere is refused by the parser, not crashed on. */
 static void test_ptx_in_a_new_process(void) {
@@ -214,7 +196,7 @@ static void test_ptx_in_a_new_process(void) {
     snprintf(env_b, sizeof env_b, "FUSOR_TEST_PTX_OUT=%s", b);
     CHECK_MSG(run_child_mode("child-ptx", env_a) == CHILD_MISS, "the first process makes PTX");
     CHECK_MSG(run_child_mode("child-ptx", env_b) == CHILD_HIT, "the second loads it");
-    char *pa = slurp(a), *pb = slurp(b);
+    char *pa = check_read_file(a, NULL), *pb = check_read_file(b, NULL);
     CHECK(pa && pb && !strcmp(pa, pb));
     free(pa);
     free(pb);
