@@ -1,0 +1,58 @@
+/*
+ * cuda_shim.h — CUDA's built-ins for the host C++ compiler, so that tests can run the CUDA C
+ * that fusor prints for NVRTC on the CPU: one std::thread per CUDA thread of a block,
+ * pthread barriers for __syncthreads and the warp shuffles, PTX's half conversions as the
+ * compiler's _Float16, CUDA's vector types.  A test appends its launcher (1-D or 2-D
+ * blocks) to CUDA_SHIM.
+ */
+#ifndef FUSOR_TEST_CUDA_SHIM_H
+#define FUSOR_TEST_CUDA_SHIM_H
+
+#define CUDA_SHIM \
+    "#include <cmath>\n" \
+    "#include <cstring>\n" \
+    "#include <thread>\n" \
+    "#include <vector>\n" \
+    "#include <pthread.h>\n" \
+    "using std::isnan; using std::isinf; using std::isfinite;\n" \
+    "#define __device__\n" \
+    "#define __forceinline__ inline\n" \
+    "#define __noinline__\n" \
+    "#define __global__\n" \
+    "#define __shared__ static\n" \
+    "#define __builtin_assume(x) ((void)0)\n" \
+    "#define __isGlobal(p) true\n" \
+    "struct fu_dim3 { unsigned x, y, z; };\n" \
+    "static thread_local fu_dim3 threadIdx;\n" \
+    "static fu_dim3 blockIdx, blockDim, gridDim;\n" \
+    "static pthread_barrier_t fu_block_bar, fu_warp_bar[32];\n" \
+    "static unsigned long long fu_lane[32][32];\n" \
+    "static void __syncthreads() { pthread_barrier_wait(&fu_block_bar); }\n" \
+    "template <class T> static T __shfl_down_sync(unsigned, T v, int d) {\n" \
+    "    unsigned t = threadIdx.x + threadIdx.y * blockDim.x, lane = t & 31, warp = t >> 5;\n" \
+    "    fu_lane[warp][lane] = (unsigned long long)v;\n" \
+    "    pthread_barrier_wait(&fu_warp_bar[warp]);\n" \
+    "    T r = (T)fu_lane[warp][lane + d < 32 ? lane + d : lane];\n" \
+    "    pthread_barrier_wait(&fu_warp_bar[warp]);\n" \
+    "    return r;\n" \
+    "}\n" \
+    "template <class A, class B> static A fu_bits(B b) { A a; memcpy(&a, &b, sizeof a); return a; " \
+    "}\n" \
+    "static float __int_as_float(int x) { return fu_bits<float>(x); }\n" \
+    "static float __uint_as_float(unsigned x) { return fu_bits<float>(x); }\n" \
+    "static int __float_as_int(float x) { return fu_bits<int>(x); }\n" \
+    "static double __longlong_as_double(long long x) { return fu_bits<double>(x); }\n" \
+    "static long long __double_as_longlong(double x) { return fu_bits<long long>(x); }\n" \
+    "// PTX's cvt between half and float/double: the host compiler's _Float16.\n" \
+    "static float fu_h2f(unsigned short h) { return (float)fu_bits<_Float16>(h); }\n" \
+    "static unsigned short fu_f2h(float f) { return fu_bits<unsigned short>((_Float16)f); }\n" \
+    "static unsigned short fu_d2h(double d) { return fu_bits<unsigned short>((_Float16)d); }\n" \
+    "#define FU_V2(N, T) struct alignas(2 * sizeof(T)) N { T x, y; };\n" \
+    "#define FU_V4(N, T) struct alignas(4 * sizeof(T)) N { T x, y, z, w; };\n" \
+    "FU_V2(char2, signed char) FU_V2(uchar2, unsigned char) FU_V2(short2, short)\n" \
+    "FU_V2(ushort2, unsigned short) FU_V2(int2, int) FU_V2(uint2, unsigned) FU_V2(float2, float)\n" \
+    "FU_V2(longlong2, long long) FU_V2(ulonglong2, unsigned long long) FU_V2(double2, double)\n" \
+    "FU_V4(char4, signed char) FU_V4(uchar4, unsigned char) FU_V4(short4, short)\n" \
+    "FU_V4(ushort4, unsigned short) FU_V4(int4, int) FU_V4(uint4, unsigned) FU_V4(float4, float)\n"
+
+#endif
