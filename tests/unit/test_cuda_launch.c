@@ -162,24 +162,48 @@ static void check_axpy(const fusor_array *z, double a, double xb, double yb, con
     CHECK_MSG(bad == 0, "%s: %lld wrong elements", what, (long long)bad);
 }
 
+/* A context for `target` (GPU, or AUTO) and the axpy kernel, with the fake as loaded. */
+static fusor_kernel *axpy_kernel(fusor_target target, fusor_context **g) {
+    fusor_context_options o = {.target = target};
+    fusor_kernel *k = NULL;
+    CHECK_OK(fusor_context_create(&o, g));
+    CHECK_OK(fusor_kernel_compile(*g, axpy_src, "axpy.fu", NULL, &k));
+    return k;
+}
+
+/* axpy's arguments: a, x, y, and z when given (else left for the launch to allocate). */
+static fusor_args *axpy_args(fusor_kernel *k, double a, fusor_array *x, fusor_array *y,
+                             fusor_array *z) {
+    fusor_args *args = NULL;
+    CHECK_OK(fusor_args_create(k, &args));
+    CHECK_OK(fusor_args_set_f64(args, "a", a));
+    CHECK_OK(fusor_args_set_array(args, "x", x));
+    CHECK_OK(fusor_args_set_array(args, "y", y));
+    if (z)
+        CHECK_OK(fusor_args_set_array(args, "z", z));
+    return args;
+}
+
+/* An array on GPU 0 of h's shape; a copy of h unless `copy` is 0. */
+static fusor_array *on_device(fusor_context *g, const fusor_array *h, int copy) {
+    fusor_array *d = NULL;
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, fusor_array_ndim(h),
+                                   fusor_array_shape(h), &d));
+    if (copy)
+        CHECK_OK(fusor_array_copy(d, h, NULL));
+    return d;
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_axpy(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
-    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_GPU, &g);
     int64_t n = 100000;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 1000), *z = host(1, &n, NAN);
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 2.5));
-    CHECK_OK(fusor_args_set_array(a, "x", x));
-    CHECK_OK(fusor_args_set_array(a, "y", y));
-    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_args *a = axpy_args(k, 2.5, x, y, z);
     CHECK_OK(fusor_launch(k, a));
     check_axpy(z, 2.5, 1, 1000, "axpy");
     CHECK(vec_runs == 1 && contig_runs == 0 && strided_runs == 0); /* f64: 2 lanes, aligned */
@@ -213,12 +237,7 @@ static void test_axpy(void) {
     fusor_array *xt, *yb = host(1, &s300, 7), *z2;
     CHECK_OK(fusor_array_wrap(g, fusor_array_data(buf), FUSOR_F64, 2, tshape, tstr, &xt));
     z2 = host(2, tshape, NAN);
-    fusor_args *a2;
-    CHECK_OK(fusor_args_create(k, &a2));
-    CHECK_OK(fusor_args_set_f64(a2, "a", -1));
-    CHECK_OK(fusor_args_set_array(a2, "x", xt));
-    CHECK_OK(fusor_args_set_array(a2, "y", yb));
-    CHECK_OK(fusor_args_set_array(a2, "z", z2));
+    fusor_args *a2 = axpy_args(k, -1, xt, yb, z2);
     CHECK_OK(fusor_launch(k, a2));
     CHECK(strided_runs == 1);
     const double *zp = fusor_array_data(z2), *bp = fusor_array_data(buf);
@@ -280,19 +299,11 @@ static void test_reduction(void) {
 static void test_failures(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
-    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_GPU, &g);
     int64_t n = 5000;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 2), *z = host(1, &n, NAN);
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 3));
-    CHECK_OK(fusor_args_set_array(a, "x", x));
-    CHECK_OK(fusor_args_set_array(a, "y", y));
-    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_args *a = axpy_args(k, 3, x, y, z);
 
     /* The launch itself fails. */
     F.launch_result = CUDRV_ERROR_LAUNCH_FAILED;
@@ -356,18 +367,11 @@ static void test_failures(void) {
 static void test_placement_and_residency(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
-    fusor_context *g; /* AUTO */
-    CHECK_OK(fusor_context_create(NULL, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_context *g;
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_AUTO, &g);
     int64_t n = 4096;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 2), *z = host(1, &n, NAN);
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 2));
-    CHECK_OK(fusor_args_set_array(a, "x", x));
-    CHECK_OK(fusor_args_set_array(a, "y", y));
-    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_args *a = axpy_args(k, 2, x, y, z);
     /* Small host arrays: the CPU runs it (for real), and says why. */
     long launches = F.launches;
     CHECK_OK(fusor_launch(k, a));
@@ -386,16 +390,8 @@ static void test_placement_and_residency(void) {
     unsetenv("FUSOR_CPU_BANDWIDTH");
 
     /* Arrays on the device: the GPU, and an unbound output stays there. */
-    fusor_array *xd, *yd;
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &xd));
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &yd));
-    CHECK_OK(fusor_array_copy(xd, x, NULL));
-    CHECK_OK(fusor_array_copy(yd, y, NULL));
-    fusor_args *ad;
-    CHECK_OK(fusor_args_create(k, &ad));
-    CHECK_OK(fusor_args_set_f64(ad, "a", 4));
-    CHECK_OK(fusor_args_set_array(ad, "x", xd));
-    CHECK_OK(fusor_args_set_array(ad, "y", yd));
+    fusor_array *xd = on_device(g, x, 1), *yd = on_device(g, y, 1);
+    fusor_args *ad = axpy_args(k, 4, xd, yd, NULL);
     long h2d = F.htod_bytes, d2h = F.dtoh_bytes;
     CHECK_OK(fusor_launch(k, ad));
     CHECK_OK(fusor_args_last_placement(ad, &pl));
@@ -463,23 +459,11 @@ static void test_prepared_graph(int with_graphs) {
         F.missing[0] = "cuStreamBeginCapture";
     CHECK_OK(fake_load());
     fusor_context *g;
-    CHECK_OK(fusor_context_create(NULL, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_AUTO, &g);
     int64_t n = 4096;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 1000);
-    fusor_array *xd, *yd, *zd;
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &xd));
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &yd));
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &zd));
-    CHECK_OK(fusor_array_copy(xd, x, NULL));
-    CHECK_OK(fusor_array_copy(yd, y, NULL));
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 0.5));
-    CHECK_OK(fusor_args_set_array(a, "x", xd));
-    CHECK_OK(fusor_args_set_array(a, "y", yd));
-    CHECK_OK(fusor_args_set_array(a, "z", zd));
+    fusor_array *xd = on_device(g, x, 1), *yd = on_device(g, y, 1), *zd = on_device(g, x, 0);
+    fusor_args *a = axpy_args(k, 0.5, xd, yd, zd);
     fusor_prepared *p;
     CHECK_OK(fusor_prepare(k, a, &p));
     /* The host's mirror of the loop: z = a x + y, then y and z trade places. */
@@ -585,19 +569,11 @@ static void test_default_device(void) {
     F.ndevices = 2;
     CHECK_OK(fake_load());
     CHECK(fusor_gpu_count() == 2);
-    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_GPU, &g);
     int64_t n = 1000;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 5), *z = host(1, &n, NAN);
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 3));
-    CHECK_OK(fusor_args_set_array(a, "x", x));
-    CHECK_OK(fusor_args_set_array(a, "y", y));
-    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_args *a = axpy_args(k, 3, x, y, z);
     fusor_placement pl;
     CHECK_OK(fusor_launch(k, a));
     CHECK_OK(fusor_args_last_placement(a, &pl));
@@ -634,19 +610,11 @@ static void test_default_device(void) {
 static void test_chunked(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
-    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_GPU, &g);
     int64_t n = 100000;
     fusor_array *x = host(1, &n, 1), *y = host(1, &n, 7), *z = host(1, &n, NAN);
-    fusor_args *a;
-    CHECK_OK(fusor_args_create(k, &a));
-    CHECK_OK(fusor_args_set_f64(a, "a", 1.5));
-    CHECK_OK(fusor_args_set_array(a, "x", x));
-    CHECK_OK(fusor_args_set_array(a, "y", y));
-    CHECK_OK(fusor_args_set_array(a, "z", z));
+    fusor_args *a = axpy_args(k, 1.5, x, y, z);
     setenv("FUSOR_GPU_CHUNK_BYTES", "64K", 1);
     long launches = F.launches, h2d = F.htod_bytes, d2h = F.dtoh_bytes;
     CHECK_OK(fusor_launch(k, a));
@@ -691,28 +659,11 @@ static void test_sequence_graph(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
     fusor_context *g;
-    CHECK_OK(fusor_context_create(NULL, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, axpy_src, "axpy.fu", NULL, &k));
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_AUTO, &g);
     int64_t n = 4096;
     fusor_array *xh = host(1, &n, 1), *yh = host(1, &n, 100);
-    fusor_array *X, *Y, *T;
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &X));
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &Y));
-    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 1, &n, &T));
-    CHECK_OK(fusor_array_copy(X, xh, NULL));
-    CHECK_OK(fusor_array_copy(Y, yh, NULL));
-    fusor_args *a1, *a2;
-    CHECK_OK(fusor_args_create(k, &a1));
-    CHECK_OK(fusor_args_set_f64(a1, "a", 0.5));
-    CHECK_OK(fusor_args_set_array(a1, "x", X));
-    CHECK_OK(fusor_args_set_array(a1, "y", Y));
-    CHECK_OK(fusor_args_set_array(a1, "z", T));
-    CHECK_OK(fusor_args_create(k, &a2));
-    CHECK_OK(fusor_args_set_f64(a2, "a", 2));
-    CHECK_OK(fusor_args_set_array(a2, "x", T));
-    CHECK_OK(fusor_args_set_array(a2, "y", X));
-    CHECK_OK(fusor_args_set_array(a2, "z", Y));
+    fusor_array *X = on_device(g, xh, 1), *Y = on_device(g, yh, 1), *T = on_device(g, xh, 0);
+    fusor_args *a1 = axpy_args(k, 0.5, X, Y, T), *a2 = axpy_args(k, 2, T, X, Y);
     fusor_prepared *p1, *p2;
     CHECK_OK(fusor_prepare(k, a1, &p1));
     CHECK_OK(fusor_prepare(k, a2, &p2));
