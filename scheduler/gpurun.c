@@ -829,20 +829,18 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
         if (e && !strcmp(e, "cpu"))
             target = FUSOR_TARGET_CPU;
     }
-    int device = sched_context_device(k->ctx);
-    sched_place_query q = {.target = target,
-                           .default_device = device,
-                           .narrays = na,
-                           .arrays = pa,
-                           .elements = dom->size};
+    sched_place_query q = {
+        .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
     if (!may_use_gpu) {
         q.target = FUSOR_TARGET_CPU;
     } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
+        /* Only a launch that may go to a GPU asks which (FUSOR_DEVICE is read here). */
+        q.default_device = sched_context_device(k->ctx);
         sched_cuda_state cs = sched_cuda_state_get(&q.gpu_reason);
         q.gpu_usable = cs == SCHED_CUDA_READY;
     }
     sched_device *d = NULL;
-    if (q.gpu_usable && sched_device_get(device, &d)) {
+    if (q.gpu_usable && sched_device_get(q.default_device, &d)) {
         q.gpu_usable = 0; /* enumeration failed (or no such device): its message is the reason */
         q.gpu_reason = fusor_last_error();
     }
