@@ -37,7 +37,6 @@ typedef struct prep_binding {
 } prep_binding;
 
 struct sched_gpu_prep {
-    int decided;
     fusor_target where;
     int device;
     fusor_placement placement; /* recorded in the argument set by every step */
@@ -264,7 +263,6 @@ fusor_status sched_gpu_prep_run(sched_gpu_prep **state, fusor_kernel *k, fusor_a
             return st; /* decided again next time */
         if (!(p = fu_calloc(1, sizeof *p)))
             return fu_oom("a prepared GPU launch");
-        p->decided = 1;
         p->where = r.where;
         p->device = r.device;
         p->placement = a->placement;
@@ -338,7 +336,7 @@ void sched_gpu_seq_free(sched_gpu_seq *q) {
 static int seq_eligible(int n, sched_gpu_prep *const *preps, int *device) {
     for (int i = 0; i < n; i++) {
         const sched_gpu_prep *p = preps[i];
-        if (!p || !p->decided || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
+        if (!p || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
             (i && p->device != preps[0]->device) || !graphs_available(p->g.t))
             return 0;
     }

@@ -600,7 +600,7 @@ static int64_t chunk_count(const gpu_run *g) {
     return chunks < 2 ? 0 : chunks > 64 ? 64 : chunks;
 }
 
-static fusor_status run_chunked(gpu_run *g, int64_t nchunks) {
+static fusor_status run_chunked(gpu_run *g, const ir_value *slots, int64_t nchunks) {
     const cudrv_table *t = g->t;
     int dev = g->d->ordinal, np = 1;
     pass_plan pp;
@@ -669,7 +669,7 @@ static fusor_status run_chunked(gpu_run *g, int64_t nchunks) {
     for (int i = 0; whole && i < g->n; i++)
         g->devbase[i] = whole[i];
     cudrv_result r = CUDRV_SUCCESS;
-    if (!st && (r = t->memcpy_htod_async(dslots, g->slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
+    if (!st && (r = t->memcpy_htod_async(dslots, slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
         r = t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1) * (size_t)nchunks, g->cu);
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
@@ -730,7 +730,6 @@ static fusor_status run_chunked(gpu_run *g, int64_t nchunks) {
     }
     if (s2)
         sched_sync_stream_put(dev, s2);
-    g->chunks = nchunks;
     fu_free(cps);
     fu_free(whole);
     fu_free(img);
@@ -765,9 +764,8 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     st = pooled ? sched_sync_stream_get(device, &g.cu) : sched_stream_cu(cur, device, &g.cu);
     int need_sync = 0;
     int64_t chunks = st ? 0 : chunk_count(&g);
-    g.slots = slots;
     if (!st && chunks) {
-        st = run_chunked(&g, chunks);
+        st = run_chunked(&g, slots, chunks);
         need_sync = 1;
     } else {
         if (!st)

@@ -44,8 +44,6 @@ typedef struct gpu_run {
     /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
     int stencil;
     int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;
-    const ir_value *slots; /* the launch's slots (chunked runs upload them) */
-    int64_t chunks;        /* a chunked run's chunk count (0: one piece) */
 } gpu_run;
 
 typedef struct pass_plan {
