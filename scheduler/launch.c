@@ -516,15 +516,86 @@ fusor_status sched_launch_reference(fusor_kernel *k, fusor_args *a) {
  * fusor_prepare runs prepare() once and keeps its result.  A launch then only points the
  * domain at the current binding, writes the scalar parameters and runs: no allocation, no
  * specialisation lookup, no checks.  Swaps and scalar updates change `cur` on the caller's
- * thread; a launch queued on a stream carries its own copy of the binding (an item
- * recycled through `spare`), so later swaps never reach work already queued. */
+ * thread; a launch queued on a stream carries its own copy of the binding (a snapshot,
+ * recycled), so later swaps never reach work already queued. */
 
-typedef struct prep_item {
-    fusor_prepared *p;
-    struct prep_item *next;
-    fusor_array **arrays; /* [n] */
-    ir_value *params;     /* [nparams] */
-} prep_item;
+/* Copies of bindings for queued work, shared by prepared launches and sequences: recycled
+ * (a steady loop of queued launches allocates nothing) and counted, so that destruction
+ * waits for the work that still holds one. */
+typedef struct snapshot {
+    struct snapshot *next;
+    struct snapshots *pool;
+    void *owner;          /* the prepared launch or sequence */
+    fusor_array **arrays; /* the binding's arrays */
+    ir_value *params;     /* and its scalar parameters */
+} snapshot;
+
+typedef struct snapshots {
+    pthread_mutex_t lock; /* guards spare */
+    pthread_cond_t idle;  /* signalled when pending drops to 0 */
+    int pending;          /* copies held by queued work (atomic) */
+    snapshot *spare;
+} snapshots;
+
+static void snapshots_init(snapshots *s) {
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
+}
+
+static int snapshots_busy(snapshots *s) { return __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE); }
+
+/* Frees the spare copies (they may be of another size from now on). */
+static void snapshots_clear(snapshots *s) {
+    while (s->spare) {
+        snapshot *it = s->spare;
+        s->spare = it->next;
+        fu_free(it);
+    }
+}
+
+/* Waits for the queued work, then frees everything. */
+static void snapshots_fini(snapshots *s) {
+    pthread_mutex_lock(&s->lock);
+    while (snapshots_busy(s)) pthread_cond_wait(&s->idle, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    snapshots_clear(s);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->idle);
+}
+
+/* A copy to fill: a spare one, or a new one of narrays arrays and nparams scalars. */
+static snapshot *snapshot_get(snapshots *s, void *owner, size_t narrays, size_t nparams) {
+    pthread_mutex_lock(&s->lock);
+    snapshot *it = s->spare;
+    if (it) s->spare = it->next;
+    pthread_mutex_unlock(&s->lock);
+    if (!it) {
+        it = fu_malloc(sizeof *it + nparams * sizeof(ir_value) + narrays * sizeof(fusor_array *));
+        if (!it) return NULL;
+        it->pool = s;
+        it->owner = owner;
+        it->params = (ir_value *)(it + 1);
+        it->arrays = (fusor_array **)(it->params + nparams);
+    }
+    return it;
+}
+
+/* After queued work ran (or was dropped): the copy back, one fewer pending. */
+static void snapshot_drop(void *arg) {
+    snapshot *it = arg;
+    snapshots *s = it->pool;
+    pthread_mutex_lock(&s->lock);
+    it->next = s->spare;
+    s->spare = it;
+    if (!__atomic_sub_fetch(&s->pending, 1, __ATOMIC_ACQ_REL)) pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static fusor_status snapshot_enqueue(snapshot *it, fusor_stream *st,
+                                     fusor_status (*run)(fusor_stream *, void *)) {
+    __atomic_add_fetch(&it->pool->pending, 1, __ATOMIC_ACQ_REL);
+    return sched_stream_enqueue(st, run, snapshot_drop, it);
+}
 
 struct fusor_prepared {
     fusor_kernel *k;
@@ -537,13 +608,10 @@ struct fusor_prepared {
     fusor_array **scalar0d; /* [nparams] a 0-d array bound to a scalar parameter: read per run */
     fusor_dtype *bound;     /* [nparams] dtype of each scalar as bound (generic kernels) */
     int *literal;           /* [nparams] bound as a literal: folded into the code */
-    int pending;            /* launches queued and not yet run (atomic) */
     void *block;            /* the memory behind the per-parameter tables */
     host_scratch scratch;   /* reduction partials, sized once */
     sched_gpu_prep *gpu;    /* the GPU side, made at the first launch (gpuprep.c) */
-    pthread_mutex_t lock;   /* guards spare */
-    pthread_cond_t idle;    /* signalled when pending drops to 0 */
-    prep_item *spare;
+    snapshots queued;       /* bindings of launches queued on streams */
 };
 
 static fusor_status prepared_param(fusor_prepared *p, const char *fn, const char *name, int *out) {
@@ -571,18 +639,9 @@ static fusor_status prepared_outputs_place(prepared *P) {
 
 void fusor_prepared_destroy(fusor_prepared *p) {
     if (!p) return;
-    pthread_mutex_lock(&p->lock);
-    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->idle, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    snapshots_fini(&p->queued);
     for (int i = 0; p->own && i < p->n; i++) fusor_array_destroy(p->own[i]);
     for (int i = 0; p->scalar0d && i < p->nparams; i++) fusor_array_destroy(p->scalar0d[i]);
-    while (p->spare) {
-        prep_item *it = p->spare;
-        p->spare = it->next;
-        fu_free(it);
-    }
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->idle);
     sched_gpu_prep_free(p->gpu);
     fu_free(p->P);
     fu_free(p->block);
@@ -603,8 +662,7 @@ fusor_status fusor_prepare(fusor_kernel *k, fusor_args *a, fusor_prepared **out)
     if (k->ctx->target == FUSOR_TARGET_GPU && !sched_cuda_usable()) return sched_gpu_no_device(k);
     fusor_prepared *p = fu_calloc(1, sizeof *p);
     if (!p) return fu_oom("a prepared launch");
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->idle, NULL);
+    snapshots_init(&p->queued);
     p->k = k;
     p->a = a;
     p->n = k->ninputs + k->noutputs;
@@ -718,7 +776,7 @@ static fusor_status prepared_run(fusor_prepared *p, fusor_array **arrays, const 
 
 fusor_status fusor_prepared_launch(fusor_prepared *p) {
     if (!p) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepared_launch: NULL");
-    if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE))
+    if (snapshots_busy(&p->queued))
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
                         "fusor_prepared_launch: kernel %s has prepared launches queued on a "
                         "stream; synchronise it first (one launch of a prepared set runs at a "
@@ -729,40 +787,19 @@ fusor_status fusor_prepared_launch(fusor_prepared *p) {
 
 static fusor_status prepared_item_run(fusor_stream *s, void *arg) {
     (void)s;
-    prep_item *it = arg;
-    return prepared_run(it->p, it->arrays, it->params);
-}
-
-static void prepared_item_drop(void *arg) {
-    prep_item *it = arg;
-    fusor_prepared *p = it->p;
-    pthread_mutex_lock(&p->lock);
-    it->next = p->spare;
-    p->spare = it;
-    if (!__atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL)) pthread_cond_broadcast(&p->idle);
-    pthread_mutex_unlock(&p->lock);
+    snapshot *it = arg;
+    return prepared_run(it->owner, it->arrays, it->params);
 }
 
 fusor_status fusor_prepared_launch_async(fusor_prepared *p, fusor_stream *s) {
     if (!p) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_prepared_launch_async: NULL");
     fusor_status st;
     if (!s && (st = sched_context_stream(p->k->ctx, 1, &s))) return st;
-    pthread_mutex_lock(&p->lock);
-    prep_item *it = p->spare;
-    if (it) p->spare = it->next;
-    pthread_mutex_unlock(&p->lock);
-    if (!it) {
-        size_t np = (size_t)p->nparams, n = (size_t)p->n;
-        it = fu_malloc(sizeof *it + np * sizeof(ir_value) + n * sizeof(fusor_array *));
-        if (!it) return fu_oom("a queued launch");
-        it->p = p;
-        it->params = (ir_value *)(it + 1);
-        it->arrays = (fusor_array **)(it->params + np);
-    }
+    snapshot *it = snapshot_get(&p->queued, p, (size_t)p->n, (size_t)p->nparams);
+    if (!it) return fu_oom("a queued launch");
     memcpy(it->arrays, p->cur, sizeof(fusor_array *) * (size_t)p->n);
     memcpy(it->params, p->params, sizeof(ir_value) * (size_t)p->nparams);
-    __atomic_add_fetch(&p->pending, 1, __ATOMIC_ACQ_REL);
-    return sched_stream_enqueue(s, prepared_item_run, prepared_item_drop, it);
+    return snapshot_enqueue(it, s, prepared_item_run);
 }
 
 fusor_status fusor_prepared_swap(fusor_prepared *p, const char *x, const char *y) {
@@ -848,23 +885,13 @@ void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *re
  * of all their arrays, so a step of several kernels costs one graph launch.  A queued
  * launch carries a copy of every member's binding, as a prepared launch's does. */
 
-typedef struct seq_item {
-    fusor_sequence *q;
-    struct seq_item *next;
-    fusor_array **arrays; /* the members' bindings, one after the other */
-    ir_value *params;
-} seq_item;
-
 struct fusor_sequence {
     fusor_context *ctx;
     fusor_prepared **items;
     int n, cap;
     size_t narrays, nparams; /* totals over the members */
     sched_gpu_seq *gpu;
-    int pending;
-    pthread_mutex_t lock;
-    pthread_cond_t idle;
-    seq_item *spare;
+    snapshots queued; /* the members' bindings, one after the other, of queued steps */
 };
 
 fusor_status fusor_sequence_create(fusor_context *ctx, fusor_sequence **out) {
@@ -872,25 +899,15 @@ fusor_status fusor_sequence_create(fusor_context *ctx, fusor_sequence **out) {
     fusor_sequence *q = fu_calloc(1, sizeof *q);
     if (!q) return fu_oom("a sequence");
     q->ctx = ctx;
-    pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->idle, NULL);
+    snapshots_init(&q->queued);
     *out = q;
     return FUSOR_OK;
 }
 
 void fusor_sequence_destroy(fusor_sequence *q) {
     if (!q) return;
-    pthread_mutex_lock(&q->lock);
-    while (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&q->idle, &q->lock);
-    pthread_mutex_unlock(&q->lock);
+    snapshots_fini(&q->queued);
     sched_gpu_seq_free(q->gpu);
-    while (q->spare) {
-        seq_item *it = q->spare;
-        q->spare = it->next;
-        fu_free(it);
-    }
-    pthread_mutex_destroy(&q->lock);
-    pthread_cond_destroy(&q->idle);
     fu_free(q->items);
     fu_free(q);
 }
@@ -900,7 +917,7 @@ fusor_status fusor_sequence_add(fusor_sequence *q, fusor_prepared *p) {
     if (p->k->ctx != q->ctx)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
                         "fusor_sequence_add: kernel %s belongs to another context", p->k->name);
-    if (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE))
+    if (snapshots_busy(&q->queued))
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
                         "fusor_sequence_add: the sequence has launches queued; synchronise first");
     if (q->n == q->cap) {
@@ -915,15 +932,12 @@ fusor_status fusor_sequence_add(fusor_sequence *q, fusor_prepared *p) {
     q->nparams += (size_t)p->nparams;
     sched_gpu_seq_free(q->gpu); /* graphs of the old membership */
     q->gpu = NULL;
-    while (q->spare) { /* items sized for the old membership */
-        seq_item *it = q->spare;
-        q->spare = it->next;
-        fu_free(it);
-    }
+    snapshots_clear(&q->queued); /* copies sized for the old membership */
     return FUSOR_OK;
 }
 
-/* One step with the members' bindings: arrays and params concatenated. */
+/* One step with the members' bindings: arrays and params concatenated (a queued step's
+ * copy), or NULL for their current ones. */
 static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const ir_value *params) {
     fusor_status st = FUSOR_OK;
     sched_gpu_prep *preps[SCHED_SEQ_MAX];
@@ -931,9 +945,13 @@ static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const 
     int whole = q->n > 0 && q->n <= SCHED_SEQ_MAX;
     for (int i = 0; i < q->n; i++) {
         fusor_prepared *p = q->items[i];
-        prepared_bind(p, arrays, params);
-        arrays += p->n;
-        params += p->nparams;
+        if (arrays) {
+            prepared_bind(p, arrays, params);
+            arrays += p->n;
+            params += p->nparams;
+        } else {
+            prepared_bind(p, p->cur, p->params);
+        }
         if (whole) {
             preps[i] = p->gpu;
             slots[i] = p->P->slots;
@@ -954,19 +972,27 @@ static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const 
     return st;
 }
 
-static fusor_status sequence_snapshot(fusor_sequence *q, seq_item **out) {
-    pthread_mutex_lock(&q->lock);
-    seq_item *it = q->spare;
-    if (it) q->spare = it->next;
-    pthread_mutex_unlock(&q->lock);
-    if (!it) {
-        it = fu_malloc(sizeof *it + q->nparams * sizeof(ir_value) +
-                       q->narrays * sizeof(fusor_array *));
-        if (!it) return fu_oom("a queued sequence");
-        it->q = q;
-        it->params = (ir_value *)(it + 1);
-        it->arrays = (fusor_array **)(it->params + q->nparams);
-    }
+static fusor_status sequence_item_run(fusor_stream *s, void *arg) {
+    (void)s;
+    snapshot *it = arg;
+    return sequence_run(it->owner, it->arrays, it->params);
+}
+
+fusor_status fusor_sequence_launch(fusor_sequence *q) {
+    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch: NULL");
+    if (snapshots_busy(&q->queued))
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
+                        "fusor_sequence_launch: the sequence has launches queued on a stream; "
+                        "synchronise it first");
+    return sequence_run(q, NULL, NULL);
+}
+
+fusor_status fusor_sequence_launch_async(fusor_sequence *q, fusor_stream *s) {
+    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch_async: NULL");
+    fusor_status st;
+    if (!s && (st = sched_context_stream(q->ctx, 1, &s))) return st;
+    snapshot *it = snapshot_get(&q->queued, q, q->narrays, q->nparams);
+    if (!it) return fu_oom("a queued sequence");
     fusor_array **a = it->arrays;
     ir_value *v = it->params;
     for (int i = 0; i < q->n; i++) {
@@ -976,51 +1002,7 @@ static fusor_status sequence_snapshot(fusor_sequence *q, seq_item **out) {
         a += p->n;
         v += p->nparams;
     }
-    *out = it;
-    return FUSOR_OK;
-}
-
-static void sequence_item_drop(void *arg) {
-    seq_item *it = arg;
-    fusor_sequence *q = it->q;
-    pthread_mutex_lock(&q->lock);
-    it->next = q->spare;
-    q->spare = it;
-    if (!__atomic_sub_fetch(&q->pending, 1, __ATOMIC_ACQ_REL)) pthread_cond_broadcast(&q->idle);
-    pthread_mutex_unlock(&q->lock);
-}
-
-static fusor_status sequence_item_run(fusor_stream *s, void *arg) {
-    (void)s;
-    seq_item *it = arg;
-    return sequence_run(it->q, it->arrays, it->params);
-}
-
-fusor_status fusor_sequence_launch(fusor_sequence *q) {
-    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch: NULL");
-    if (__atomic_load_n(&q->pending, __ATOMIC_ACQUIRE))
-        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT,
-                        "fusor_sequence_launch: the sequence has launches queued on a stream; "
-                        "synchronise it first");
-    seq_item *it;
-    fusor_status st = sequence_snapshot(q, &it);
-    if (st) return st;
-    st = sequence_run(q, it->arrays, it->params);
-    pthread_mutex_lock(&q->lock);
-    it->next = q->spare;
-    q->spare = it;
-    pthread_mutex_unlock(&q->lock);
-    return st;
-}
-
-fusor_status fusor_sequence_launch_async(fusor_sequence *q, fusor_stream *s) {
-    if (!q) return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fusor_sequence_launch_async: NULL");
-    fusor_status st;
-    if (!s && (st = sched_context_stream(q->ctx, 1, &s))) return st;
-    seq_item *it;
-    if ((st = sequence_snapshot(q, &it))) return st;
-    __atomic_add_fetch(&q->pending, 1, __ATOMIC_ACQ_REL);
-    return sched_stream_enqueue(s, sequence_item_run, sequence_item_drop, it);
+    return snapshot_enqueue(it, s, sequence_item_run);
 }
 
 void sched_sequence_gpu_counts(const fusor_sequence *q, long *captures, long *replays) {
