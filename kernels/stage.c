@@ -146,6 +146,48 @@ static fusor_status end_stage(builder *b, ir_stage *st, ir_output *outs, int nou
     return ir_plan_build(k, &st->plan);
 }
 
+/* The map kernel of AXIS stage s (number n; stage.h), for the reduction at full node i: the same
+ * roots again, so that its parameters come in the same order as s's. */
+static fusor_status build_map(builder *b, int32_t i, ir_stage *s, int n) {
+    const ir_kernel *k = b->full;
+    const ir_node *nd = &k->nodes[i];
+    ir_stage m = {0};
+    ir_output *mo = arena_alloc(b->a, sizeof *mo);
+    if (!mo)
+        return fu_oom("the kernel's stages");
+    fusor_status st;
+    if ((st = begin_stage(b, "map", n)) || (st = copy_roots(b, &nd->a, 1)))
+        return st;
+    const ir_node *opnd = &k->nodes[nd->a];
+    fusor_dtype rd = (fusor_dtype)nd->dtype;
+    int acc = (nd->op == IR_SUM || nd->op == IR_PROD) && opnd->dtype == rd &&
+              (rd == FUSOR_F64 || rd == FUSOR_F32 || rd == FUSOR_I64 || rd == FUSOR_U64);
+    int32_t v = b->map[nd->a];
+    int np = b->nparams;
+    if (acc) {
+        const char *name = temp_name(b->a, "acc%", i);
+        int p = name ? add_param(b, name, rd, 1, (ir_stage_src){IR_SRC_RESULT, i}) : -1;
+        int32_t in = p < 0 ? -1
+                           : ir_add(b->k, IR_INPUT, rd, rd, IR_VARYING, -1, -1, -1,
+                                    (ir_value){.i = p});
+        v = in < 0 ? -1
+                   : ir_add(b->k, nd->op == IR_SUM ? IR_ADD : IR_MUL, rd, rd, IR_VARYING, in, v,
+                            -1, (ir_value){0});
+        if (v < 0)
+            return fu_oom("the kernel's stages");
+    }
+    *mo = (ir_output){.name = "v", .dtype = (fusor_dtype)opnd->dtype, .is_array = 1, .node = v};
+    if ((st = end_stage(b, &m, mo, 1)))
+        return st;
+    if (np != s->k->nparams)
+        return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s': a map stage's parameters differ",
+                        k->name);
+    s->map = m.k;
+    s->map_plan = m.plan;
+    s->map_accumulates = acc;
+    return FUSOR_OK;
+}
+
 fusor_status ir_stage_build(const ir_kernel *k, arena *a, ir_staging **out) {
     size_t nn = (size_t)(k->nnodes ? k->nnodes : 1), np = (size_t)(k->nparams ? k->nparams : 1);
     builder b = {.full = k,
@@ -194,40 +236,9 @@ fusor_status ir_stage_build(const ir_kernel *k, arena *a, ir_staging **out) {
         *o = (ir_output){.name = "r", .dtype = (fusor_dtype)nd->dtype, .is_array = 0, .node = r};
         if ((st = end_stage(&b, s, o, 1)))
             return st;
-        /* The same roots again, so the map kernel's parameters come in the same order. */
-        ir_stage m = {0};
-        ir_output *mo = arena_alloc(a, sizeof *mo);
-        if (!mo)
-            return fu_oom("the kernel's stages");
-        if ((st = begin_stage(&b, "map", n)) || (st = copy_roots(&b, &nd->a, 1)))
+        /* Only an axis that may not be the innermost (-1) runs row by row. */
+        if (nd->imm.i != -1 && (st = build_map(&b, i, s, n)))
             return st;
-        const ir_node *opnd = &k->nodes[nd->a];
-        fusor_dtype rd = (fusor_dtype)nd->dtype;
-        int acc = (nd->op == IR_SUM || nd->op == IR_PROD) && opnd->dtype == rd &&
-                  (rd == FUSOR_F64 || rd == FUSOR_F32 || rd == FUSOR_I64 || rd == FUSOR_U64);
-        int32_t v = b.map[nd->a];
-        int np = b.nparams;
-        if (acc) {
-            const char *name = temp_name(a, "acc%", i);
-            int p = name ? add_param(&b, name, rd, 1, (ir_stage_src){IR_SRC_RESULT, i}) : -1;
-            int32_t in = p < 0 ? -1
-                               : ir_add(b.k, IR_INPUT, rd, rd, IR_VARYING, -1, -1, -1,
-                                        (ir_value){.i = p});
-            v = in < 0 ? -1
-                       : ir_add(b.k, nd->op == IR_SUM ? IR_ADD : IR_MUL, rd, rd, IR_VARYING, in,
-                                v, -1, (ir_value){0});
-            if (v < 0)
-                return fu_oom("the kernel's stages");
-        }
-        *mo = (ir_output){.name = "v", .dtype = (fusor_dtype)opnd->dtype, .is_array = 1, .node = v};
-        if ((st = end_stage(&b, &m, mo, 1)))
-            return st;
-        if (np != s->k->nparams)
-            return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s': a map stage's parameters differ",
-                            k->name);
-        s->map = m.k;
-        s->map_plan = m.plan;
-        s->map_accumulates = acc;
         n++;
     }
     for (int j = 0; j < k->noutputs; j++) {
