@@ -3,10 +3,31 @@
  * that fusor prints for NVRTC on the CPU: one std::thread per CUDA thread of a block,
  * pthread barriers for __syncthreads and the warp shuffles, PTX's half conversions as the
  * compiler's _Float16, CUDA's vector types.  A test appends its launcher (1-D or 2-D
- * blocks) to CUDA_SHIM.
+ * blocks) to CUDA_SHIM, then each program's CUDA C with cuda_shim_program.
  */
 #ifndef FUSOR_TEST_CUDA_SHIM_H
 #define FUSOR_TEST_CUDA_SHIM_H
+
+#include <stdio.h>
+#include <string.h>
+
+/* Writes program i's CUDA C (`text`, from cg_cuda_source) into one C++ file of many
+ * programs: the prelude with the first program only, then its kernels in namespace p<i>
+ * without C linkage (which would clash between programs).  The caller adds its table of
+ * kernels after the closing brace. */
+static inline void cuda_shim_program(FILE *f, int i, const char *text) {
+    const char *body = strstr(text, "\n// kernel ");
+    if (i == 0)
+        fwrite(text, 1, (size_t)(body + 1 - text), f);
+    fprintf(f, "namespace p%d {\n", i);
+    for (const char *s = body; *s;) {
+        const char *e = strstr(s, "extern \"C\" ");
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        fwrite(s, 1, n, f);
+        s += n + (e ? 11 : 0);
+    }
+    fprintf(f, "}\n");
+}
 
 #define CUDA_SHIM \
     "#include <cmath>\n" \

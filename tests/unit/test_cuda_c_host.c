@@ -119,17 +119,8 @@ static int write_source(const char *path) {
         CHECK_MSG(st == FUSOR_OK, "%s: %s", progs[i].what, fusor_last_error());
         if (st)
             return 0;
-        char *body = strstr(text, "\n// kernel ");
-        if (i == 0)
-            fwrite(text, 1, (size_t)(body + 1 - text), f);
-        fprintf(f, "namespace p%d {\n", i);
-        for (char *s = body; *s;) { /* C linkage would clash between programs */
-            char *e = strstr(s, "extern \"C\" ");
-            size_t n = e ? (size_t)(e - s) : strlen(s);
-            fwrite(s, 1, n, f);
-            s += n + (e ? 11 : 0);
-        }
-        fprintf(f, "}\nextern \"C\" fu_kernel p%d_kernels[] = {", i);
+        cuda_shim_program(f, i, text);
+        fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {", i);
         char names[64][48];
         int n = kernel_names(&progs[i], names);
         for (int j = 0; j < n; j++)
