@@ -83,41 +83,16 @@ static void gpu_run(fusor_context *ctx, const prog *p, const int64_t *shape) {
         fusor_placement pl;
         fusor_args_last_placement(args, &pl);
         CHECK_MSG(pl.target == FUSOR_TARGET_GPU, "%s ran on the CPU: %s", p->src, pl.reason);
-        int bad = 0;
+        ir_value got[16] = {{0}};
         for (int j = 0; j < k->noutputs; j++) {
-            const ir_output *o = &k->outputs[j];
-            int a = k->nparams + j;
-            if (!o->is_array) {
-                fusor_dtype dt;
-                unsigned char buf[8];
-                CHECK(fusor_args_get_scalar(args, o->name, &dt, buf) == FUSOR_OK);
-                int sum = 0;
-                for (int32_t i = 0; i < k->nnodes; i++)
-                    sum |= k->nodes[i].op == IR_SUM || k->nodes[i].op == IR_PROD;
-                ir_value got = sc_load((const char *)buf, o->dtype);
-                if (!same(got, want[j], o->dtype, sum)) {
-                    char g[64], w[64];
-                    sc_format(g, sizeof g, got, o->dtype);
-                    sc_format(w, sizeof w, want[j], o->dtype);
-                    fprintf(stderr, "%s: %s = %s, the interpreter says %s\n", p->src, o->name, g,
-                            w);
-                    bad++;
-                }
-                continue;
-            }
-            size_t sz = fusor_dtype_size(o->dtype);
-            for (int64_t i = 0; i < size; i++) {
-                ir_value x = sc_load(base[a] + i * (int64_t)sz, o->dtype),
-                         y = sc_load(ref[a] + i * (int64_t)sz, o->dtype);
-                if (!same(x, y, o->dtype, 0) && bad++ < 3) {
-                    char g[64], w[64];
-                    sc_format(g, sizeof g, x, o->dtype);
-                    sc_format(w, sizeof w, y, o->dtype);
-                    fprintf(stderr, "%s: %s[%lld] = %s, the interpreter says %s\n", p->src,
-                            o->name, (long long)i, g, w);
-                }
+            fusor_dtype dt;
+            unsigned char buf[8];
+            if (!k->outputs[j].is_array) {
+                CHECK(fusor_args_get_scalar(args, k->outputs[j].name, &dt, buf) == FUSOR_OK);
+                got[j] = sc_load((const char *)buf, k->outputs[j].dtype);
             }
         }
+        int bad = count_differences(p, base, ref, size, got, want);
         CHECK_MSG(bad == 0, "%s: %d differences on the GPU (rank %d, %lld elements)", p->src, bad,
                   D, (long long)size);
         gpu_runs++;

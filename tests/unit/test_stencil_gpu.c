@@ -268,6 +268,45 @@ static int same(ir_value x, ir_value y, fusor_dtype d, int sum) {
     return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f) + 1.0);
 }
 
+/* Outputs against the interpreter's: array elements bit for bit (the first three
+ * differences printed), scalar outputs as same() says (sums within tolerance).  The GPU
+ * test (tests/gpu/test_gpu_stencil.c) compares its device results with this too. */
+static int count_differences(const prog *p, char *const *base, char *const *ref, int64_t size,
+                             const ir_value *got, const ir_value *want) {
+    const ir_kernel *k = p->k;
+    int bad = 0;
+    for (int j = 0; j < k->noutputs; j++) {
+        const ir_output *o = &k->outputs[j];
+        int a = k->nparams + j;
+        if (!o->is_array) {
+            int sum = 0;
+            for (int32_t i = 0; i < k->nnodes; i++)
+                sum |= k->nodes[i].op == IR_SUM || k->nodes[i].op == IR_PROD;
+            if (!same(got[j], want[j], o->dtype, sum)) {
+                char g[64], w[64];
+                sc_format(g, sizeof g, got[j], o->dtype);
+                sc_format(w, sizeof w, want[j], o->dtype);
+                fprintf(stderr, "%s: %s = %s, the interpreter says %s\n", p->src, o->name, g, w);
+                bad++;
+            }
+            continue;
+        }
+        size_t sz = fusor_dtype_size(o->dtype);
+        for (int64_t i = 0; i < size; i++) {
+            ir_value x = sc_load(base[a] + i * (int64_t)sz, o->dtype),
+                     y = sc_load(ref[a] + i * (int64_t)sz, o->dtype);
+            if (!same(x, y, o->dtype, 0) && bad++ < 3) {
+                char g[64], w[64];
+                sc_format(g, sizeof g, x, o->dtype);
+                sc_format(w, sizeof w, y, o->dtype);
+                fprintf(stderr, "%s: %s[%lld] = %s, the interpreter says %s\n", p->src, o->name,
+                        (long long)i, g, w);
+            }
+        }
+    }
+    return bad;
+}
+
 static int runs;
 
 /* Program p on a domain of `shape`, launched as `how` says (0: the launcher's shape with a
@@ -374,36 +413,7 @@ static void run(const prog *p, kernel_fn const *kernels, launch3_fn launch, cons
     if (p->plan->has_scalar_outputs)
         launch(kernels[at], P, one, one);
 
-    int bad = 0;
-    for (int j = 0; j < k->noutputs; j++) {
-        const ir_output *o = &k->outputs[j];
-        int a = k->nparams + j;
-        if (!o->is_array) {
-            int sum = 0;
-            for (int32_t i = 0; i < k->nnodes; i++)
-                sum |= k->nodes[i].op == IR_SUM || k->nodes[i].op == IR_PROD;
-            if (!same(got[j], want[j], o->dtype, sum)) {
-                char g[64], w[64];
-                sc_format(g, sizeof g, got[j], o->dtype);
-                sc_format(w, sizeof w, want[j], o->dtype);
-                fprintf(stderr, "%s: %s = %s, the interpreter says %s\n", p->src, o->name, g, w);
-                bad++;
-            }
-            continue;
-        }
-        size_t sz = fusor_dtype_size(o->dtype);
-        for (int64_t i = 0; i < size; i++) {
-            ir_value x = sc_load(base[a] + i * (int64_t)sz, o->dtype),
-                     y = sc_load(ref[a] + i * (int64_t)sz, o->dtype);
-            if (!same(x, y, o->dtype, 0) && bad++ < 3) {
-                char g[64], w[64];
-                sc_format(g, sizeof g, x, o->dtype);
-                sc_format(w, sizeof w, y, o->dtype);
-                fprintf(stderr, "%s: %s[%lld] = %s, the interpreter says %s\n", p->src, o->name,
-                        (long long)i, g, w);
-            }
-        }
-    }
+    int bad = count_differences(p, base, ref, size, got, want);
     CHECK_MSG(bad == 0, "%s: %d differences (rank %d, shape %lld x %lld x %lld, launch %d)",
               p->src, bad, D, (long long)shape[0], (long long)(D > 1 ? shape[1] : 1),
               (long long)(D > 2 ? shape[2] : 1), how);
