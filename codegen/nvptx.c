@@ -925,6 +925,55 @@ static fusor_status optimise(nvb *g) {
     return st;
 }
 
+/*
+ * LLVM 16's NVPTX back end converts a signed i1 to floating point as 0 or +1 (its
+ * instruction patterns select 1, then cvt.rn.f*.s32), but a signed i1 that is set is -1.
+ * instcombine creates such conversions from ordinary integer code (a floor division of
+ * a negated 0/1 value folds to `sitofp i1`), so a kernel could compute +1 where NumPy
+ * and the CPU give -1.  Before code generation every `sitofp i1` (scalar or vector)
+ * becomes the select it means: -1.0 where set, 0.0 elsewhere.  Returns how many.
+ */
+static int lower_signed_bool_to_fp(nvb *g) {
+    int n = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(g->mod); f; f = LLVMGetNextFunction(f)) {
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb)) {
+            LLVMValueRef in = LLVMGetFirstInstruction(bb);
+            while (in) {
+                LLVMValueRef next = LLVMGetNextInstruction(in);
+                if (LLVMGetInstructionOpcode(in) == LLVMSIToFP) {
+                    LLVMValueRef x = LLVMGetOperand(in, 0);
+                    LLVMTypeRef xt = LLVMTypeOf(x), ft = LLVMTypeOf(in);
+                    int vec = LLVMGetTypeKind(xt) == LLVMVectorTypeKind;
+                    LLVMTypeRef et = vec ? LLVMGetElementType(xt) : xt;
+                    if (LLVMGetTypeKind(et) == LLVMIntegerTypeKind && LLVMGetIntTypeWidth(et) == 1) {
+                        LLVMTypeRef fe = vec ? LLVMGetElementType(ft) : ft;
+                        LLVMValueRef m1 = LLVMConstReal(fe, -1.0), z = LLVMConstReal(fe, 0.0);
+                        if (vec) {
+                            unsigned w = LLVMGetVectorSize(xt);
+                            LLVMValueRef a[64], b[64];
+                            if (w > 64) {
+                                in = next;
+                                continue;
+                            }
+                            for (unsigned i = 0; i < w; i++)
+                                a[i] = m1, b[i] = z;
+                            m1 = LLVMConstVector(a, w);
+                            z = LLVMConstVector(b, w);
+                        }
+                        LLVMPositionBuilderBefore(g->b, in);
+                        LLVMValueRef s = LLVMBuildSelect(g->b, x, m1, z, "");
+                        LLVMReplaceAllUsesWith(in, s);
+                        LLVMInstructionEraseFromParent(in);
+                        n++;
+                    }
+                }
+                in = next;
+            }
+        }
+    }
+    return n;
+}
+
 static fusor_status emit_ptx(nvb *g, cg_gpu_code *c) {
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL;
@@ -986,6 +1035,8 @@ fusor_status cg_nvptx_compile(const ir_kernel *k, const ir_plan *plan, const fus
     double t1 = now_ms();
     if (!st)
         st = optimise(&g);
+    if (!st)
+        lower_signed_bool_to_fp(&g);
     double t2 = now_ms();
     if (!st)
         st = emit_ptx(&g, c);

@@ -391,7 +391,38 @@ static void test_f16_ptx(void) {
     }
 }
 
+/* A signed bool converted to floating point is -1 where set: LLVM 16's NVPTX back end
+ * would turn `sitofp i1` (which instcombine makes of this kernel's floor division) into
+ * "selp 1, 0" and a signed convert, +1; codegen/nvptx.c rewrites it as a select of -1.0.
+ * Found by test_gpu_differential on an H200 (atan2 got +1 where NumPy says -1). */
+static void test_signed_bool_to_float(void) {
+    const char *src = "kernel k(x: bool[]) -> (y: f64[]) {\n"
+                      "    let t = isinf(isfinite(x == 2)) >= i32(0 & x) & clip(where(x, x, 7), -6, -4)\n"
+                      "    y = arctan2(~fmod(x, t) // max(t), u64(x))\n}\n";
+    char *ptx = ptx_of(src, NULL, (fusor_gpu_options){.path = FUSOR_GPU_PATH_NVPTX, .arch = 90});
+    char *body = ptx ? entry_body(ptx, "fusor_pass1_contig") : NULL;
+    CHECK_MSG(body && strstr(body, "0dBFF0000000000000"), "no -1.0 in fusor_pass1_contig");
+    /* no register set by "selp.u32 %rN, 1, 0" is then converted as signed */
+    char set[16][16];
+    int nset = 0;
+    for (char *line = body ? strtok(body, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char reg[16], src[16];
+        int one, zero;
+        if (sscanf(line, " selp.u32 %15[^,], %d, %d", reg, &one, &zero) == 3 && one == 1 &&
+            zero == 0 && nset < 16)
+            strcpy(set[nset++], reg);
+        if (sscanf(line, " cvt.rn.f64.s32 %*[^,], %15[^;]", src) == 1)
+            for (int i = 0; i < nset; i++)
+                CHECK_MSG(strcmp(src, set[i]), "%s (selp 1, 0) converted as signed", src);
+    }
+    free(body);
+    free(ptx);
+}
+
 int main(void) {
+    /* The counts of compiles below are the in-memory cache's: PTX that an earlier run left
+     * in the disk cache would be found there and not compiled. */
+    setenv("FUSOR_CACHE", "0", 1);
     ptxas = ptx_ptxas();
     nvrtc_ok = cg_nvrtc_available() == FUSOR_OK;
     if (!nvrtc_ok)
@@ -406,5 +437,6 @@ int main(void) {
     test_nvrtc_log();
     test_index32_variants();
     test_f16_ptx();
+    test_signed_bool_to_float();
     return check_done();
 }
