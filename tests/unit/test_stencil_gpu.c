@@ -250,7 +250,7 @@ static int write_source(const char *path) {
 
 static ir_value random_value(fusor_dtype d) {
     int64_t r = (int64_t)(next_rand() % 65) - 32; /* small, exact in every dtype */
-    if (d == FUSOR_F32 || d == FUSOR_F64)
+    if (d == FUSOR_F16 || d == FUSOR_F32 || d == FUSOR_F64)
         return (ir_value){.f = (double)r / 8.0};
     if (d == FUSOR_BOOL)
         return (ir_value){.i = r & 1};
@@ -258,13 +258,13 @@ static ir_value random_value(fusor_dtype d) {
 }
 
 static int same(ir_value x, ir_value y, fusor_dtype d, int sum) {
-    if (d != FUSOR_F32 && d != FUSOR_F64)
+    if (d != FUSOR_F16 && d != FUSOR_F32 && d != FUSOR_F64)
         return x.u == y.u;
-    if (isnan(x.f) || isnan(y.f))
+    if (isnan(x.f) || isnan(y.f)) /* any NaN: the GPU's canonical one has other bits */
         return isnan(x.f) && isnan(y.f);
     if (!sum)
         return x.u == y.u;
-    double tol = d == FUSOR_F32 ? 1e-5 : 1e-12;
+    double tol = d == FUSOR_F16 ? 1e-3 : d == FUSOR_F32 ? 1e-5 : 1e-12;
     return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f) + 1.0);
 }
 
