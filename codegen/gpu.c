@@ -127,7 +127,7 @@ static fusor_status cache_ensure(cg_gpu_cache **cache) {
         cg_gpu_cache *c = fu_calloc(1, sizeof *c);
         if (c)
             pthread_mutex_init(&c->lock, NULL);
-        *cache = c;
+        __atomic_store_n(cache, c, __ATOMIC_RELEASE); /* cg_gpu_cache_peek reads it unlocked */
     }
     pthread_mutex_unlock(&create_lock);
     return *cache ? FUSOR_OK : fu_oom("a GPU code cache");
@@ -215,6 +215,20 @@ static unsigned char *store_key(const cg_gpu_store *s, const fusor_gpu_options *
     }
     *len = b.len;
     return (unsigned char *)sb_take(&b);
+}
+
+const cg_gpu_code *cg_gpu_cache_peek(cg_gpu_cache *const *slot, const fusor_gpu_options *opt) {
+    /* cache_ensure publishes the cache with a release store; no lock needed to see it */
+    cg_gpu_cache *cache = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    fusor_gpu_options key;
+    if (!cache || cg_gpu_options_normalize(opt, &key) != FUSOR_OK) {
+        fu_clear_error();
+        return NULL;
+    }
+    pthread_mutex_lock(&cache->lock);
+    const cg_gpu_code *hit = find(cache, &key);
+    pthread_mutex_unlock(&cache->lock);
+    return hit;
 }
 
 fusor_status cg_gpu_cache_get(cg_gpu_cache **cache, const ir_kernel *k, const ir_plan *plan,

@@ -160,6 +160,9 @@ typedef struct cg_gpu_store {
     size_t prefix_len;
     const char *name;
 } cg_gpu_store;
+/* The code already in the cache for these options, or NULL: no compile, no disk, no
+ * allocation (what every launch after the first asks). */
+const cg_gpu_code *cg_gpu_cache_peek(cg_gpu_cache *const *cache, const fusor_gpu_options *o);
 /* cg_gpu_cache_get that asks `store` (may be NULL) before compiling, and keeps what it
  * compiled there.  Code loaded from the store has compile_ms 0. */
 fusor_status cg_gpu_cache_get_stored(cg_gpu_cache **cache, const ir_kernel *k,

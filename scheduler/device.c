@@ -141,15 +141,6 @@ double sched_device_peak_bandwidth(const sched_device *d) {
 
 /* ------------------------------------------------------------------ modules */
 
-static uint64_t fnv1a(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -220,7 +211,7 @@ static int cubin_load(const cudrv_table *t, sched_device *d, const char *ptx, in
 
 /* Loads one module under d->lock. */
 static fusor_status load_locked(const cudrv_table *t, sched_device *d, const char *ptx, size_t len,
-                                uint64_t h, int arch_min, sched_module **out) {
+                                int arch_min, sched_module **out) {
     char *fixed = NULL;
     fusor_status st =
         sched_cuda_fit_ptx(ptx, sched_cuda_max_ptx(sched_cuda_driver_version()), arch_min, &fixed);
@@ -241,7 +232,6 @@ static fusor_status load_locked(const cudrv_table *t, sched_device *d, const cha
     }
     memcpy(m->ptx, ptx, len + 1);
     m->len = len;
-    m->hash = h;
     int opts[5] = {CUDRV_JIT_INFO_LOG_BUFFER, CUDRV_JIT_INFO_LOG_BUFFER_SIZE_BYTES,
                    CUDRV_JIT_ERROR_LOG_BUFFER, CUDRV_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
                    CUDRV_JIT_LOG_VERBOSE};
@@ -281,16 +271,18 @@ fusor_status sched_module_load(sched_device *d, const char *ptx, int arch_min, s
     const cudrv_table *t = sched_cuda(&st);
     if (!t)
         return st;
+    /* Every launch looks its module up here, so no hash of the text (tens of KB, ~50 us
+     * byte by byte): the length, then the text itself, which memcmp compares in well
+     * under a microsecond. */
     size_t len = strlen(ptx);
-    uint64_t h = fnv1a(ptx, len);
     pthread_mutex_lock(&d->lock);
     for (sched_module *m = d->modules; m; m = m->next)
-        if (m->hash == h && m->len == len && !memcmp(m->ptx, ptx, len)) {
+        if (m->len == len && !memcmp(m->ptx, ptx, len)) {
             pthread_mutex_unlock(&d->lock);
             *out = m;
             return FUSOR_OK;
         }
-    st = load_locked(t, d, ptx, len, h, arch_min, out);
+    st = load_locked(t, d, ptx, len, arch_min, out);
     pthread_mutex_unlock(&d->lock);
     return st;
 }

@@ -28,7 +28,6 @@ typedef struct sched_function {
 } sched_function;
 
 typedef struct sched_module {
-    uint64_t hash;
     char *ptx; /* the text as given (the key) */
     size_t len;
     cudrv_module mod;

@@ -43,6 +43,8 @@ static fusor_gpu_options options_of(fusor_context *ctx) {
 
 fusor_status sched_spec_gpu_code(fusor_context *c, sched_spec *s, const fusor_gpu_options *o,
                                  const cg_gpu_code **out) {
+    if ((*out = cg_gpu_cache_peek(&s->gpu_cache, o)))
+        return FUSOR_OK;
     if (!c->disk_cache)
         return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, o, out);
     /* Beside the host code on disk: this build of fusor (which fixes LLVM), then the

@@ -400,27 +400,33 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
     if (!pp)
         return fu_oom("a GPU launch plan");
     fusor_status st = sched_gpu_choose(g, pp);
-    size_t partial_bytes = st ? 0 : sched_gpu_partials_bytes(g, pp);
+    /* One pool buffer and one copy per launch: the parameter blocks and the slots go up
+     * together (one host image); the scalar outputs and the reduction partials follow,
+     * written by the kernels.  Each part starts on a 256-byte boundary. */
     size_t psz = sched_gpu_params_size(g);
     size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
-    cudrv_ptr dslots = 0, dparts = 0, douts = 0, dparams = 0;
+    size_t params_bytes = psz * (size_t)(np + 1);
+    size_t off_slots = (params_bytes + 255) & ~(size_t)255;
+    size_t off_outs = (off_slots + nslots * 8 + 255) & ~(size_t)255;
+    size_t off_parts = (off_outs + (g->code->has_finish ? (nouts ? nouts : 1) * 8 : 0) + 255) &
+                       ~(size_t)255;
+    size_t total = off_parts + (st ? 0 : sched_gpu_partials_bytes(g, pp));
+    cudrv_ptr base = 0, dslots = 0, dparts = 0, douts = 0, dparams = 0;
     unsigned char *img = NULL;
     if (!st)
-        st = tmp_alloc(g, nslots * 8, &dslots);
-    if (!st)
-        st = tmp_alloc(g, partial_bytes, &dparts);
-    if (!st && g->code->has_finish)
-        st = tmp_alloc(g, (nouts ? nouts : 1) * 8, &douts);
-    if (!st)
-        st = tmp_alloc(g, psz * (size_t)(np + 1), &dparams);
-    if (!st && !(img = fu_calloc((size_t)(np + 1), psz)))
+        st = tmp_alloc(g, total, &base);
+    if (!st && !(img = fu_calloc(1, off_slots + nslots * 8)))
         st = fu_oom("GPU parameter blocks");
-    if (!st)
+    if (!st) {
+        dparams = base;
+        dslots = nslots ? base + off_slots : 0;
+        douts = g->code->has_finish ? base + off_outs : 0;
+        dparts = total > off_parts ? base + off_parts : 0;
         sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
+        memcpy(img + off_slots, slots, nslots * 8);
+    }
     cudrv_result r = CUDRV_SUCCESS;
-    if (!st && (r = g->t->memcpy_htod_async(dslots, slots, nslots * 8, g->cu)) == CUDRV_SUCCESS)
-        r = g->t->memcpy_htod_async(dparams, img, psz * (size_t)(np + 1), g->cu);
-    if (!st && r)
+    if (!st && (r = g->t->memcpy_htod_async(dparams, img, off_slots + nslots * 8, g->cu)))
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);
