@@ -400,9 +400,10 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
     if (!pp)
         return fu_oom("a GPU launch plan");
     fusor_status st = sched_gpu_choose(g, pp);
-    /* One pool buffer and one copy per launch: the parameter blocks and the slots go up
-     * together (one host image); the scalar outputs and the reduction partials follow,
-     * written by the kernels.  Each part starts on a 256-byte boundary. */
+    /* No allocation and one copy per launch: the parameter blocks and the slots go up
+     * together (one host image) into the stream's own buffer (sched_stream_scratch); the
+     * scalar outputs and the reduction partials follow, written by the kernels.  Each
+     * part starts on a 256-byte boundary. */
     size_t psz = sched_gpu_params_size(g);
     size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
     size_t params_bytes = psz * (size_t)(np + 1);
@@ -412,11 +413,14 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
                        ~(size_t)255;
     size_t total = off_parts + (st ? 0 : sched_gpu_partials_bytes(g, pp));
     cudrv_ptr base = 0, dslots = 0, dparts = 0, douts = 0, dparams = 0;
+    size_t len = off_slots + nslots * 8;
     unsigned char *img = NULL;
-    if (!st)
-        st = tmp_alloc(g, total, &base);
-    if (!st && !(img = fu_calloc(1, off_slots + nslots * 8)))
+    if (!st && !(img = fu_calloc(1, len)))
         st = fu_oom("GPU parameter blocks");
+    if (!st) {
+        /* The buffer's address is in the blocks: ask for it first (no copy yet). */
+        st = sched_stream_scratch(g->d->ordinal, g->cu, total, NULL, 0, &base);
+    }
     if (!st) {
         dparams = base;
         dslots = nslots ? base + off_slots : 0;
@@ -424,15 +428,14 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
         dparts = total > off_parts ? base + off_parts : 0;
         sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
         memcpy(img + off_slots, slots, nslots * 8);
+        st = sched_stream_scratch(g->d->ordinal, g->cu, total, img, len, &base);
     }
-    cudrv_result r = CUDRV_SUCCESS;
-    if (!st && (r = g->t->memcpy_htod_async(dparams, img, off_slots + nslots * 8, g->cu)))
-        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);
     if (!st && g->code->has_finish) {
         /* To pageable memory: returns when the values are there. */
-        if ((r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu)) != CUDRV_SUCCESS)
+        cudrv_result r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu);
+        if (r != CUDRV_SUCCESS)
             st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
         if (!st)
             *need_sync = 1;

@@ -68,6 +68,8 @@ struct fusor_event {
 
 static _Thread_local fusor_stream *current;
 
+static void scratch_drop(const cudrv_table *t, cudrv_stream s);
+
 fusor_stream *sched_stream_current(void) { return current; }
 
 /* ------------------------------------------------------------------ events */
@@ -363,8 +365,10 @@ fusor_status sched_stream_cu(fusor_stream *s, int device, cudrv_stream *out) {
     if (s->cu && s->device != device) {
         if ((st = sched_stream_host_barrier(s)))
             return st;
-        if (!sched_device_get(s->device, &d) && !sched_device_activate(d))
+        if (!sched_device_get(s->device, &d) && !sched_device_activate(d)) {
+            scratch_drop(t, s->cu);
             t->stream_destroy(s->cu);
+        }
         s->cu = NULL;
     }
     if ((st = sched_device_get(device, &d)) || (st = sched_device_activate(d)))
@@ -473,8 +477,11 @@ static void stream_free(fusor_stream *s) {
     if (s->cu) {
         const cudrv_table *t = sched_cuda(NULL);
         sched_device *d;
-        if (t && !sched_device_get(s->device, &d) && !sched_device_activate(d))
+        if (t && !sched_device_get(s->device, &d) && !sched_device_activate(d)) {
+            t->stream_synchronize(s->cu);
+            scratch_drop(t, s->cu);
             t->stream_destroy(s->cu);
+        }
         fu_clear_error();
     }
     while (s->spare) {
@@ -688,6 +695,108 @@ fusor_status fusor_array_copy(fusor_array *dst, const fusor_array *src, fusor_st
     return st;
 }
 
+/* ------------------------------------------------------------------ stream scratch */
+
+typedef struct {
+    cudrv_stream s;
+    int device;
+    cudrv_ptr p;
+    size_t bytes;
+    unsigned char *image; /* what the start of p holds (image_len bytes), or NULL */
+    size_t image_len;
+} scratch_entry;
+
+static struct {
+    pthread_mutex_t lock;
+    scratch_entry *e;
+    int n, cap;
+} scr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Copies `image` to the start of e->p on s unless it is there already; under scr.lock. */
+static fusor_status scratch_upload(const cudrv_table *t, scratch_entry *e, cudrv_stream s,
+                                   const void *image, size_t len) {
+    if (e->image && e->image_len == len && !memcmp(e->image, image, len))
+        return FUSOR_OK;
+    fu_free(e->image);
+    e->image = NULL;
+    cudrv_result r = t->memcpy_htod_async(e->p, image, len, s);
+    if (r != CUDRV_SUCCESS)
+        return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+    if ((e->image = fu_malloc(len ? len : 1))) { /* no copy kept: the next one uploads */
+        memcpy(e->image, image, len);
+        e->image_len = len;
+    }
+    return FUSOR_OK;
+}
+
+fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, const void *image,
+                                  size_t len, cudrv_ptr *out) {
+    *out = 0;
+    fusor_status st;
+    const cudrv_table *t = sched_cuda(&st);
+    if (!t)
+        return st;
+    pthread_mutex_lock(&scr.lock);
+    scratch_entry *e = NULL;
+    for (int i = 0; i < scr.n; i++)
+        if (scr.e[i].s == s && scr.e[i].device == device)
+            e = &scr.e[i];
+    if (!e) {
+        if (scr.n == scr.cap) {
+            int cap = scr.cap ? 2 * scr.cap : 16;
+            void *q = fu_realloc(scr.e, sizeof *scr.e * (size_t)cap);
+            if (!q) {
+                pthread_mutex_unlock(&scr.lock);
+                return fu_oom("a stream's launch buffer");
+            }
+            scr.e = q;
+            scr.cap = cap;
+        }
+        e = &scr.e[scr.n++];
+        *e = (scratch_entry){.s = s, .device = device};
+    }
+    if (e->bytes < bytes) {
+        if (e->p) { /* too small: the kernels before may still read it */
+            t->stream_synchronize(s);
+            t->mem_free(e->p);
+            e->p = 0;
+            e->bytes = 0;
+            fu_free(e->image);
+            e->image = NULL;
+        }
+        size_t want = 16384;
+        while (want < bytes)
+            want *= 2;
+        cudrv_result r = t->mem_alloc(&e->p, want);
+        if (r != CUDRV_SUCCESS) {
+            e->p = 0;
+            pthread_mutex_unlock(&scr.lock);
+            return sched_cuda_fail(FUSOR_ERROR_OUT_OF_MEMORY, r,
+                                   "allocating a stream's launch buffer");
+        }
+        e->bytes = want;
+    }
+    st = image ? scratch_upload(t, e, s, image, len) : FUSOR_OK;
+    if (!st)
+        *out = e->p;
+    pthread_mutex_unlock(&scr.lock);
+    return st;
+}
+
+/* Before `s` is destroyed (its work done): frees its scratch.  The device's context is
+ * current.  `t` NULL: the driver is going away, only forget. */
+static void scratch_drop(const cudrv_table *t, cudrv_stream s) {
+    pthread_mutex_lock(&scr.lock);
+    for (int i = 0; i < scr.n; i++)
+        if (scr.e[i].s == s) {
+            if (t && scr.e[i].p)
+                t->mem_free(scr.e[i].p);
+            fu_free(scr.e[i].image);
+            scr.e[i--] = scr.e[--scr.n];
+        }
+    pthread_mutex_unlock(&scr.lock);
+}
+
 /* ------------------------------------------------------------------ sync streams */
 
 #define SYNC_STREAMS 8
@@ -746,8 +855,10 @@ void sched_sync_stream_put(int device, cudrv_stream s) {
         s = NULL;
     }
     pthread_mutex_unlock(&ss.lock);
-    if (s)
+    if (s) {
+        scratch_drop(t, s);
         t->stream_destroy(s);
+    }
 }
 
 void sched_sync_streams_forget(void) {
@@ -755,14 +866,22 @@ void sched_sync_streams_forget(void) {
     pthread_mutex_lock(&ss.lock);
     for (int i = 0; i < ss.ndev; i++) {
         sched_device *d;
-        if (t && ss.dev[i].n && !sched_device_get(i, &d) && !sched_device_activate(d))
-            for (int j = 0; j < ss.dev[i].n; j++)
+        int live = t && ss.dev[i].n && !sched_device_get(i, &d) && !sched_device_activate(d);
+        for (int j = 0; j < ss.dev[i].n; j++) {
+            scratch_drop(live ? t : NULL, ss.dev[i].s[j]);
+            if (live)
                 t->stream_destroy(ss.dev[i].s[j]);
+        }
         ss.dev[i].n = 0;
     }
     fu_free(ss.dev);
     ss.dev = NULL;
     ss.ndev = 0;
     pthread_mutex_unlock(&ss.lock);
+    /* Streams of the old driver that are still registered: their handles may come back. */
+    pthread_mutex_lock(&scr.lock);
+    while (scr.n)
+        fu_free(scr.e[--scr.n].image);
+    pthread_mutex_unlock(&scr.lock);
     fu_clear_error();
 }

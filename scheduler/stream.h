@@ -42,6 +42,17 @@ void sched_sync_stream_put(int device, cudrv_stream s);
 /* Called on driver reload: destroys pooled synchronous streams. */
 void sched_sync_streams_forget(void);
 
+/* A device buffer of at least `bytes` that belongs to the CUDA stream `s` of `device`, for
+ * a launch's parameter blocks, slots, scalar outputs and partials, with `image` (`len`
+ * bytes, len <= bytes; NULL: nothing yet) copied to its start.  Only work on `s` may use it: launches on one
+ * stream run in order, so each overwrites the last one's (its copy in is ordered after
+ * the kernels before it) and a launch costs no allocation; an image the same as the
+ * last one there is not copied again (kernels never write that part).  It grows (after
+ * synchronising `s`) and lives until `s` is destroyed; plain driver memory, not the
+ * pool's, so pool statistics stay those of arrays and temporaries. */
+fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, const void *image,
+                                  size_t len, cudrv_ptr *out);
+
 /* The context's default stream, made on first use (or NULL when it has none yet:
  * `create` 0). */
 fusor_status sched_context_stream(fusor_context *c, int create, fusor_stream **out);

@@ -746,6 +746,64 @@ static void test_sequence_graph(void) {
     CHECK(F.bad_access == 0);
 }
 
+/* fusor_launch on device arrays, again and again: the launch's parameter blocks live in
+ * its CUDA stream's own buffer, so a repeated launch allocates nothing and uploads
+ * nothing when nothing changed; a new scalar or new arrays are uploaded (and used). */
+static void test_launch_scratch(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = axpy_kernel(FUSOR_TARGET_AUTO, &g);
+    int64_t n = 3000;
+    fusor_array *x = host(1, &n, 1), *y = host(1, &n, 100), *w = host(1, &n, -7);
+    fusor_array *xd = on_device(g, x, 1), *yd = on_device(g, y, 1), *wd = on_device(g, w, 1);
+    fusor_array *zd = on_device(g, x, 0);
+    fusor_args *a = axpy_args(k, 0.5, xd, yd, zd);
+    double *want = malloc(sizeof(double) * (size_t)n);
+    const double *hx = fusor_array_data(x), *hy = fusor_array_data(y), *hw = fusor_array_data(w);
+    CHECK_OK(fusor_launch(k, a)); /* compiles, loads, makes the stream's buffer */
+    long allocs = F.alloc_calls + F.pool_allocs, h2d = F.htod_bytes, launches = F.launches;
+    for (int i = 0; i < 5; i++)
+        CHECK_OK(fusor_launch(k, a));
+    CHECK_MSG(F.alloc_calls + F.pool_allocs == allocs, "%ld device allocations in 5 launches",
+              F.alloc_calls + F.pool_allocs - allocs);
+    CHECK_MSG(F.htod_bytes == h2d, "%ld bytes uploaded by 5 identical launches",
+              F.htod_bytes - h2d);
+    CHECK(F.launches - launches == 5);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = 0.5 * hx[i] + hy[i];
+    CHECK_MSG(device_equals(zd, want, n), "z after identical launches");
+
+    CHECK_OK(fusor_args_set_f64(a, "a", -2.0)); /* a new scalar: uploaded, and used */
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(F.htod_bytes > h2d && F.alloc_calls + F.pool_allocs == allocs);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = -2.0 * hx[i] + hy[i];
+    CHECK_MSG(device_equals(zd, want, n), "z after a new scalar");
+
+    CHECK_OK(fusor_args_set_array(a, "y", wd)); /* new arrays: their addresses go up */
+    h2d = F.htod_bytes;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(F.htod_bytes > h2d);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = -2.0 * hx[i] + hw[i];
+    CHECK_MSG(device_equals(zd, want, n), "z after a new y");
+    CHECK_OK(fusor_args_set_array(a, "y", yd)); /* and back */
+    CHECK_OK(fusor_launch(k, a));
+    for (int64_t i = 0; i < n; i++)
+        want[i] = -2.0 * hx[i] + hy[i];
+    CHECK_MSG(device_equals(zd, want, n), "z after y came back");
+    CHECK(F.bad_access == 0 && pool0().in_use == 4 * (size_t)n * sizeof(double));
+    free(want);
+    fusor_args_destroy(a);
+    fusor_array *all[] = {x, y, w, xd, yd, wd, zd};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        fusor_array_destroy(all[i]);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(pool0().in_use == 0);
+}
+
 int main(void) {
     setenv("FUSOR_CACHE", "0", 1);
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
@@ -758,6 +816,7 @@ int main(void) {
     test_default_device();
     test_chunked();
     test_sequence_graph();
+    test_launch_scratch();
     fusor_context_destroy(ctx);
     fake_fresh();
     return check_done();
