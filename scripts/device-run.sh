@@ -53,7 +53,7 @@ echo "fusor $(cat "$d/COMMIT"), $(date -u +%Y-%m-%dT%H:%MZ)" | tee -a "$log"
 
 echo "== tests"
 for t in "$d"/bin/test_cuda_* "$d"/bin/test_gpu_*; do
-    [ -x "$t" ] && run "$(basename "$t")" 180 "$t"
+    [ -x "$t" ] && run "$(basename "$t")" 120 "$t"
 done
 echo "== examples on the GPU (FUSOR_TARGET=gpu)"
 for e in "$d"/bin/example_*; do
