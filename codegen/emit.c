@@ -81,6 +81,7 @@ typedef struct emitter {
     LLVMValueRef row_flat;        /* the flat box index of the row's element 0 */
     LLVMValueRef *rowbase;        /* [narrays]: the row's element 0 (stencil loads: remapped) */
     LLVMValueRef *rowzero;        /* [narrays]: ZERO stencil loads, i1: the row is outside */
+    int libm_calls;               /* math function calls emitted so far (loop_id) */
     fusor_status err;
 } emitter;
 
@@ -185,6 +186,8 @@ static LLVMValueRef named_call(emitter *e, const char *name, LLVMValueRef a, LLV
 
 static LLVMValueRef math_call(emitter *e, ir_op op, fusor_dtype d, LLVMValueRef a, LLVMValueRef b) {
     const char *name = math_name(e, op, d);
+    if (op != IR_SQRT) /* a vector instruction; the others become (vector) math calls */
+        e->libm_calls++;
     if (!name) {
         e->err = fu_error(FUSOR_ERROR_INTERNAL, "codegen: no math function for %s of %s",
                           ir_op_name(op), fusor_dtype_name(d));
@@ -938,8 +941,15 @@ static void reset_fn_state(emitter *e) {
 
 /* Loop metadata: !{self, !{"llvm.loop.parallel_accesses", group}} and, for the strided
  * variant, vectorize.width 1.  With run-time strides the vectoriser can only gather,
- * which measured no faster than scalar loads here and made compiles ~30% slower (as did
+ * which measured no faster than scalar loops here and made compiles ~30% slower (as did
  * interleaving the scalar loop).
+ *
+ * On the host a contiguous loop that calls no math function (`streaming`: it moves
+ * memory) is interleaved twice, not LLVM's default 4 times: four vectors of every stream
+ * per iteration made in-place and select kernels slower than the C loop on AMD Zen 4
+ * (bench_cases, 1e7, one thread: saxpy_f32 in place 0.85-0.88 of the C loop, `where`
+ * 0.84-0.86; twice: 0.98-1.03 and 0.97-1.02, triad and dot unchanged or better).  Loops
+ * with math calls keep the default: there it measured 1.5x slower (sin2_cos2).
  *
  * On a GPU the vector variant's loop of a pass that reduces is unrolled 4 times
  * (`unroll`), the rest not at all: a thread's grid-stride sum has one load in flight per
@@ -947,29 +957,33 @@ static void reset_fn_state(emitter *e) {
  * bandwidth.  Unrolling keeps the order of the additions (the same bits), it only lets
  * the loads of four iterations go first.  Only the _vec variants (contiguous, aligned
  * arrays: the fast path) are unrolled, to keep compile time and PTX size down. */
-static LLVMValueRef loop_id(emitter *e, int unroll) {
-    LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+static LLVMValueRef loop_id(emitter *e, int unroll, int streaming) {
+    LLVMContextRef cx = e->ctx;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cx);
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(cx, NULL, 0);
     const char *pa_s = "llvm.loop.parallel_accesses", *vw_s = "llvm.loop.vectorize.width";
     const char *uc_s = "llvm.loop.unroll.count", *ud_s = "llvm.loop.unroll.disable";
-    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(e->ctx), 1, 0);
-    LLVMValueRef count = LLVMConstInt(LLVMInt32TypeInContext(e->ctx), (unsigned)unroll, 0);
-    LLVMMetadataRef pa[2] = {LLVMMDStringInContext2(e->ctx, pa_s, strlen(pa_s)),
+    const char *il_s = "llvm.loop.interleave.count";
+    LLVMMetadataRef pa[2] = {LLVMMDStringInContext2(cx, pa_s, strlen(pa_s)),
                              LLVMValueAsMetadata(e->access_group)};
-    LLVMMetadataRef vw[2] = {LLVMMDStringInContext2(e->ctx, vw_s, strlen(vw_s)),
-                             LLVMValueAsMetadata(one)};
-    LLVMMetadataRef uc[2] = {LLVMMDStringInContext2(e->ctx, uc_s, strlen(uc_s)),
-                             LLVMValueAsMetadata(count)};
-    LLVMMetadataRef ud[1] = {LLVMMDStringInContext2(e->ctx, ud_s, strlen(ud_s))};
-    LLVMMetadataRef ops[4] = {tmp, LLVMMDNodeInContext2(e->ctx, pa, 2)};
+    LLVMMetadataRef vw[2] = {LLVMMDStringInContext2(cx, vw_s, strlen(vw_s)),
+                             LLVMValueAsMetadata(LLVMConstInt(i32, 1, 0))};
+    LLVMMetadataRef uc[2] = {LLVMMDStringInContext2(cx, uc_s, strlen(uc_s)),
+                             LLVMValueAsMetadata(LLVMConstInt(i32, (unsigned)unroll, 0))};
+    LLVMMetadataRef ud[1] = {LLVMMDStringInContext2(cx, ud_s, strlen(ud_s))};
+    LLVMMetadataRef il[2] = {LLVMMDStringInContext2(cx, il_s, strlen(il_s)),
+                             LLVMValueAsMetadata(LLVMConstInt(i32, 2, 0))};
+    LLVMMetadataRef ops[4] = {tmp, LLVMMDNodeInContext2(cx, pa, 2)};
     int n = 2;
     if (e->strided)
-        ops[n++] = LLVMMDNodeInContext2(e->ctx, vw, 2);
+        ops[n++] = LLVMMDNodeInContext2(cx, vw, 2);
+    else if (!e->t->gpu && streaming)
+        ops[n++] = LLVMMDNodeInContext2(cx, il, 2);
     if (e->t->gpu)
-        ops[n++] = unroll > 1 ? LLVMMDNodeInContext2(e->ctx, uc, 2)
-                              : LLVMMDNodeInContext2(e->ctx, ud, 1);
-    LLVMMetadataRef id = LLVMMDNodeInContext2(e->ctx, ops, (size_t)n);
+        ops[n++] = unroll > 1 ? LLVMMDNodeInContext2(cx, uc, 2) : LLVMMDNodeInContext2(cx, ud, 1);
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cx, ops, (size_t)n);
     LLVMMetadataReplaceAllUsesWith(tmp, id); /* a self-reference makes it distinct */
-    return LLVMMetadataAsValue(e->ctx, id);
+    return LLVMMetadataAsValue(cx, id);
 }
 
 /* One lane of an iteration: the element at e->index. */
@@ -1049,6 +1063,7 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
         for (int j = 0; j < red[r].ncarry; j++)
             red[r].cur[j] = red[r].phi[j] = LLVMBuildPhi(b, LLVMTypeOf(red[r].init[j]), "acc");
     e->index = idx;
+    int calls = e->libm_calls;
     if (lanes == 1)
         emit_body(e, ps, red);
     else
@@ -1059,7 +1074,8 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
     e->index_next = next;
     e->latch = LLVMGetInsertBlock(b);
     LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, limit), loop, exit);
-    LLVMSetMetadata(br, e->md_loop, loop_id(e, ps->nreductions && lanes > 1 ? 4 : 0));
+    LLVMSetMetadata(br, e->md_loop,
+                    loop_id(e, ps->nreductions && lanes > 1 ? 4 : 0, e->libm_calls == calls));
     LLVMValueRef in_v[2] = {first, next};
     LLVMBasicBlockRef in_b[2] = {e->pre, e->latch};
     LLVMAddIncoming(idx, in_v, in_b, 2);
