@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """NumPy, numexpr and Numba on fusor's benchmark cases, same sizes and thread count.
 
-    python3 bench/peers/run_peers.py [--sizes 1e5,1e7] [--threads 2] [--json]
+    python3 bench/peers/run_peers.py [--sizes 1e5,1e7] [--threads 2] [--cases dot,...] [--json]
 
 Run by scripts/bench.sh with the venv it makes (bench/peers/.venv: numpy, numexpr,
 numba); not part of the test suite.  Each case is timed like bench_cases.c times fusor
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--sizes", default="1e5,1e7")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     args = ap.parse_args()
     t = args.threads
     for var in ("OMP_NUM_THREADS", "NUMEXPR_MAX_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -191,7 +192,10 @@ def main():
                            lambda: (NE("sqrt((0.5*a + b)**2 + 1)", out=out), NE("(0.5*a + b) - out", out=out2)),
                            lambda: nb_three(a, b, out, out2)),
         }
+        only = set(filter(None, args.cases.split(",")))
         for name, (f_np, f_ne, f_nb) in cases.items():
+            if only and name not in only:
+                continue
             row = {"case": name, "n": n, "threads": t, "numpy_s": timed(f_np), "numexpr_s": timed(f_ne),
                    "numba_s": timed(f_nb), **versions}
             if args.json:
