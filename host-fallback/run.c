@@ -636,7 +636,7 @@ static void axis_rows_finish(void *ctx, int tid, int nthreads) {
 static int axis_by_rows(const ir_kernel *k, const ir_plan *plan, const cg_compiled *map,
                         int fused, const ir_domain *d, int axis, char *out,
                         const int64_t *out_strides, const ir_value *slots, int nthreads,
-                        int *threads_used, fusor_status *st) {
+                        int *threads_used, host_scratch *scratch, fusor_status *st) {
     int in = d->ndim - 1;
     *st = FUSOR_OK;
     if (!map || axis == in || d->shape[in] < 16 || d->narrays != k->nparams + k->noutputs)
@@ -668,7 +668,18 @@ static int axis_by_rows(const ir_kernel *k, const ir_plan *plan, const cg_compil
     j.chunk = (L + 7) / 8 > 128 ? (L + 7) / 8 : 128;
     j.nchunk = L ? (L + j.chunk - 1) / j.chunk : 1;
     int64_t items = j.nouter * j.nblk * j.nchunk;
-    j.partials = fu_malloc((size_t)(items * j.blk) * j.pes);
+    size_t pbytes = (size_t)(items * j.blk) * j.pes;
+    int own = !scratch || scratch->bytes < pbytes;
+    if (own && scratch && pbytes) { /* grow the caller's (a prepared launch keeps it) */
+        void *m = fu_malloc(pbytes);
+        if (m) {
+            fu_free(scratch->p);
+            scratch->p = m;
+            scratch->bytes = pbytes;
+            own = 0;
+        }
+    }
+    j.partials = own ? fu_malloc(pbytes ? pbytes : 1) : scratch->p;
     if (!j.partials) {
         *st = fu_oom("the partial results of an axis reduction");
         return 0;
@@ -684,14 +695,16 @@ static int axis_by_rows(const ir_kernel *k, const ir_plan *plan, const cg_compil
         *threads_used = j.team;
         host_parallel(n2 > 0 ? n2 : 1, axis_rows_finish, &j);
     }
-    fu_free(j.partials);
+    if (own)
+        fu_free(j.partials);
     return 1;
 }
 
 fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
                            const cg_compiled *map, int map_accumulates, const ir_domain *d,
                            int axis, char *out, const int64_t *out_strides,
-                           const ir_value *slots, int nthreads, int *threads_used) {
+                           const ir_value *slots, int nthreads, int *threads_used,
+                           host_scratch *scratch) {
     if (d->narrays > HOST_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
                         "a kernel may have at most %d parameters and outputs", HOST_MAX_ARRAYS);
@@ -700,7 +713,7 @@ fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_com
                         k->name);
     fusor_status st;
     if (axis_by_rows(k, plan, map, map_accumulates, d, axis, out, out_strides, slots, nthreads,
-                     threads_used, &st) ||
+                     threads_used, scratch, &st) ||
         st)
         return st;
     const ir_node *red = &k->nodes[plan->passes[0].reductions[0]];

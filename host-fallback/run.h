@@ -47,11 +47,14 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
  * accumulators, position after position — memory is read in order, once.  The order of
  * each element's combination (along the axis) does not depend on the thread count.  With
  * `map_accumulates` map adds (multiplies) the operand into its accumulator parameter
- * itself (stage.h), so a position along the axis is one vectorised call. */
+ * itself (stage.h), so a position along the axis is one vectorised call.  That path's
+ * partial results go to `scratch` (grown as needed; NULL: allocated for the call), which
+ * a prepared launch keeps between steps. */
 fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_compiled *code,
                            const cg_compiled *map, int map_accumulates, const ir_domain *d,
                            int axis, char *out, const int64_t *out_strides,
-                           const ir_value *slots, int nthreads, int *threads_used);
+                           const ir_value *slots, int nthreads, int *threads_used,
+                           host_scratch *scratch);
 
 /* Below this many elements a pass runs on the calling thread. */
 #define HOST_PARALLEL_MIN_ELEMENTS 32768

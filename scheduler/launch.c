@@ -478,7 +478,7 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
                               k->name);
             else
                 st = sched_staged_run(k, a, P->spec, P->arrays, P->slots, P->outs,
-                                      reference == RUN_REFERENCE, &threads);
+                                      reference == RUN_REFERENCE, &threads, NULL);
         } else
             st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
                                   P->outs, reference == RUN_FUSED, &gpu, &threads);
@@ -610,6 +610,7 @@ struct fusor_prepared {
     int *literal;           /* [nparams] bound as a literal: folded into the code */
     void *block;            /* the memory behind the per-parameter tables */
     host_scratch scratch;   /* reduction partials, sized once */
+    sched_staged_cache *staged; /* axis reductions: shapes, temporaries (staged.c) */
     sched_gpu_prep *gpu;    /* the GPU side, made at the first launch (gpuprep.c) */
     snapshots queued;       /* bindings of launches queued on streams */
 };
@@ -643,6 +644,7 @@ void fusor_prepared_destroy(fusor_prepared *p) {
     for (int i = 0; p->own && i < p->n; i++) fusor_array_destroy(p->own[i]);
     for (int i = 0; p->scalar0d && i < p->nparams; i++) fusor_array_destroy(p->scalar0d[i]);
     sched_gpu_prep_free(p->gpu);
+    if (p->P) sched_staged_cache_free(p->staged, p->P->spec);
     fu_free(p->P);
     fu_free(p->block);
     fu_free(p->scratch.p);
@@ -756,7 +758,8 @@ static fusor_status prepared_exec(fusor_prepared *p) {
     int threads = 1, gpu = 0;
     fusor_status st;
     if (P->spec->staging) /* axis reductions: their stages on the host (staged.c) */
-        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, P->slots, P->outs, 0, &threads);
+        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, P->slots, P->outs, 0, &threads,
+                              &p->staged);
     else
         st = sched_gpu_prep_run(&p->gpu, p->k, p->a, P->spec, &P->dom, P->arrays, P->slots,
                                 P->outs, &gpu, &threads);

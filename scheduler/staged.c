@@ -302,23 +302,37 @@ typedef struct buffer { /* where an axis reduction's result lives */
     void *owned;
 } buffer;
 
+/* The buffers a launch of a kernel with stages needs besides its arrays: the shapes of
+ * every node, the axis reductions' temporaries, one stage's strides and slots, and the
+ * row path's partials.  A prepared launch keeps them (sched_staged_cache), so that its
+ * steps allocate nothing; fusor_launch makes them for the one launch. */
+struct sched_staged_cache {
+    shapes *s;                          /* of the arrays below */
+    int nbound;                         /* parameters and outputs */
+    ir_nshape bound[HOST_MAX_ARRAYS];   /* their shapes when s was inferred (-1: unbound) */
+    buffer *res;                        /* [nnodes] */
+    int64_t (*strides)[FUSOR_MAX_DIMS]; /* [the most arrays of a stage + 1] */
+    ir_value *sslots;                   /* [the most slots of a stage + 1] */
+    int max_arrays, max_slots;
+    host_scratch axis;                  /* host_run_axis's partials */
+};
+
 static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_array **arrays,
-                              const shapes *s, buffer *res, const ir_value *slots, ir_value *outs,
+                              sched_staged_cache *c, const ir_value *slots, ir_value *outs,
                               int nthreads, int *threads) {
     const ir_kernel *ir = spec->ir;
     const ir_stage *stg = &spec->staging->stages[si];
     const ir_kernel *sk = stg->k;
     const cg_compiled *code = spec->stage_code[si];
+    const shapes *s = c->s;
+    const buffer *res = c->res;
     int na = sk->nparams + sk->noutputs;
     char *base[HOST_MAX_ARRAYS];
-    int64_t(*strides)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *strides);
-    ir_value *sslots = fu_calloc((size_t)stg->plan->nslots + 1, sizeof(ir_value));
+    int64_t(*strides)[FUSOR_MAX_DIMS] = c->strides;
+    ir_value *sslots = c->sslots;
     ir_value souts[HOST_MAX_ARRAYS];
-    if (!strides || !sslots) {
-        fu_free(strides);
-        fu_free(sslots);
-        return fu_oom("a stage of a launch");
-    }
+    memset(strides, 0, sizeof *strides * (size_t)(na + 1));
+    memset(sslots, 0, sizeof *sslots * (size_t)(stg->plan->nslots + 1));
     ir_nshape dom = {0};
     if (stg->kind == IR_STAGE_AXIS)
         dom = s->node[ir->nodes[stg->node].a];
@@ -372,7 +386,7 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
             ostr[x] = b->strides[r++];
         }
         st = host_run_axis(sk, stg->plan, code, spec->stage_map_code[si], stg->map_accumulates,
-                           &d, ax, b->base, ostr, sslots, nthreads, threads);
+                           &d, ax, b->base, ostr, sslots, nthreads, threads, &c->axis);
     } else {
         st = host_run(sk, stg->plan, code, &d, sslots, souts, nthreads, threads, NULL);
         if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
@@ -380,8 +394,6 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
                 if (!ir->outputs[j].is_array)
                     outs[j] = souts[m++];
     }
-    fu_free(strides);
-    fu_free(sslots);
     return st;
 }
 
@@ -403,9 +415,105 @@ static fusor_status run_reference(const ir_kernel *ir, fusor_array **arrays, con
     return st;
 }
 
+/* Frees what c holds (its temporaries too); keeps c itself. */
+static void cache_clear(sched_staged_cache *c, int32_t nnodes) {
+    shapes_free(c->s);
+    c->s = NULL;
+    for (int32_t i = 0; c->res && i < nnodes; i++)
+        fu_aligned_free(c->res[i].owned);
+    fu_free(c->res);
+    c->res = NULL;
+    fu_free(c->strides);
+    fu_free(c->sslots);
+    fu_free(c->axis.p);
+    c->strides = NULL;
+    c->sslots = NULL;
+    c->axis = (host_scratch){0};
+    c->max_arrays = c->max_slots = 0;
+    c->nbound = 0;
+}
+
+void sched_staged_cache_free(sched_staged_cache *c, const sched_spec *spec) {
+    if (!c)
+        return;
+    cache_clear(c, spec ? spec->ir->nnodes : 0);
+    fu_free(c);
+}
+
+/* Whether c was made for arrays of these shapes. */
+static int cache_fits(const sched_staged_cache *c, const ir_kernel *ir, fusor_array **arrays) {
+    int n = ir->nparams + ir->noutputs;
+    if (!c->s || c->nbound != n)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const fusor_array *A = arrays[i];
+        const ir_nshape *b = &c->bound[i];
+        if (!A ? b->ndim != -1
+               : b->ndim != A->ndim || memcmp(b->shape, A->shape, sizeof(int64_t) * (size_t)A->ndim))
+            return 0;
+    }
+    return 1;
+}
+
+/* Makes c hold the shapes, temporaries and stage buffers of a launch over `arrays`: kept
+ * when the arrays' shapes are those c was made for, else made again. */
+static fusor_status cache_fit(fusor_kernel *k, sched_spec *spec, fusor_array **arrays,
+                              sched_staged_cache *c) {
+    const ir_kernel *ir = spec->ir;
+    const ir_staging *sg = spec->staging;
+    if (cache_fits(c, ir, arrays))
+        return FUSOR_OK;
+    cache_clear(c, ir->nnodes);
+    int n = ir->nparams + ir->noutputs;
+    if (n > HOST_MAX_ARRAYS)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "a kernel may have at most %d parameters and outputs", HOST_MAX_ARRAYS);
+    fusor_status st = infer(k, ir, arrays, &c->s);
+    if (st != FUSOR_OK)
+        return st;
+    for (int si = 0; si < sg->nstages; si++) {
+        const ir_stage *stg = &sg->stages[si];
+        if (stg->k->nparams + stg->k->noutputs > c->max_arrays)
+            c->max_arrays = stg->k->nparams + stg->k->noutputs;
+        if (stg->plan->nslots > c->max_slots)
+            c->max_slots = stg->plan->nslots;
+    }
+    c->res = fu_calloc((size_t)ir->nnodes + 1, sizeof *c->res);
+    c->strides = fu_calloc((size_t)c->max_arrays + 1, sizeof *c->strides);
+    c->sslots = fu_calloc((size_t)c->max_slots + 1, sizeof *c->sslots);
+    if (!c->res || !c->strides || !c->sslots) {
+        cache_clear(c, ir->nnodes);
+        return fu_oom("a launch's temporaries");
+    }
+    /* The temporaries of axis reductions without an output of their own, C-ordered. */
+    for (int32_t i = 0; i < ir->nnodes; i++) {
+        if (!ir_is_axis_reduction(&ir->nodes[i]) || sg->home[i] >= 0)
+            continue;
+        const ir_nshape *sh = &c->s->node[i];
+        int64_t step = (int64_t)fusor_dtype_size((fusor_dtype)ir->nodes[i].dtype);
+        for (int x = sh->ndim - 1; x >= 0; x--) {
+            c->res[i].strides[x] = step;
+            step *= sh->shape[x] ? sh->shape[x] : 1;
+        }
+        c->res[i].owned = c->res[i].base = fu_aligned_alloc((size_t)(step ? step : 1));
+        if (!c->res[i].base) {
+            cache_clear(c, ir->nnodes);
+            return fu_oom("a temporary of an axis reduction");
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const fusor_array *A = arrays[i];
+        c->bound[i].ndim = A ? A->ndim : -1;
+        if (A)
+            memcpy(c->bound[i].shape, A->shape, sizeof(int64_t) * (size_t)A->ndim);
+    }
+    c->nbound = n;
+    return FUSOR_OK;
+}
+
 fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               fusor_array **arrays, const ir_value *slots, ir_value *outs,
-                              int reference, int *threads) {
+                              int reference, int *threads, sched_staged_cache **cache) {
     const ir_kernel *ir = spec->ir;
     if (k->ctx->target == FUSOR_TARGET_GPU)
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
@@ -420,44 +528,31 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     *threads = 1;
     if (reference)
         return run_reference(ir, arrays, slots, outs);
-    shapes *s;
-    fusor_status st = infer(k, ir, arrays, &s);
-    if (st != FUSOR_OK)
-        return st;
-    buffer *res = fu_calloc((size_t)ir->nnodes + 1, sizeof *res);
-    if (!res)
-        st = fu_oom("a launch's temporaries");
-    /* Where each axis reduction's result goes: its output array, or a C-ordered temporary. */
+    sched_staged_cache one = {0}, *c = cache ? *cache : &one;
+    if (!c) {
+        if (!(c = fu_calloc(1, sizeof *c)))
+            return fu_oom("a prepared launch's temporaries");
+        *cache = c;
+    }
+    fusor_status st = cache_fit(k, spec, arrays, c);
+    /* Axis reductions with an output of their own write there (bound anew each step: a
+     * prepared launch may have swapped its arrays). */
     for (int32_t i = 0; st == FUSOR_OK && i < ir->nnodes; i++) {
-        if (!ir_is_axis_reduction(&ir->nodes[i]))
-            continue;
         int home = spec->staging->home[i];
-        const ir_nshape *sh = &s->node[i];
-        if (home >= 0) {
-            const fusor_array *O = arrays[ir->nparams + home];
-            res[i].base = O->data;
-            memcpy(res[i].strides, O->strides, sizeof O->strides);
+        if (!ir_is_axis_reduction(&ir->nodes[i]) || home < 0)
             continue;
-        }
-        int64_t step = (int64_t)fusor_dtype_size((fusor_dtype)ir->nodes[i].dtype);
-        for (int x = sh->ndim - 1; x >= 0; x--) {
-            res[i].strides[x] = step;
-            step *= sh->shape[x] ? sh->shape[x] : 1;
-        }
-        res[i].owned = res[i].base = fu_aligned_alloc((size_t)(step ? step : 1));
-        if (!res[i].base)
-            st = fu_oom("a temporary of an axis reduction");
+        const fusor_array *O = arrays[ir->nparams + home];
+        c->res[i].base = O->data;
+        memcpy(c->res[i].strides, O->strides, sizeof O->strides);
     }
     int nthreads = host_get_threads();
     for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
         int used = 1;
-        st = run_stage(k, spec, si, arrays, s, res, slots, outs, nthreads, &used);
+        st = run_stage(k, spec, si, arrays, c, slots, outs, nthreads, &used);
         if (used > *threads)
             *threads = used;
     }
-    for (int32_t i = 0; res && i < ir->nnodes; i++)
-        fu_aligned_free(res[i].owned);
-    fu_free(res);
-    shapes_free(s);
+    if (c == &one)
+        cache_clear(&one, ir->nnodes);
     return st;
 }

@@ -35,10 +35,16 @@ int sched_param_view(const ir_kernel *ir, int i, const fusor_array *A, int64_t *
  * missing array outputs are allocated (allocated[i] = 1). */
 fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array **arrays,
                                   int *allocated);
+/* What a prepared launch keeps between steps (shapes, temporaries, stage buffers), so
+ * that a step with arrays of the same shapes allocates nothing. */
+typedef struct sched_staged_cache sched_staged_cache;
+void sched_staged_cache_free(sched_staged_cache *c, const sched_spec *spec);
+
 /* Runs the prepared launch: the stages on `nthreads` host threads, or with `reference` the
- * interpreter.  slots[i] holds scalar parameter i; outs receives the scalar outputs. */
+ * interpreter.  slots[i] holds scalar parameter i; outs receives the scalar outputs.
+ * `cache` NULL: buffers for this launch only; else *cache (made on first use) is reused. */
 fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               fusor_array **arrays, const ir_value *slots, ir_value *outs,
-                              int reference, int *threads);
+                              int reference, int *threads, sched_staged_cache **cache);
 
 #endif

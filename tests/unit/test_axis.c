@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "fusor.h"
 #include "scheduler.h"
@@ -617,6 +618,75 @@ static void test_in_place(void) {
     fusor_kernel_destroy(two);
 }
 
+/* A time loop of a kernel with axis reductions as a prepared launch: ping-pong between two
+ * fields with fusor_prepared_swap, checked against the same loop in C; after the first
+ * steps nothing is allocated (shapes, temporaries, partials are kept by the prepared
+ * launch), which fu_alloc_fail_after proves. */
+static void test_prepared_steps(void) {
+    enum { R = 64, C = 600, STEPS = 12 };
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(ctx,
+                                  "kernel relax(u: f64[n, m]) -> (v: f64[n, m], cs: f64[m]) {\n"
+                                  "    v = u - 0.5 * mean(u, axis=1, keepdims=true)\n"
+                                  "    cs = sum(u, axis=0)\n}\n",
+                                  "relax.fu", NULL, &k));
+    static double a[R * C], b[R * C], cs[C], hu[R * C], hv[R * C], hcs[C];
+    for (int i = 0; i < R * C; i++) a[i] = hu[i] = 1.0 + (i * 7 % 29) * 0.125;
+    for (int i = 0; i < R * C; i++) b[i] = NAN;
+    int64_t sh[2] = {R, C}, shc[1] = {C};
+    fusor_array *A, *B, *CS;
+    CHECK_OK(fusor_array_wrap(ctx, a, FUSOR_F64, 2, sh, NULL, &A));
+    CHECK_OK(fusor_array_wrap(ctx, b, FUSOR_F64, 2, sh, NULL, &B));
+    CHECK_OK(fusor_array_wrap(ctx, cs, FUSOR_F64, 1, shc, NULL, &CS));
+    fusor_args *args;
+    CHECK_OK(fusor_args_create(k, &args));
+    CHECK_OK(fusor_args_set_array(args, "u", A));
+    CHECK_OK(fusor_args_set_array(args, "v", B));
+    CHECK_OK(fusor_args_set_array(args, "cs", CS));
+    fusor_prepared *p;
+    CHECK_OK(fusor_prepare(k, args, &p));
+    double worst = 0;
+    long failures = 0;
+    int ok = 1;
+    for (int step = 0; step < STEPS && ok; step++) {
+        if (step == 2)
+            fu_alloc_fail_after(0); /* steady state: any allocation fails */
+        ok = fusor_prepared_launch(p) == FUSOR_OK;
+        CHECK_MSG(ok, "step %d: %s", step, fusor_last_error());
+        ok = ok && fusor_prepared_swap(p, "u", "v") == FUSOR_OK;
+        for (int c = 0; c < C; c++) {
+            hcs[c] = 0;
+            for (int r = 0; r < R; r++) hcs[c] += hu[r * C + c];
+        }
+        for (int r = 0; r < R; r++) {
+            double m = 0;
+            for (int c = 0; c < C; c++) m += hu[r * C + c];
+            m /= C;
+            for (int c = 0; c < C; c++) hv[r * C + c] = hu[r * C + c] - 0.5 * m;
+        }
+        memcpy(hu, hv, sizeof hu);
+        for (int c = 0; c < C; c++) {
+            double d = fabs(cs[c] - hcs[c]) / (fabs(hcs[c]) + 1.0);
+            worst = d > worst ? d : worst;
+        }
+    }
+    failures = fu_alloc_failures();
+    fu_alloc_fail_after(-1);
+    CHECK_MSG(ok && failures == 0, "steps after the first two tried %ld allocations", failures);
+    /* After an even number of steps the newest field is in a (u's array again). */
+    for (int i = 0; i < R * C; i++) {
+        double d = fabs(a[i] - hu[i]) / (fabs(hu[i]) + 1.0); /* values near 0: absolute */
+        worst = d > worst ? d : worst;
+    }
+    CHECK_MSG(worst < 1e-12, "prepared steps against the C loop: relative difference %g", worst);
+    fusor_prepared_destroy(p);
+    fusor_args_destroy(args);
+    fusor_array_destroy(A);
+    fusor_array_destroy(B);
+    fusor_array_destroy(CS);
+    fusor_kernel_destroy(k);
+}
+
 int main(void) {
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
     fusor_context_set_target(ctx, FUSOR_TARGET_CPU);
@@ -624,6 +694,7 @@ int main(void) {
     test_launch_errors();
     test_gufunc_loop_dims();
     test_in_place();
+    test_prepared_steps();
     test_ir_text();
     test_fixtures();
     test_random();
