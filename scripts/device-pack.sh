@@ -6,7 +6,7 @@
 #
 # The archive holds, stripped: the `fusor` command and libfusor.so with LLVM linked in
 # statically; the GPU tests (tests/gpu), the CUDA unit tests (tests/unit/test_cuda_*,
-# which run on the fake driver anywhere), the GPU benchmarks (bench_gpu) and the
+# which run on the fake driver anywhere), the GPU benchmarks (bench_gpu, probe_driver) and the
 # examples; the shared libraries they need beyond the C and C++ runtimes (hwloc,
 # OpenMP, zstd, tinfo, SLEEF, ...); CUDA's libdevice, so the NVPTX path needs no
 # toolkit there; and the sources the tests read at run time (kernels/std, test data).
@@ -26,13 +26,13 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFUSOR_LLVM_STATIC=ON -DBUILD
     >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 tests=$(cd tests && ls gpu/test_*.c unit/test_cuda_*.c | sed 's|.*/||; s|\.c$||')
 examples=$(cd examples && ls *.c | sed 's|\.c$||; s|^|example_|')
-cmake --build "$build" -j "$jobs" --target fusor_cli fusor bench_gpu $tests $examples
+cmake --build "$build" -j "$jobs" --target fusor_cli fusor bench_gpu probe_driver $tests $examples
 
 stage=$build/stage/fusor-device
 rm -rf "$build/stage"
 mkdir -p "$stage/bin" "$stage/lib" "$stage/share" "$stage/src"
 cp "$build/fusor" "$stage/bin/"
-cp "$build/tests/bench_gpu" "$stage/bin/"
+cp "$build/tests/bench_gpu" "$build/tests/probe_driver" "$stage/bin/"
 for t in $tests; do cp "$build/tests/$t" "$stage/bin/"; done
 for e in $examples; do
     [ -x "$build/examples/$e" ] && cp "$build/examples/$e" "$stage/bin/"

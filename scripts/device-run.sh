@@ -70,6 +70,8 @@ done
 run "fusor run --target gpu" 60 "$d/bin/fusor" run -v --target gpu -e 'sqrt(a*a + b*b)' a=3 b=4
 echo "== benchmarks"
 timeout 150 "$d/bin/bench_gpu" "$results/bench.md" 2>&1 | tee -a "$log"
+# The driver's own costs beside fusor's launch table: what a launch cannot go below.
+timeout 60 "$d/bin/probe_driver" 2>&1 | tee -a "$results/bench.md" "$log"
 # CuPy's fused kernels on the same device and sizes, when CuPy is installed.
 if python3 -c 'import cupy' 2>/dev/null; then
     timeout 120 python3 "$d/src/bench/peers/cupy_bench.py" 2>&1 | tee -a "$results/bench.md" "$log"
