@@ -948,39 +948,26 @@ static void reset_fn_state(emitter *e) {
  * memory) is interleaved twice, not LLVM's default 4 times: four vectors of every stream
  * per iteration made in-place and select kernels slower than the C loop on AMD Zen 4
  * (bench_cases, 1e7, one thread: saxpy_f32 in place 0.85-0.88 of the C loop, `where`
- * 0.84-0.86; twice: 0.98-1.03 and 0.97-1.02, triad and dot unchanged or better).  Loops
- * with math calls keep the default: there it measured 1.5x slower (sin2_cos2).
- *
- * On a GPU the vector variant's loop of a pass that reduces is unrolled 4 times
- * (`unroll`), the rest not at all: a thread's grid-stride sum has one load in flight per
- * iteration otherwise, and a sum over device memory reached 78% of the H200's copy
- * bandwidth.  Unrolling keeps the order of the additions (the same bits), it only lets
- * the loads of four iterations go first.  Only the _vec variants (contiguous, aligned
- * arrays: the fast path) are unrolled, to keep compile time and PTX size down. */
-static LLVMValueRef loop_id(emitter *e, int unroll, int streaming) {
+ * 0.84-0.86; twice: 0.97-1.01 and 0.94-0.99, triad and dot unchanged or better).  Loops
+ * with math calls keep the default: there it measured 1.5x slower (sin2_cos2). */
+static LLVMValueRef loop_id(emitter *e, int streaming) {
     LLVMContextRef cx = e->ctx;
     LLVMTypeRef i32 = LLVMInt32TypeInContext(cx);
     LLVMMetadataRef tmp = LLVMTemporaryMDNode(cx, NULL, 0);
     const char *pa_s = "llvm.loop.parallel_accesses", *vw_s = "llvm.loop.vectorize.width";
-    const char *uc_s = "llvm.loop.unroll.count", *ud_s = "llvm.loop.unroll.disable";
     const char *il_s = "llvm.loop.interleave.count";
     LLVMMetadataRef pa[2] = {LLVMMDStringInContext2(cx, pa_s, strlen(pa_s)),
                              LLVMValueAsMetadata(e->access_group)};
     LLVMMetadataRef vw[2] = {LLVMMDStringInContext2(cx, vw_s, strlen(vw_s)),
                              LLVMValueAsMetadata(LLVMConstInt(i32, 1, 0))};
-    LLVMMetadataRef uc[2] = {LLVMMDStringInContext2(cx, uc_s, strlen(uc_s)),
-                             LLVMValueAsMetadata(LLVMConstInt(i32, (unsigned)unroll, 0))};
-    LLVMMetadataRef ud[1] = {LLVMMDStringInContext2(cx, ud_s, strlen(ud_s))};
     LLVMMetadataRef il[2] = {LLVMMDStringInContext2(cx, il_s, strlen(il_s)),
                              LLVMValueAsMetadata(LLVMConstInt(i32, 2, 0))};
-    LLVMMetadataRef ops[4] = {tmp, LLVMMDNodeInContext2(cx, pa, 2)};
+    LLVMMetadataRef ops[3] = {tmp, LLVMMDNodeInContext2(cx, pa, 2)};
     int n = 2;
     if (e->strided)
         ops[n++] = LLVMMDNodeInContext2(cx, vw, 2);
     else if (!e->t->gpu && streaming)
         ops[n++] = LLVMMDNodeInContext2(cx, il, 2);
-    if (e->t->gpu)
-        ops[n++] = unroll > 1 ? LLVMMDNodeInContext2(cx, uc, 2) : LLVMMDNodeInContext2(cx, ud, 1);
     LLVMMetadataRef id = LLVMMDNodeInContext2(cx, ops, (size_t)n);
     LLVMMetadataReplaceAllUsesWith(tmp, id); /* a self-reference makes it distinct */
     return LLVMMetadataAsValue(cx, id);
@@ -1074,8 +1061,7 @@ static void emit_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRe
     e->index_next = next;
     e->latch = LLVMGetInsertBlock(b);
     LLVMValueRef br = LLVMBuildCondBr(b, icmp(e, LLVMIntSLT, next, limit), loop, exit);
-    LLVMSetMetadata(br, e->md_loop,
-                    loop_id(e, ps->nreductions && lanes > 1 ? 4 : 0, e->libm_calls == calls));
+    LLVMSetMetadata(br, e->md_loop, loop_id(e, e->libm_calls == calls));
     LLVMValueRef in_v[2] = {first, next};
     LLVMBasicBlockRef in_b[2] = {e->pre, e->latch};
     LLVMAddIncoming(idx, in_v, in_b, 2);
