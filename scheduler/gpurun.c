@@ -417,18 +417,18 @@ static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int
     unsigned char *img = NULL;
     if (!st && !(img = fu_calloc(1, len)))
         st = fu_oom("GPU parameter blocks");
+    sched_scratch *buf = NULL;
+    if (!st)
+        st = sched_stream_scratch(g->d->ordinal, g->cu, total, &buf);
     if (!st) {
-        /* The buffer's address is in the blocks: ask for it first (no copy yet). */
-        st = sched_stream_scratch(g->d->ordinal, g->cu, total, NULL, 0, &base);
-    }
-    if (!st) {
+        base = sched_scratch_ptr(buf);
         dparams = base;
         dslots = nslots ? base + off_slots : 0;
         douts = g->code->has_finish ? base + off_outs : 0;
         dparts = total > off_parts ? base + off_parts : 0;
         sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
         memcpy(img + off_slots, slots, nslots * 8);
-        st = sched_stream_scratch(g->d->ordinal, g->cu, total, img, len, &base);
+        st = sched_scratch_upload(buf, img, len);
     }
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);

@@ -697,50 +697,35 @@ fusor_status fusor_array_copy(fusor_array *dst, const fusor_array *src, fusor_st
 
 /* ------------------------------------------------------------------ stream scratch */
 
-typedef struct {
+/* One stream's buffer.  The registry below only finds it; the stream's user (one thread
+ * at a time: a pooled stream's borrower, a fusor stream's worker) grows and fills it
+ * without the registry's lock, so launches on other streams never wait for its copy. */
+struct sched_scratch {
     cudrv_stream s;
     int device;
     cudrv_ptr p;
     size_t bytes;
     unsigned char *image; /* what the start of p holds (image_len bytes), or NULL */
     size_t image_len;
-} scratch_entry;
+};
 
 static struct {
     pthread_mutex_t lock;
-    scratch_entry *e;
+    sched_scratch **e;
     int n, cap;
 } scr = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Copies `image` to the start of e->p on s unless it is there already; under scr.lock. */
-static fusor_status scratch_upload(const cudrv_table *t, scratch_entry *e, cudrv_stream s,
-                                   const void *image, size_t len) {
-    if (e->image && e->image_len == len && !memcmp(e->image, image, len))
-        return FUSOR_OK;
-    fu_free(e->image);
-    e->image = NULL;
-    cudrv_result r = t->memcpy_htod_async(e->p, image, len, s);
-    if (r != CUDRV_SUCCESS)
-        return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
-    if ((e->image = fu_malloc(len ? len : 1))) { /* no copy kept: the next one uploads */
-        memcpy(e->image, image, len);
-        e->image_len = len;
-    }
-    return FUSOR_OK;
-}
-
-fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, const void *image,
-                                  size_t len, cudrv_ptr *out) {
-    *out = 0;
+fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, sched_scratch **out) {
+    *out = NULL;
     fusor_status st;
     const cudrv_table *t = sched_cuda(&st);
     if (!t)
         return st;
     pthread_mutex_lock(&scr.lock);
-    scratch_entry *e = NULL;
-    for (int i = 0; i < scr.n; i++)
-        if (scr.e[i].s == s && scr.e[i].device == device)
-            e = &scr.e[i];
+    sched_scratch *e = NULL;
+    for (int i = 0; i < scr.n && !e; i++)
+        if (scr.e[i]->s == s && scr.e[i]->device == device)
+            e = scr.e[i];
     if (!e) {
         if (scr.n == scr.cap) {
             int cap = scr.cap ? 2 * scr.cap : 16;
@@ -752,9 +737,15 @@ fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, cons
             scr.e = q;
             scr.cap = cap;
         }
-        e = &scr.e[scr.n++];
-        *e = (scratch_entry){.s = s, .device = device};
+        if (!(e = fu_calloc(1, sizeof *e))) {
+            pthread_mutex_unlock(&scr.lock);
+            return fu_oom("a stream's launch buffer");
+        }
+        e->s = s;
+        e->device = device;
+        scr.e[scr.n++] = e;
     }
+    pthread_mutex_unlock(&scr.lock);
     if (e->bytes < bytes) {
         if (e->p) { /* too small: the kernels before may still read it */
             t->stream_synchronize(s);
@@ -770,17 +761,34 @@ fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, cons
         cudrv_result r = t->mem_alloc(&e->p, want);
         if (r != CUDRV_SUCCESS) {
             e->p = 0;
-            pthread_mutex_unlock(&scr.lock);
             return sched_cuda_fail(FUSOR_ERROR_OUT_OF_MEMORY, r,
                                    "allocating a stream's launch buffer");
         }
         e->bytes = want;
     }
-    st = image ? scratch_upload(t, e, s, image, len) : FUSOR_OK;
-    if (!st)
-        *out = e->p;
-    pthread_mutex_unlock(&scr.lock);
-    return st;
+    *out = e;
+    return FUSOR_OK;
+}
+
+cudrv_ptr sched_scratch_ptr(const sched_scratch *e) { return e->p; }
+
+fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t len) {
+    if (e->image && e->image_len == len && !memcmp(e->image, image, len))
+        return FUSOR_OK;
+    fusor_status st;
+    const cudrv_table *t = sched_cuda(&st);
+    if (!t)
+        return st;
+    fu_free(e->image);
+    e->image = NULL;
+    cudrv_result r = t->memcpy_htod_async(e->p, image, len, e->s);
+    if (r != CUDRV_SUCCESS)
+        return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "copying launch parameters");
+    if ((e->image = fu_malloc(len ? len : 1))) { /* no copy kept: the next one uploads */
+        memcpy(e->image, image, len);
+        e->image_len = len;
+    }
+    return FUSOR_OK;
 }
 
 /* Before `s` is destroyed (its work done): frees its scratch.  The device's context is
@@ -788,10 +796,11 @@ fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, cons
 static void scratch_drop(const cudrv_table *t, cudrv_stream s) {
     pthread_mutex_lock(&scr.lock);
     for (int i = 0; i < scr.n; i++)
-        if (scr.e[i].s == s) {
-            if (t && scr.e[i].p)
-                t->mem_free(scr.e[i].p);
-            fu_free(scr.e[i].image);
+        if (scr.e[i]->s == s) {
+            if (t && scr.e[i]->p)
+                t->mem_free(scr.e[i]->p);
+            fu_free(scr.e[i]->image);
+            fu_free(scr.e[i]);
             scr.e[i--] = scr.e[--scr.n];
         }
     pthread_mutex_unlock(&scr.lock);
@@ -880,8 +889,11 @@ void sched_sync_streams_forget(void) {
     pthread_mutex_unlock(&ss.lock);
     /* Streams of the old driver that are still registered: their handles may come back. */
     pthread_mutex_lock(&scr.lock);
-    while (scr.n)
-        fu_free(scr.e[--scr.n].image);
+    while (scr.n) {
+        sched_scratch *e = scr.e[--scr.n];
+        fu_free(e->image);
+        fu_free(e);
+    }
     pthread_mutex_unlock(&scr.lock);
     fu_clear_error();
 }

@@ -43,15 +43,18 @@ void sched_sync_stream_put(int device, cudrv_stream s);
 void sched_sync_streams_forget(void);
 
 /* A device buffer of at least `bytes` that belongs to the CUDA stream `s` of `device`, for
- * a launch's parameter blocks, slots, scalar outputs and partials, with `image` (`len`
- * bytes, len <= bytes; NULL: nothing yet) copied to its start.  Only work on `s` may use it: launches on one
- * stream run in order, so each overwrites the last one's (its copy in is ordered after
- * the kernels before it) and a launch costs no allocation; an image the same as the
- * last one there is not copied again (kernels never write that part).  It grows (after
- * synchronising `s`) and lives until `s` is destroyed; plain driver memory, not the
- * pool's, so pool statistics stay those of arrays and temporaries. */
-fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, const void *image,
-                                  size_t len, cudrv_ptr *out);
+ * a launch's parameter blocks, slots, scalar outputs and partials.  Only work on `s` may
+ * use it, from the one thread that issues to `s` (a pooled stream's borrower, a fusor
+ * stream's worker): launches on one stream run in order, so each overwrites the last
+ * one's (its copy in is ordered after the kernels before it) and a launch costs no
+ * allocation.  It grows (after synchronising `s`) and lives until `s` is destroyed; plain
+ * driver memory, not the pool's, so pool statistics stay those of arrays and temporaries. */
+typedef struct sched_scratch sched_scratch;
+fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, sched_scratch **out);
+cudrv_ptr sched_scratch_ptr(const sched_scratch *e);
+/* Copies `image` (len bytes) to the start of the buffer on its stream, unless the same
+ * image is there already (kernels never write that part). */
+fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t len);
 
 /* The context's default stream, made on first use (or NULL when it has none yet:
  * `create` 0). */
