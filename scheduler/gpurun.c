@@ -786,7 +786,9 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     tmp_free_all(&g);
     if (g.cu) {
         st = sched_gpu_step_end(g.t, cur, g.cu, need_sync, st);
-        if (pooled)
+        if (pooled && !st) /* step_end synchronised it on this thread, in its context */
+            sched_sync_stream_put_synced(device, g.cu);
+        else if (pooled)
             sched_sync_stream_put(device, g.cu);
     }
     a->placement.copy_bytes = g.copied;

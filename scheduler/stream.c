@@ -841,14 +841,20 @@ fusor_status sched_sync_stream_get(int device, cudrv_stream *out) {
     return FUSOR_OK;
 }
 
-void sched_sync_stream_put(int device, cudrv_stream s) {
+static void sync_stream_put(int device, cudrv_stream s, int synced) {
     const cudrv_table *t = sched_cuda(NULL);
     sched_device *d;
-    if (!t || sched_device_get(device, &d) || sched_device_activate(d)) {
+    if (!t) {
         fu_clear_error();
         return;
     }
-    t->stream_synchronize(s);
+    if (!synced) {
+        if (sched_device_get(device, &d) || sched_device_activate(d)) {
+            fu_clear_error();
+            return;
+        }
+        t->stream_synchronize(s);
+    }
     pthread_mutex_lock(&ss.lock);
     if (device >= ss.ndev) {
         int n = sched_cuda_device_count();
@@ -869,6 +875,10 @@ void sched_sync_stream_put(int device, cudrv_stream s) {
         t->stream_destroy(s);
     }
 }
+
+void sched_sync_stream_put(int device, cudrv_stream s) { sync_stream_put(device, s, 0); }
+
+void sched_sync_stream_put_synced(int device, cudrv_stream s) { sync_stream_put(device, s, 1); }
 
 void sched_sync_streams_forget(void) {
     const cudrv_table *t = sched_cuda(NULL);

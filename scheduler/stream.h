@@ -39,6 +39,9 @@ fusor_status sched_stream_host_barrier(fusor_stream *s);
  * give it back, synchronised, with sched_sync_stream_put. */
 fusor_status sched_sync_stream_get(int device, cudrv_stream *out);
 void sched_sync_stream_put(int device, cudrv_stream s);
+/* The same for a stream this thread has just synchronised without error, with the
+ * device's context current: no second synchronisation, no context switch. */
+void sched_sync_stream_put_synced(int device, cudrv_stream s);
 /* Called on driver reload: destroys pooled synchronous streams. */
 void sched_sync_streams_forget(void);
 

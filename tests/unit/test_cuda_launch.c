@@ -763,8 +763,10 @@ static void test_launch_scratch(void) {
     const double *hx = fusor_array_data(x), *hy = fusor_array_data(y), *hw = fusor_array_data(w);
     CHECK_OK(fusor_launch(k, a)); /* compiles, loads, makes the stream's buffer */
     long allocs = F.alloc_calls + F.pool_allocs, h2d = F.htod_bytes, launches = F.launches;
+    long syncs = F.syncs;
     for (int i = 0; i < 5; i++)
         CHECK_OK(fusor_launch(k, a));
+    CHECK_MSG(F.syncs - syncs == 5, "%ld synchronisations in 5 launches", F.syncs - syncs);
     CHECK_MSG(F.alloc_calls + F.pool_allocs == allocs, "%ld device allocations in 5 launches",
               F.alloc_calls + F.pool_allocs - allocs);
     CHECK_MSG(F.htod_bytes == h2d, "%ld bytes uploaded by 5 identical launches",
