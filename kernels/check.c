@@ -234,6 +234,10 @@ typedef struct checker {
     int has_axis, has_whole;
     fe_pos axis_pos, whole_pos;
     const char *whole_what;
+    /* Set for a second check of a kernel that mixes axis and whole-array reductions: each
+     * whole-array reduction becomes the reduction over all its argument's axes (a 0-d
+     * array, NumPy's sum(x, axis=(0, ..., r-1))), which the staged launcher runs. */
+    int whole_as_axes;
 } checker;
 
 static fusor_status oom(void) { return fu_oom("the kernel's IR"); }
@@ -1057,6 +1061,17 @@ static fusor_status reduce_call(checker *c, const fe_expr *e, const struct built
         if (!c->has_axis)
             c->axis_pos = e->pos;
         c->has_axis = 1;
+    } else if (c->whole_as_axes) {
+        int r = static_rank(c, x.node);
+        if (r <= 0)
+            return fe_error_at(c->src, e->pos,
+                               "%s(): in a kernel with axis reductions, a whole-array reduction "
+                               "needs the dimensions of its argument declared (x: f64[n, m]), "
+                               "or the kernel split in two",
+                               e->name);
+        for (int a = 0; a < r; a++) /* the last axis first, as reduce_axes orders them */
+            axes[a] = r - 1 - a;
+        naxes = r;
     } else if (!c->has_whole) {
         c->has_whole = 1;
         c->whole_pos = e->pos;
@@ -1368,6 +1383,12 @@ static fusor_status not_an_output(checker *c, const fe_stmt *st) {
 static fusor_status output_value(checker *c, const fe_stmt *st, ir_output *o, const fe_decl *d,
                                  fe_val *v) {
     fe_pos at = st->value->start;
+    if (d->is_array == 0 && v->shape == IR_VARYING && c->whole_as_axes)
+        return fe_error_at(c->src, at,
+                           "the scalar output '%s' is assigned an element-wise expression: in a "
+                           "kernel with axis reductions a whole-array reduction gives a 0-d "
+                           "array, so declare '%s' as an array (%s[])",
+                           o->name, o->name, fusor_dtype_name(o->dtype));
     if (d->is_array == 0 && v->shape == IR_VARYING)
         return fe_error_at(c->src, at,
                            "the scalar output '%s' is assigned an element-wise expression: "
@@ -1624,11 +1645,12 @@ static fusor_status prune(checker *c) {
     return FUSOR_OK;
 }
 
-fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bindings,
-                      ir_kernel **out) {
-    if (!a || !p || !out || i < 0 || i >= p->nkernels)
-        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fe_check: bad program or kernel index");
-    checker c = {.a = a, .src = &p->src, .fk = &p->kernels[i], .names = {.a = a}};
+/* One check of kernel i; `whole_as_axes` as in checker. */
+static fusor_status check_once(arena *a, const fe_program *p, int i, const fe_binding *bindings,
+                               int whole_as_axes, ir_kernel **out, int *mixed) {
+    checker c = {.a = a, .src = &p->src, .fk = &p->kernels[i], .names = {.a = a},
+                 .whole_as_axes = whole_as_axes};
+    *mixed = 0;
     c.k = ir_kernel_new(a, c.fk->name);
     if (!c.k)
         return oom();
@@ -1643,6 +1665,11 @@ fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bi
             return fe_error_at(c.src, c.fk->out[j].pos, "output '%s' is never assigned",
                                c.fk->out[j].name);
     if (c.has_axis && c.has_whole) {
+        /* Whole-array reductions can be checked again as all-axes ones; stencil loads not. */
+        if (!whole_as_axes && !strcmp(c.whole_what, "a whole-array reduction")) {
+            *mixed = 1;
+            return FUSOR_OK;
+        }
         fe_pos at = c.axis_pos.offset > c.whole_pos.offset ? c.axis_pos : c.whole_pos;
         return fe_error_at(c.src, at,
                            "kernel '%s' mixes axis reductions with %s, which is not supported "
@@ -1658,4 +1685,15 @@ fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bi
                            c.fk->name, c.k->nnodes, FE_MAX_NODES);
     *out = c.k;
     return FUSOR_OK;
+}
+
+fusor_status fe_check(arena *a, const fe_program *p, int i, const fe_binding *bindings,
+                      ir_kernel **out) {
+    if (!a || !p || !out || i < 0 || i >= p->nkernels)
+        return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "fe_check: bad program or kernel index");
+    int mixed = 0;
+    fusor_status st = check_once(a, p, i, bindings, 0, out, &mixed);
+    if (st == FUSOR_OK && mixed) /* axis and whole-array reductions: the latter over all axes */
+        st = check_once(a, p, i, bindings, 1, out, &mixed);
+    return st;
 }

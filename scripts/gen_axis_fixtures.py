@@ -138,6 +138,25 @@ def main():
     add("int_rowsum_cast", "exact",
         "kernel k(x: i32[n, m]) -> (y: f64[n]) { y = sum(x, axis=1) }",
         {"x": x}, {"y": x.sum(axis=1).astype(np.float64)})
+    # Whole-array reductions in a kernel with axis reductions: over all the argument's axes,
+    # a 0-d array (NumPy's x.sum() and friends).
+    x = values("f64", (5, 7))
+    add("whole_mixed", "1e-12",
+        "kernel k(x: f64[n, m]) -> (y: f64[n, m], c: f64[m], s: f64[]) {\n"
+        "  y = x - mean(x)\n"
+        "  c = sum(x, axis=0) / max(x)\n"
+        "  s = sum(x)\n}",
+        {"x": x}, {"y": x - x.mean(), "c": x.sum(axis=0) / x.max(), "s": x.sum()})
+    x = values("i32", (4, 6))
+    add("whole_int", "exact",
+        "kernel k(x: i32[n, m]) -> (y: i32[n], r: bool[]) {\n"
+        "  y = max(x, axis=1) - min(x)\n"
+        "  r = any(x > 4) & all(sum(x, axis=0) < 100)\n}",
+        {"x": x}, {"y": x.max(axis=1) - x.min(), "r": np.any(x > 4) & np.all(x.sum(axis=0) < 100)})
+    x = values("f32", (3, 4, 5))
+    add("whole_mean_f32", "1e-5",
+        "kernel k(x: f32[a, b, c]) -> (y: f32[a, b]) { y = sum(x, axis=2) / mean(x * x) }",
+        {"x": x}, {"y": x.sum(axis=2) / (x * x).mean()})
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         for name, check, src in cases:
             f.write(f"{name}\t{check}\t{src.replace(chr(10), chr(92) + 'n')}\n")

@@ -336,9 +336,14 @@ static void test_language_errors(void) {
                           "ax.fu:2:19", "an axis is an integer literal");
     expect_language_error("kernel k(x: f64[]) -> (y: f64[]) {\n  y = sum(axis=1, x)\n}\n",
                           "ax.fu:2", "positional argument cannot follow a keyword");
-    expect_language_error("kernel k(x: f64[]) -> (y: f64[], t: f64) {\n  y = sum(x, axis=0)\n"
+    /* Whole-array reductions beside axis reductions reduce over all declared axes: the
+     * argument's dimensions must be declared, and the result is a 0-d array. */
+    expect_language_error("kernel k(x: f64[]) -> (y: f64[], t: f64[]) {\n  y = sum(x, axis=0)\n"
                           "  t = sum(x)\n}\n",
-                          "ax.fu:3:7", "mixes axis reductions with a whole-array reduction");
+                          "ax.fu:3:7", "needs the dimensions of its argument declared");
+    expect_language_error("kernel k(x: f64[n, m]) -> (y: f64[m], t: f64) {\n"
+                          "  y = sum(x, axis=0)\n  t = sum(x)\n}\n",
+                          "ax.fu:3:7", "declare 't' as an array (f64[])");
     expect_language_error("kernel k(u: f64[n, m] clamp) -> (y: f64[]) {\n"
                           "  y = sum(u[0, 1], axis=0)\n}\n",
                           "ax.fu:2", "mixes axis reductions with a stencil load");
