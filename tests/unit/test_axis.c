@@ -266,6 +266,11 @@ static void test_random(void) {
         {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = mean(x, axis=0) + f64(any(x > 1.9, axis=0)) "
          "}",
          0, 1e-12},
+        /* whole-array reductions beside axis ones: over all axes, a 0-d array */
+        {"kernel k(x: f64[n, m]) -> (y: f64[n, m]) { y = x - mean(x) + max(x, axis=0) }", 2,
+         1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = sum(x, axis=1) / sum(x * x) }", 1, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = min(x, axis=0) - min(x) }", 0, 0},
     };
     static const int shapes[][2] = {{1, 1}, {3, 7}, {17, 5}, {300, 301}, {2, 9000}, {9000, 3}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
