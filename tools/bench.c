@@ -323,6 +323,31 @@ static void fill_random(fusor_array *a, unsigned *seed) {
     }
 }
 
+/* --target gpu: the arrays live on the GPU (copied there before any timing), as a GPU
+ * code keeps them, so that a launch times the kernel and not the PCIe link. */
+static int on_gpu(const bench_opts *o) { return o->target && !strcmp(o->target, "gpu"); }
+
+/* The GPU launches of host arrays use (fusor_context_set_device's default). */
+static int gpu_device(void) {
+    const char *e = getenv("FUSOR_DEVICE");
+    return e && *e ? atoi(e) : 0;
+}
+
+/* A copy of host array h in the memory of the GPU (h is released). */
+static fusor_status to_device(bench_kernel *b, fusor_array **h) {
+    fusor_array *d;
+    fusor_status st =
+        fusor_array_create_on(b->ctx, FUSOR_MEMORY_DEVICE, gpu_device(), fusor_array_dtype(*h),
+                              fusor_array_ndim(*h), fusor_array_shape(*h), &d);
+    if (!st && (st = fusor_array_copy(d, *h, NULL)))
+        fusor_array_destroy(d);
+    if (st)
+        return st;
+    fusor_array_destroy(*h);
+    *h = d;
+    return FUSOR_OK;
+}
+
 /* One argument set of n elements: generated arrays, numbers, and outputs allocated by a
  * first launch and then bound, so that timed launches allocate nothing.  *bytes: what a
  * launch must read and write. */
@@ -336,9 +361,14 @@ static fusor_status make_args(bench_kernel *b, int64_t n, fusor_args **out, doub
         if (pi->is_output)
             continue;
         if (b->given[p]) {
-            st = fusor_args_set_array(a, pi->name, b->given[p]);
-            *bytes += (double)fusor_array_size(b->given[p]) *
-                      (double)fusor_dtype_size(fusor_array_dtype(b->given[p]));
+            fusor_array *g = b->given[p];
+            fusor_array_retain(g);
+            if (on_gpu(b->o))
+                st = to_device(b, &g);
+            if (!st)
+                st = fusor_args_set_array(a, pi->name, g);
+            *bytes += (double)fusor_array_size(g) * (double)fusor_dtype_size(fusor_array_dtype(g));
+            fusor_array_destroy(g);
         } else if (b->literal[p] || pi->is_array == 0) {
             const char *v =
                 b->literal[p] ? b->literal[p]
@@ -359,6 +389,8 @@ static fusor_status make_args(bench_kernel *b, int64_t n, fusor_args **out, doub
             if (st)
                 break;
             fill_random(arr, &seed);
+            if (on_gpu(b->o) && (st = to_device(b, &arr)))
+                break;
             st = fusor_args_set_array(a, pi->name, arr);
             *bytes += (double)n * (double)fusor_dtype_size(dt);
             fusor_array_destroy(arr);
@@ -637,6 +669,44 @@ static int write_plot(const char *path, const char *title, const point *pts, int
     return fclose(f) ? EXIT_USAGE : 0;
 }
 
+/* The GPU's own copy bandwidth (device to device, bytes read plus written), the yardstick
+ * of --target gpu as the STREAM-style copy is the CPU's: two arrays of up to 256 MiB, the
+ * best of 5 rounds of 4 copies queued on a stream. */
+static fusor_status gpu_copy_bandwidth(fusor_context *ctx, double *bw) {
+    fusor_array *x = NULL, *y = NULL;
+    fusor_stream *s = NULL;
+    fusor_status st = FUSOR_ERROR_OUT_OF_MEMORY;
+    int64_t n = (int64_t)32 << 20; /* f64 elements: 256 MiB */
+    for (; n >= ((int64_t)1 << 20) && st; n /= 2) {
+        st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, gpu_device(), FUSOR_F64, 1, &n, &x);
+        if (!st && (st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, gpu_device(), FUSOR_F64,
+                                               1, &n, &y)))
+            fusor_array_destroy(x);
+        if (st)
+            x = y = NULL;
+    }
+    n *= 2; /* the loop halved it once more on the way out */
+    if (!st)
+        st = fusor_stream_create(ctx, &s);
+    double best = 1e30;
+    for (int r = 0; r <= 5 && !st; r++) {
+        double t0 = now();
+        for (int c = 0; c < 4 && !st; c++)
+            st = fusor_array_copy(y, x, s);
+        if (!st)
+            st = fusor_stream_synchronize(s);
+        double t = (now() - t0) / 4;
+        if (r && t < best) /* round 0 warms up */
+            best = t;
+    }
+    if (!st)
+        *bw = 16.0 * (double)n / best;
+    fusor_stream_destroy(s);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    return st;
+}
+
 /* ------------------------------------------------------------------ the command */
 
 int fusor_cmd_bench(int argc, char **argv) {
@@ -670,7 +740,8 @@ int fusor_cmd_bench(int argc, char **argv) {
     double copy_bw = 0;
     int bw_threads = 0;
     kernel_costs costs = {0};
-    if ((st = fusor_copy_bandwidth(0, &copy_bw, &bw_threads)) ||
+    if ((st = on_gpu(&o) ? gpu_copy_bandwidth(b.ctx, &copy_bw)
+                         : fusor_copy_bandwidth(0, &copy_bw, &bw_threads)) ||
         (st = measure_compile(&b, &costs)) || (st = measure_overhead(&b, &costs))) {
         rc = status_error(st);
         goto done;
@@ -688,9 +759,14 @@ int fusor_cmd_bench(int argc, char **argv) {
         format_time(cold, sizeof cold, costs.cold);
         format_time(cached, sizeof cached, costs.cached);
         format_time(over, sizeof over, costs.overhead);
-        printf("kernel %s (%s, %s); copy bandwidth %.1f GB/s (%d threads)\n"
-               "compile: cold %s, cached %s; launch overhead %s (one element)\n",
-               kname, dtype, o.target ? o.target : "cpu", copy_bw / 1e9, bw_threads, cold, cached,
+        if (on_gpu(&o))
+            printf("kernel %s (%s, gpu: arrays in GPU %d's memory); device-to-device copy "
+                   "bandwidth %.1f GB/s\n",
+                   kname, dtype, gpu_device(), copy_bw / 1e9);
+        else
+            printf("kernel %s (%s, %s); copy bandwidth %.1f GB/s (%d threads)\n", kname, dtype,
+                   o.target ? o.target : "cpu", copy_bw / 1e9, bw_threads);
+        printf("compile: cold %s, cached %s; launch overhead %s (one element)\n", cold, cached,
                over);
     }
     int npts = 0, total = o.nsizes * o.nthreads * (o.unfused ? 2 : 1);

@@ -126,7 +126,24 @@ static void test_shape(void) {
     remove("bench_stencil.fu");
 }
 
+/* --target gpu keeps the arrays in GPU memory and measures against the device's own copy
+ * bandwidth; run against the fake driver (no GPU here: only the control flow). */
+static void test_gpu_target(void) {
+    static char out[16384];
+    CHECK(run("FUSOR_CUDA_LIBRARY=" FUSOR_FAKE_CUDA " " FUSOR_CLI
+              " bench -e 'a * b + c' --target gpu --size 1000,5000 --repeat 3 -q",
+              out, sizeof out) == 0);
+    CHECK_MSG(strstr(out, "arrays in GPU 0's memory") && strstr(out, "device-to-device copy"),
+              "%s", out);
+    CHECK(run("FUSOR_CUDA_LIBRARY=" FUSOR_FAKE_CUDA " " FUSOR_CLI
+              " bench -e 'a * b' --target gpu --size 1000 --repeat 3 --json -q",
+              out, sizeof out) == 0);
+    CHECK_MSG(strstr(out, "\"target\": \"gpu\"") && field(out, "copy_bw_fraction") > 0, "%s",
+              out);
+}
+
 int main(void) {
+    test_gpu_target();
     test_json_points();
     test_csv_and_plot();
     test_bandwidth_and_errors();
