@@ -12,6 +12,7 @@
  * finish wins and the other's result is dropped.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -20,8 +21,15 @@
 #include "strbuf.h"
 #include "gpu.h"
 
+static uint64_t next_serial(void) {
+    static _Atomic uint64_t serial;
+    return atomic_fetch_add(&serial, 1) + 1;
+}
+
 fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out) {
     cg_gpu_code *c = fu_calloc(1, sizeof *c);
+    if (c)
+        c->serial = next_serial();
     if (c)
         c->passes = fu_calloc((size_t)(plan->npasses ? plan->npasses : 1), sizeof *c->passes);
     if (!c || !c->passes) {
@@ -174,6 +182,7 @@ fusor_status cg_gpu_code_deserialize(const void *p, size_t size, cg_gpu_code **o
         fu_free(c);
         return fu_oom("a PTX cache entry");
     }
+    c->serial = next_serial();
     c->path = (fusor_gpu_path)head[1];
     c->arch = head[2];
     c->npasses = np;

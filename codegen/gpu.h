@@ -96,6 +96,9 @@ typedef struct cg_gpu_code {
     cg_gpu_pass *passes;
     int has_finish;
     double compile_ms;
+    /* Unique in the process, never reused: the launcher finds the module loaded from this
+     * code by it without comparing the text (sched_module_load_code). */
+    uint64_t serial;
 } cg_gpu_code;
 
 /* Nonzero when k runs as stencil kernels on a GPU (stencil loads or an INTERIOR parameter);

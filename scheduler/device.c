@@ -265,26 +265,47 @@ static fusor_status load_locked(const cudrv_table *t, sched_device *d, const cha
     return FUSOR_OK;
 }
 
-fusor_status sched_module_load(sched_device *d, const char *ptx, int arch_min, sched_module **out) {
+/* The module of ptx on d, loaded if needed; `serial` (0: none) is recorded on it for
+ * sched_module_load_code's next lookup. */
+static fusor_status module_load(sched_device *d, const char *ptx, uint64_t serial, int arch_min,
+                                sched_module **out) {
     *out = NULL;
     fusor_status st;
     const cudrv_table *t = sched_cuda(&st);
     if (!t)
         return st;
-    /* Every launch looks its module up here, so no hash of the text (tens of KB, ~50 us
-     * byte by byte): the length, then the text itself, which memcmp compares in well
-     * under a microsecond. */
-    size_t len = strlen(ptx);
     pthread_mutex_lock(&d->lock);
     for (sched_module *m = d->modules; m; m = m->next)
+        if (serial && m->code_serial == serial) {
+            pthread_mutex_unlock(&d->lock);
+            *out = m;
+            return FUSOR_OK;
+        }
+    /* No hash of the text (tens of KB, ~50 us byte by byte): the length, then the text
+     * itself, which memcmp compares in well under a microsecond. */
+    size_t len = strlen(ptx);
+    for (sched_module *m = d->modules; m; m = m->next)
         if (m->len == len && !memcmp(m->ptx, ptx, len)) {
+            if (serial)
+                m->code_serial = serial;
             pthread_mutex_unlock(&d->lock);
             *out = m;
             return FUSOR_OK;
         }
     st = load_locked(t, d, ptx, len, arch_min, out);
+    if (!st && serial)
+        (*out)->code_serial = serial;
     pthread_mutex_unlock(&d->lock);
     return st;
+}
+
+fusor_status sched_module_load(sched_device *d, const char *ptx, int arch_min, sched_module **out) {
+    return module_load(d, ptx, 0, arch_min, out);
+}
+
+fusor_status sched_module_load_code(sched_device *d, const cg_gpu_code *code, int arch_min,
+                                    sched_module **out) {
+    return module_load(d, code->ptx, code->serial, arch_min, out);
 }
 
 fusor_status sched_module_function(sched_device *d, sched_module *m, const char *name,

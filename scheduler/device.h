@@ -29,6 +29,7 @@ typedef struct sched_function {
 
 typedef struct sched_module {
     char *ptx; /* the text as given (the key) */
+    uint64_t code_serial; /* the cg_gpu_code last found to hold this text (0: none) */
     size_t len;
     cudrv_module mod;
     char *info_log; /* the JIT's info log ("" when it said nothing) */
@@ -69,6 +70,12 @@ double sched_device_peak_bandwidth(const sched_device *d);
  * A rejected PTX is FUSOR_ERROR_COMPILE with the JIT's error log. */
 fusor_status sched_module_load(sched_device *d, const char *ptx, int arch_min_ptx,
                                sched_module **out);
+/* The same for compiled code: a module already loaded from this very code object (its
+ * serial) is found without comparing the PTX text, which every launch would otherwise
+ * do (tens of KB). */
+struct cg_gpu_code;
+fusor_status sched_module_load_code(sched_device *d, const struct cg_gpu_code *code,
+                                    int arch_min_ptx, sched_module **out);
 /* A kernel of the module by name, with its occupancy facts (cached). */
 fusor_status sched_module_function(sched_device *d, sched_module *m, const char *name,
                                    sched_function **out);

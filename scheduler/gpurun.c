@@ -521,7 +521,7 @@ fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_s
                         device, g->d->name, g->d->cc_major, g->d->cc_minor);
     if ((st = get_ptx(k->ctx, spec, arch, &g->code, &arch)))
         return st;
-    if ((st = sched_module_load(g->d, g->code->ptx, cg_gpu_ptx_version(arch), &g->mod)))
+    if ((st = sched_module_load_code(g->d, g->code, cg_gpu_ptx_version(arch), &g->mod)))
         return st;
     g->kname = k->name;
     g->ir = spec->ir;

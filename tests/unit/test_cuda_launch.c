@@ -795,6 +795,23 @@ static void test_launch_scratch(void) {
     for (int64_t i = 0; i < n; i++)
         want[i] = -2.0 * hx[i] + hy[i];
     CHECK_MSG(device_equals(zd, want, n), "z after y came back");
+    /* The same kernel compiled in another context: its own code object, the same PTX, so
+     * the same module (found by the text once, then by the code's serial), for both. */
+    fusor_context *g2;
+    fusor_kernel *k2 = axpy_kernel(FUSOR_TARGET_AUTO, &g2);
+    fusor_args *a2 = axpy_args(k2, 3.0, xd, wd, zd);
+    long loads = F.module_loads;
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(fusor_launch(k2, a2));
+        CHECK_OK(fusor_launch(k, a));
+    }
+    CHECK_MSG(F.module_loads == loads, "%ld more modules loaded", F.module_loads - loads);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = -2.0 * hx[i] + hy[i];
+    CHECK_MSG(device_equals(zd, want, n), "z after alternating kernels");
+    fusor_args_destroy(a2);
+    fusor_kernel_destroy(k2);
+    fusor_context_destroy(g2);
     CHECK(F.bad_access == 0 && pool0().in_use == 4 * (size_t)n * sizeof(double));
     free(want);
     fusor_args_destroy(a);
