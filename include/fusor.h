@@ -140,6 +140,9 @@ FUSOR_API fusor_status fusor_context_set_target(fusor_context *ctx, fusor_target
  * run on that GPU whatever this says.  A device that does not exist makes such a launch
  * fail (target GPU) or run on the CPU (target AUTO), with the reason. */
 FUSOR_API fusor_status fusor_context_set_device(fusor_context *ctx, int device);
+/* The GPU launches of host arrays use now: fusor_context_set_device's, else
+ * $FUSOR_DEVICE, else 0 (-1 for a NULL context).  Whether it exists is not checked. */
+FUSOR_API int fusor_context_device(const fusor_context *ctx);
 
 /* The number of CPU threads host launches use.  The default is one per physical core
  * this process may run on (its affinity mask and cgroup CPU quota), or FUSOR_NUM_THREADS

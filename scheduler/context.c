@@ -116,6 +116,8 @@ int sched_context_device(const fusor_context *c) {
     return e && *e && !*end && v >= 0 && v < 1024 ? (int)v : 0;
 }
 
+int fusor_context_device(const fusor_context *ctx) { return ctx ? sched_context_device(ctx) : -1; }
+
 long sched_compile_count(fusor_context *c) {
     pthread_mutex_lock(&c->lock);
     long n = c->compiles;

@@ -327,17 +327,11 @@ static void fill_random(fusor_array *a, unsigned *seed) {
  * code keeps them, so that a launch times the kernel and not the PCIe link. */
 static int on_gpu(const bench_opts *o) { return o->target && !strcmp(o->target, "gpu"); }
 
-/* The GPU launches of host arrays use (fusor_context_set_device's default). */
-static int gpu_device(void) {
-    const char *e = getenv("FUSOR_DEVICE");
-    return e && *e ? atoi(e) : 0;
-}
-
 /* A copy of host array h in the memory of the GPU (h is released). */
 static fusor_status to_device(bench_kernel *b, fusor_array **h) {
     fusor_array *d;
     fusor_status st =
-        fusor_array_create_on(b->ctx, FUSOR_MEMORY_DEVICE, gpu_device(), fusor_array_dtype(*h),
+        fusor_array_create_on(b->ctx, FUSOR_MEMORY_DEVICE, fusor_context_device(b->ctx), fusor_array_dtype(*h),
                               fusor_array_ndim(*h), fusor_array_shape(*h), &d);
     if (!st && (st = fusor_array_copy(d, *h, NULL)))
         fusor_array_destroy(d);
@@ -677,10 +671,10 @@ static fusor_status gpu_copy_bandwidth(fusor_context *ctx, double *bw) {
     fusor_stream *s = NULL;
     fusor_status st = FUSOR_ERROR_OUT_OF_MEMORY;
     int64_t n = (int64_t)32 << 20; /* f64 elements: 256 MiB */
+    int dev = fusor_context_device(ctx);
     for (; n >= ((int64_t)1 << 20) && st; n /= 2) {
-        st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, gpu_device(), FUSOR_F64, 1, &n, &x);
-        if (!st && (st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, gpu_device(), FUSOR_F64,
-                                               1, &n, &y)))
+        st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, dev, FUSOR_F64, 1, &n, &x);
+        if (!st && (st = fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, dev, FUSOR_F64, 1, &n, &y)))
             fusor_array_destroy(x);
         if (st)
             x = y = NULL;
@@ -762,7 +756,7 @@ int fusor_cmd_bench(int argc, char **argv) {
         if (on_gpu(&o))
             printf("kernel %s (%s, gpu: arrays in GPU %d's memory); device-to-device copy "
                    "bandwidth %.1f GB/s\n",
-                   kname, dtype, gpu_device(), copy_bw / 1e9);
+                   kname, dtype, fusor_context_device(b.ctx), copy_bw / 1e9);
         else
             printf("kernel %s (%s, %s); copy bandwidth %.1f GB/s (%d threads)\n", kname, dtype,
                    o.target ? o.target : "cpu", copy_bw / 1e9, bw_threads);
