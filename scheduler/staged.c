@@ -309,7 +309,7 @@ typedef struct buffer { /* where an axis reduction's result lives */
 struct sched_staged_cache {
     shapes *s;                          /* of the arrays below */
     int nbound;                         /* parameters and outputs */
-    ir_nshape bound[HOST_MAX_ARRAYS];   /* their shapes when s was inferred (-1: unbound) */
+    ir_nshape *bound;                   /* [nbound]: their shapes for s (-1: unbound) */
     buffer *res;                        /* [nnodes] */
     int64_t (*strides)[FUSOR_MAX_DIMS]; /* [the most arrays of a stage + 1] */
     ir_value *sslots;                   /* [the most slots of a stage + 1] */
@@ -426,8 +426,10 @@ static void cache_clear(sched_staged_cache *c, int32_t nnodes) {
     fu_free(c->strides);
     fu_free(c->sslots);
     fu_free(c->axis.p);
+    fu_free(c->bound);
     c->strides = NULL;
     c->sslots = NULL;
+    c->bound = NULL;
     c->axis = (host_scratch){0};
     c->max_arrays = c->max_slots = 0;
     c->nbound = 0;
@@ -481,7 +483,8 @@ static fusor_status cache_fit(fusor_kernel *k, sched_spec *spec, fusor_array **a
     c->res = fu_calloc((size_t)ir->nnodes + 1, sizeof *c->res);
     c->strides = fu_calloc((size_t)c->max_arrays + 1, sizeof *c->strides);
     c->sslots = fu_calloc((size_t)c->max_slots + 1, sizeof *c->sslots);
-    if (!c->res || !c->strides || !c->sslots) {
+    c->bound = fu_calloc((size_t)n + 1, sizeof *c->bound);
+    if (!c->res || !c->strides || !c->sslots || !c->bound) {
         cache_clear(c, ir->nnodes);
         return fu_oom("a launch's temporaries");
     }
