@@ -59,15 +59,7 @@ static void gpu_run(fusor_context *ctx, const prog *p, const int64_t *shape) {
             strides[a][d] = st;
             st *= shape[d];
         }
-        base[a] = calloc((size_t)size + 1, sz);
-        ref[a] = calloc((size_t)size + 1, sz);
-        for (int64_t i = 0; i < size; i++) {
-            ir_value x = a < k->nparams ? random_value(dt) : (ir_value){.u = 0x5a5a5a5a5a5a5a5aull};
-            if (a >= k->nparams && dt == FUSOR_BOOL)
-                x.i = 1;
-            sc_store(base[a] + i * (int64_t)sz, dt, x);
-            sc_store(ref[a] + i * (int64_t)sz, dt, x);
-        }
+        fill_pair(k, a, dt, size, &base[a], &ref[a]);
         CHECK(fusor_array_wrap(ctx, base[a], dt, D, shape, NULL, &arr[a]) == FUSOR_OK);
         CHECK(fusor_args_set_array(args, name, arr[a]) == FUSOR_OK);
     }

@@ -307,6 +307,22 @@ static int count_differences(const prog *p, char *const *base, char *const *ref,
     return bad;
 }
 
+/* Array a of k over `size` elements, twice with the same contents (*base for the code
+ * under test, *ref for the interpreter): random inputs, poisoned outputs (bools 1). */
+static void fill_pair(const ir_kernel *k, int a, fusor_dtype dt, int64_t size, char **base,
+                      char **ref) {
+    size_t sz = fusor_dtype_size(dt);
+    *base = calloc((size_t)size + 1, sz);
+    *ref = calloc((size_t)size + 1, sz);
+    for (int64_t i = 0; i < size; i++) {
+        ir_value x = a < k->nparams ? random_value(dt) : (ir_value){.u = 0x5a5a5a5a5a5a5a5aull};
+        if (a >= k->nparams && dt == FUSOR_BOOL)
+            x.i = 1;
+        sc_store(*base + i * (int64_t)sz, dt, x);
+        sc_store(*ref + i * (int64_t)sz, dt, x);
+    }
+}
+
 static int runs;
 
 /* Program p on a domain of `shape`, launched as `how` says (0: the launcher's shape with a
@@ -339,15 +355,7 @@ static void run(const prog *p, kernel_fn const *kernels, launch3_fn launch, cons
             strides[a][d] = bcast && d < D - 1 ? 0 : st;
             st *= shape[d];
         }
-        base[a] = calloc((size_t)size + 1, sz);
-        ref[a] = calloc((size_t)size + 1, sz);
-        for (int64_t i = 0; i < size; i++) {
-            ir_value x = a < k->nparams ? random_value(dt) : (ir_value){.u = 0x5a5a5a5a5a5a5a5aull};
-            if (a >= k->nparams && dt == FUSOR_BOOL)
-                x.i = 1;
-            sc_store(base[a] + i * (int64_t)sz, dt, x);
-            sc_store(ref[a] + i * (int64_t)sz, dt, x);
-        }
+        fill_pair(k, a, dt, size, &base[a], &ref[a]);
     }
     ir_domain dom = {.ndim = D, .size = size, .narrays = na, .base = ref, .strides = strides};
     for (int d = 0; d < D; d++)
