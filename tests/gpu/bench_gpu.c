@@ -102,20 +102,13 @@ static void must(fusor_status st) {
  * the GPU sustains: each launch's host cost overlaps the kernel before it). */
 static double time_queued(fusor_kernel *k, fusor_args *a) {
     fusor_stream *s;
-    if (fusor_stream_create(ctx, &s) || fusor_launch_async(k, a, s) || fusor_stream_synchronize(s)) {
-        fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
-        exit(1);
-    }
+    must(fusor_stream_create(ctx, &s));
+    must(fusor_launch_async(k, a, s));
+    must(fusor_stream_synchronize(s));
     double t0 = now();
     for (int r = 0; r < REPEAT; r++)
-        if (fusor_launch_async(k, a, s) != FUSOR_OK) {
-            fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
-            exit(1);
-        }
-    if (fusor_stream_synchronize(s) != FUSOR_OK) {
-        fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
-        exit(1);
-    }
+        must(fusor_launch_async(k, a, s));
+    must(fusor_stream_synchronize(s));
     double t = (now() - t0) / REPEAT;
     fusor_stream_destroy(s);
     return t;
@@ -126,10 +119,7 @@ static double time_launch(fusor_kernel *k, fusor_args *a) {
     double best = 1e30;
     for (int r = 0; r <= REPEAT; r++) {
         double t0 = now();
-        if (fusor_launch(k, a) != FUSOR_OK) {
-            fprintf(stderr, "bench_gpu: %s\n", fusor_last_error());
-            exit(1);
-        }
+        must(fusor_launch(k, a));
         double t = now() - t0;
         if (r && t < best)
             best = t;
