@@ -234,6 +234,7 @@ typedef struct checker {
     int has_axis, has_whole;
     fe_pos axis_pos, whole_pos;
     const char *whole_what;
+    int whole_is_reduction; /* the first of them is a whole-array reduction */
     /* Set for a second check of a kernel that mixes axis and whole-array reductions: each
      * whole-array reduction becomes the reduction over all its argument's axes (a 0-d
      * array, NumPy's sum(x, axis=(0, ..., r-1))), which the staged launcher runs. */
@@ -1076,6 +1077,7 @@ static fusor_status reduce_call(checker *c, const fe_expr *e, const struct built
         c->has_whole = 1;
         c->whole_pos = e->pos;
         c->whole_what = "a whole-array reduction";
+        c->whole_is_reduction = 1;
     }
     fusor_dtype d = (fusor_dtype)x.kind;
     int32_t n;
@@ -1666,7 +1668,7 @@ static fusor_status check_once(arena *a, const fe_program *p, int i, const fe_bi
                                c.fk->out[j].name);
     if (c.has_axis && c.has_whole) {
         /* Whole-array reductions can be checked again as all-axes ones; stencil loads not. */
-        if (!whole_as_axes && !strcmp(c.whole_what, "a whole-array reduction")) {
+        if (!whole_as_axes && c.whole_is_reduction) {
             *mixed = 1;
             return FUSOR_OK;
         }
