@@ -62,6 +62,20 @@ static void hand_step(const double *u, double *out, int n, double r) {
         }
 }
 
+/* The two argument sets of a ping-pong loop: fwd steps a into b, back steps b into a. */
+static int pingpong_args(fusor_kernel *k, fusor_array *a, fusor_array *b, double r,
+                         fusor_args **fwd, fusor_args **back) {
+    CHECK(fusor_args_create(k, fwd));
+    CHECK(fusor_args_create(k, back));
+    CHECK(fusor_args_set_array(*fwd, "u", a));
+    CHECK(fusor_args_set_array(*fwd, "out", b));
+    CHECK(fusor_args_set_f64(*fwd, "r", r));
+    CHECK(fusor_args_set_array(*back, "u", b));
+    CHECK(fusor_args_set_array(*back, "out", a));
+    CHECK(fusor_args_set_f64(*back, "r", r));
+    return 0;
+}
+
 /*
  * The same loop on the GPU with device arrays: the plate is copied there once, the steps
  * ping-pong between two device buffers with nothing copied, and the result comes back
@@ -84,14 +98,8 @@ static int gpu_loop(const char *src, double *scratch, int n, int steps, double r
     CHECK(fusor_array_wrap(ctx, scratch, FUSOR_F64, 2, shape, NULL, &host));
     CHECK(fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 2, shape, &d0));
     CHECK(fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 2, shape, &d1));
-    CHECK(fusor_args_create(k, &fwd));
-    CHECK(fusor_args_create(k, &back));
-    CHECK(fusor_args_set_array(fwd, "u", d0));
-    CHECK(fusor_args_set_array(fwd, "out", d1));
-    CHECK(fusor_args_set_f64(fwd, "r", r));
-    CHECK(fusor_args_set_array(back, "u", d1));
-    CHECK(fusor_args_set_array(back, "out", d0));
-    CHECK(fusor_args_set_f64(back, "r", r));
+    if (pingpong_args(k, d0, d1, r, &fwd, &back))
+        return 1;
     CHECK(fusor_array_copy(d0, host, NULL));
     CHECK(fusor_array_copy(d1, host, NULL));
     CHECK(fusor_launch(k, fwd)); /* compiles and loads; then start again */
@@ -192,14 +200,8 @@ int main(int argc, char **argv) {
     CHECK(fusor_kernel_compile(ctx, source, "heat2d.fu", NULL, &k));
     CHECK(fusor_array_wrap(ctx, a, FUSOR_F64, 2, shape, NULL, &aa));
     CHECK(fusor_array_wrap(ctx, b, FUSOR_F64, 2, shape, NULL, &ab));
-    CHECK(fusor_args_create(k, &fwd));
-    CHECK(fusor_args_create(k, &back));
-    CHECK(fusor_args_set_array(fwd, "u", aa));
-    CHECK(fusor_args_set_array(fwd, "out", ab));
-    CHECK(fusor_args_set_f64(fwd, "r", r));
-    CHECK(fusor_args_set_array(back, "u", ab));
-    CHECK(fusor_args_set_array(back, "out", aa));
-    CHECK(fusor_args_set_f64(back, "r", r));
+    if (pingpong_args(k, aa, ab, r, &fwd, &back))
+        return 1;
     CHECK(fusor_launch(k, fwd)); /* compiles; then start again from the initial plate */
     init(b, n);
     t0 = now();
