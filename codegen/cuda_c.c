@@ -799,7 +799,7 @@ static void elem_expr(cw *w, int a, char *buf, size_t n) {
     if (w->variant == CG_STENCIL) {
         snprintf(base, sizeof base, "((const %s *)(r%d + xf * st%d))", mtype(d), a, a);
         snprintf(idx, sizeof idx, "0");
-    } else if (w->variant == CG_STRIDED) {
+    } else if (w->variant == CG_STRIDED || w->variant == CG_AXIS) {
         snprintf(base, sizeof base, "((const %s *)(a%d + o%d))", mtype(d), a, a);
         snprintf(idx, sizeof idx, "0");
     } else {
@@ -848,6 +848,10 @@ static void stencil_elem(cw *w, int32_t i, char *buf, size_t n) {
 /* The varying nodes, reduction steps and stores of one element at `i`. */
 static void print_element(cw *w, const ir_pass *ps) {
     char elem[160];
+    if (w->variant == CG_AXIS) /* the result's row, then i along the axis (print_axis_kernel) */
+        for (int a = 0; a < w->narrays; a++)
+            if (w->used[a])
+                sb_printf(&w->s, "        const fu_i64 o%d = ro%d + i * axs[%d];\n", a, a, a);
     if (w->variant == CG_STRIDED) {
         /* Flat index -> per-array byte offsets, innermost dimension first. */
         const char *it = w->it, *ut = strcmp(it, "fu_i32") ? "fu_u64" : "fu_u32";
@@ -1087,6 +1091,86 @@ static void print_stencil_loops(cw *w, const ir_pass *ps) {
     sb_printf(s, "    }\n    }\n");
 }
 
+/* fusor_pass0_axis and fusor_pass0_axisblk (gpu.h): an AXIS stage's kernels, one result
+ * element per thread or per block. */
+static void print_axis_kernel(cw *w, int block) {
+    const ir_pass *ps = &w->plan->passes[0];
+    const ir_kernel *k = w->k;
+    strbuf *s = &w->s;
+    int n = w->narrays, out = k->nparams, words = cg_pass_words(k, w->plan, 0);
+    int32_t red = ps->reductions[0];
+    fusor_dtype od = k->outputs[0].dtype;
+    w->pass = 0;
+    w->it = "fu_i64";
+    w->variant = CG_AXIS; /* print_element's addressing; the loop differs by `block` */
+    w->lane = -1;
+    w->used[out] = 1;
+    sb_printf(s,
+              "\nextern \"C\" __global__ void fusor_pass0_%s(const char *P) {\n"
+              "    const fu_i64 n = FU_N(P), len = *(const fu_i64 *)(P + %zu);\n"
+              "    const fu_i64 *axs = (const fu_i64 *)(P + %zu);\n"
+              "    const fu_u64 *slots = FU_SLOTS(P);\n"
+              "    char *const *arrays = (char *const *)(P + %zu);\n",
+              block ? "axisblk" : "axis", CG_GPU_OFF_AXLEN(n), CG_GPU_OFF_AXSTRIDES(n),
+              CG_GPU_OFF_ARRAYS(n));
+    for (int a = 0; a < n; a++)
+        if (w->used[a])
+            sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
+                      a);
+    sb_printf(s, "    (void)slots; (void)axs;\n");
+    for (int32_t i = 0; i < k->nnodes; i++)
+        if (w->need[i] && k->nodes[i].shape == IR_UNIFORM)
+            print_node(w, i, NULL);
+    sb_printf(s, "    for (fu_i64 e = %s; e < n; e += %s) {\n",
+              block ? "blockIdx.x" : "(fu_i64)blockIdx.x * blockDim.x + threadIdx.x",
+              block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
+    /* The result element's row: its flat index over the result's shape -> byte offsets. */
+    sb_printf(s, "        fu_i64 rem = e;\n");
+    for (int a = 0; a < n; a++)
+        if (w->used[a])
+            sb_printf(s, "        fu_i64 ro%d = 0;\n", a);
+    sb_printf(s, "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
+                 "            const fu_i64 ext = FU_SHAPE(P, d), q = rem / ext, c = rem - q * ext;\n"
+                 "            rem = q;\n");
+    for (int a = 0; a < n; a++)
+        if (w->used[a])
+            sb_printf(s, "            ro%d += c * FU_STRIDE(P, %d, d);\n", a, a);
+    sb_printf(s, "        }\n");
+    for (int a = 0; a < n; a++)
+        if (w->used[a])
+            sb_printf(s, "        ro%d += rem * FU_STRIDE(P, %d, 0);\n", a, a);
+    const char *t[3];
+    int nc = carried(w, red, t);
+    for (int j = 0; j < nc; j++) {
+        sb_printf(s, "        %s r0_%d = (%s)", t[j], j, t[j]);
+        print_identity(w, red, j);
+        sb_printf(s, ";\n");
+    }
+    sb_printf(s, "        for (fu_i64 i = %s; i < len; i += %s) {\n",
+              block ? "threadIdx.x" : "0", block ? "blockDim.x" : "1");
+    print_element(w, ps);
+    sb_printf(s, "        }\n        fu_u64 acc[%d], res[%d], mine[%d];\n", words, words,
+              w->plan->nslots);
+    for (int j = 0; j < nc; j++)
+        sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
+    if (block)
+        sb_printf(s, "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n");
+    else
+        sb_printf(s, "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n", words);
+    sb_printf(s, "            fusor_pass0_final(res, mine);\n");
+    const char *conv = od == FUSOR_F64   ? "__longlong_as_double(v_)"
+                       : od == FUSOR_F32 ? "(float)__longlong_as_double(v_)"
+                       : od == FUSOR_F16 ? "fu_d2h(__longlong_as_double(v_))"
+                       : od == FUSOR_BOOL ? "(fu_u8)(v_ != 0)"
+                                          : "v_";
+    sb_printf(s, "            const fu_u64 v_ = mine[%d];\n"
+                 "            *(%s *)(a%d + ro%d) = (%s)%s;\n        }\n",
+              k->nodes[red].slot, mtype(od), out, out, mtype(od), conv);
+    if (block) /* the block merge's shared memory is reused by the next result */
+        sb_printf(s, "        __syncthreads();\n");
+    sb_printf(s, "    }\n}\n");
+}
+
 static void print_reduce_kernel(cw *w, int p) {
     int words = cg_pass_words(w->k, w->plan, p);
     sb_printf(&w->s,
@@ -1139,8 +1223,11 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     int stencil = cg_gpu_is_stencil(k, NULL);
     if (ir_has_axis_reductions(k))
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel '%s' has axis reductions, which run on the CPU only for now",
+                        "kernel '%s' has axis reductions: its stages are compiled instead",
                         k->name);
+    if (k->axis_stage && (plan->npasses != 1 || plan->passes[0].nreductions != 1 ||
+                          plan->passes[0].nstores))
+        return fu_error(FUSOR_ERROR_INTERNAL, "kernel '%s' is not an axis stage", k->name);
     fusor_gpu_options opt;
     fusor_status st = cg_gpu_options_normalize(o, &opt);
     if (st)
@@ -1164,7 +1251,13 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
               plan->npasses, plan->npasses == 1 ? "" : "es", opt.arch, opt.ftz ? ", ftz" : "",
               opt.approx_div ? ", approximate division" : "",
               opt.approx_sqrt ? ", approximate sqrt" : "");
-    for (int p = 0; p < plan->npasses; p++) {
+    for (int p = 0; p < plan->npasses && k->axis_stage; p++) {
+        mark_pass(&w, p);
+        print_pass_helpers(&w, p);
+        print_axis_kernel(&w, 0);
+        print_axis_kernel(&w, 1);
+    }
+    for (int p = 0; p < plan->npasses && !k->axis_stage; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
         for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
@@ -1173,7 +1266,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
         if (plan->passes[p].nreductions)
             print_reduce_kernel(&w, p);
     }
-    if (plan->has_scalar_outputs)
+    if (plan->has_scalar_outputs && !k->axis_stage)
         print_finish(&w);
     fu_free(w.need);
     fu_free(w.used);

@@ -58,6 +58,7 @@ typedef struct emitter {
     LLVMValueRef fn;
     int pass;    /* -1 for fusor_finish */
     int strided; /* addressing of array elements */
+    int axis;    /* an axis row (CG_AXIS, CG_AXISBLK): strided by per-array steps even on a GPU */
     int in_loop; /* accesses get the access group */
     LLVMValueRef index;           /* of type itype */
     LLVMTypeRef itype;            /* i64, or i32 in a GPU variant with 32-bit indices */
@@ -529,7 +530,7 @@ static LLVMValueRef elem_ptr(emitter *e, int array, fusor_dtype d) {
     }
     if (!e->strided)
         return LLVMBuildInBoundsGEP2(e->b, mem_ty(e, d), e->base[array], &idx, 1, "");
-    if (e->t->nd_offsets)
+    if (e->t->nd_offsets && !e->axis)
         return LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[array], &e->off[array], 1, "");
     LLVMValueRef off = LLVMBuildMul(e->b, idx, e->step[array], "");
     return LLVMBuildInBoundsGEP2(e->b, e->i8, e->base[array], &off, 1, "");
@@ -921,7 +922,7 @@ static void load_array(emitter *e, int array) {
     if (e->t->gpu) /* arrays live in global memory: ld.global / st.global */
         e->base[array] = LLVMBuildAddrSpaceCast(e->b, e->base[array],
                                                 LLVMPointerTypeInContext(e->ctx, 1), "gbase");
-    if (!e->strided || e->t->nd_offsets)
+    if (!e->strided || (e->t->nd_offsets && !e->axis))
         return;
     p = LLVMBuildInBoundsGEP2(e->b, e->i64, arg(e, ARG_STRIDES), &idx, 1, "");
     e->step[array] = LLVMBuildLoad2(e->b, e->i64, p, "stride");
@@ -936,7 +937,7 @@ static void reset_fn_state(emitter *e) {
     memset(e->off, 0, na * sizeof *e->off);
     e->in_loop = 0;
     e->lanes0 = 0;
-    e->stencil = e->fast = 0;
+    e->stencil = e->fast = e->axis = 0;
 }
 
 /* Loop metadata: !{self, !{"llvm.loop.parallel_accesses", group}} and, for the strided
@@ -977,7 +978,7 @@ static LLVMValueRef loop_id(emitter *e, int streaming) {
 static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
     if (e->stencil)
         e->xfull = LLVMBuildNSWAdd(e->b, e->index, e->xfull_origin, "xfull");
-    if (e->strided && e->t->nd_offsets)
+    if (e->strided && e->t->nd_offsets && !e->axis)
         e->t->nd_offsets(e->mod, e->b, arg(e, ARG_STRIDES), e->index,
                          e->k->nparams + e->k->noutputs, e->base, e->off);
     emit_nodes(e, IR_VARYING);
@@ -1168,12 +1169,13 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     cg_pass_variant_name(name, sizeof name, p, variant);
     e->fn = add_row_fn(e, name, 5);
     e->pass = p;
-    int i32 = variant >= CG_CONTIG32;
+    int i32 = variant >= CG_CONTIG32 && variant <= CG_VEC32;
     if (i32)
         variant -= CG_CONTIG32;
     e->itype = i32 ? LLVMInt32TypeInContext(e->ctx) : e->i64;
-    e->strided = variant == CG_STRIDED;
     reset_fn_state(e);
+    e->axis = variant == CG_AXIS || variant == CG_AXISBLK;
+    e->strided = variant == CG_STRIDED || e->axis;
     mark_pass(e, p);
 
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry");
@@ -1191,9 +1193,17 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     init_reductions(e, ps, red);
     if (e->err)
         return;
-    LLVMValueRef first = e->t->index_first(e->mod, e->b);
-    LLVMValueRef step = e->t->index_step(e->mod, e->b);
-    LLVMValueRef n = arg(e, ARG_N);
+    LLVMValueRef first, step, n = arg(e, ARG_N);
+    if (variant == CG_AXIS) { /* one thread walks the whole axis */
+        first = LLVMConstInt(e->i64, 0, 0);
+        step = LLVMConstInt(e->i64, 1, 0);
+    } else if (variant == CG_AXISBLK) { /* the block's threads share it */
+        first = e->t->sreg(e->mod, e->b, "tid.x");
+        step = e->t->sreg(e->mod, e->b, "ntid.x");
+    } else {
+        first = e->t->index_first(e->mod, e->b);
+        step = e->t->index_step(e->mod, e->b);
+    }
     if (i32) { /* the launcher checked that n + step and every byte offset fit int32 */
         first = LLVMBuildTrunc(e->b, first, e->itype, "gid32");
         step = LLVMBuildTrunc(e->b, step, e->itype, "nthreads32");
@@ -1586,8 +1596,8 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
 }
 
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
-    static const char *const names[] = {"contig",   "strided",   "vec",      "stencil",
-                                        "contig32", "strided32", "vec32"};
+    static const char *const names[] = {"contig",   "strided",   "vec",   "stencil", "contig32",
+                                        "strided32", "vec32",    "axis", "axisblk"};
     snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
 }
 
@@ -1745,6 +1755,11 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                         k->name);
     /* A kernel with axis reductions has no single domain: its stages (kernels/stage.h) are
      * what gets compiled, on the host only for now. */
+    int axis = k->axis_stage && t->gpu; /* the host runs an axis stage's rows itself */
+    if (axis && (!t->sreg || plan->npasses != 1 || plan->passes[0].nreductions != 1 ||
+                 plan->passes[0].nstores))
+        return fu_error(FUSOR_ERROR_INTERNAL,
+                        "kernel '%s' is not an axis stage a GPU target can compile", k->name);
     if (ir_has_axis_reductions(k))
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
                         "kernel '%s' has axis reductions, which run on the CPU only for now "
@@ -1758,6 +1773,14 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
         for (int p = 0; p < plan->npasses && !e.err; p++) {
             if (stencil) { /* one variant: the rows of the box */
                 emit_stencil_fn(&e, p);
+                if (!e.err)
+                    emit_pass_helpers(&e, p);
+                continue;
+            }
+            if (axis) { /* the axis rows only (emit.h) */
+                emit_pass_fn(&e, p, CG_AXIS);
+                if (!e.err)
+                    emit_pass_fn(&e, p, CG_AXISBLK);
                 if (!e.err)
                     emit_pass_helpers(&e, p);
                 continue;

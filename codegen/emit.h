@@ -116,7 +116,17 @@ enum { CG_CONTIG = 0, CG_STRIDED = 1, CG_VEC = 2, CG_STENCIL = 3 };
  * PTX's mul.wide.s32).  The launcher runs them only where n + the grid's threads and every
  * array's byte offsets fit int32 (sched_gpu_index32_ok). */
 enum { CG_CONTIG32 = 4, CG_STRIDED32 = 5, CG_VEC32 = 6, CG_NUM_VARIANTS = 7 };
-/* "fusor_pass<p>_contig", "_strided", "_vec", "_stencil" (and "_contig32", ...). */
+/*
+ * An AXIS stage's kernel (ir_kernel.axis_stage; GPU targets only) gets two row functions
+ * instead of all the above, both addressing each array as on the host (ptrs[i] + index *
+ * strides[i], `strides` the stride of each array along the reduced axis) over n = the
+ * axis's length, folding into acc:
+ *   CG_AXIS     "_axis": indices 0, 1, ..., n-1 (one thread walks the axis);
+ *   CG_AXISBLK  "_axisblk": from tid.x by ntid.x (a block's threads share the axis).
+ */
+enum { CG_AXIS = 7, CG_AXISBLK = 8 };
+/* "fusor_pass<p>_contig", "_strided", "_vec", "_stencil" (and "_contig32", ..., "_axis",
+ * "_axisblk"). */
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
 /* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);

@@ -40,6 +40,22 @@
  * with the same grid gives the same bits every time (the launcher picks the grid from
  * the element count, never from the device, for passes with reductions).
  *
+ * An AXIS stage's kernel (ir_kernel.axis_stage, kernels/stage.h: one reduction of its
+ * operand, computed once per element of the result) has two kernels instead of all the
+ * above, over the RESULT's domain (n, ndim, shape: the operand's shape without the
+ * reduced axis; strides: each array's over those dimensions; arrays[nparams]: the result
+ * array, written in the output's dtype):
+ *
+ *   fusor_pass0_axis      one thread per result element (grid-stride): it walks the
+ *                         reduced axis alone.  Neighbouring threads read neighbouring
+ *                         elements when the axis is not the innermost.
+ *   fusor_pass0_axisblk   one block per result element (block-stride over them): the
+ *                         block's threads share the axis (coalesced when it is the
+ *                         innermost), then the block merge; block size a multiple of 32.
+ *
+ * Each result is folded in a fixed order for a given block size: the same bits every
+ * time.  Their block adds the axis's length and strides (CG_GPU_OFF_AXLEN below).
+ *
  * The parameter block (little-endian, 8-byte fields, N = nparams + noutputs):
  *
  *   offset 0    int64  n             elements in the domain
@@ -78,6 +94,11 @@
 #define CG_GPU_OFF_FULL(n)            CG_GPU_PARAMS_SIZE(n)
 #define CG_GPU_OFF_ORIGIN(n)          (CG_GPU_PARAMS_SIZE(n) + 64)
 #define CG_GPU_STENCIL_PARAMS_SIZE(n) (CG_GPU_PARAMS_SIZE(n) + 128)
+/* Axis kernels: after the block's arrays, the reduced axis's length and each array's byte
+ * stride along it. */
+#define CG_GPU_OFF_AXLEN(n)        CG_GPU_PARAMS_SIZE(n)
+#define CG_GPU_OFF_AXSTRIDES(n)    (CG_GPU_PARAMS_SIZE(n) + 8)
+#define CG_GPU_AXIS_PARAMS_SIZE(n) (CG_GPU_PARAMS_SIZE(n) + 8 + 8 * (size_t)(n))
 /* Largest thread block a pass or reduce kernel accepts (and its warps). */
 #define CG_GPU_MAX_BLOCK 1024
 

@@ -677,6 +677,115 @@ static void build_finish_kernel(nvb *g) {
     LLVMBuildRetVoid(b);
 }
 
+/* Stores canonical value v (an ir_value's 64 bits, ir.h) at p as an element of dtype d. */
+static void store_canonical(nvb *g, LLVMValueRef v, LLVMValueRef p, fusor_dtype d) {
+    LLVMBuilderRef b = g->b;
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+    if (d == FUSOR_F64) {
+        v = LLVMBuildBitCast(b, v, f64, "");
+    } else if (d == FUSOR_F32 || d == FUSOR_F16) { /* exact: the value fits the dtype */
+        LLVMTypeRef t = d == FUSOR_F32 ? LLVMFloatTypeInContext(g->ctx) : LLVMHalfTypeInContext(g->ctx);
+        v = LLVMBuildFPTrunc(b, LLVMBuildBitCast(b, v, f64, ""), t, "");
+    } else if (d == FUSOR_BOOL) {
+        v = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, v, ci64(g, 0), ""),
+                          LLVMInt8TypeInContext(g->ctx), "");
+    } else if (fusor_dtype_size(d) < 8) {
+        v = LLVMBuildTrunc(b, v, LLVMIntTypeInContext(g->ctx, 8 * (unsigned)fusor_dtype_size(d)), "");
+    }
+    LLVMSetAlignment(LLVMBuildStore(b, v, p), (unsigned)fusor_dtype_size(d));
+}
+
+/*
+ * fusor_pass0_axis / fusor_pass0_axisblk (gpu.h): an AXIS stage's kernels.  Result
+ * element r (a grid-stride loop over the n results; block form: a block-stride loop,
+ * one block per result) finds each array's element at its row from the result-domain
+ * table, then the row function folds the reduced axis into acc (axis form: this thread
+ * alone; block form: the block's threads, then the block merge), and `final` gives the
+ * value, stored into the result array (arrays[nparams]).
+ */
+static void build_axis_kernel(nvb *g, int variant) {
+    char name[64], rname[80];
+    cg_pass_variant_name(name, sizeof name, 0, variant);
+    row_name(rname, sizeof rname, 0, variant);
+    LLVMValueRef row = LLVMGetNamedFunction(g->mod, rname);
+    add_kernel(g, name);
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef P = LLVMGetParam(g->fn, 0);
+    int n = g->narrays, words = cg_pass_words(g->k, g->plan, 0), blk = variant == CG_AXISBLK;
+    int32_t red = g->plan->passes[0].reductions[0];
+    fusor_dtype rd = g->k->outputs[0].dtype;
+    LLVMValueRef nres = param_field(g, P, CG_GPU_OFF_N, g->i64, "n");
+    LLVMValueRef len = param_field(g, P, CG_GPU_OFF_AXLEN(n), g->i64, "axlen");
+    LLVMValueRef table = param_field(g, P, CG_GPU_OFF_NDIM, NULL, "");
+    LLVMValueRef axstr = param_field(g, P, CG_GPU_OFF_AXSTRIDES(n), NULL, "");
+    LLVMValueRef slots = param_field(g, P, CG_GPU_OFF_SLOTS, g->ptr, "slots");
+    LLVMValueRef acc = words_alloca(g, words, "acc"), res = words_alloca(g, words, "res");
+    LLVMValueRef mine = words_alloca(g, g->plan->nslots, "mine"); /* final's slots */
+    LLVMTypeRef pty = LLVMArrayType(g->ptr, (unsigned)n);
+    LLVMValueRef ptrs = LLVMBuildAlloca(b, pty, "ptrs");
+    LLVMValueRef *bases = fu_calloc((size_t)n, sizeof *bases), *off = fu_calloc((size_t)n, sizeof *off);
+    if (!bases || !off) { /* the module is then incomplete: verify() reports it */
+        fu_free(bases);
+        fu_free(off);
+        LLVMBuildRetVoid(b);
+        return;
+    }
+    for (int a = 0; a < n; a++)
+        bases[a] = param_field(g, P, CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)a, g->ptr, "base");
+    LLVMValueRef first = blk ? sreg(g->mod, b, "ctaid.x") : gpu_first(g->mod, b);
+    LLVMValueRef step = blk ? sreg(g->mod, b, "nctaid.x") : gpu_step(g->mod, b);
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(b), loop = block(g, "result"),
+                      done = block(g, "done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, first, nres, ""), loop, done);
+    LLVMPositionBuilderAtEnd(b, loop);
+    LLVMValueRef r = LLVMBuildPhi(b, g->i64, "r");
+    gpu_nd_offsets(g->mod, b, table, r, n, bases, off);
+    for (int a = 0; a < n; a++) {
+        LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, a)};
+        LLVMValueRef at = LLVMBuildInBoundsGEP2(b, pty, ptrs, idx, 2, "");
+        store64(g, LLVMBuildPtrToInt(b, LLVMBuildGEP2(b, LLVMInt8TypeInContext(g->ctx), bases[a],
+                                                      &off[a], 1, ""),
+                                     g->i64, ""),
+                at);
+    }
+    call_fn(g, helper(g, 0, "init"), &acc, 1);
+    LLVMValueRef args[5] = {LLVMBuildInBoundsGEP2(b, pty, ptrs, (LLVMValueRef[]){ci64(g, 0)}, 1, ""),
+                            axstr, len, slots, acc};
+    call_fn(g, row, args, 5);
+    LLVMValueRef outp = LLVMBuildGEP2(b, LLVMInt8TypeInContext(g->ctx), bases[g->k->nparams],
+                                      &off[g->k->nparams], 1, "out");
+    LLVMValueRef slot = word_ptr(g, mine, ci64(g, g->k->nodes[red].slot));
+    if (blk) {
+        LLVMValueRef bargs[2] = {acc, res};
+        call_fn(g, block_fn(g, 0), bargs, 2);
+        LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
+                        put, next);
+        LLVMPositionBuilderAtEnd(b, put);
+        LLVMValueRef fargs[2] = {res, mine};
+        call_fn(g, helper(g, 0, "final"), fargs, 2);
+        store_canonical(g, load64(g, slot), outp, rd);
+        LLVMBuildBr(b, next);
+        LLVMPositionBuilderAtEnd(b, next);
+        /* The block merge's shared memory is reused by the next result. */
+        intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+    } else {
+        LLVMValueRef fargs[2] = {acc, mine};
+        call_fn(g, helper(g, 0, "final"), fargs, 2);
+        store_canonical(g, load64(g, slot), outp, rd);
+    }
+    LLVMValueRef nx = LLVMBuildAdd(b, r, step, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, nx, nres, ""), loop, done);
+    LLVMValueRef rv[2] = {first, nx};
+    LLVMBasicBlockRef rb[2] = {entry, latch};
+    LLVMAddIncoming(r, rv, rb, 2);
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMBuildRetVoid(b);
+    fu_free(bases);
+    fu_free(off);
+}
+
 static void add_string_attr(nvb *g, LLVMValueRef fn, const char *k, const char *v) {
     LLVMAddAttributeAtIndex(
         fn, LLVMAttributeFunctionIndex,
@@ -696,7 +805,7 @@ static void hide_emitted(nvb *g) {
     }
     char name[64], rname[80];
     for (int p = 0; p < g->plan->npasses; p++)
-        for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++) {
+        for (int v = CG_CONTIG; v <= CG_AXISBLK; v++) {
             cg_pass_variant_name(name, sizeof name, p, v);
             row_name(rname, sizeof rname, p, v);
             LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
@@ -876,14 +985,18 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     define_div_full(g);
     hide_emitted(g);
     int stencil = cg_gpu_is_stencil(g->k, NULL);
-    for (int p = 0; p < g->plan->npasses; p++) {
+    if (g->k->axis_stage) { /* emit.c checked: one pass, one reduction */
+        build_axis_kernel(g, CG_AXIS);
+        build_axis_kernel(g, CG_AXISBLK);
+    }
+    for (int p = 0; p < g->plan->npasses && !g->k->axis_stage; p++) {
         for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
             if (stencil ? v == CG_STENCIL : v != CG_STENCIL)
             build_pass_kernel(g, p, v);
         if (g->plan->passes[p].nreductions)
             build_reduce_kernel(g, p);
     }
-    if (g->plan->has_scalar_outputs)
+    if (g->plan->has_scalar_outputs && !g->k->axis_stage)
         build_finish_kernel(g);
     st = verify(g, "kernels");
     double t1 = now_ms();

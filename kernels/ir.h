@@ -258,6 +258,10 @@ typedef struct ir_kernel {
     ir_node *nodes;
     arena *arena; /* owns everything above */
     void *cse;    /* the builder's hash table while the kernel is being built */
+    /* Nonzero for an AXIS stage's kernel (stage.h): its one reduction is computed once
+     * per result element over the reduced axis, so GPU code generation gives it the axis
+     * kernels (codegen/gpu.h) instead of the pass kernels. */
+    int axis_stage;
 } ir_kernel;
 
 /* --- building (used by the checker; nodes are hash-consed, so equal subexpressions

@@ -236,6 +236,7 @@ fusor_status ir_stage_build(const ir_kernel *k, arena *a, ir_staging **out) {
         *o = (ir_output){.name = "r", .dtype = (fusor_dtype)nd->dtype, .is_array = 0, .node = r};
         if ((st = end_stage(&b, s, o, 1)))
             return st;
+        s->k->axis_stage = 1;
         /* Only an axis that may not be the innermost (-1) runs row by row. */
         if (nd->imm.i != -1 && (st = build_map(&b, i, s, n)))
             return st;

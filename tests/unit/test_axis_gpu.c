@@ -1,0 +1,464 @@
+/*
+ * test_axis_gpu.c — axis reductions on the GPU paths, checked without a GPU.
+ *
+ *   1. The launch of an AXIS stage (sched_gpu_axis_shape): which kernel form, block and
+ *      grid for inner and outer axes, few and many results, short and long axes,
+ *      overrides.
+ *   2. Each program's AXIS stages compile by both paths (NVPTX for sm_80 and sm_90,
+ *      NVRTC for compute_80) and ptxas accepts the PTX for sm_80 and sm_90.
+ *   3. The CUDA C of each AXIS stage runs on the CPU (cuda_shim.h: a block's threads are
+ *      real threads) with the parameter block the launcher writes (sched_gpu_axis_params),
+ *      in both forms (a thread per result, a block per result), with the launcher's shape,
+ *      32-thread blocks, and a single block so every loop strides; over shapes with
+ *      axes of length 0, 1, under and over a block.  Outputs are poisoned first and
+ *      compared with the interpreter running the whole kernel: bit for bit, except float
+ *      sums (another order than NumPy's pairwise one), within 1e-12 (f64), 1e-5 (f32),
+ *      1e-2 (f16, rounded once from an f32 sum) relative.
+ *
+ * Without a C++ compiler part 3 says SKIP; without ptxas part 2 only compiles.
+ */
+#include <dlfcn.h>
+#include <math.h>
+
+#include "alloc.h"
+#include "cuda_shim.h"
+#include "gpuaxis.h"
+#include "interp.h"
+#include "scalar.h"
+#include "stage.h"
+#include "test_ptx_util.h"
+
+#ifndef FUSOR_CXX
+#define FUSOR_CXX ""
+#endif
+
+static const char shim[] =
+    CUDA_SHIM
+    "typedef void (*fu_kernel)(const char *);\n"
+    "extern \"C\" void fu_launch(fu_kernel k, const char *P, int grid, int block) {\n"
+    "    gridDim = {(unsigned)grid, 1, 1};\n"
+    "    blockDim = {(unsigned)block, 1, 1};\n"
+    "    for (unsigned bx = 0; bx < gridDim.x; bx++) {\n"
+    "        blockIdx = {bx, 0, 0};\n"
+    "        pthread_barrier_init(&fu_block_bar, nullptr, block);\n"
+    "        for (int w = 0; w * 32 < block; w++)\n"
+    "            pthread_barrier_init(&fu_warp_bar[w], nullptr, block - w * 32 < 32 ? block - w * "
+    "32 : 32);\n"
+    "        std::vector<std::thread> ts;\n"
+    "        for (int t = 0; t < block; t++)\n"
+    "            ts.emplace_back([=] { threadIdx = {(unsigned)t, 0, 0}; k(P); });\n"
+    "        for (auto &t : ts) t.join();\n"
+    "        pthread_barrier_destroy(&fu_block_bar);\n"
+    "        for (int w = 0; w * 32 < block; w++) pthread_barrier_destroy(&fu_warp_bar[w]);\n"
+    "    }\n"
+    "}\n";
+
+/* Each program's one output is an axis reduction, so its one AXIS stage writes it. */
+static const char *const sources[] = {
+    "kernel s1(x: f64[n, m]) -> (y: f64[]) { y = sum(x * 2.0 + 1.0, axis=1) }",
+    "kernel s0(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }",
+    "kernel mx(x: f32[n, m], w: f32[m]) -> (y: f32[]) { y = max(x * w, axis=1) }",
+    "kernel mn(x: f64[a, b, c]) -> (y: f64[]) { y = min(x - 0.25, axis=1) }",
+    "kernel ip(x: i32[n, m], k: i32) -> (y: i64[]) { y = sum(x * k, axis=-1) }",
+    "kernel im(x: i16[n, m]) -> (y: i16[]) { y = max(x, axis=0) }",
+    "kernel an(x: f64[n, m]) -> (y: bool[]) { y = any(x > 3.0, axis=0) }",
+    "kernel al(x: i64[n, m]) -> (y: bool[]) { y = all(x != 0, axis=1) }",
+    "kernel hs(x: f16[n, m]) -> (y: f16[]) { y = sum(x, axis=1) }",
+    "kernel kd(x: f64[n, m], k: f64) -> (y: f64[]) { y = max(x * k, axis=1, keepdims=true) }",
+    "kernel i3(x: f32[a, b, c]) -> (y: f32[]) { y = sum(x * x, axis=2) }",
+    "kernel o3(x: f64[a, b, c]) -> (y: f64[]) { y = sum(x, axis=0) }",
+    "kernel pd(x: f64[n, m]) -> (y: f64[]) { y = prod(x * 0.125 + 1.0, axis=1) }",
+};
+enum { NPROG = sizeof sources / sizeof sources[0] };
+
+typedef struct prog {
+    arena a;
+    ir_kernel *k; /* the whole kernel (the interpreter runs it) */
+    ir_staging *sg;
+    int stage;    /* the AXIS stage */
+} prog;
+static prog progs[NPROG];
+
+static uint64_t state = 0x61c3a5ull;
+static uint64_t next_rand(void) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+}
+
+static void build(prog *p, const char *src) {
+    arena_init(&p->a);
+    fe_program *fp;
+    int index;
+    fusor_status st = fe_parse(&p->a, src, "axis.fu", &fp);
+    if (!st)
+        st = fe_find_kernel(fp, NULL, &index);
+    if (!st)
+        st = fe_check(&p->a, fp, index, NULL, &p->k);
+    if (!st)
+        st = ir_stage_build(p->k, &p->a, &p->sg);
+    CHECK_MSG(st == FUSOR_OK, "%s: %s", src, fusor_last_error());
+    p->stage = -1;
+    for (int s = 0; !st && s < p->sg->nstages; s++)
+        if (p->sg->stages[s].kind == IR_STAGE_AXIS) {
+            CHECK_MSG(p->stage < 0, "%s: more than one AXIS stage", src);
+            CHECK(p->sg->stages[s].k->axis_stage);
+            p->stage = s;
+        }
+    CHECK_MSG(p->stage >= 0, "%s: no AXIS stage", src);
+}
+
+/* ------------------------------------------------------------------ 1. launch shapes */
+
+static void test_shapes(void) {
+    int b, g, blk;
+    /* The innermost axis, long enough: a block per result, 256 threads. */
+    sched_gpu_axis_shape(1000, 4096, 1, 1024, 0, 0, &b, &g, &blk);
+    CHECK(blk && b == 256 && g == 1000);
+    /* ... a short one: a block per result sized to the axis (whole warps). */
+    sched_gpu_axis_shape(1000, 70, 1, 1024, 0, 0, &b, &g, &blk);
+    CHECK(blk && b == 96 && g == 1000);
+    /* Too short to share: a thread per result. */
+    sched_gpu_axis_shape(1000, 63, 1, 1024, 0, 0, &b, &g, &blk);
+    CHECK(!blk && b == 256 && g == 4);
+    /* An outer axis with many results: a thread each (neighbours read neighbours). */
+    sched_gpu_axis_shape(1 << 20, 4096, 0, 1024, 0, 0, &b, &g, &blk);
+    CHECK(!blk && b == 256 && g == 4096);
+    /* ... with few results: blocks, or most of the GPU would idle. */
+    sched_gpu_axis_shape(100, 1 << 20, 0, 1024, 0, 0, &b, &g, &blk);
+    CHECK(blk && b == 256 && g == 100);
+    /* Many results: the grid is capped, the kernels stride. */
+    sched_gpu_axis_shape((int64_t)1 << 40, 4096, 1, 1024, 0, 0, &b, &g, &blk);
+    CHECK(blk && g == 65536);
+    /* A kernel allowing only 128 threads; overrides (a block per result rounds to warps). */
+    sched_gpu_axis_shape(1000, 4096, 1, 128, 0, 0, &b, &g, &blk);
+    CHECK(blk && b == 128);
+    sched_gpu_axis_shape(1000, 4096, 1, 1024, 100, 7, &b, &g, &blk);
+    CHECK(blk && b == 96 && g == 7);
+    sched_gpu_axis_shape(1 << 20, 10, 0, 1024, 100, 0, &b, &g, &blk);
+    CHECK(!blk && b == 100 && g == (1 << 20) / 100 + 1);
+    /* No results at all still launches a valid grid. */
+    sched_gpu_axis_shape(0, 10, 0, 1024, 0, 0, &b, &g, &blk);
+    CHECK(g == 1 && b >= 1);
+}
+
+/* ------------------------------------------------------------------ 2. PTX */
+
+static void test_ptx(const char *ptxas, int nvrtc) {
+    static const int archs[] = {80, 90};
+    for (int i = 0; i < NPROG; i++) {
+        if (progs[i].stage < 0)
+            continue;
+        const ir_stage *s = &progs[i].sg->stages[progs[i].stage];
+        CHECK_MSG(ptx_check_archs(ptxas, s->k, s->plan, FUSOR_GPU_PATH_NVPTX, 2, archs, 0,
+                                  sources[i]),
+                  "%s (NVPTX)", sources[i]);
+        cg_gpu_code *c = NULL;
+        fusor_gpu_options o = {.path = FUSOR_GPU_PATH_NVPTX, .arch = 80};
+        if (cg_gpu_compile(s->k, s->plan, &o, &c) == FUSOR_OK) {
+            CHECK(strstr(c->ptx, ".entry fusor_pass0_axis(") != NULL);
+            CHECK(strstr(c->ptx, ".entry fusor_pass0_axisblk(") != NULL);
+            CHECK(strstr(c->ptx, "fusor_pass0_contig") == NULL); /* only the axis kernels */
+        }
+        cg_gpu_code_free(c);
+        if (!nvrtc)
+            continue;
+        o.path = FUSOR_GPU_PATH_NVRTC;
+        c = NULL;
+        fusor_status st = cg_gpu_compile(s->k, s->plan, &o, &c);
+        CHECK_MSG(st == FUSOR_OK, "%s (NVRTC): %s", sources[i], fusor_last_error());
+        if (!st && ptxas) {
+            const char *text[2] = {c->ptx, c->ptx};
+            CHECK_MSG(ptx_assemble_n(ptxas, 2, text, archs, 0, sources[i]), "%s (NVRTC)",
+                      sources[i]);
+        }
+        cg_gpu_code_free(c);
+    }
+}
+
+/* ------------------------------------------------------------------ 3. the CUDA C */
+
+typedef void (*kernel_fn)(const char *);
+typedef void (*launch_fn)(kernel_fn, const char *, int, int);
+
+static int write_source(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 0;
+    fputs(shim, f);
+    for (int i = 0; i < NPROG; i++) {
+        const ir_stage *s = &progs[i].sg->stages[progs[i].stage];
+        char *text = NULL;
+        fusor_status st = cg_cuda_source(s->k, s->plan, NULL, &text);
+        CHECK_MSG(st == FUSOR_OK, "%s: %s", sources[i], fusor_last_error());
+        if (st) {
+            fclose(f);
+            return 0;
+        }
+        cuda_shim_program(f, i, text);
+        fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {p%d::fusor_pass0_axis, "
+                   "p%d::fusor_pass0_axisblk};\n", i, i, i);
+        fu_free(text);
+    }
+    return fclose(f) == 0;
+}
+
+static ir_value random_value(fusor_dtype d) {
+    int64_t r = (int64_t)(next_rand() % 65) - 32; /* small, exact in every dtype */
+    if (d == FUSOR_F16 || d == FUSOR_F32 || d == FUSOR_F64)
+        return (ir_value){.f = (double)r / 8.0};
+    if (d == FUSOR_BOOL)
+        return (ir_value){.i = r & 1};
+    if (d == FUSOR_I64 && r % 5 == 0)
+        return (ir_value){.i = 0}; /* all() meets zeros */
+    return (ir_value){.i = r};
+}
+
+static int same(ir_value x, ir_value y, fusor_dtype d, int sum) {
+    if (d != FUSOR_F16 && d != FUSOR_F32 && d != FUSOR_F64)
+        return x.u == y.u;
+    if (isnan(x.f) || isnan(y.f))
+        return isnan(x.f) && isnan(y.f);
+    if (!sum)
+        return x.u == y.u;
+    double tol = d == FUSOR_F16 ? 1e-2 : d == FUSOR_F32 ? 1e-5 : 1e-12;
+    return x.f == y.f || fabs(x.f - y.f) <= tol * (fabs(x.f) + fabs(y.f) + 1.0);
+}
+
+static int runs;
+
+/* The byte strides of a C-ordered array of `shape` seen over domain `dom` (aligned on
+ * the right, 0 where it broadcasts or lacks a dimension). */
+static void dom_strides(const ir_nshape *shape, size_t elsize, const ir_nshape *dom,
+                        int64_t *out) {
+    int64_t own[FUSOR_MAX_DIMS], st = (int64_t)elsize;
+    for (int x = shape->ndim - 1; x >= 0; x--) {
+        own[x] = st;
+        st *= shape->shape[x];
+    }
+    for (int x = 0; x < dom->ndim; x++) {
+        int ax = x - (dom->ndim - shape->ndim);
+        out[x] = ax < 0 || shape->shape[ax] == 1 ? 0 : own[ax];
+    }
+}
+
+/* Program p over full-kernel parameters of shape `xs` (every array parameter declares
+ * its dimensions: x has xs, a 1-D w has xs' last extent), launched as `how` says:
+ * 0 the launcher's shape, 1 the other form with 32-thread blocks, 2 one block of 32. */
+static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const ir_nshape *xs,
+                int how) {
+    const ir_kernel *k = p->k;
+    const ir_stage *stg = &p->sg->stages[p->stage];
+    const ir_kernel *sk = stg->k;
+    int na = k->nparams + k->noutputs;
+    interp_view v[8];
+    ir_nshape ps[8];
+    ir_value scalars[8] = {{0}}, outs[8];
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < k->nparams; i++) {
+        ps[i].ndim = 0;
+        if (!k->params[i].is_array) {
+            scalars[i] = random_value(k->params[i].dtype);
+            continue;
+        }
+        int nd = ir_param_ndims(k, i);
+        ps[i].ndim = nd;
+        for (int x = 0; x < nd; x++)
+            ps[i].shape[x] = xs->shape[xs->ndim - nd + x];
+    }
+    ir_nshape *nodes = calloc((size_t)k->nnodes, sizeof *nodes);
+    int8_t *axis = calloc((size_t)k->nnodes, 1);
+    fusor_status st = ir_infer_shapes(k, ps, nodes, axis);
+    CHECK_MSG(st == FUSOR_OK, "%s: %s", sources[p - progs], fusor_last_error());
+    const ir_nshape *res = &nodes[k->outputs[0].node];
+    const ir_nshape *dom = &nodes[k->nodes[stg->node].a];
+    int ax = axis[stg->node];
+    /* min/max over an empty axis is refused by the launcher before anything runs. */
+    ir_op op = (ir_op)k->nodes[stg->node].op;
+    if (st || ((op == IR_MIN || op == IR_MAX) && dom->shape[ax] == 0)) {
+        free(nodes);
+        free(axis);
+        return;
+    }
+    char *got[8] = {0}, *want[8] = {0};
+    for (int i = 0; i < na; i++) {
+        int is_out = i >= k->nparams;
+        if (!is_out && !k->params[i].is_array)
+            continue;
+        const ir_nshape *sh = is_out ? res : &ps[i];
+        fusor_dtype dt = is_out ? k->outputs[0].dtype : k->params[i].dtype;
+        size_t sz = fusor_dtype_size(dt);
+        int64_t n = 1;
+        for (int x = 0; x < sh->ndim; x++)
+            n *= sh->shape[x];
+        got[i] = calloc((size_t)n + 1, sz);
+        want[i] = calloc((size_t)n + 1, sz);
+        for (int64_t e = 0; e < n; e++) {
+            ir_value val = is_out ? (ir_value){.u = 0x5a5a5a5a5a5a5a5aull} : random_value(dt);
+            if (is_out && dt == FUSOR_BOOL)
+                val.i = 1;
+            sc_store(got[i] + e * (int64_t)sz, dt, val);
+            sc_store(want[i] + e * (int64_t)sz, dt, val);
+        }
+        v[i].base = want[i];
+        v[i].shape = *sh;
+        int64_t s = (int64_t)sz;
+        for (int x = sh->ndim - 1; x >= 0; x--) {
+            v[i].strides[x] = s;
+            s *= sh->shape[x];
+        }
+    }
+    st = interp_run_shaped(k, v, scalars, outs);
+    CHECK_MSG(st == FUSOR_OK, "%s: the interpreter: %s", sources[p - progs], fusor_last_error());
+
+    /* The stage's arrays over the operand's domain, as the GPU launcher binds them. */
+    int sn = sk->nparams + 1;
+    char *base[8] = {0};
+    int64_t strides[8][FUSOR_MAX_DIMS] = {{0}};
+    ir_value slots[64] = {{0}};
+    for (int i = 0; i < sk->nparams; i++) {
+        const ir_stage_src *src = &stg->src[i];
+        CHECK(src->kind == IR_SRC_PARAM);
+        if (!sk->params[i].is_array) {
+            slots[i] = scalars[src->index];
+            continue;
+        }
+        base[i] = got[src->index];
+        dom_strides(&ps[src->index], fusor_dtype_size(k->params[src->index].dtype), dom,
+                    strides[i]);
+    }
+    slots[stg->plan->count_slot].i = 1;
+    base[sk->nparams] = got[k->nparams];
+    int64_t ost[FUSOR_MAX_DIMS], elsize = (int64_t)fusor_dtype_size(k->outputs[0].dtype);
+    ir_nshape rs = *res; /* the result's strides, then 0 along the reduced axis */
+    int64_t s = elsize;
+    for (int x = rs.ndim - 1; x >= 0; x--) {
+        ost[x] = s;
+        s *= rs.shape[x];
+    }
+    for (int x = 0, r = 0; x < dom->ndim; x++) {
+        if (x == ax) {
+            r += k->nodes[stg->node].off[0]; /* keepdims keeps a length-1 axis there */
+            strides[sk->nparams][x] = 0;
+            continue;
+        }
+        strides[sk->nparams][x] = ost[r++];
+    }
+    ir_domain d = {.ndim = dom->ndim, .narrays = sn, .base = base, .strides = strides};
+    memcpy(d.shape, dom->shape, sizeof d.shape);
+    unsigned char *P = calloc(1, CG_GPU_AXIS_PARAMS_SIZE(sn));
+    sched_gpu_axis_params(&d, ax, (uint64_t)(uintptr_t)slots, P);
+    int64_t nres = 1;
+    for (int x = 0; x < dom->ndim; x++)
+        nres *= x == ax ? 1 : dom->shape[x];
+    int block, grid, per_block;
+    sched_gpu_axis_shape(nres, dom->shape[ax], ax == dom->ndim - 1, 1024, 0, 0, &block, &grid,
+                         &per_block);
+    if (how == 1) { /* the other form, small blocks */
+        per_block = !per_block;
+        block = 32;
+        grid = (int)(per_block ? (nres < 5 ? nres : 5) : (nres + 31) / 32);
+    } else if (how == 2) {
+        block = 32;
+        grid = 1;
+    }
+    launch(kernels[per_block], (const char *)P, grid < 1 ? 1 : grid, block);
+
+    int sum = op == IR_SUM || op == IR_PROD, bad = 0;
+    fusor_dtype od = k->outputs[0].dtype;
+    for (int64_t e = 0; e < nres; e++) {
+        ir_value x = sc_load(got[k->nparams] + e * elsize, od),
+                 y = sc_load(want[k->nparams] + e * elsize, od);
+        if (!same(x, y, od, sum) && bad++ < 3) {
+            char g[64], w[64];
+            sc_format(g, sizeof g, x, od);
+            sc_format(w, sizeof w, y, od);
+            fprintf(stderr, "%s: y[%lld] = %s, the interpreter says %s (form %s)\n",
+                    sources[p - progs], (long long)e, g, w, per_block ? "block" : "thread");
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d differences (shape %lld x %lld x %lld, launch %d)",
+              sources[p - progs], bad, (long long)xs->shape[0],
+              (long long)(xs->ndim > 1 ? xs->shape[1] : 1),
+              (long long)(xs->ndim > 2 ? xs->shape[2] : 1), how);
+    runs++;
+    for (int i = 0; i < na; i++) {
+        free(got[i]);
+        free(want[i]);
+    }
+    free(P);
+    free(nodes);
+    free(axis);
+}
+
+static void test_cuda_c(void) {
+    if (!FUSOR_CXX[0]) {
+        printf("SKIP: no C++ compiler known at configure time; the CUDA C is not run\n");
+        return;
+    }
+    char cpp[] = "/tmp/fusor_axis_gpu_XXXXXX.cpp", so[64], cmd[1024];
+    int fd = mkstemps(cpp, 4);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
+    if (!write_source(cpp)) {
+        CHECK_MSG(0, "cannot write %s", cpp);
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' -std=c++17 -O1 -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'",
+             FUSOR_CXX, so, cpp);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
+    void *lib = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (lib) {
+        launch_fn launch = (launch_fn)dlsym(lib, "fu_launch");
+        CHECK(launch != NULL);
+        static const ir_nshape shapes2[] = {{2, {3, 5}}, {2, {7, 100}}, {2, {70, 3}},
+                                            {2, {1, 1}}, {2, {4, 0}},   {2, {0, 6}},
+                                            {2, {2, 300}}};
+        static const ir_nshape shapes3[] = {{3, {2, 3, 5}}, {3, {3, 70, 2}}, {3, {4, 2, 65}},
+                                            {3, {1, 0, 3}}};
+        for (int i = 0; i < NPROG; i++) {
+            char sym[32];
+            snprintf(sym, sizeof sym, "p%d_kernels", i);
+            kernel_fn const *kernels = dlsym(lib, sym);
+            CHECK(kernels != NULL);
+            int rank = 0;
+            for (int p = 0; p < progs[i].k->nparams; p++)
+                if (ir_param_ndims(progs[i].k, p) > rank)
+                    rank = ir_param_ndims(progs[i].k, p);
+            const ir_nshape *sh = rank == 3 ? shapes3 : shapes2;
+            int ns = rank == 3 ? 4 : 7;
+            for (int s = 0; kernels && launch && s < ns; s++)
+                for (int how = 0; how < 3; how++)
+                    run(&progs[i], kernels, launch, &sh[s], how);
+        }
+        unlink(cpp);
+    }
+    unlink(so);
+}
+
+int main(void) {
+    test_shapes();
+    for (int i = 0; i < NPROG; i++)
+        build(&progs[i], sources[i]);
+    if (check_failed) /* a program that does not build: nothing more is meaningful */
+        return check_done();
+    const char *ptxas = ptx_ptxas();
+    int nvrtc = cg_nvrtc_available() == FUSOR_OK;
+    if (!nvrtc)
+        printf("NVRTC unavailable (%s): the CUDA C is checked on the host only\n",
+               fusor_last_error());
+    test_ptx(ptxas, nvrtc);
+    test_cuda_c();
+    printf("%d axis programs: PTX by NVPTX%s for sm_80 and sm_90%s; %d CUDA C runs against "
+           "the interpreter\n",
+           NPROG, nvrtc ? " and NVRTC" : "", ptxas ? ", assembled by ptxas" : "", runs);
+    for (int i = 0; i < NPROG; i++)
+        arena_free(&progs[i].a);
+    return check_done();
+}
