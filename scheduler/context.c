@@ -64,6 +64,9 @@ static void spec_free(sched_spec *s) {
         cg_compiled_free(s->stage_map_code[i]);
     fu_free(s->stage_code);
     fu_free(s->stage_map_code);
+    for (int i = 0; s->staging && s->stage_gpu && i < s->staging->nstages; i++)
+        cg_gpu_cache_free(s->stage_gpu[i].gpu_cache);
+    fu_free(s->stage_gpu);
     cg_gpu_cache_free(s->gpu_cache);
     sched_unfused_free(s->unfused);
     fu_free(s->key);
@@ -189,9 +192,12 @@ static fusor_status stage_code(fusor_context *c, sched_spec *s) {
     if (st != FUSOR_OK) return st;
     s->stage_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_code);
     s->stage_map_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_map_code);
-    if (!s->stage_code || !s->stage_map_code) return fu_oom("a kernel's stages");
+    s->stage_gpu = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_gpu);
+    if (!s->stage_code || !s->stage_map_code || !s->stage_gpu) return fu_oom("a kernel's stages");
     for (int i = 0; i < s->staging->nstages && st == FUSOR_OK; i++) {
         const ir_stage *g = &s->staging->stages[i];
+        s->stage_gpu[i].ir = g->k; /* GPU code is made on a GPU launch's first use */
+        s->stage_gpu[i].plan = g->plan;
         st = cg_host_compile(g->k, g->plan, &o, &s->stage_code[i]);
         if (st == FUSOR_OK && g->map)
             st = cg_host_compile(g->map, g->map_plan, &o, &s->stage_map_code[i]);

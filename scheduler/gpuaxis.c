@@ -3,9 +3,17 @@
  */
 #include "gpuaxis.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "devpool.h"
+#include "emit.h"
+#include "error.h"
 #include "gpu.h"
+#include "gpurun.h"
+#include "gpurun_impl.h"
+#include "stream.h"
 
 void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
@@ -64,4 +72,158 @@ void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsign
         if (d->base[i])
             put64(img, CG_GPU_OFF_AXSTRIDES(n) + 8 * (size_t)i, (uint64_t)d->strides[i][axis]);
     }
+}
+
+/* ------------------------------------------------------------------ staged launches */
+
+fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device) {
+    memset(g, 0, sizeof *g);
+    fusor_status st;
+    if (!(g->t = sched_cuda(&st)))
+        return st;
+    if ((st = sched_device_get(device, &g->d)) || (st = sched_device_activate(g->d)))
+        return st;
+    if (!sched_device_arch(g->d))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
+                        "generation supports",
+                        device, g->d->name, g->d->cc_major, g->d->cc_minor);
+    g->cur = sched_stream_current();
+    return g->cur ? sched_stream_cu(g->cur, device, &g->cu) : sched_sync_stream_get(device, &g->cu);
+}
+
+fusor_status sched_gpu_stages_alloc(sched_gpu_stages *g, size_t bytes, cudrv_ptr *out) {
+    *out = 0;
+    if (!bytes)
+        return FUSOR_OK;
+    if (g->nbuf == g->capbuf) {
+        int cap = g->capbuf ? 2 * g->capbuf : 8;
+        cudrv_ptr *b = fu_realloc(g->buf, sizeof *b * (size_t)cap);
+        if (b)
+            g->buf = b;
+        size_t *n = b ? fu_realloc(g->bytes, sizeof *n * (size_t)cap) : NULL;
+        if (n)
+            g->bytes = n;
+        if (!b || !n)
+            return fu_oom("a staged GPU launch's buffers");
+        g->capbuf = cap;
+    }
+    fusor_status st = mem_dev_alloc(g->d->ordinal, bytes, g->cu, out);
+    if (st)
+        return st;
+    g->buf[g->nbuf] = *out;
+    g->bytes[g->nbuf++] = bytes;
+    return FUSOR_OK;
+}
+
+/* The stage's GPU code under the context's options, loaded into the device's module. */
+static fusor_status stage_module(sched_gpu_stages *g, fusor_kernel *k, sched_spec *sub,
+                                 const cg_gpu_code **code, sched_module **mod) {
+    pthread_mutex_lock(&k->ctx->lock);
+    fusor_gpu_options o = k->ctx->gpu;
+    pthread_mutex_unlock(&k->ctx->lock);
+    if (!o.arch)
+        o.arch = sched_device_arch(g->d);
+    fusor_status st = sched_spec_gpu_code(k->ctx, sub, &o, code);
+    if (!st)
+        st = sched_module_load_code(g->d, *code, cg_gpu_ptx_version(o.arch), mod);
+    return st;
+}
+
+fusor_status sched_gpu_stages_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                   sched_spec *sub, const ir_domain *d, int axis,
+                                   const ir_value *slots) {
+    const cg_gpu_code *code;
+    sched_module *mod;
+    fusor_status st = stage_module(g, k, sub, &code, &mod);
+    if (st)
+        return st;
+    int64_t nres = 1;
+    for (int x = 0; x < d->ndim; x++)
+        nres *= x == axis ? 1 : d->shape[x];
+    if (nres == 0)
+        return FUSOR_OK; /* nothing to write */
+    sched_function *fn[2];
+    char name[64];
+    for (int v = 0; v < 2 && !st; v++) {
+        cg_pass_variant_name(name, sizeof name, 0, v ? CG_AXISBLK : CG_AXIS);
+        st = sched_module_function(g->d, mod, name, &fn[v]);
+    }
+    if (st)
+        return st;
+    int block, grid, per_block;
+    sched_gpu_axis_shape(nres, d->shape[axis], axis == d->ndim - 1, fn[1]->max_block,
+                         a->gpu_block, a->gpu_grid, &block, &grid, &per_block);
+    if (block > fn[per_block]->max_block)
+        block = per_block ? fn[1]->max_block / 32 * 32 : fn[0]->max_block;
+    /* Parameter block and slots in one image, into the stream's launch buffer. */
+    size_t psz = CG_GPU_AXIS_PARAMS_SIZE(d->narrays), off_slots = (psz + 255) & ~(size_t)255;
+    size_t nslots = (size_t)sub->plan->nslots, len = off_slots + nslots * 8;
+    unsigned char *img = fu_calloc(1, len);
+    if (!img)
+        return fu_oom("GPU parameter blocks");
+    sched_scratch *buf = NULL;
+    st = sched_stream_scratch(g->d->ordinal, g->cu, len, &buf);
+    if (!st) {
+        cudrv_ptr base = sched_scratch_ptr(buf);
+        sched_gpu_axis_params(d, axis, nslots ? base + off_slots : 0, img);
+        memcpy(img + off_slots, slots, nslots * 8);
+        st = sched_scratch_upload(buf, img, len);
+        if (!st) {
+            void *params[1] = {&base};
+            cudrv_result r = g->t->launch_kernel(fn[per_block]->fn, (unsigned)grid, 1, 1,
+                                                 (unsigned)block, 1, 1, 0, g->cu, params, NULL);
+            if (r != CUDRV_SUCCESS) {
+                char what[256];
+                snprintf(what, sizeof what, "kernel %s on GPU %d: launching %s (grid %d, block %d) failed",
+                         k->name, g->d->ordinal, fn[per_block]->name, grid, block);
+                st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
+            }
+            int64_t t = (int64_t)grid * block;
+            if (!st && t > g->threads)
+                g->threads = t > 2147483647 ? 2147483647 : (int)t;
+        }
+    }
+    fu_free(img);
+    return st;
+}
+
+fusor_status sched_gpu_stages_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                    sched_spec *sub, const ir_domain *d, const ir_value *slots) {
+    if (d->size == 0)
+        return FUSOR_OK;
+    fusor_array *none[SCHED_GPU_MAX_ARRAYS] = {0}; /* every array is on the device already */
+    gpu_run r;
+    fusor_status st = sched_gpu_begin(&r, k, a, sub, d, none, g->d->ordinal);
+    if (st)
+        return st;
+    r.cu = g->cu;
+    for (int i = 0; i < r.n; i++)
+        r.devbase[i] = (cudrv_ptr)(uintptr_t)d->base[i];
+    int need_sync = 0;
+    ir_value outs[SCHED_GPU_MAX_ARRAYS];
+    st = sched_gpu_run_kernels(&r, slots, outs, &need_sync);
+    if (r.threads > g->threads)
+        g->threads = r.threads;
+    sched_gpu_end(&r);
+    return st;
+}
+
+fusor_status sched_gpu_stages_end(sched_gpu_stages *g, int need_sync, fusor_status st) {
+    for (int i = 0; i < g->nbuf; i++)
+        mem_dev_free(g->d->ordinal, g->buf[i], g->bytes[i], g->cu);
+    fu_free(g->buf);
+    fu_free(g->bytes);
+    g->buf = NULL;
+    g->bytes = NULL;
+    g->nbuf = g->capbuf = 0;
+    if (!g->cu)
+        return st;
+    st = sched_gpu_step_end(g->t, g->cur, g->cu, need_sync, st);
+    if (!g->cur && !st) /* step_end synchronised it on this thread */
+        sched_sync_stream_put_synced(g->d->ordinal, g->cu);
+    else if (!g->cur)
+        sched_sync_stream_put(g->d->ordinal, g->cu);
+    g->cu = NULL;
+    return st;
 }

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cuda.h"
+#include "device.h"
 #include "domain.h"
 #include "scheduler.h"
 
@@ -42,5 +44,36 @@ void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int max_
  * array last), d->strides[i] its byte strides over d (the result's 0 along `axis`).
  * dslots: the device's launch slots. */
 void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsigned char *img);
+
+/* ---- a staged launch on a GPU: one CUDA stream, buffers freed on it at the end ---- */
+
+typedef struct sched_gpu_stages {
+    const cudrv_table *t;
+    sched_device *d;
+    cudrv_stream cu;
+    fusor_stream *cur; /* the fusor stream the launch runs on, or NULL */
+    cudrv_ptr *buf;    /* pool buffers to free, and their sizes */
+    size_t *bytes;
+    int nbuf, capbuf;
+    int threads;               /* grid x block of the largest kernel launched */
+} sched_gpu_stages;
+
+/* The device (made current) and the stream: the calling fusor stream's when the launch
+ * runs on a stream worker, else a pooled one.  On failure nothing is held. */
+fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device);
+/* A pool buffer of `bytes` on the stream, freed by sched_gpu_stages_end (0 for 0 bytes). */
+fusor_status sched_gpu_stages_alloc(sched_gpu_stages *g, size_t bytes, cudrv_ptr *out);
+/* Queues AXIS stage `sub` (a stage's GPU spec, scheduler.h) over d: d->base[i] device
+ * addresses, the result array last (sched_gpu_axis_params); `slots` the stage's. */
+fusor_status sched_gpu_stages_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                   sched_spec *sub, const ir_domain *d, int axis,
+                                   const ir_value *slots);
+/* Queues STORE stage `sub` over d (device addresses) with gpurun.c's pass kernels. */
+fusor_status sched_gpu_stages_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                    sched_spec *sub, const ir_domain *d, const ir_value *slots);
+/* Frees the buffers on the stream and ends the step (gpurun_impl.h's
+ * sched_gpu_step_end: waits when there is no fusor stream or need_sync).  Returns st, or
+ * the first error. */
+fusor_status sched_gpu_stages_end(sched_gpu_stages *g, int need_sync, fusor_status st);
 
 #endif

@@ -45,7 +45,7 @@ fusor_status sched_spec_gpu_code(fusor_context *c, sched_spec *s, const fusor_gp
                                  const cg_gpu_code **out) {
     if ((*out = cg_gpu_cache_peek(&s->gpu_cache, o)))
         return FUSOR_OK;
-    if (!c->disk_cache)
+    if (!c->disk_cache || !s->key) /* a stage (staged.c) has no key of its own */
         return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, o, out);
     /* Beside the host code on disk: this build of fusor (which fixes LLVM), then the
      * normalised IR; codegen appends options, libdevice and NVRTC. */

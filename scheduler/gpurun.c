@@ -393,7 +393,8 @@ fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams)
 }
 
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */
-static fusor_status run_kernels(gpu_run *g, ir_value *slots, ir_value *outs, int *need_sync) {
+fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
+                                   int *need_sync) {
     const ir_plan *plan = g->plan;
     int np = plan->npasses;
     pass_plan *pp = fu_calloc((size_t)(np ? np : 1), sizeof *pp);
@@ -499,7 +500,8 @@ fusor_status sched_gpu_outputs_to_device(const ir_kernel *ir, ir_domain *dom,
             return st;
         fusor_array_destroy(arrays[i]);
         arrays[i] = D;
-        dom->base[i] = D->data;
+        if (dom)
+            dom->base[i] = D->data;
     }
     return FUSOR_OK;
 }
@@ -780,7 +782,7 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
         if (!st)
             st = place_arrays(&g);
         if (!st)
-            st = run_kernels(&g, slots, outs, &need_sync);
+            st = sched_gpu_run_kernels(&g, slots, outs, &need_sync);
     }
     *threads = g.threads;
     tmp_free_all(&g);

@@ -62,8 +62,9 @@ fusor_status sched_gpu_launch(fusor_kernel *k, fusor_args *a, sched_spec *spec, 
 int sched_gpu_index32_ok(const ir_domain *dom, const size_t *elsize, int64_t threads);
 
 /* Outputs a launch allocated (allocated[i]) follow inputs that all live off the host
- * (device or managed memory) onto GPU `device`: arrays[i] and dom->base[i] are replaced by
- * device arrays.  Nothing changes when some input is in host or pinned memory. */
+ * (device or managed memory) onto GPU `device`: arrays[i] and dom->base[i] (dom may be
+ * NULL) are replaced by device arrays.  Nothing changes when some input is in host or
+ * pinned memory. */
 fusor_status sched_gpu_outputs_to_device(const ir_kernel *ir, ir_domain *dom,
                                          fusor_array **arrays, const int *allocated, int device);
 

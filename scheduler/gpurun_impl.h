@@ -70,6 +70,11 @@ void sched_gpu_fill_params(const gpu_run *g, const pass_plan *pp, unsigned char 
                            cudrv_ptr dslots, cudrv_ptr dparts, cudrv_ptr douts);
 /* Queues the kernels on g->cu: each pass (and its reduction), then finish. */
 fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams);
+/* Everything after the arrays are placed (g->devbase set): parameter blocks and slots up
+ * in the stream's launch buffer, the kernels, scalar outputs read back into outs and host
+ * outputs copied back (both set *need_sync). */
+fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
+                                   int *need_sync);
 
 /* Where a launch runs (placement.h), recorded in a->placement; an error status for a
  * placement that fails (its reason as the message). */

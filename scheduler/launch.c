@@ -477,8 +477,8 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
                               "kernel %s has axis reductions: an unfused launch cannot run it",
                               k->name);
             else
-                st = sched_staged_run(k, a, P->spec, P->arrays, P->slots, P->outs,
-                                      reference == RUN_REFERENCE, &threads, NULL);
+                st = sched_staged_run(k, a, P->spec, P->arrays, P->allocated, P->slots, P->outs,
+                                      reference == RUN_REFERENCE, &threads, &gpu, NULL);
         } else
             st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
                                   P->outs, reference == RUN_FUSED, &gpu, &threads);
@@ -757,9 +757,9 @@ static fusor_status prepared_exec(fusor_prepared *p) {
     prepared *P = p->P;
     int threads = 1, gpu = 0;
     fusor_status st;
-    if (P->spec->staging) /* axis reductions: their stages on the host (staged.c) */
-        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, P->slots, P->outs, 0, &threads,
-                              &p->staged);
+    if (P->spec->staging) /* axis reductions: their stages (staged.c) */
+        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, NULL, P->slots, P->outs, 0,
+                              &threads, &gpu, &p->staged);
     else
         st = sched_gpu_prep_run(&p->gpu, p->k, p->a, P->spec, &P->dom, P->arrays, P->slots,
                                 P->outs, &gpu, &threads);

@@ -37,6 +37,9 @@ typedef struct sched_spec {
     struct ir_staging *staging;
     cg_compiled **stage_code; /* [staging->nstages] */
     cg_compiled **stage_map_code; /* [staging->nstages]: AXIS stages' map kernels */
+    /* [staging->nstages]: each stage as a specialisation of its own for GPU code (ir,
+     * plan and gpu_cache only; no key, so not in the disk cache) */
+    struct sched_spec *stage_gpu;
 } sched_spec;
 
 struct fusor_context {

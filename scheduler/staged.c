@@ -5,11 +5,16 @@
 #include "staged.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "array.h"
+#include "devpool.h"
 #include "error.h"
+#include "gpuaxis.h"
+#include "gpurun.h"
+#include "gpurun_impl.h"
 #include "interp.h"
 #include "pool.h"
 #include "run.h"
@@ -204,14 +209,6 @@ static fusor_status check(fusor_kernel *k, const ir_kernel *ir, const ir_staging
                           fusor_array **arrays, const shapes *s) {
     char s1[160], s2[160];
     int n = ir->nparams + ir->noutputs;
-    for (int i = 0; i < n; i++)
-        if (arrays[i] && arrays[i]->memory != FUSOR_MEMORY_HOST &&
-            arrays[i]->memory != FUSOR_MEMORY_PINNED && arrays[i]->memory != FUSOR_MEMORY_MANAGED)
-            return fu_error(
-                FUSOR_ERROR_UNSUPPORTED,
-                "kernel %s has axis reductions, which run on the CPU only for now, "
-                "but '%s' lives in GPU memory",
-                k->name, i < ir->nparams ? ir->params[i].name : ir->outputs[i - ir->nparams].name);
     for (int j = 0; j < ir->noutputs; j++) {
         const fusor_array *O = arrays[ir->nparams + j];
         const ir_nshape *want = &s->out[j];
@@ -317,20 +314,19 @@ struct sched_staged_cache {
     host_scratch axis;                  /* host_run_axis's partials */
 };
 
-static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_array **arrays,
-                              sched_staged_cache *c, const ir_value *slots, ir_value *outs,
-                              int nthreads, int *threads) {
+/* Stage si's domain (d, over base[] and strides[]) and slots (sslots) for a launch whose
+ * arrays' element 0 are at abase[] (host pointers, or device addresses on a GPU) and
+ * whose axis reductions' results are in res[]: both as the stage's kernel indexes its
+ * arrays.  An AXIS stage's result goes to *out with byte strides ostr over d (0 along
+ * the reduced axis, which *axis receives). */
+static void bind_stage(const sched_spec *spec, int si, fusor_array **arrays, char *const *abase,
+                       const buffer *res, const shapes *s, const ir_value *slots, ir_domain *d,
+                       char **base, int64_t (*strides)[FUSOR_MAX_DIMS], ir_value *sslots,
+                       char **out, int64_t *ostr, int *axis) {
     const ir_kernel *ir = spec->ir;
     const ir_stage *stg = &spec->staging->stages[si];
     const ir_kernel *sk = stg->k;
-    const cg_compiled *code = spec->stage_code[si];
-    const shapes *s = c->s;
-    const buffer *res = c->res;
     int na = sk->nparams + sk->noutputs;
-    char *base[HOST_MAX_ARRAYS];
-    int64_t(*strides)[FUSOR_MAX_DIMS] = c->strides;
-    ir_value *sslots = c->sslots;
-    ir_value souts[HOST_MAX_ARRAYS];
     memset(strides, 0, sizeof *strides * (size_t)(na + 1));
     memset(sslots, 0, sizeof *sslots * (size_t)(stg->plan->nslots + 1));
     ir_nshape dom = {0};
@@ -358,7 +354,7 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
             const fusor_array *A = arrays[src->index];
             int64_t vshape[FUSOR_MAX_DIMS], vstrides[FUSOR_MAX_DIMS];
             int vn = sched_param_view(ir, src->index, A, vshape, vstrides);
-            base[i] = A->data;
+            base[i] = abase[src->index];
             view_strides(vn, vshape, vstrides, &dom, strides[i]);
         }
     }
@@ -366,34 +362,56 @@ static fusor_status run_stage(fusor_kernel *k, sched_spec *spec, int si, fusor_a
         base[sk->nparams + j] = NULL;
     if (stg->kind == IR_STAGE_STORE) {
         const fusor_array *O = arrays[ir->nparams + stg->output];
-        base[sk->nparams] = O->data;
+        base[sk->nparams] = abase[ir->nparams + stg->output];
         view_strides(O->ndim, O->shape, O->strides, &dom, strides[sk->nparams]);
     }
     sslots[stg->plan->count_slot].i = size;
-    ir_domain d = {.ndim = dom.ndim, .size = size, .narrays = na, .base = base, .strides = strides};
-    memcpy(d.shape, dom.shape, sizeof d.shape);
-    fusor_status st;
-    if (stg->kind == IR_STAGE_AXIS) {
-        const ir_node *nd = &ir->nodes[stg->node];
-        int ax = s->axis[stg->node];
-        const buffer *b = &res[stg->node];
-        int64_t ostr[FUSOR_MAX_DIMS] = {0};
-        for (int x = 0, r = 0; x < dom.ndim; x++) {
-            if (x == ax) {
-                r += nd->off[0]; /* keepdims keeps a length-1 axis there */
-                continue;
-            }
-            ostr[x] = b->strides[r++];
+    *d = (ir_domain){.ndim = dom.ndim, .size = size, .narrays = na, .base = base,
+                     .strides = strides};
+    memcpy(d->shape, dom.shape, sizeof d->shape);
+    *out = NULL;
+    *axis = -1;
+    if (stg->kind != IR_STAGE_AXIS)
+        return;
+    const ir_node *nd = &ir->nodes[stg->node];
+    const buffer *b = &res[stg->node];
+    int ax = s->axis[stg->node];
+    for (int x = 0, r = 0; x < dom.ndim; x++) {
+        if (x == ax) {
+            ostr[x] = 0;
+            r += nd->off[0]; /* keepdims keeps a length-1 axis there */
+            continue;
         }
-        st = host_run_axis(sk, stg->plan, code, spec->stage_map_code[si], stg->map_accumulates,
-                           &d, ax, b->base, ostr, sslots, nthreads, threads, &c->axis);
-    } else {
-        st = host_run(sk, stg->plan, code, &d, sslots, souts, nthreads, threads, NULL);
-        if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
-            for (int j = 0, m = 0; j < ir->noutputs; j++)
-                if (!ir->outputs[j].is_array)
-                    outs[j] = souts[m++];
+        ostr[x] = b->strides[r++];
     }
+    *out = b->base;
+    *axis = ax;
+}
+
+static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
+                              sched_staged_cache *c, const ir_value *slots, ir_value *outs,
+                              int nthreads, int *threads) {
+    const ir_kernel *ir = spec->ir;
+    const ir_stage *stg = &spec->staging->stages[si];
+    const ir_kernel *sk = stg->k;
+    const cg_compiled *code = spec->stage_code[si];
+    char *base[HOST_MAX_ARRAYS], *abase[HOST_MAX_ARRAYS], *out;
+    ir_value souts[HOST_MAX_ARRAYS];
+    int64_t ostr[FUSOR_MAX_DIMS];
+    int ax;
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    ir_domain d;
+    bind_stage(spec, si, arrays, abase, c->res, c->s, slots, &d, base, c->strides, c->sslots,
+               &out, ostr, &ax);
+    if (stg->kind == IR_STAGE_AXIS)
+        return host_run_axis(sk, stg->plan, code, spec->stage_map_code[si], stg->map_accumulates,
+                             &d, ax, out, ostr, c->sslots, nthreads, threads, &c->axis);
+    fusor_status st = host_run(sk, stg->plan, code, &d, c->sslots, souts, nthreads, threads, NULL);
+    if (st == FUSOR_OK && stg->kind == IR_STAGE_SCALARS)
+        for (int j = 0, m = 0; j < ir->noutputs; j++)
+            if (!ir->outputs[j].is_array)
+                outs[j] = souts[m++];
     return st;
 }
 
@@ -514,46 +532,207 @@ static fusor_status cache_fit(fusor_kernel *k, sched_spec *spec, fusor_array **a
     return FUSOR_OK;
 }
 
-fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
-                              fusor_array **arrays, const ir_value *slots, ir_value *outs,
-                              int reference, int *threads, sched_staged_cache **cache) {
+/* ------------------------------------------------------------------ on a GPU */
+
+static int in_gpu_memory(const fusor_array *A) {
+    return A->memory == FUSOR_MEMORY_DEVICE || A->memory == FUSOR_MEMORY_MANAGED;
+}
+
+/* Runs every stage on GPU `device` (gpuaxis.h): arrays placed, temporaries on the
+ * device, host outputs copied back at the end. */
+static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                               fusor_array **arrays, sched_staged_cache *c, const ir_value *slots,
+                               ir_value *outs, int device, int *threads) {
     const ir_kernel *ir = spec->ir;
-    if (k->ctx->target == FUSOR_TARGET_GPU)
-        return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel %s has axis reductions, which have no GPU code yet: run it with "
-                        "the CPU (or AUTO) target",
-                        k->name);
+    int n = ir->nparams + ir->noutputs;
+    sched_gpu_stages g;
+    fusor_status st = sched_gpu_stages_begin(&g, device);
+    if (st)
+        return st;
+    char *abase[HOST_MAX_ARRAYS] = {0}, *base[HOST_MAX_ARRAYS], *out;
+    cudrv_ptr hostbuf[HOST_MAX_ARRAYS] = {0};
+    buffer *gres = fu_calloc((size_t)ir->nnodes + 1, sizeof *gres);
+    double copied = 0;
+    if (!gres)
+        st = fu_oom("a staged GPU launch");
+    /* Device and managed arrays in place; host ones in pool buffers covering their extent
+     * (inputs copied in, outputs too when their extent has gaps the stages do not write). */
+    for (int i = 0; !st && i < n; i++) {
+        const fusor_array *A = arrays[i];
+        if (!A)
+            continue;
+        if (in_gpu_memory(A)) {
+            if (A->memory == FUSOR_MEMORY_DEVICE && A->device != device)
+                st = fu_error(FUSOR_ERROR_UNSUPPORTED,
+                              "kernel %s: array '%s' lives on GPU %d, the launch runs on GPU %d",
+                              k->name, i < ir->nparams ? ir->params[i].name
+                                                       : ir->outputs[i - ir->nparams].name,
+                              A->device, device);
+            abase[i] = A->data;
+            continue;
+        }
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        size_t bytes = (size_t)(hi - lo);
+        if ((st = sched_gpu_stages_alloc(&g, bytes, &hostbuf[i])))
+            break;
+        abase[i] = (char *)(uintptr_t)(hostbuf[i] + (cudrv_ptr)(A->data - lo));
+        size_t dense = (size_t)fusor_array_size(A) * fusor_dtype_size(A->dtype);
+        if (i < ir->nparams || bytes != dense) {
+            st = mem_copy_htod(device, hostbuf[i], lo, bytes, A->memory == FUSOR_MEMORY_PINNED,
+                               g.cu);
+            copied += (double)bytes;
+        }
+    }
+    /* Where each axis reduction's result goes: its output, or a device temporary. */
+    for (int32_t i = 0; !st && i < ir->nnodes; i++) {
+        if (!ir_is_axis_reduction(&ir->nodes[i]))
+            continue;
+        int home = spec->staging->home[i];
+        if (home >= 0) {
+            const fusor_array *O = arrays[ir->nparams + home];
+            gres[i].base = abase[ir->nparams + home];
+            memcpy(gres[i].strides, O->strides, sizeof O->strides);
+            continue;
+        }
+        const ir_nshape *sh = &c->s->node[i];
+        int64_t count = 1;
+        for (int x = 0; x < sh->ndim; x++)
+            count *= sh->shape[x];
+        cudrv_ptr p;
+        st = sched_gpu_stages_alloc(&g, (size_t)count * fusor_dtype_size((fusor_dtype)ir->nodes[i].dtype), &p);
+        gres[i].base = (char *)(uintptr_t)p;
+        memcpy(gres[i].strides, c->res[i].strides, sizeof gres[i].strides);
+    }
+    for (int si = 0; !st && si < spec->staging->nstages; si++) {
+        const ir_stage *stg = &spec->staging->stages[si];
+        if (stg->kind == IR_STAGE_SCALARS) { /* parameters and constants only: the host */
+            int used;
+            st = run_stage(spec, si, arrays, c, slots, outs, 1, &used);
+            continue;
+        }
+        ir_domain d;
+        int64_t ostr[FUSOR_MAX_DIMS];
+        int ax;
+        bind_stage(spec, si, arrays, abase, gres, c->s, slots, &d, base, c->strides, c->sslots,
+                   &out, ostr, &ax);
+        if (stg->kind == IR_STAGE_AXIS) { /* the result array comes last (gpuaxis.h) */
+            d.narrays = stg->k->nparams + 1;
+            base[stg->k->nparams] = out;
+            memcpy(c->strides[stg->k->nparams], ostr, sizeof ostr);
+            st = sched_gpu_stages_axis(&g, k, a, &spec->stage_gpu[si], &d, ax, c->sslots);
+        } else {
+            st = sched_gpu_stages_store(&g, k, a, &spec->stage_gpu[si], &d, c->sslots);
+        }
+    }
+    /* Host outputs, last: nothing is written to them unless every stage was queued. */
+    int need_sync = 0;
+    for (int i = ir->nparams; !st && i < n; i++) {
+        const fusor_array *A = arrays[i];
+        if (!A || !hostbuf[i])
+            continue;
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        st = mem_copy_dtoh(device, (void *)lo, hostbuf[i], (size_t)(hi - lo),
+                           A->memory == FUSOR_MEMORY_PINNED, g.cu);
+        copied += (double)(hi - lo);
+        need_sync = 1;
+    }
+    *threads = g.threads > 0 ? g.threads : 1;
+    st = sched_gpu_stages_end(&g, need_sync, st);
+    a->placement.copy_bytes = copied;
+    fu_free(gres);
+    return st;
+}
+
+/* Where a launch of a kernel with stages runs, recorded in a->placement: a GPU when the
+ * target is the GPU or some array lives in GPU memory (gpurun.c's rules then decide
+ * which, or refuse); else the CPU.  *device: the GPU, or -1. */
+static fusor_status place(fusor_kernel *k, fusor_args *a, sched_spec *spec, fusor_array **arrays,
+                          int may_use_gpu, int *device) {
+    const ir_kernel *ir = spec->ir;
+    int n = ir->nparams + ir->noutputs, gpu_memory = 0;
+    char *base[HOST_MAX_ARRAYS];
+    ir_domain dom = {.narrays = n, .base = base, .size = 1};
+    for (int i = 0; i < n; i++) {
+        base[i] = arrays[i] ? arrays[i]->data : NULL;
+        if (!arrays[i])
+            continue;
+        gpu_memory |= in_gpu_memory(arrays[i]);
+        if (fusor_array_size(arrays[i]) > dom.size)
+            dom.size = fusor_array_size(arrays[i]);
+    }
+    *device = -1;
+    fusor_target target = k->ctx->target;
+    const char *env = getenv("FUSOR_TARGET");
+    if (target == FUSOR_TARGET_AUTO && env && !strcmp(env, "gpu"))
+        target = FUSOR_TARGET_GPU;
+    if (may_use_gpu && (target == FUSOR_TARGET_GPU || gpu_memory)) {
+        sched_place_result r;
+        fusor_status st = sched_gpu_decide(k, a, spec, &dom, arrays, 1, &r);
+        if (st)
+            return st;
+        *device = r.where == FUSOR_TARGET_GPU ? r.device : -1;
+        return FUSOR_OK;
+    }
     a->placement.target = FUSOR_TARGET_CPU;
     a->placement.device = -1;
     a->placement.copy_bytes = 0;
-    snprintf(a->placement.reason, sizeof a->placement.reason,
-             "axis reductions run on the CPU only (no GPU code for them yet)");
+    snprintf(a->placement.reason, sizeof a->placement.reason, "%s",
+             !may_use_gpu ? "this launch runs on the host"
+             : target == FUSOR_TARGET_CPU
+                 ? "the CPU target was requested"
+                 : "axis reductions over host arrays run on the CPU under AUTO (the GPU "
+                   "target, or arrays in GPU memory, run them on a GPU)");
+    return FUSOR_OK;
+}
+
+fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                              fusor_array **arrays, int *allocated, const ir_value *slots,
+                              ir_value *outs, int reference, int *threads, int *ran_gpu,
+                              sched_staged_cache **cache) {
+    const ir_kernel *ir = spec->ir;
     *threads = 1;
+    *ran_gpu = 0;
+    fusor_status st = reference ? FUSOR_OK : sched_gpu_wait_default(k->ctx);
+    int device = -1;
+    if (!st)
+        st = place(k, a, spec, arrays, !reference, &device);
+    if (st)
+        return st;
     if (reference)
         return run_reference(ir, arrays, slots, outs);
+    if (device >= 0 && allocated) /* outputs follow inputs that all live on the device */
+        st = sched_gpu_outputs_to_device(ir, NULL, arrays, allocated, device);
     sched_staged_cache one = {0}, *c = cache ? *cache : &one;
-    if (!c) {
+    if (!st && !c) {
         if (!(c = fu_calloc(1, sizeof *c)))
             return fu_oom("a prepared launch's temporaries");
         *cache = c;
     }
-    fusor_status st = cache_fit(k, spec, arrays, c);
-    /* Axis reductions with an output of their own write there (bound anew each step: a
-     * prepared launch may have swapped its arrays). */
-    for (int32_t i = 0; st == FUSOR_OK && i < ir->nnodes; i++) {
-        int home = spec->staging->home[i];
-        if (!ir_is_axis_reduction(&ir->nodes[i]) || home < 0)
-            continue;
-        const fusor_array *O = arrays[ir->nparams + home];
-        c->res[i].base = O->data;
-        memcpy(c->res[i].strides, O->strides, sizeof O->strides);
-    }
-    int nthreads = host_get_threads();
-    for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
-        int used = 1;
-        st = run_stage(k, spec, si, arrays, c, slots, outs, nthreads, &used);
-        if (used > *threads)
-            *threads = used;
+    if (!st)
+        st = cache_fit(k, spec, arrays, c);
+    if (!st && device >= 0) {
+        st = run_on_gpu(k, a, spec, arrays, c, slots, outs, device, threads);
+        *ran_gpu = st == FUSOR_OK;
+    } else if (!st) {
+        /* Axis reductions with an output of their own write there (bound anew each step:
+         * a prepared launch may have swapped its arrays). */
+        for (int32_t i = 0; i < ir->nnodes; i++) {
+            int home = spec->staging->home[i];
+            if (!ir_is_axis_reduction(&ir->nodes[i]) || home < 0)
+                continue;
+            const fusor_array *O = arrays[ir->nparams + home];
+            c->res[i].base = O->data;
+            memcpy(c->res[i].strides, O->strides, sizeof O->strides);
+        }
+        int nthreads = host_get_threads();
+        for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
+            int used = 1;
+            st = run_stage(spec, si, arrays, c, slots, outs, nthreads, &used);
+            if (used > *threads)
+                *threads = used;
+        }
     }
     if (c == &one)
         cache_clear(&one, ir->nnodes);

@@ -40,11 +40,15 @@ fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array
 typedef struct sched_staged_cache sched_staged_cache;
 void sched_staged_cache_free(sched_staged_cache *c, const sched_spec *spec);
 
-/* Runs the prepared launch: the stages on `nthreads` host threads, or with `reference` the
- * interpreter.  slots[i] holds scalar parameter i; outs receives the scalar outputs.
- * `cache` NULL: buffers for this launch only; else *cache (made on first use) is reused. */
+/* Runs the prepared launch where its placement says (a->placement): the stages on a GPU
+ * (gpuaxis.h; *ran_gpu set) when the target is the GPU or some array lives in GPU memory,
+ * else on the host threads; with `reference` the interpreter.  Outputs the launch
+ * allocated (allocated[i]; NULL: none may change) move to the GPU when every input lives
+ * there.  slots[i] holds scalar parameter i; outs receives the scalar outputs.  `cache`
+ * NULL: buffers for this launch only; else *cache (made on first use) is reused. */
 fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
-                              fusor_array **arrays, const ir_value *slots, ir_value *outs,
-                              int reference, int *threads, sched_staged_cache **cache);
+                              fusor_array **arrays, int *allocated, const ir_value *slots,
+                              ir_value *outs, int reference, int *threads, int *ran_gpu,
+                              sched_staged_cache **cache);
 
 #endif

@@ -400,7 +400,7 @@ static void test_launch_errors(void) {
     fusor_placement pl;
     CHECK_OK(fusor_args_last_placement(a, &pl));
     CHECK(pl.target == FUSOR_TARGET_CPU);
-    CHECK_MSG(strstr(pl.reason, "axis reductions") != NULL, "%s", pl.reason);
+    CHECK_MSG(strstr(pl.reason, "CPU target") != NULL, "%s", pl.reason);
     CHECK_MSG(!strcmp(fusor_args_last_target(a), "cpu"), "%s", fusor_args_last_target(a));
     /* An output that declares a dimension its value does not end with. */
     fusor_kernel *k2;
@@ -433,7 +433,7 @@ static void test_launch_errors(void) {
     CHECK_OK(fusor_args_set_array(a4, "x", x));
     expect_launch_error(k4, a4, FUSOR_ERROR_SHAPE, "sum() over axis 2 of argument 'x' (2, 3)",
                         "2 dimensions");
-    /* No GPU code: a GPU target says so (or that there is no device). */
+    /* The GPU target: runs there, or says that there is no device. */
     fusor_context *gctx;
     CHECK_OK(fusor_context_create(NULL, &gctx));
     CHECK_OK(fusor_context_set_target(gctx, FUSOR_TARGET_GPU));
@@ -444,8 +444,7 @@ static void test_launch_errors(void) {
     CHECK_OK(fusor_args_create(kg, &ag));
     CHECK_OK(fusor_args_set_array(ag, "x", x));
     fusor_status st = fusor_launch(kg, ag);
-    CHECK_MSG(st == FUSOR_ERROR_NO_DEVICE ||
-                  (st == FUSOR_ERROR_UNSUPPORTED && strstr(fusor_last_error(), "no GPU code")),
+    CHECK_MSG(st == FUSOR_ERROR_NO_DEVICE || (st == FUSOR_OK && fusor_gpu_count() > 0),
               "%s: %s", fusor_status_name(st), fusor_last_error());
     fusor_args_destroy(ag);
     fusor_kernel_destroy(kg);

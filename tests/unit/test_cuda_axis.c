@@ -1,0 +1,359 @@
+/*
+ * test_cuda_axis.c — kernels with axis reductions on a GPU, end to end against the fake
+ * driver: real PTX from codegen (the AXIS stages' fusor_pass0_axis / _axisblk, the STORE
+ * stages' pass kernels), loaded by the fake's JIT, and simulated kernels written here from
+ * the parameter-block contract of codegen/gpu.h.
+ *
+ * The simulated kernels read everything from the parameter block and the fake bounds-checks
+ * every address, so what is checked is the staged launcher's side (scheduler/staged.c,
+ * gpuaxis.c): placement and its reasons, host arrays copied in and results copied back,
+ * device arrays used in place, the axis reduction's temporary on the device and read by
+ * the next stage, which kernel form and launch shape (and overrides), outputs allocated
+ * on the device beside device inputs, prepared launches and streams, and that a failed
+ * launch leaves host outputs untouched and the pools empty.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fake_cuda.h"
+#include "fusor.h"
+#include "gpu.h"
+
+static fusor_context *ctx;
+static int contains(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
+
+static char *array_at(const unsigned char *pb, int narrays, int i) {
+    return (char *)(uintptr_t)pb64(pb, CG_GPU_OFF_ARRAYS(narrays) + 8 * (size_t)i);
+}
+static int64_t stride_at(const unsigned char *pb, int a, int d) {
+    return (int64_t)pb64(pb, CG_GPU_OFF_STRIDES + 8 * ((size_t)a * 8 + (size_t)d));
+}
+
+/* Byte offsets of element `flat` of the block's domain for arrays 0..n-1. */
+static void unravel(const unsigned char *pb, int n, int64_t flat, int64_t *off) {
+    int64_t nd = (int64_t)pb64(pb, CG_GPU_OFF_NDIM);
+    for (int a = 0; a < n; a++)
+        off[a] = 0;
+    for (int64_t d = nd - 1; d >= 0; d--) {
+        int64_t ext = (int64_t)pb64(pb, CG_GPU_OFF_SHAPE + 8 * (size_t)d);
+        int64_t c = flat % ext;
+        flat /= ext;
+        for (int a = 0; a < n; a++)
+            off[a] += c * stride_at(pb, a, (int)d);
+    }
+}
+
+/* ------------------------------------------------------------------ simulated kernels */
+
+/* The AXIS stage of both kernels below: sum(x, axis=1); arrays x, then the result. */
+static long axis_runs[2];
+static unsigned last_grid, last_block;
+static void axis_sum(unsigned char *pb, unsigned grid, unsigned block, int form) {
+    axis_runs[form]++;
+    last_grid = grid, last_block = block;
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), len = (int64_t)pb64(pb, CG_GPU_OFF_AXLEN(2));
+    int64_t ax0 = (int64_t)pb64(pb, CG_GPU_OFF_AXSTRIDES(2));
+    char *x = array_at(pb, 2, 0), *r = array_at(pb, 2, 1);
+    if (!fake_check((void *)(uintptr_t)pb64(pb, CG_GPU_OFF_SLOTS), 16))
+        return;
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off[2];
+        unravel(pb, 2, e, off);
+        double s = 0;
+        for (int64_t j = 0; j < len; j++) {
+            double *p = (double *)(x + off[0] + j * ax0);
+            if (!fake_check(p, 8))
+                return;
+            s += *p;
+        }
+        if (!fake_check(r + off[1], 8))
+            return;
+        *(double *)(r + off[1]) = s;
+    }
+}
+static void axis_thread(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 0); }
+static void axis_block(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 1); }
+
+/* norm's STORE stage: y = x / t, t the row sums broadcast along the rows (stride 0). */
+static long store_runs, wrong_variant;
+static void store_div(unsigned char *pb, unsigned grid, unsigned block) {
+    (void)grid, (void)block;
+    store_runs++;
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N);
+    char *x = array_at(pb, 3, 0), *t = array_at(pb, 3, 1), *y = array_at(pb, 3, 2);
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off[3];
+        unravel(pb, 3, e, off);
+        if (!fake_check(x + off[0], 8) || !fake_check(t + off[1], 8) || !fake_check(y + off[2], 8))
+            return;
+        *(double *)(y + off[2]) = *(double *)(x + off[0]) / *(double *)(t + off[1]);
+    }
+}
+static void not_expected(unsigned char *pb, unsigned g, unsigned b) {
+    (void)pb, (void)g, (void)b;
+    wrong_variant++;
+}
+
+static void fake_with_kernels(void) {
+    fake_fresh();
+    fake_add_kernel("fusor_pass0_axis", axis_thread);
+    fake_add_kernel("fusor_pass0_axisblk", axis_block);
+    /* t broadcasts along the rows: only the strided variants can address it. */
+    fake_add_kernel("fusor_pass0_strided", store_div);
+    fake_add_kernel("fusor_pass0_strided32", store_div);
+    fake_add_kernel("fusor_pass0_contig", not_expected);
+    fake_add_kernel("fusor_pass0_contig32", not_expected);
+    fake_add_kernel("fusor_pass0_vec", not_expected);
+    fake_add_kernel("fusor_pass0_vec32", not_expected);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static const char *rows_src = "kernel rows(x: f64[n, m]) -> (s: f64[]) { s = sum(x, axis=1) }";
+static const char *norm_src =
+    "kernel norm(x: f64[n, m]) -> (y: f64[]) { y = x / sum(x, axis=1, keepdims=true) }";
+
+static fusor_array *host(int ndim, const int64_t *shape, double base) {
+    fusor_array *a = NULL;
+    CHECK_OK(fusor_array_create(ctx, FUSOR_F64, ndim, shape, &a));
+    double *p = fusor_array_data(a);
+    for (int64_t i = 0; i < fusor_array_size(a); i++)
+        p[i] = isnan(base) ? base : base + (double)(i % 13);
+    return a;
+}
+
+static fusor_array *on_device(fusor_context *g, const fusor_array *h) {
+    fusor_array *d = NULL;
+    CHECK_OK(fusor_array_create_on(g, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, fusor_array_ndim(h),
+                                   fusor_array_shape(h), &d));
+    CHECK_OK(fusor_array_copy(d, h, NULL));
+    return d;
+}
+
+/* The array as host doubles (copied back when it lives on the device); caller frees. */
+static double *values(fusor_array *a) {
+    int64_t n = fusor_array_size(a);
+    double *out = calloc((size_t)n + 1, 8);
+    fusor_array *h = NULL;
+    CHECK_OK(fusor_array_create(ctx, FUSOR_F64, fusor_array_ndim(a), fusor_array_shape(a), &h));
+    CHECK_OK(fusor_array_copy(h, a, NULL));
+    memcpy(out, fusor_array_data(h), (size_t)n * 8);
+    fusor_array_destroy(h);
+    return out;
+}
+
+/* Rows sums of x (n x m, as host() fills it) against s; y = x / rowsum against y. */
+static int wrong_sums(const double *s, int64_t n, int64_t m) {
+    int bad = 0;
+    for (int64_t r = 0; r < n; r++) {
+        double want = 0;
+        for (int64_t c = 0; c < m; c++)
+            want += 1.0 + (double)((r * m + c) % 13);
+        bad += s[r] != want;
+    }
+    return bad;
+}
+static int wrong_norm(const double *y, int64_t n, int64_t m) {
+    int bad = 0;
+    for (int64_t r = 0; r < n; r++) {
+        double sum = 0;
+        for (int64_t c = 0; c < m; c++)
+            sum += 1.0 + (double)((r * m + c) % 13);
+        for (int64_t c = 0; c < m; c++)
+            bad += y[r * m + c] != (1.0 + (double)((r * m + c) % 13)) / sum;
+    }
+    return bad;
+}
+
+static fusor_kernel *kernel(fusor_target target, const char *src, fusor_context **g) {
+    fusor_context_options o = {.target = target};
+    fusor_kernel *k = NULL;
+    CHECK_OK(fusor_context_create(&o, g));
+    CHECK_OK(fusor_kernel_compile(*g, src, "axis.fu", NULL, &k));
+    return k;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* Host arrays under the GPU target: copied in, reduced on the device, copied back. */
+static void test_host_arrays(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = kernel(FUSOR_TARGET_GPU, rows_src, &g);
+    int64_t shape[2] = {6, 100}, sshape[1] = {6};
+    fusor_array *x = host(2, shape, 1.0), *s = host(1, sshape, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "s", s));
+    long before = axis_runs[1];
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(axis_runs[1] == before + 1); /* the innermost axis, 100 long: a block per row */
+    CHECK(last_grid == 6 && last_block == 128);
+    CHECK(wrong_sums(fusor_array_data(s), 6, 100) == 0);
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.target == FUSOR_TARGET_GPU && pl.device == 0);
+    CHECK_MSG(pl.copy_bytes == 6 * 100 * 8 + 6 * 8, "%g bytes copied", pl.copy_bytes);
+    CHECK_MSG(!strcmp(fusor_args_last_target(a), "gpu"), "%s", fusor_args_last_target(a));
+    /* A short axis: a thread per row; the shape override reaches the launch. */
+    int64_t shape2[2] = {6, 10};
+    fusor_array *x2 = host(2, shape2, 1.0);
+    CHECK_OK(fusor_args_set_array(a, "x", x2));
+    CHECK_OK(fusor_args_set_gpu_shape(a, 64, 3));
+    before = axis_runs[0];
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(axis_runs[0] == before + 1 && last_grid == 3 && last_block == 64);
+    CHECK(wrong_sums(fusor_array_data(s), 6, 10) == 0);
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live after the launches", fake_live(1));
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(x2);
+    fusor_array_destroy(s);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
+/* Device arrays (AUTO goes to the GPU): a temporary for the row sums, read by the STORE
+ * stage; the output the launch allocates lives on the device too.  Host arrays under
+ * AUTO stay on the CPU, with the reason. */
+static void test_device_arrays(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = kernel(FUSOR_TARGET_AUTO, norm_src, &g);
+    int64_t shape[2] = {70, 5};
+    fusor_array *xh = host(2, shape, 1.0), *x = on_device(g, xh);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    long t0 = axis_runs[0], s0 = store_runs;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(axis_runs[0] == t0 + 1 && store_runs == s0 + 1); /* an outer-axis count: a thread each */
+    fusor_array *y = NULL;
+    CHECK_OK(fusor_args_get_array(a, "y", &y));
+    int dev = -1;
+    CHECK(y && fusor_array_memory(y, &dev) == FUSOR_MEMORY_DEVICE && dev == 0);
+    double *yv = y ? values(y) : NULL;
+    CHECK(yv && wrong_norm(yv, 70, 5) == 0);
+    free(yv);
+    fusor_placement pl;
+    CHECK_OK(fusor_args_last_placement(a, &pl));
+    CHECK(pl.target == FUSOR_TARGET_GPU && pl.copy_bytes == 0);
+    /* The same kernel over host arrays under AUTO: the CPU, which says why. */
+    fusor_args *b;
+    CHECK_OK(fusor_args_create(k, &b));
+    CHECK_OK(fusor_args_set_array(b, "x", xh));
+    t0 = axis_runs[0] + axis_runs[1];
+    CHECK_OK(fusor_launch(k, b));
+    CHECK(axis_runs[0] + axis_runs[1] == t0);
+    CHECK_OK(fusor_args_last_placement(b, &pl));
+    CHECK(pl.target == FUSOR_TARGET_CPU);
+    CHECK_MSG(contains(pl.reason, "host arrays run on the CPU under AUTO"), "%s", pl.reason);
+    fusor_array *yh = NULL;
+    CHECK_OK(fusor_args_get_array(b, "y", &yh));
+    CHECK(yh && wrong_norm(fusor_array_data(yh), 70, 5) == 0);
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+    fusor_array_destroy(y); /* get_array's references */
+    fusor_array_destroy(yh);
+    fusor_args_destroy(a);
+    fusor_args_destroy(b);
+    fusor_array_destroy(x);
+    fusor_array_destroy(xh);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+}
+
+/* A prepared time loop and a launch on a stream, over device arrays. */
+static void test_prepared_and_stream(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = kernel(FUSOR_TARGET_AUTO, rows_src, &g);
+    int64_t shape[2] = {9, 33}, sshape[1] = {9};
+    fusor_array *xh = host(2, shape, 1.0), *x = on_device(g, xh), *sh = host(1, sshape, NAN);
+    fusor_array *s = on_device(g, sh);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "s", s));
+    fusor_prepared *p = NULL;
+    CHECK_OK(fusor_prepare(k, a, &p));
+    long before = axis_runs[0] + axis_runs[1];
+    for (int step = 0; p && step < 3; step++)
+        CHECK_OK(fusor_prepared_launch(p));
+    CHECK(axis_runs[0] + axis_runs[1] == before + 3);
+    double *sv = values(s);
+    CHECK(wrong_sums(sv, 9, 33) == 0);
+    free(sv);
+    fusor_prepared_destroy(p);
+    /* On a stream: queued, then synchronised. */
+    fusor_stream *st = NULL;
+    CHECK_OK(fusor_stream_create(g, &st));
+    CHECK_OK(fusor_array_copy(s, sh, NULL)); /* poison again */
+    CHECK_OK(fusor_launch_async(k, a, st));
+    CHECK_OK(fusor_stream_synchronize(st));
+    sv = values(s);
+    CHECK(wrong_sums(sv, 9, 33) == 0);
+    free(sv);
+    CHECK_MSG(!strcmp(fusor_args_last_target(a), "gpu"), "%s", fusor_args_last_target(a));
+    fusor_stream_destroy(st);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(xh);
+    fusor_array_destroy(s);
+    fusor_array_destroy(sh);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+}
+
+/* A launch the driver refuses: an error naming the kernel, the host output untouched, no
+ * pool buffer left behind. */
+static void test_failure(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = kernel(FUSOR_TARGET_GPU, rows_src, &g);
+    int64_t shape[2] = {4, 8}, sshape[1] = {4};
+    fusor_array *x = host(2, shape, 1.0), *s = host(1, sshape, NAN);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "s", s));
+    F.launch_result = CUDRV_ERROR_LAUNCH_FAILED;
+    fusor_status st = fusor_launch(k, a);
+    F.launch_result = 0;
+    CHECK_MSG(st != FUSOR_OK && contains(fusor_last_error(), "fusor_pass0_axis"), "%s: %s",
+              fusor_status_name(st), fusor_last_error());
+    const double *sv = fusor_array_data(s);
+    int touched = 0;
+    for (int i = 0; i < 4; i++)
+        touched += !isnan(sv[i]);
+    CHECK_MSG(touched == 0, "%d elements of the output written", touched);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+    CHECK_OK(fusor_launch(k, a)); /* and the next launch works */
+    CHECK(wrong_sums(fusor_array_data(s), 4, 8) == 0);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(s);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+}
+
+int main(void) {
+    setenv("FUSOR_CACHE", "0", 1);
+    REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
+    test_host_arrays();
+    test_device_arrays();
+    test_prepared_and_stream();
+    test_failure();
+    fusor_context_destroy(ctx);
+    fake_fresh();
+    return check_done();
+}
