@@ -198,6 +198,30 @@ static void bench_kernel(const char *name, const char *src, fusor_dtype dt, int6
     fusor_context_set_target(ctx, FUSOR_TARGET_AUTO);
 }
 
+/* A kernel with an axis reduction over an r x c f64 device array, moving `per_elem` bytes
+ * per element of x plus one f64 per row (or column, for axis=0) written. */
+static void bench_axis(const char *name, const char *src, int64_t r, int64_t c, double per_elem) {
+    fusor_kernel *k;
+    must(fusor_kernel_compile(ctx, src, "bench.fu", NULL, &k));
+    int64_t shape[2] = {r, c};
+    fusor_array *h = NULL, *x = NULL;
+    must(fusor_array_create(ctx, FUSOR_F64, 2, shape, &h));
+    for (int64_t i = 0; i < r * c; i++)
+        ((double *)fusor_array_data(h))[i] = 1.0 + (double)(i % 1000) * 1e-3;
+    must(fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 2, shape, &x));
+    must(fusor_array_copy(x, h, NULL));
+    fusor_args *a;
+    must(fusor_args_create(k, &a));
+    must(fusor_args_set_array(a, "x", x));
+    double sync = time_launch(k, a), queued = time_queued(k, a);
+    int64_t results = strstr(src, "axis=0") ? c : r;
+    add_row(name, "gpu", per_elem * (double)(r * c) + 8.0 * (double)results, queued, sync);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(h);
+    fusor_kernel_destroy(k);
+}
+
 /* The cost of launching: tiny device arrays, so that the work is nothing. */
 static void bench_latency(void) {
     enum { N = 1000, LAUNCHES = 2000 };
@@ -294,6 +318,17 @@ int main(int argc, char **argv) {
                  FUSOR_TARGET_AUTO);
     bench_kernel("sin*y+a, max f32 (device arrays)", fused, FUSOR_F32, n, 2, 12,
                  FUSOR_MEMORY_DEVICE, FUSOR_TARGET_AUTO);
+    /* Axis reductions (stages on the GPU, scheduler/gpuaxis.h) over a near-square array. */
+    int64_t side = (int64_t)sqrt((double)n);
+    bench_axis("sum(x, axis=1) f64 (device)",
+               "kernel k(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", side, side, 8);
+    bench_axis("sum(x, axis=0) f64 (device)",
+               "kernel k(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", side, side, 8);
+    bench_axis("sum(x, axis=1) f64, 64 long rows",
+               "kernel k(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", n / 64, 64, 8);
+    bench_axis("x / sum(x, axis=1, keepdims) f64",
+               "kernel k(x: f64[n, m]) -> (y: f64[]) { y = x / sum(x, axis=1, keepdims=true) }",
+               side, side, 24); /* x read twice, y written */
     bench_kernel("axpy f64 (host arrays, copies)", axpy64, FUSOR_F64, n, 2, 24, FUSOR_MEMORY_HOST,
                  FUSOR_TARGET_GPU);
     bench_kernel("axpy f64 (pinned arrays, copies)", axpy64, FUSOR_F64, n, 2, 24,
