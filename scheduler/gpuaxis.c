@@ -76,7 +76,7 @@ void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsign
 
 /* ------------------------------------------------------------------ staged launches */
 
-fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device) {
+fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device, int own) {
     memset(g, 0, sizeof *g);
     fusor_status st;
     if (!(g->t = sched_cuda(&st)))
@@ -88,7 +88,7 @@ fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device) {
                         "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
                         "generation supports",
                         device, g->d->name, g->d->cc_major, g->d->cc_minor);
-    g->cur = sched_stream_current();
+    g->cur = own ? NULL : sched_stream_current();
     return g->cur ? sched_stream_cu(g->cur, device, &g->cu) : sched_sync_stream_get(device, &g->cu);
 }
 
@@ -130,9 +130,17 @@ static fusor_status stage_module(sched_gpu_stages *g, fusor_kernel *k, sched_spe
     return st;
 }
 
-fusor_status sched_gpu_stages_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
-                                   sched_spec *sub, const ir_domain *d, int axis,
-                                   const ir_value *slots) {
+size_t sched_gpu_stage_params_size(const sched_spec *sub) {
+    int n = sub->ir->nparams + sub->ir->noutputs;
+    size_t b = sub->ir->axis_stage ? CG_GPU_AXIS_PARAMS_SIZE(n)
+                                   : CG_GPU_PARAMS_SIZE(n) * (size_t)(sub->plan->npasses + 1);
+    return (b + 255) & ~(size_t)255;
+}
+
+fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                 sched_spec *sub, const ir_domain *d, int axis, cudrv_ptr dslots,
+                                 unsigned char *img, sched_gpu_call *out) {
+    memset(out, 0, sizeof *out);
     const cg_gpu_code *code;
     sched_module *mod;
     fusor_status st = stage_module(g, k, sub, &code, &mod);
@@ -141,55 +149,31 @@ fusor_status sched_gpu_stages_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_a
     int64_t nres = 1;
     for (int x = 0; x < d->ndim; x++)
         nres *= x == axis ? 1 : d->shape[x];
-    if (nres == 0)
-        return FUSOR_OK; /* nothing to write */
     sched_function *fn[2];
     char name[64];
     for (int v = 0; v < 2 && !st; v++) {
         cg_pass_variant_name(name, sizeof name, 0, v ? CG_AXISBLK : CG_AXIS);
         st = sched_module_function(g->d, mod, name, &fn[v]);
     }
-    if (st)
+    if (st || nres == 0) /* no results: nothing to launch */
         return st;
     int block, grid, per_block;
     sched_gpu_axis_shape(nres, d->shape[axis], axis == d->ndim - 1, fn[1]->max_block,
                          a->gpu_block, a->gpu_grid, &block, &grid, &per_block);
     if (block > fn[per_block]->max_block)
         block = per_block ? fn[1]->max_block / 32 * 32 : fn[0]->max_block;
-    /* Parameter block and slots in one image, into the stream's launch buffer. */
-    size_t psz = CG_GPU_AXIS_PARAMS_SIZE(d->narrays), off_slots = (psz + 255) & ~(size_t)255;
-    size_t nslots = (size_t)sub->plan->nslots, len = off_slots + nslots * 8;
-    unsigned char *img = fu_calloc(1, len);
-    if (!img)
-        return fu_oom("GPU parameter blocks");
-    sched_scratch *buf = NULL;
-    st = sched_stream_scratch(g->d->ordinal, g->cu, len, &buf);
-    if (!st) {
-        cudrv_ptr base = sched_scratch_ptr(buf);
-        sched_gpu_axis_params(d, axis, nslots ? base + off_slots : 0, img);
-        memcpy(img + off_slots, slots, nslots * 8);
-        st = sched_scratch_upload(buf, img, len);
-        if (!st) {
-            void *params[1] = {&base};
-            cudrv_result r = g->t->launch_kernel(fn[per_block]->fn, (unsigned)grid, 1, 1,
-                                                 (unsigned)block, 1, 1, 0, g->cu, params, NULL);
-            if (r != CUDRV_SUCCESS) {
-                char what[256];
-                snprintf(what, sizeof what, "kernel %s on GPU %d: launching %s (grid %d, block %d) failed",
-                         k->name, g->d->ordinal, fn[per_block]->name, grid, block);
-                st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
-            }
-            int64_t t = (int64_t)grid * block;
-            if (!st && t > g->threads)
-                g->threads = t > 2147483647 ? 2147483647 : (int)t;
-        }
-    }
-    fu_free(img);
-    return st;
+    sched_gpu_axis_params(d, axis, dslots, img);
+    *out = (sched_gpu_call){.fn = fn[per_block], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
+    return FUSOR_OK;
 }
 
-fusor_status sched_gpu_stages_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
-                                    sched_spec *sub, const ir_domain *d, const ir_value *slots) {
+fusor_status sched_gpu_plan_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                  sched_spec *sub, const ir_domain *d, cudrv_ptr dslots,
+                                  unsigned char *img, sched_gpu_call *out) {
+    memset(out, 0, sizeof *out);
+    if (sub->plan->npasses != 1 || sub->plan->passes[0].nreductions || sub->plan->has_scalar_outputs)
+        return fu_error(FUSOR_ERROR_INTERNAL, "kernel %s: a STORE stage with reductions",
+                        k->name);
     if (d->size == 0)
         return FUSOR_OK;
     fusor_array *none[SCHED_GPU_MAX_ARRAYS] = {0}; /* every array is on the device already */
@@ -200,13 +184,44 @@ fusor_status sched_gpu_stages_store(sched_gpu_stages *g, fusor_kernel *k, fusor_
     r.cu = g->cu;
     for (int i = 0; i < r.n; i++)
         r.devbase[i] = (cudrv_ptr)(uintptr_t)d->base[i];
-    int need_sync = 0;
-    ir_value outs[SCHED_GPU_MAX_ARRAYS];
-    st = sched_gpu_run_kernels(&r, slots, outs, &need_sync);
-    if (r.threads > g->threads)
-        g->threads = r.threads;
+    pass_plan pp;
+    memset(&pp, 0, sizeof pp);
+    st = sched_gpu_choose(&r, &pp);
+    if (!st) {
+        sched_gpu_fill_params(&r, &pp, img, dslots, 0, 0);
+        *out = (sched_gpu_call){.fn = pp.fn,
+                                  .grid = {pp.grid3[0], pp.grid3[1], pp.grid3[2]},
+                                  .block = {pp.block3[0], pp.block3[1], pp.block3[2]}};
+    }
     sched_gpu_end(&r);
     return st;
+}
+
+fusor_status sched_gpu_issue_launches(sched_gpu_stages *g, const char *kname,
+                                      const sched_gpu_call *l, int n, cudrv_ptr dparams) {
+    for (int i = 0; i < n; i++) {
+        if (!l[i].fn)
+            continue;
+        cudrv_ptr pb = dparams + (cudrv_ptr)l[i].off;
+        void *params[1] = {&pb};
+        cudrv_result r = g->t->launch_kernel(
+            l[i].fn->fn, (unsigned)l[i].grid[0], (unsigned)l[i].grid[1], (unsigned)l[i].grid[2],
+            (unsigned)l[i].block[0], (unsigned)l[i].block[1], (unsigned)l[i].block[2], 0, g->cu,
+            params, NULL);
+        if (r != CUDRV_SUCCESS) {
+            char what[256];
+            snprintf(what, sizeof what,
+                     "kernel %s on GPU %d: launching %s (grid %d, block %d) failed", kname,
+                     g->d->ordinal, l[i].fn->name, l[i].grid[0] * l[i].grid[1] * l[i].grid[2],
+                     l[i].block[0] * l[i].block[1] * l[i].block[2]);
+            return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
+        }
+        int64_t t = (int64_t)l[i].grid[0] * l[i].grid[1] * l[i].grid[2] * l[i].block[0] *
+                    l[i].block[1] * l[i].block[2];
+        if (t > g->threads)
+            g->threads = t > 2147483647 ? 2147483647 : (int)t;
+    }
+    return FUSOR_OK;
 }
 
 fusor_status sched_gpu_stages_end(sched_gpu_stages *g, int need_sync, fusor_status st) {

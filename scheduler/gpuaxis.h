@@ -59,18 +59,35 @@ typedef struct sched_gpu_stages {
 } sched_gpu_stages;
 
 /* The device (made current) and the stream: the calling fusor stream's when the launch
- * runs on a stream worker, else a pooled one.  On failure nothing is held. */
-fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device);
+ * runs on a stream worker (unless `own`), else a pooled one.  On failure nothing is
+ * held. */
+fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device, int own);
 /* A pool buffer of `bytes` on the stream, freed by sched_gpu_stages_end (0 for 0 bytes). */
 fusor_status sched_gpu_stages_alloc(sched_gpu_stages *g, size_t bytes, cudrv_ptr *out);
-/* Queues AXIS stage `sub` (a stage's GPU spec, scheduler.h) over d: d->base[i] device
- * addresses, the result array last (sched_gpu_axis_params); `slots` the stage's. */
-fusor_status sched_gpu_stages_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
-                                   sched_spec *sub, const ir_domain *d, int axis,
-                                   const ir_value *slots);
-/* Queues STORE stage `sub` over d (device addresses) with gpurun.c's pass kernels. */
-fusor_status sched_gpu_stages_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
-                                    sched_spec *sub, const ir_domain *d, const ir_value *slots);
+/* One kernel launch of a staged step; its parameter block at `off` in the step's
+ * parameter image (fn NULL: nothing to launch, e.g. no results). */
+typedef struct sched_gpu_call {
+    sched_function *fn;
+    int grid[3], block[3];
+    size_t off;
+} sched_gpu_call;
+
+/* Bytes the parameter blocks of stage `sub` (a stage's GPU spec, scheduler.h) take in a
+ * step's image, rounded up to 256. */
+size_t sched_gpu_stage_params_size(const sched_spec *sub);
+/* Plans AXIS stage `sub` over d (device addresses, the result array last; see
+ * sched_gpu_axis_params): its kernel form and shape into *out, its parameter block into
+ * img, naming dslots, the device address of the stage's slots. */
+fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                 sched_spec *sub, const ir_domain *d, int axis, cudrv_ptr dslots,
+                                 unsigned char *img, sched_gpu_call *out);
+/* The same for STORE stage `sub` over d, with gpurun.c's pass kernels and blocks. */
+fusor_status sched_gpu_plan_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
+                                  sched_spec *sub, const ir_domain *d, cudrv_ptr dslots,
+                                  unsigned char *img, sched_gpu_call *out);
+/* Queues l[0..n) on g->cu, launch i's parameter block at dparams + l[i].off. */
+fusor_status sched_gpu_issue_launches(sched_gpu_stages *g, const char *kname,
+                                      const sched_gpu_call *l, int n, cudrv_ptr dparams);
 /* Frees the buffers on the stream and ends the step (gpurun_impl.h's
  * sched_gpu_step_end: waits when there is no fusor stream or need_sync).  Returns st, or
  * the first error. */

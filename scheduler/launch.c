@@ -877,7 +877,10 @@ fusor_status fusor_prepared_get_array(fusor_prepared *p, const char *name, fusor
 }
 
 void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays) {
-    sched_gpu_prep_counts(p ? p->gpu : NULL, captures, replays);
+    if (p && p->P && p->P->spec->staging) /* axis reductions: staged.c's graphs */
+        sched_staged_gpu_counts(p->staged, captures, replays);
+    else
+        sched_gpu_prep_counts(p ? p->gpu : NULL, captures, replays);
 }
 
 /* ---------------------------------------------------------------------- sequences

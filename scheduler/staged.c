@@ -18,6 +18,7 @@
 #include "interp.h"
 #include "pool.h"
 #include "run.h"
+#include "stream.h"
 
 static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t len = (size_t)snprintf(buf, n, "(");
@@ -312,7 +313,11 @@ struct sched_staged_cache {
     ir_value *sslots;                   /* [the most slots of a stage + 1] */
     int max_arrays, max_slots;
     host_scratch axis;                  /* host_run_axis's partials */
+    struct staged_gpu *gpu;             /* prepared steps on a GPU (below), or NULL */
 };
+
+typedef struct staged_gpu staged_gpu;
+static void staged_gpu_free(staged_gpu *q, int32_t nnodes);
 
 /* Stage si's domain (d, over base[] and strides[]) and slots (sslots) for a launch whose
  * arrays' element 0 are at abase[] (host pointers, or device addresses on a GPU) and
@@ -435,6 +440,8 @@ static fusor_status run_reference(const ir_kernel *ir, fusor_array **arrays, con
 
 /* Frees what c holds (its temporaries too); keeps c itself. */
 static void cache_clear(sched_staged_cache *c, int32_t nnodes) {
+    staged_gpu_free(c->gpu, nnodes); /* its temporaries have the old shapes */
+    c->gpu = NULL;
     shapes_free(c->s);
     c->s = NULL;
     for (int32_t i = 0; c->res && i < nnodes; i++)
@@ -538,22 +545,144 @@ static int in_gpu_memory(const fusor_array *A) {
     return A->memory == FUSOR_MEMORY_DEVICE || A->memory == FUSOR_MEMORY_MANAGED;
 }
 
+/* A GPU step of a staged launch: one launch per stage (SCALARS: none, they run on the
+ * host), and one image holding every launch's parameter block, then every stage's slots
+ * (so that a step whose scalars changed uploads only that tail). */
+typedef struct gpu_step {
+    sched_gpu_call *l; /* [nstages] */
+    size_t *soff;        /* [nstages]: the stage's slots in the image */
+    unsigned char *img;
+    size_t len, slots_off;
+} gpu_step;
+
+static void gpu_step_free(gpu_step *g) {
+    fu_free(g->l);
+    fu_free(g->soff);
+    fu_free(g->img);
+    memset(g, 0, sizeof *g);
+}
+
+static fusor_status gpu_step_layout(const sched_spec *spec, gpu_step *g) {
+    int ns = spec->staging->nstages;
+    memset(g, 0, sizeof *g);
+    g->l = fu_calloc((size_t)ns + 1, sizeof *g->l);
+    g->soff = fu_calloc((size_t)ns + 1, sizeof *g->soff);
+    size_t off = 0;
+    for (int si = 0; g->l && si < ns; si++) {
+        if (spec->staging->stages[si].kind == IR_STAGE_SCALARS)
+            continue;
+        g->l[si].off = off;
+        off += sched_gpu_stage_params_size(&spec->stage_gpu[si]);
+    }
+    g->slots_off = off;
+    for (int si = 0; g->soff && si < ns; si++) {
+        g->soff[si] = off;
+        off += ((size_t)spec->staging->stages[si].plan->nslots * 8 + 255) & ~(size_t)255;
+    }
+    g->len = off;
+    g->img = fu_calloc(1, off ? off : 1);
+    if (!g->l || !g->soff || !g->img) {
+        gpu_step_free(g);
+        return fu_oom("a staged GPU launch's parameters");
+    }
+    return FUSOR_OK;
+}
+
+/* Writes every stage's slots into the image (`plan`: also plans the launches, their
+ * parameter blocks naming the image's device address dimg).  abase: the arrays' device
+ * addresses; gres: where the axis reductions' results are. */
+static fusor_status gpu_step_fill(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                                  fusor_array **arrays, char *const *abase, const buffer *gres,
+                                  sched_staged_cache *c, const ir_value *slots,
+                                  sched_gpu_stages *g, int plan, cudrv_ptr dimg, gpu_step *step) {
+    char *base[HOST_MAX_ARRAYS], *out;
+    fusor_status st = FUSOR_OK;
+    for (int si = 0; !st && si < spec->staging->nstages; si++) {
+        const ir_stage *stg = &spec->staging->stages[si];
+        if (stg->kind == IR_STAGE_SCALARS)
+            continue;
+        ir_domain d;
+        int64_t ostr[FUSOR_MAX_DIMS];
+        int ax;
+        bind_stage(spec, si, arrays, abase, gres, c->s, slots, &d, base, c->strides, c->sslots,
+                   &out, ostr, &ax);
+        memcpy(step->img + step->soff[si], c->sslots, (size_t)stg->plan->nslots * 8);
+        if (!plan)
+            continue;
+        size_t off = step->l[si].off;
+        cudrv_ptr dslots = dimg + (cudrv_ptr)step->soff[si];
+        if (stg->kind == IR_STAGE_AXIS) { /* the result array comes last (gpuaxis.h) */
+            d.narrays = stg->k->nparams + 1;
+            base[stg->k->nparams] = out;
+            memcpy(c->strides[stg->k->nparams], ostr, sizeof ostr);
+            st = sched_gpu_plan_axis(g, k, a, &spec->stage_gpu[si], &d, ax, dslots,
+                                     step->img + off, &step->l[si]);
+        } else {
+            st = sched_gpu_plan_store(g, k, a, &spec->stage_gpu[si], &d, dslots, step->img + off,
+                                      &step->l[si]);
+        }
+        step->l[si].off = off;
+    }
+    return st;
+}
+
+/* The SCALARS stage (parameters and constants only) on the host. */
+static fusor_status run_scalars(sched_spec *spec, fusor_array **arrays, sched_staged_cache *c,
+                                const ir_value *slots, ir_value *outs) {
+    fusor_status st = FUSOR_OK;
+    for (int si = 0; !st && si < spec->staging->nstages; si++) {
+        int used;
+        if (spec->staging->stages[si].kind == IR_STAGE_SCALARS)
+            st = run_stage(spec, si, arrays, c, slots, outs, 1, &used);
+    }
+    return st;
+}
+
+/* Where each axis reduction's result goes: its output (abase), else temp[node]. */
+static void gpu_results(const sched_spec *spec, fusor_array **arrays, char *const *abase,
+                        const cudrv_ptr *temp, const sched_staged_cache *c, buffer *gres) {
+    const ir_kernel *ir = spec->ir;
+    for (int32_t i = 0; i < ir->nnodes; i++) {
+        if (!ir_is_axis_reduction(&ir->nodes[i]))
+            continue;
+        int home = spec->staging->home[i];
+        if (home >= 0) {
+            gres[i].base = abase[ir->nparams + home];
+            memcpy(gres[i].strides, arrays[ir->nparams + home]->strides, sizeof gres[i].strides);
+        } else {
+            gres[i].base = (char *)(uintptr_t)temp[i];
+            memcpy(gres[i].strides, c->res[i].strides, sizeof gres[i].strides);
+        }
+    }
+}
+
+/* Bytes of the temporary of axis reduction node i (C-ordered, as cache_fit lays it out). */
+static size_t temp_bytes(const sched_spec *spec, const sched_staged_cache *c, int32_t i) {
+    const ir_nshape *sh = &c->s->node[i];
+    int64_t count = 1;
+    for (int x = 0; x < sh->ndim; x++)
+        count *= sh->shape[x];
+    return (size_t)count * fusor_dtype_size((fusor_dtype)spec->ir->nodes[i].dtype);
+}
+
 /* Runs every stage on GPU `device` (gpuaxis.h): arrays placed, temporaries on the
- * device, host outputs copied back at the end. */
+ * device, one upload of every stage's parameters, host outputs copied back at the end. */
 static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                                fusor_array **arrays, sched_staged_cache *c, const ir_value *slots,
                                ir_value *outs, int device, int *threads) {
     const ir_kernel *ir = spec->ir;
     int n = ir->nparams + ir->noutputs;
     sched_gpu_stages g;
-    fusor_status st = sched_gpu_stages_begin(&g, device);
+    fusor_status st = sched_gpu_stages_begin(&g, device, 0);
     if (st)
         return st;
-    char *abase[HOST_MAX_ARRAYS] = {0}, *base[HOST_MAX_ARRAYS], *out;
+    char *abase[HOST_MAX_ARRAYS] = {0};
     cudrv_ptr hostbuf[HOST_MAX_ARRAYS] = {0};
     buffer *gres = fu_calloc((size_t)ir->nnodes + 1, sizeof *gres);
+    cudrv_ptr *temp = fu_calloc((size_t)ir->nnodes + 1, sizeof *temp);
+    gpu_step step = {0};
     double copied = 0;
-    if (!gres)
+    if (!gres || !temp)
         st = fu_oom("a staged GPU launch");
     /* Device and managed arrays in place; host ones in pool buffers covering their extent
      * (inputs copied in, outputs too when their extent has gaps the stages do not write). */
@@ -584,47 +713,26 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
             copied += (double)bytes;
         }
     }
-    /* Where each axis reduction's result goes: its output, or a device temporary. */
-    for (int32_t i = 0; !st && i < ir->nnodes; i++) {
-        if (!ir_is_axis_reduction(&ir->nodes[i]))
-            continue;
-        int home = spec->staging->home[i];
-        if (home >= 0) {
-            const fusor_array *O = arrays[ir->nparams + home];
-            gres[i].base = abase[ir->nparams + home];
-            memcpy(gres[i].strides, O->strides, sizeof O->strides);
-            continue;
-        }
-        const ir_nshape *sh = &c->s->node[i];
-        int64_t count = 1;
-        for (int x = 0; x < sh->ndim; x++)
-            count *= sh->shape[x];
-        cudrv_ptr p;
-        st = sched_gpu_stages_alloc(&g, (size_t)count * fusor_dtype_size((fusor_dtype)ir->nodes[i].dtype), &p);
-        gres[i].base = (char *)(uintptr_t)p;
-        memcpy(gres[i].strides, c->res[i].strides, sizeof gres[i].strides);
+    for (int32_t i = 0; !st && i < ir->nnodes; i++)
+        if (ir_is_axis_reduction(&ir->nodes[i]) && spec->staging->home[i] < 0)
+            st = sched_gpu_stages_alloc(&g, temp_bytes(spec, c, i), &temp[i]);
+    if (!st) {
+        gpu_results(spec, arrays, abase, temp, c, gres);
+        st = gpu_step_layout(spec, &step);
     }
-    for (int si = 0; !st && si < spec->staging->nstages; si++) {
-        const ir_stage *stg = &spec->staging->stages[si];
-        if (stg->kind == IR_STAGE_SCALARS) { /* parameters and constants only: the host */
-            int used;
-            st = run_stage(spec, si, arrays, c, slots, outs, 1, &used);
-            continue;
-        }
-        ir_domain d;
-        int64_t ostr[FUSOR_MAX_DIMS];
-        int ax;
-        bind_stage(spec, si, arrays, abase, gres, c->s, slots, &d, base, c->strides, c->sslots,
-                   &out, ostr, &ax);
-        if (stg->kind == IR_STAGE_AXIS) { /* the result array comes last (gpuaxis.h) */
-            d.narrays = stg->k->nparams + 1;
-            base[stg->k->nparams] = out;
-            memcpy(c->strides[stg->k->nparams], ostr, sizeof ostr);
-            st = sched_gpu_stages_axis(&g, k, a, &spec->stage_gpu[si], &d, ax, c->sslots);
-        } else {
-            st = sched_gpu_stages_store(&g, k, a, &spec->stage_gpu[si], &d, c->sslots);
-        }
-    }
+    /* Every stage's parameters in one image, uploaded once to the stream's buffer. */
+    sched_scratch *buf = NULL;
+    if (!st)
+        st = sched_stream_scratch(device, g.cu, step.len, &buf);
+    cudrv_ptr dimg = st ? 0 : sched_scratch_ptr(buf);
+    if (!st)
+        st = gpu_step_fill(k, a, spec, arrays, abase, gres, c, slots, &g, 1, dimg, &step);
+    if (!st)
+        st = sched_scratch_upload(buf, step.img, step.len);
+    if (!st)
+        st = sched_gpu_issue_launches(&g, k->name, step.l, spec->staging->nstages, dimg);
+    if (!st)
+        st = run_scalars(spec, arrays, c, slots, outs);
     /* Host outputs, last: nothing is written to them unless every stage was queued. */
     int need_sync = 0;
     for (int i = ir->nparams; !st && i < n; i++) {
@@ -641,8 +749,221 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     *threads = g.threads > 0 ? g.threads : 1;
     st = sched_gpu_stages_end(&g, need_sync, st);
     a->placement.copy_bytes = copied;
+    gpu_step_free(&step);
+    fu_free(temp);
     fu_free(gres);
     return st;
+}
+
+/* ---- prepared launches over device arrays: each arrangement of the arrays (a ping-pong
+ * loop has two) planned once, its parameters on the device, the step captured as one CUDA
+ * Graph; a step uploads the stages' slots only when they changed and launches the graph. */
+
+#define GPU_BINDINGS 4
+
+typedef struct gpu_binding {
+    cudrv_ptr *key; /* [nparams + noutputs]: the arrays' device addresses */
+    buffer *gres;   /* [nnodes]: where the axis reductions' results are */
+    gpu_step step;  /* step.img: what the device holds */
+    cudrv_ptr dimg;
+    cudrv_graph_exec exec;
+    uint64_t used;
+} gpu_binding;
+
+struct staged_gpu {
+    int device;
+    sched_gpu_stages g; /* g.cu: the launch's own stream (set-up, captures, plain steps) */
+    cudrv_ptr *temp;    /* [nnodes]: the axis reductions' temporaries */
+    size_t *tbytes;
+    gpu_binding b[GPU_BINDINGS];
+    int nb;
+    uint64_t clock;
+    long captures, replays;
+};
+
+static void binding_drop(staged_gpu *q, gpu_binding *b) {
+    if (b->exec)
+        q->g.t->graph_exec_destroy(b->exec);
+    mem_dev_free(q->device, b->dimg, b->step.len, q->g.cu);
+    gpu_step_free(&b->step);
+    fu_free(b->key);
+    fu_free(b->gres);
+    memset(b, 0, sizeof *b);
+}
+
+static void staged_gpu_free(staged_gpu *q, int32_t nnodes) {
+    if (!q)
+        return;
+    if (q->g.d && !sched_device_activate(q->g.d)) {
+        q->g.t->stream_synchronize(q->g.cu);
+        for (int i = 0; i < q->nb; i++)
+            binding_drop(q, &q->b[i]);
+        for (int32_t i = 0; q->temp && i < nnodes; i++)
+            mem_dev_free(q->device, q->temp[i], q->tbytes[i], q->g.cu);
+        sched_gpu_stages_end(&q->g, 0, FUSOR_OK);
+    }
+    fu_clear_error();
+    fu_free(q->temp);
+    fu_free(q->tbytes);
+    fu_free(q);
+}
+
+static int graphs_available(const cudrv_table *t) {
+    return t->stream_begin_capture && t->stream_end_capture && t->graph_instantiate &&
+           t->graph_launch && t->graph_exec_destroy && t->graph_destroy;
+}
+
+/* The binding of these arrays: found, or planned, uploaded and captured. */
+static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                                fusor_array **arrays, char *const *abase, sched_staged_cache *c,
+                                const ir_value *slots, gpu_binding **out) {
+    const ir_kernel *ir = spec->ir;
+    int n = ir->nparams + ir->noutputs;
+    cudrv_ptr key[HOST_MAX_ARRAYS];
+    for (int i = 0; i < n; i++)
+        key[i] = (cudrv_ptr)(uintptr_t)abase[i];
+    for (int i = 0; i < q->nb; i++)
+        if (!memcmp(q->b[i].key, key, sizeof(cudrv_ptr) * (size_t)n)) {
+            q->b[i].used = ++q->clock;
+            *out = &q->b[i];
+            return FUSOR_OK;
+        }
+    if (q->nb == GPU_BINDINGS) { /* more arrangements than a ping-pong: drop the oldest */
+        int old = 0;
+        for (int i = 1; i < q->nb; i++)
+            if (q->b[i].used < q->b[old].used)
+                old = i;
+        q->g.t->stream_synchronize(q->g.cu);
+        binding_drop(q, &q->b[old]);
+        q->b[old] = q->b[--q->nb];
+    }
+    gpu_binding *b = &q->b[q->nb];
+    memset(b, 0, sizeof *b);
+    buffer *gres = b->gres = fu_calloc((size_t)ir->nnodes + 1, sizeof *gres);
+    b->key = fu_malloc(sizeof(cudrv_ptr) * (size_t)(n ? n : 1));
+    fusor_status st = gres && b->key ? gpu_step_layout(spec, &b->step)
+                                     : fu_oom("a prepared GPU binding");
+    if (!st) {
+        memcpy(b->key, key, sizeof(cudrv_ptr) * (size_t)n);
+        gpu_results(spec, arrays, abase, q->temp, c, gres);
+        st = mem_dev_alloc(q->device, b->step.len, q->g.cu, &b->dimg);
+    }
+    if (!st)
+        st = gpu_step_fill(k, a, spec, arrays, abase, gres, c, slots, &q->g, 1, b->dimg, &b->step);
+    if (!st) {
+        cudrv_result r = q->g.t->memcpy_htod_async(b->dimg, b->step.img, b->step.len, q->g.cu);
+        if (!r)
+            r = q->g.t->stream_synchronize(q->g.cu); /* steps may run on other streams */
+        if (r)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "writing a prepared launch's parameters");
+    }
+    if (st) {
+        binding_drop(q, b);
+        return st;
+    }
+    /* The step as a graph; any failure leaves direct launches, which work everywhere. */
+    const cudrv_table *t = q->g.t;
+    if (graphs_available(t) &&
+        t->stream_begin_capture(q->g.cu, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDRV_SUCCESS) {
+        fusor_status cst =
+            sched_gpu_issue_launches(&q->g, k->name, b->step.l, spec->staging->nstages, b->dimg);
+        cudrv_graph graph = NULL;
+        cudrv_result r = t->stream_end_capture(q->g.cu, &graph);
+        if (!cst && !r && graph && t->graph_instantiate(&b->exec, graph, 0) != CUDRV_SUCCESS)
+            b->exec = NULL;
+        if (graph)
+            t->graph_destroy(graph);
+        if (b->exec)
+            q->captures++;
+        fu_clear_error();
+    }
+    b->used = ++q->clock;
+    q->nb++;
+    *out = b;
+    return FUSOR_OK;
+}
+
+/* One prepared step over device-resident arrays on GPU `device`. */
+static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec *spec,
+                                      fusor_array **arrays, sched_staged_cache *c,
+                                      const ir_value *slots, ir_value *outs, int device,
+                                      int *threads) {
+    const ir_kernel *ir = spec->ir;
+    staged_gpu *q = c->gpu;
+    fusor_status st = FUSOR_OK;
+    if (q && q->device != device) { /* arrays moved to another GPU: start again */
+        staged_gpu_free(q, ir->nnodes);
+        q = c->gpu = NULL;
+    }
+    if (!q) {
+        if (!(q = c->gpu = fu_calloc(1, sizeof *q)))
+            return fu_oom("a prepared GPU launch");
+        q->device = device;
+        q->temp = fu_calloc((size_t)ir->nnodes + 1, sizeof *q->temp);
+        q->tbytes = fu_calloc((size_t)ir->nnodes + 1, sizeof *q->tbytes);
+        if (!q->temp || !q->tbytes)
+            return fu_oom("a prepared GPU launch");
+        /* Its own stream, for set-up and captures: never a fusor stream's. */
+        st = sched_gpu_stages_begin(&q->g, device, 1);
+        for (int32_t i = 0; !st && i < ir->nnodes; i++)
+            if (ir_is_axis_reduction(&ir->nodes[i]) && spec->staging->home[i] < 0) {
+                q->tbytes[i] = temp_bytes(spec, c, i);
+                st = mem_dev_alloc(device, q->tbytes[i], q->g.cu, &q->temp[i]);
+            }
+        if (st)
+            return st;
+    }
+    if ((st = sched_device_activate(q->g.d)))
+        return st;
+    char *abase[HOST_MAX_ARRAYS] = {0};
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    gpu_binding *b;
+    if ((st = binding_get(q, k, a, spec, arrays, abase, c, slots, &b)))
+        return st;
+    fusor_stream *cur = sched_stream_current();
+    cudrv_stream s = q->g.cu;
+    if (cur && (st = sched_stream_cu(cur, device, &s)))
+        return st;
+    /* The stages' slots (scalar parameters, axis lengths): uploaded when they changed. */
+    gpu_step now = b->step;
+    unsigned char *img = fu_malloc(b->step.len);
+    if (!img)
+        return fu_oom("a prepared GPU step");
+    now.img = img; /* only the slots part is written */
+    gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
+    const cudrv_table *t = q->g.t;
+    size_t tail = b->step.len - b->step.slots_off;
+    cudrv_result r = CUDRV_SUCCESS;
+    if (memcmp(img + b->step.slots_off, b->step.img + b->step.slots_off, tail)) {
+        memcpy(b->step.img + b->step.slots_off, img + b->step.slots_off, tail);
+        r = t->memcpy_htod_async(b->dimg + b->step.slots_off, b->step.img + b->step.slots_off,
+                                 tail, s);
+    }
+    fu_free(img);
+    if (!r && b->exec) {
+        r = t->graph_launch(b->exec, s);
+        q->replays++;
+    } else if (!r) {
+        cudrv_stream own = q->g.cu;
+        q->g.cu = s;
+        st = sched_gpu_issue_launches(&q->g, k->name, b->step.l, spec->staging->nstages, b->dimg);
+        q->g.cu = own;
+    }
+    if (!st && r)
+        st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
+    if (st) /* the device may not hold what the host copy says */
+        memset(b->step.img + b->step.slots_off, 0xa5, tail);
+    if (!st)
+        st = run_scalars(spec, arrays, c, slots, outs);
+    st = sched_gpu_step_end(t, cur, s, 0, st);
+    *threads = q->g.threads > 0 ? q->g.threads : 1;
+    return st;
+}
+
+void sched_staged_gpu_counts(const sched_staged_cache *c, long *captures, long *replays) {
+    *captures = c && c->gpu ? c->gpu->captures : 0;
+    *replays = c && c->gpu ? c->gpu->replays : 0;
 }
 
 /* Where a launch of a kernel with stages runs, recorded in a->placement: a GPU when the
@@ -712,8 +1033,14 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     }
     if (!st)
         st = cache_fit(k, spec, arrays, c);
+    int resident = 1; /* every array in GPU memory: a prepared launch replays a graph */
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        if (arrays[i] && !in_gpu_memory(arrays[i]))
+            resident = 0;
     if (!st && device >= 0) {
-        st = run_on_gpu(k, a, spec, arrays, c, slots, outs, device, threads);
+        st = cache && resident
+                 ? prepared_gpu_step(k, a, spec, arrays, c, slots, outs, device, threads)
+                 : run_on_gpu(k, a, spec, arrays, c, slots, outs, device, threads);
         *ran_gpu = st == FUSOR_OK;
     } else if (!st) {
         /* Axis reductions with an output of their own write there (bound anew each step:

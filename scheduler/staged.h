@@ -39,6 +39,8 @@ fusor_status sched_staged_prepare(fusor_kernel *k, sched_spec *spec, fusor_array
  * that a step with arrays of the same shapes allocates nothing. */
 typedef struct sched_staged_cache sched_staged_cache;
 void sched_staged_cache_free(sched_staged_cache *c, const sched_spec *spec);
+/* CUDA Graphs the prepared launch's GPU steps captured and replayed (tests). */
+void sched_staged_gpu_counts(const sched_staged_cache *c, long *captures, long *replays);
 
 /* Runs the prepared launch where its placement says (a->placement): the stages on a GPU
  * (gpuaxis.h; *ran_gpu set) when the target is the GPU or some array lives in GPU memory,

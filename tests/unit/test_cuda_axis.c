@@ -20,6 +20,7 @@
 #include "fake_cuda.h"
 #include "fusor.h"
 #include "gpu.h"
+#include "scheduler.h"
 
 static fusor_context *ctx;
 static int contains(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
@@ -288,6 +289,9 @@ static void test_prepared_and_stream(void) {
     for (int step = 0; p && step < 3; step++)
         CHECK_OK(fusor_prepared_launch(p));
     CHECK(axis_runs[0] + axis_runs[1] == before + 3);
+    long captures = -1, replays = -1;
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK_MSG(captures == 1 && replays == 3, "%ld captures, %ld replays", captures, replays);
     double *sv = values(s);
     CHECK(wrong_sums(sv, 9, 33) == 0);
     free(sv);
@@ -311,6 +315,56 @@ static void test_prepared_and_stream(void) {
     fusor_kernel_destroy(k);
     fusor_context_destroy(g);
     CHECK(F.bad_access == 0 && wrong_variant == 0);
+}
+
+/* A ping-pong time loop: norm's x and y trade places each step; each arrangement is
+ * captured once (two graphs), every step replays one; the temporary is kept. */
+static void test_ping_pong(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *k = kernel(FUSOR_TARGET_AUTO, norm_src, &g);
+    int64_t shape[2] = {40, 6};
+    fusor_array *xh = host(2, shape, 1.0), *x = on_device(g, xh), *y = on_device(g, xh);
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "y", y));
+    fusor_prepared *p = NULL;
+    CHECK_OK(fusor_prepare(k, a, &p));
+    long allocs = -1;
+    for (int step = 0; p && step < 6; step++) {
+        CHECK_OK(fusor_prepared_launch(p));
+        CHECK_OK(fusor_prepared_swap(p, "x", "y"));
+        if (step == 1)
+            allocs = F.alloc_calls;
+    }
+    CHECK_MSG(F.alloc_calls == allocs, "%ld allocations after the first two steps",
+              F.alloc_calls - allocs);
+    long captures = -1, replays = -1;
+    sched_prepared_gpu_counts(p, &captures, &replays);
+    CHECK_MSG(captures == 2 && replays == 6, "%ld captures, %ld replays", captures, replays);
+    /* Six normalisations: every row sums to 1 (within rounding), in both arrays. */
+    double *xv = values(x), *yv = values(y);
+    int bad = 0;
+    for (int r = 0; r < 40; r++) {
+        double sx = 0, sy = 0;
+        for (int c = 0; c < 6; c++)
+            sx += xv[r * 6 + c], sy += yv[r * 6 + c];
+        bad += fabs(sx - 1) > 1e-12 || fabs(sy - 1) > 1e-12;
+    }
+    CHECK_MSG(bad == 0, "%d rows do not sum to 1", bad);
+    free(xv);
+    free(yv);
+    fusor_prepared_destroy(p);
+    fusor_args_destroy(a);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(xh);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
 }
 
 /* A launch the driver refuses: an error naming the kernel, the host output untouched, no
@@ -352,6 +406,7 @@ int main(void) {
     test_host_arrays();
     test_device_arrays();
     test_prepared_and_stream();
+    test_ping_pong();
     test_failure();
     fusor_context_destroy(ctx);
     fake_fresh();
