@@ -1754,7 +1754,7 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                         "address",
                         k->name);
     /* A kernel with axis reductions has no single domain: its stages (kernels/stage.h) are
-     * what gets compiled, on the host only for now. */
+     * what gets compiled. */
     int axis = k->axis_stage && t->gpu; /* the host runs an axis stage's rows itself */
     if (axis && (!t->sreg || plan->npasses != 1 || plan->passes[0].nreductions != 1 ||
                  plan->passes[0].nstores))
@@ -1762,8 +1762,8 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
                         "kernel '%s' is not an axis stage a GPU target can compile", k->name);
     if (ir_has_axis_reductions(k))
         return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel '%s' has axis reductions, which run on the CPU only for now "
-                        "(compiled as stages, one per reduction and output)",
+                        "kernel '%s' has axis reductions: its stages are compiled instead "
+                        "(one per reduction and output)",
                         k->name);
     emitter e;
     fusor_status st = emitter_init(&e, k, plan, t, ctx);

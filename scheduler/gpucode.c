@@ -15,6 +15,7 @@
 #include "error.h"
 #include "gpu.h"
 #include "scheduler.h"
+#include "stage.h"
 #include "strbuf.h"
 
 fusor_status fusor_context_set_gpu_options(fusor_context *ctx, const fusor_gpu_options *o) {
@@ -85,11 +86,47 @@ fusor_status sched_gpu_code(fusor_kernel *k, const cg_gpu_code **out) {
     return sched_spec_gpu_code(k->ctx, s, &o, out);
 }
 
+/* A kernel with axis reductions: the code of each of its GPU stages, one after another,
+ * each under a comment naming it. */
+static fusor_status emit_stages(fusor_kernel *k, sched_spec *s, fusor_emit what, char **text) {
+    fusor_gpu_options o = options_of(k->ctx);
+    strbuf b = {0};
+    fusor_status st = FUSOR_OK;
+    for (int i = 0; !st && i < s->staging->nstages; i++) {
+        const ir_stage *g = &s->staging->stages[i];
+        if (g->kind == IR_STAGE_SCALARS) /* computed on the host */
+            continue;
+        sb_printf(&b, "// stage %d of kernel %s (%s): %s\n", i, k->name,
+                  g->kind == IR_STAGE_AXIS ? "an axis reduction" : "an array output", g->k->name);
+        if (what == FUSOR_EMIT_CUDA) {
+            char *t = NULL;
+            st = cg_cuda_source(g->k, g->plan, &o, &t);
+            if (!st)
+                sb_printf(&b, "%s\n", t);
+            fu_free(t);
+        } else {
+            const cg_gpu_code *c;
+            st = sched_spec_gpu_code(k->ctx, &s->stage_gpu[i], &o, &c);
+            if (!st)
+                sb_printf(&b, "%s\n", c->ptx);
+        }
+    }
+    char *out = sb_take(&b);
+    if (st || !out) {
+        fu_free(out);
+        return st ? st : fu_oom("the stages' GPU code");
+    }
+    *text = out;
+    return FUSOR_OK;
+}
+
 fusor_status sched_gpu_emit(fusor_kernel *k, fusor_emit what, char **text) {
     sched_spec *s = NULL;
     fusor_status st = spec_of(k, what == FUSOR_EMIT_PTX ? "PTX" : "CUDA C", &s);
     if (st)
         return st;
+    if (s->staging)
+        return emit_stages(k, s, what, text);
     if (what == FUSOR_EMIT_CUDA) {
         fusor_gpu_options o = options_of(k->ctx);
         return cg_cuda_source(s->ir, s->plan, &o, text);

@@ -442,8 +442,34 @@ static void test_cuda_c(void) {
     unlink(so);
 }
 
+/* fusor_kernel_emit (`fusor compile --emit ptx|cuda`) of a kernel with axis reductions:
+ * each GPU stage's code under a comment naming it. */
+static void test_emit(void) {
+    fusor_context *ctx;
+    CHECK_OK(fusor_context_create(NULL, &ctx));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(
+        ctx, "kernel nm(x: f64[n, m]) -> (y: f64[], t: f64) {\n"
+             "  y = x / sum(x, axis=1, keepdims=true)\n  t = 2.0\n}\n",
+        "nm.fu", NULL, &k));
+    for (int w = 0; w < 2; w++) {
+        char *text = NULL;
+        CHECK_OK(fusor_kernel_emit(k, w ? FUSOR_EMIT_CUDA : FUSOR_EMIT_PTX, &text));
+        const char *axis = text ? strstr(text, "// stage 0 of kernel nm (an axis reduction)") : NULL;
+        const char *store = text ? strstr(text, "// stage 1 of kernel nm (an array output)") : NULL;
+        CHECK_MSG(axis && store && axis < store, "%.300s", text ? text : "(none)");
+        CHECK(axis && strstr(axis, w ? "void fusor_pass0_axisblk(" : ".entry fusor_pass0_axisblk("));
+        CHECK(store && strstr(store, w ? "void fusor_pass0_strided(" : ".entry fusor_pass0_strided("));
+        CHECK(text && !strstr(text, "stage 2")); /* the scalar output: on the host */
+        fusor_free(text);
+    }
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
+}
+
 int main(void) {
     test_shapes();
+    test_emit();
     for (int i = 0; i < NPROG; i++)
         build(&progs[i], sources[i]);
     if (check_failed) /* a program that does not build: nothing more is meaningful */
