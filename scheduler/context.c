@@ -8,6 +8,7 @@
  * the other's result is dropped.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +65,10 @@ static void spec_free(sched_spec *s) {
         cg_compiled_free(s->stage_map_code[i]);
     fu_free(s->stage_code);
     fu_free(s->stage_map_code);
-    for (int i = 0; s->staging && s->stage_gpu && i < s->staging->nstages; i++)
+    for (int i = 0; s->staging && s->stage_gpu && i < s->staging->nstages; i++) {
         cg_gpu_cache_free(s->stage_gpu[i].gpu_cache);
+        fu_free(s->stage_gpu[i].key);
+    }
     fu_free(s->stage_gpu);
     cg_gpu_cache_free(s->gpu_cache);
     sched_unfused_free(s->unfused);
@@ -148,27 +151,31 @@ static sched_spec *cache_find(fusor_context *c, const sched_spec *s) {
 /* The persistent cache's key of a specialisation: this build of fusor, LLVM, the CPU and
  * its features, the vector math library, the options, then the in-memory key (the
  * normalised IR). */
-static unsigned char *disk_key(const cg_options *o, const sched_spec *s, size_t *len) {
+static unsigned char *disk_key(const cg_options *o, const sched_spec *s, const char *part,
+                               size_t *len) {
     char *tag = cg_host_cache_tag(o);
     strbuf b = {0};
     sb_printf(&b, "fusor %s build %s|%s|math %d|", FUSOR_VERSION_STRING, dc_build_id(),
               tag ? tag : "?", o->math);
     fu_free(tag);
     sb_append(&b, (const char *)s->key, s->keylen);
+    sb_printf(&b, "%s", part);
     *len = b.len;
     return (unsigned char *)sb_take(&b);
 }
 
-/* Machine code for a specialisation: loaded from the disk cache when it holds a valid
- * entry (no LLVM optimisation or code generation), else compiled and stored there. */
-static fusor_status host_code(fusor_context *c, sched_spec *s) {
+/* Machine code for kernel k (the specialisation s itself, or one of its stages, named by
+ * `part` in the key): loaded from the disk cache when it holds a valid entry (no LLVM
+ * optimisation or code generation), else compiled and stored there. */
+static fusor_status cached_code(fusor_context *c, const sched_spec *s, const char *part,
+                                const ir_kernel *k, const ir_plan *plan, cg_compiled **out) {
     cg_options o = {.opt_level = c->opt_level, .math = c->math};
-    if (!c->disk_cache) return cg_host_compile(s->ir, s->plan, &o, &s->code);
+    if (!c->disk_cache) return cg_host_compile(k, plan, &o, out);
     size_t klen = 0, n = 0;
-    unsigned char *key = disk_key(&o, s, &klen);
+    unsigned char *key = disk_key(&o, s, part, &klen);
     void *obj = key ? dc_load(key, klen, &n) : NULL;
     if (obj) {
-        fusor_status st = cg_host_load_object(s->plan, obj, n, &s->code);
+        fusor_status st = cg_host_load_object(plan, obj, n, out);
         fu_free(obj);
         obj = NULL;
         if (st == FUSOR_OK) {
@@ -177,17 +184,21 @@ static fusor_status host_code(fusor_context *c, sched_spec *s) {
         }
         fu_clear_error(); /* an entry that does not link is rebuilt */
     }
-    fusor_status st = cg_host_compile_object(s->ir, s->plan, &o, &s->code, &obj, &n);
-    if (st == FUSOR_OK && key && obj) dc_store(key, klen, s->ir->name, obj, n);
+    fusor_status st = cg_host_compile_object(k, plan, &o, out, &obj, &n);
+    if (st == FUSOR_OK && key && obj) dc_store(key, klen, k->name, obj, n);
     fu_free(obj);
     fu_free(key);
     return st;
 }
 
-/* A kernel with axis reductions: its stages, each compiled for the host (not kept in the
- * disk cache: they are small and compile in milliseconds each). */
+static fusor_status host_code(fusor_context *c, sched_spec *s) {
+    return cached_code(c, s, "", s->ir, s->plan, &s->code);
+}
+
+/* A kernel with axis reductions: its stages (a function of the kernel's IR alone), each
+ * compiled for the host or loaded from the disk cache under the kernel's key and the
+ * stage's number; each stage's GPU code gets such a key too (gpucode.c). */
 static fusor_status stage_code(fusor_context *c, sched_spec *s) {
-    cg_options o = {.opt_level = c->opt_level, .math = c->math};
     fusor_status st = ir_stage_build(s->ir, &s->arena, &s->staging);
     if (st != FUSOR_OK) return st;
     s->stage_code = fu_calloc((size_t)s->staging->nstages + 1, sizeof *s->stage_code);
@@ -196,11 +207,19 @@ static fusor_status stage_code(fusor_context *c, sched_spec *s) {
     if (!s->stage_code || !s->stage_map_code || !s->stage_gpu) return fu_oom("a kernel's stages");
     for (int i = 0; i < s->staging->nstages && st == FUSOR_OK; i++) {
         const ir_stage *g = &s->staging->stages[i];
-        s->stage_gpu[i].ir = g->k; /* GPU code is made on a GPU launch's first use */
-        s->stage_gpu[i].plan = g->plan;
-        st = cg_host_compile(g->k, g->plan, &o, &s->stage_code[i]);
+        char part[48];
+        snprintf(part, sizeof part, "|stage %d", i);
+        sched_spec *sub = &s->stage_gpu[i]; /* GPU code: made on a GPU launch's first use */
+        sub->ir = g->k;
+        sub->plan = g->plan;
+        sub->keylen = s->keylen + strlen(part);
+        if (!(sub->key = fu_malloc(sub->keylen))) return fu_oom("a kernel's stages");
+        memcpy(sub->key, s->key, s->keylen);
+        memcpy(sub->key + s->keylen, part, strlen(part));
+        st = cached_code(c, s, part, g->k, g->plan, &s->stage_code[i]);
+        snprintf(part, sizeof part, "|stage %d map", i);
         if (st == FUSOR_OK && g->map)
-            st = cg_host_compile(g->map, g->map_plan, &o, &s->stage_map_code[i]);
+            st = cached_code(c, s, part, g->map, g->map_plan, &s->stage_map_code[i]);
     }
     return st;
 }

@@ -46,7 +46,7 @@ fusor_status sched_spec_gpu_code(fusor_context *c, sched_spec *s, const fusor_gp
                                  const cg_gpu_code **out) {
     if ((*out = cg_gpu_cache_peek(&s->gpu_cache, o)))
         return FUSOR_OK;
-    if (!c->disk_cache || !s->key) /* a stage (staged.c) has no key of its own */
+    if (!c->disk_cache || !s->key)
         return cg_gpu_cache_get(&s->gpu_cache, s->ir, s->plan, o, out);
     /* Beside the host code on disk: this build of fusor (which fixes LLVM), then the
      * normalised IR; codegen appends options, libdevice and NVRTC. */
@@ -96,8 +96,8 @@ static fusor_status emit_stages(fusor_kernel *k, sched_spec *s, fusor_emit what,
         const ir_stage *g = &s->staging->stages[i];
         if (g->kind == IR_STAGE_SCALARS) /* computed on the host */
             continue;
-        sb_printf(&b, "// stage %d of kernel %s (%s): %s\n", i, k->name,
-                  g->kind == IR_STAGE_AXIS ? "an axis reduction" : "an array output", g->k->name);
+        sb_printf(&b, "// stage %d: %s (%s)\n", i, g->k->name,
+                  g->kind == IR_STAGE_AXIS ? "an axis reduction" : "an array output");
         if (what == FUSOR_EMIT_CUDA) {
             char *t = NULL;
             st = cg_cuda_source(g->k, g->plan, &o, &t);

@@ -38,7 +38,7 @@ typedef struct sched_spec {
     cg_compiled **stage_code; /* [staging->nstages] */
     cg_compiled **stage_map_code; /* [staging->nstages]: AXIS stages' map kernels */
     /* [staging->nstages]: each stage as a specialisation of its own for GPU code (ir,
-     * plan and gpu_cache only; no key, so not in the disk cache) */
+     * plan, gpu_cache, and key: the kernel's with "|stage N", for the disk cache) */
     struct sched_spec *stage_gpu;
 } sched_spec;
 

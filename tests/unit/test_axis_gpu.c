@@ -455,8 +455,8 @@ static void test_emit(void) {
     for (int w = 0; w < 2; w++) {
         char *text = NULL;
         CHECK_OK(fusor_kernel_emit(k, w ? FUSOR_EMIT_CUDA : FUSOR_EMIT_PTX, &text));
-        const char *axis = text ? strstr(text, "// stage 0 of kernel nm (an axis reduction)") : NULL;
-        const char *store = text ? strstr(text, "// stage 1 of kernel nm (an array output)") : NULL;
+        const char *axis = text ? strstr(text, "// stage 0: nm.axis0 (an axis reduction)") : NULL;
+        const char *store = text ? strstr(text, "// stage 1: nm.store1 (an array output)") : NULL;
         CHECK_MSG(axis && store && axis < store, "%.300s", text ? text : "(none)");
         CHECK(axis && strstr(axis, w ? "void fusor_pass0_axisblk(" : ".entry fusor_pass0_axisblk("));
         CHECK(store && strstr(store, w ? "void fusor_pass0_strided(" : ".entry fusor_pass0_strided("));

@@ -120,6 +120,66 @@ static int child_ptx(void) {
     return CHILD_FAIL;
 }
 
+/* A kernel with axis reductions: three stages (an outer-axis reduction with its map
+ * kernel, an inner one, the store), each kept on disk, and each stage's PTX. */
+static const char *axis_source =
+    "kernel ax(x: f64[n, m]) -> (c: f64[], y: f64[]) {\n"
+    "    c = sum(x, axis=0)\n    y = x / sum(x, axis=1, keepdims=true)\n}\n";
+
+/* Compiles and runs it (and, with NVPTX, emits its PTX); CHILD_HIT when every piece came
+ * from disk and nothing was written, CHILD_MISS when nothing came from disk. */
+static int child_axis(void) {
+    fusor_context *ctx;
+    fusor_kernel *k;
+    if (fusor_context_create(NULL, &ctx) || fusor_kernel_compile(ctx, axis_source, "ax.fu", NULL, &k))
+        return CHILD_FAIL;
+    char *ptx = NULL;
+    if (cg_nvptx_available() && fusor_kernel_emit(k, FUSOR_EMIT_PTX, &ptx))
+        return CHILD_FAIL;
+    fusor_free(ptx);
+    dc_counters c;
+    dc_get_counters(&c);
+    double x[6 * 20], cc[20], y[6 * 20];
+    for (int i = 0; i < 6 * 20; i++)
+        x[i] = 1 + i % 7;
+    int64_t xs[2] = {6, 20}, cs[1] = {20};
+    fusor_array *ax = NULL, *ac = NULL, *ay = NULL;
+    fusor_args *a = NULL;
+    int bad = fusor_args_create(k, &a) || fusor_array_wrap(ctx, x, FUSOR_F64, 2, xs, NULL, &ax) ||
+              fusor_array_wrap(ctx, cc, FUSOR_F64, 1, cs, NULL, &ac) ||
+              fusor_array_wrap(ctx, y, FUSOR_F64, 2, xs, NULL, &ay) ||
+              fusor_args_set_array(a, "x", ax) || fusor_args_set_array(a, "c", ac) ||
+              fusor_args_set_array(a, "y", ay) || fusor_launch(k, a);
+    for (int j = 0; j < 20 && !bad; j++) {
+        double s = 0;
+        for (int i = 0; i < 6; i++)
+            s += x[i * 20 + j];
+        bad = cc[j] != s;
+    }
+    for (int i = 0; i < 6 && !bad; i++) {
+        double s = 0;
+        for (int j = 0; j < 20; j++)
+            s += x[i * 20 + j];
+        for (int j = 0; j < 20 && !bad; j++)
+            bad = y[i * 20 + j] != x[i * 20 + j] / s;
+    }
+    fusor_args_destroy(a);
+    fusor_array_destroy(ax);
+    fusor_array_destroy(ac);
+    fusor_array_destroy(ay);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
+    long pieces = 4 + (cg_nvptx_available() ? 3 : 0); /* host: 3 stages + 1 map; PTX: 3 */
+    if (bad || c.rejected)
+        return CHILD_FAIL;
+    if (c.hits == pieces && c.writes == 0)
+        return CHILD_HIT;
+    if (c.hits == 0 && c.writes == pieces)
+        return CHILD_MISS;
+    fprintf(stderr, "child_axis: %ld hits, %ld writes, %ld pieces\n", c.hits, c.writes, pieces);
+    return CHILD_FAIL;
+}
+
 /* ------------------------------------------------------------------ the parent */
 
 static int run_child_mode(const char *mode, const char *extra_env) {
@@ -179,6 +239,13 @@ static void test_hit_in_a_new_process(void) {
     CHECK(count_entries(NULL, 0, NULL) == 1);
     CHECK_MSG(run_child(NULL) == CHILD_HIT, "the second loads without optimising");
     CHECK_MSG(run_child("FUSOR_CACHE=0") == CHILD_MISS, "FUSOR_CACHE=0 compiles");
+}
+
+/* The stages of a kernel with axis reductions (host code and PTX) are kept on disk too. */
+static void test_stages_in_a_new_process(void) {
+    clear_cache();
+    CHECK_MSG(run_child_mode("child-axis", NULL) == CHILD_MISS, "the first process compiles");
+    CHECK_MSG(run_child_mode("child-axis", NULL) == CHILD_HIT, "the second loads every stage");
 }
 
 /* PTX is kept on disk too: the second process loads it without running NVPTX, and gets
@@ -552,6 +619,8 @@ int main(int argc, char **argv) {
         return child_compile();
     if (argc == 2 && !strcmp(argv[1], "child-ptx"))
         return child_ptx();
+    if (argc == 2 && !strcmp(argv[1], "child-axis"))
+        return child_axis();
     /* Never the user's cache: a directory of our own, inherited by the children. */
     snprintf(dir, sizeof dir, "%s/fusor-test-cache-XXXXXX", env && *env ? env : "/tmp");
     if (env && *env)
@@ -561,6 +630,7 @@ int main(int argc, char **argv) {
     unsetenv("FUSOR_CACHE");
     test_hit_in_a_new_process();
     test_ptx_in_a_new_process();
+    test_stages_in_a_new_process();
     test_trim_least_recently_used();
     test_damaged_entries_are_rebuilt();
     test_foreign_entry_is_ignored();
