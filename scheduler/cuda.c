@@ -60,6 +60,7 @@ static const entry entries[] = {
     E(primary_ctx_retain, "cuDevicePrimaryCtxRetain", NULL, 1),
     E(primary_ctx_release, "cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2", 1),
     E(ctx_set_current, "cuCtxSetCurrent", NULL, 1),
+    E(ctx_get_current, "cuCtxGetCurrent", NULL, 0),
     E(ctx_synchronize, "cuCtxSynchronize", NULL, 1),
     E(mem_get_info, "cuMemGetInfo", "cuMemGetInfo_v2", 1),
     E(module_load_data_ex, "cuModuleLoadDataEx", NULL, 1),

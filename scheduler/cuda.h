@@ -143,6 +143,7 @@ typedef struct cudrv_table {
     cudrv_result (*primary_ctx_retain)(cudrv_context *, cudrv_device);
     cudrv_result (*primary_ctx_release)(cudrv_device); /* _v2 */
     cudrv_result (*ctx_set_current)(cudrv_context);
+    cudrv_result (*ctx_get_current)(cudrv_context *); /* optional */
     cudrv_result (*ctx_synchronize)(void);
     cudrv_result (*mem_get_info)(size_t *, size_t *); /* _v2 */
     cudrv_result (*module_load_data_ex)(cudrv_module *, const void *, unsigned, int *, void **);

@@ -105,20 +105,30 @@ fusor_status sched_device_activate(sched_device *d) {
     const cudrv_table *t = sched_cuda(&st);
     if (!t)
         return st;
-    pthread_mutex_lock(&d->lock);
-    if (!d->ctx) {
-        cudrv_result r = t->primary_ctx_retain(&d->ctx, d->dev);
-        if (r != CUDRV_SUCCESS) {
-            d->ctx = NULL;
-            pthread_mutex_unlock(&d->lock);
-            char what[320];
-            snprintf(what, sizeof what, "device %d (%s): cannot retain its primary context",
-                     d->ordinal, d->name);
-            return sched_cuda_fail(FUSOR_ERROR_NO_DEVICE, r, what);
+    /* Retained once; published with a release store, so later calls need no lock. */
+    cudrv_context ctx = __atomic_load_n(&d->ctx, __ATOMIC_ACQUIRE);
+    if (!ctx) {
+        pthread_mutex_lock(&d->lock);
+        if (!d->ctx) {
+            cudrv_context c = NULL;
+            cudrv_result r = t->primary_ctx_retain(&c, d->dev);
+            if (r != CUDRV_SUCCESS) {
+                pthread_mutex_unlock(&d->lock);
+                char what[320];
+                snprintf(what, sizeof what, "device %d (%s): cannot retain its primary context",
+                         d->ordinal, d->name);
+                return sched_cuda_fail(FUSOR_ERROR_NO_DEVICE, r, what);
+            }
+            __atomic_store_n(&d->ctx, c, __ATOMIC_RELEASE);
         }
+        ctx = d->ctx;
+        pthread_mutex_unlock(&d->lock);
     }
-    cudrv_context ctx = d->ctx;
-    pthread_mutex_unlock(&d->lock);
+    /* Already this thread's current context (asked of the driver, not remembered: code
+     * sharing the thread may have set another): nothing to do. */
+    cudrv_context cur = NULL;
+    if (t->ctx_get_current && t->ctx_get_current(&cur) == CUDRV_SUCCESS && cur == ctx)
+        return FUSOR_OK;
     cudrv_result r = t->ctx_set_current(ctx);
     if (r != CUDRV_SUCCESS)
         return sched_cuda_fail(FUSOR_ERROR_NO_DEVICE, r, "cuCtxSetCurrent");

@@ -74,6 +74,7 @@ static struct fake_state {
     fake_alloc *allocs;
     size_t direct_used, pool_reserved, pool_used, pool_pending, pool_threshold, pinned_used;
     long alloc_calls, pool_allocs, host_allocs, trims, module_loads, launches, bad_access;
+    long set_current_calls;
     long ctx_retained, streams_live, events_live, pools_live, syncs;
     char last_kernel[64], last_ptx_version[16];
     unsigned last_grid, last_block;
@@ -103,7 +104,10 @@ typedef struct fake_graph {
     } nodes[64];
 } fake_graph;
 
+static _Thread_local cudrv_context fake_current; /* the driver's is per thread too */
+
 static void fake_reset(void) {
+    fake_current = NULL;
     for (fake_alloc *a = F.allocs, *n; a; a = n) {
         n = a->next;
         free(a->p);
@@ -275,7 +279,12 @@ static cudrv_result f_primary_ctx_release(cudrv_device d) {
     return 0;
 }
 static cudrv_result f_ctx_set_current(cudrv_context c) {
-    (void)c;
+    fake_current = c;
+    F.set_current_calls++;
+    return 0;
+}
+static cudrv_result f_ctx_get_current(cudrv_context *c) {
+    *c = fake_current;
     return 0;
 }
 static cudrv_result f_ctx_synchronize(void) {
@@ -740,6 +749,7 @@ static const struct {
     FAKE_FN("cuDevicePrimaryCtxRetain", f_primary_ctx_retain),
     FAKE_FN("cuDevicePrimaryCtxRelease", f_primary_ctx_release),
     FAKE_FN("cuCtxSetCurrent", f_ctx_set_current),
+    FAKE_FN("cuCtxGetCurrent", f_ctx_get_current),
     FAKE_FN("cuCtxSynchronize", f_ctx_synchronize),
     FAKE_FN("cuMemGetInfo", f_mem_get_info),
     FAKE_FN("cuModuleLoadDataEx", f_module_load_data_ex),

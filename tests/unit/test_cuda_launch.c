@@ -766,9 +766,12 @@ static void test_launch_scratch(void) {
     const double *hx = fusor_array_data(x), *hy = fusor_array_data(y), *hw = fusor_array_data(w);
     CHECK_OK(fusor_launch(k, a)); /* compiles, loads, makes the stream's buffer */
     long allocs = F.alloc_calls + F.pool_allocs, h2d = F.htod_bytes, launches = F.launches;
-    long syncs = F.syncs;
+    long syncs = F.syncs, sets = F.set_current_calls;
     for (int i = 0; i < 5; i++)
         CHECK_OK(fusor_launch(k, a));
+    /* The context is already current on this thread: asked, not set again. */
+    CHECK_MSG(F.set_current_calls == sets, "%ld cuCtxSetCurrent in 5 launches",
+              F.set_current_calls - sets);
     CHECK_MSG(F.syncs - syncs == 5, "%ld synchronisations in 5 launches", F.syncs - syncs);
     CHECK_MSG(F.alloc_calls + F.pool_allocs == allocs, "%ld device allocations in 5 launches",
               F.alloc_calls + F.pool_allocs - allocs);
