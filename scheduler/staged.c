@@ -764,6 +764,7 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
 typedef struct gpu_binding {
     cudrv_ptr *key; /* [nparams + noutputs]: the arrays' device addresses */
     buffer *gres;   /* [nnodes]: where the axis reductions' results are */
+    unsigned char *now; /* [step.len]: a step's slots, made here (no allocation per step) */
     gpu_step step;  /* step.img: what the device holds */
     cudrv_ptr dimg;
     cudrv_graph_exec exec;
@@ -788,6 +789,7 @@ static void binding_drop(staged_gpu *q, gpu_binding *b) {
     gpu_step_free(&b->step);
     fu_free(b->key);
     fu_free(b->gres);
+    fu_free(b->now);
     memset(b, 0, sizeof *b);
 }
 
@@ -843,6 +845,8 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     b->key = fu_malloc(sizeof(cudrv_ptr) * (size_t)(n ? n : 1));
     fusor_status st = gres && b->key ? gpu_step_layout(spec, &b->step)
                                      : fu_oom("a prepared GPU binding");
+    if (!st && !(b->now = fu_malloc(b->step.len)))
+        st = fu_oom("a prepared GPU binding");
     if (!st) {
         memcpy(b->key, key, sizeof(cudrv_ptr) * (size_t)n);
         gpu_results(spec, arrays, abase, q->temp, c, gres);
@@ -896,22 +900,25 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
         q = c->gpu = NULL;
     }
     if (!q) {
-        if (!(q = c->gpu = fu_calloc(1, sizeof *q)))
+        if (!(q = fu_calloc(1, sizeof *q)))
             return fu_oom("a prepared GPU launch");
         q->device = device;
         q->temp = fu_calloc((size_t)ir->nnodes + 1, sizeof *q->temp);
         q->tbytes = fu_calloc((size_t)ir->nnodes + 1, sizeof *q->tbytes);
-        if (!q->temp || !q->tbytes)
-            return fu_oom("a prepared GPU launch");
+        st = q->temp && q->tbytes ? FUSOR_OK : fu_oom("a prepared GPU launch");
         /* Its own stream, for set-up and captures: never a fusor stream's. */
-        st = sched_gpu_stages_begin(&q->g, device, 1);
+        if (!st)
+            st = sched_gpu_stages_begin(&q->g, device, 1);
         for (int32_t i = 0; !st && i < ir->nnodes; i++)
             if (ir_is_axis_reduction(&ir->nodes[i]) && spec->staging->home[i] < 0) {
                 q->tbytes[i] = temp_bytes(spec, c, i);
                 st = mem_dev_alloc(device, q->tbytes[i], q->g.cu, &q->temp[i]);
             }
-        if (st)
+        if (st) { /* the next step starts again */
+            staged_gpu_free(q, ir->nnodes);
             return st;
+        }
+        c->gpu = q;
     }
     if ((st = sched_device_activate(q->g.d)))
         return st;
@@ -927,9 +934,7 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
         return st;
     /* The stages' slots (scalar parameters, axis lengths): uploaded when they changed. */
     gpu_step now = b->step;
-    unsigned char *img = fu_malloc(b->step.len);
-    if (!img)
-        return fu_oom("a prepared GPU step");
+    unsigned char *img = b->now;
     now.img = img; /* only the slots part is written */
     gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
     const cudrv_table *t = q->g.t;
@@ -940,7 +945,6 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
         r = t->memcpy_htod_async(b->dimg + b->step.slots_off, b->step.img + b->step.slots_off,
                                  tail, s);
     }
-    fu_free(img);
     if (!r && b->exec) {
         r = t->graph_launch(b->exec, s);
         q->replays++;
@@ -1053,6 +1057,10 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
             c->res[i].base = O->data;
             memcpy(c->res[i].strides, O->strides, sizeof O->strides);
         }
+        /* On a stream, GPU work queued before must be done before the host runs. */
+        fusor_stream *cur = sched_stream_current();
+        if (cur)
+            st = sched_stream_host_barrier(cur);
         int nthreads = host_get_threads();
         for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
             int used = 1;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "fake_cuda.h"
 #include "fusor.h"
@@ -336,10 +337,15 @@ static void test_ping_pong(void) {
     for (int step = 0; p && step < 6; step++) {
         CHECK_OK(fusor_prepared_launch(p));
         CHECK_OK(fusor_prepared_swap(p, "x", "y"));
-        if (step == 1)
+        if (step == 1) { /* steady state: no allocation, host or device, may happen */
             allocs = F.alloc_calls;
+            fu_alloc_fail_after(0);
+        }
     }
-    CHECK_MSG(F.alloc_calls == allocs, "%ld allocations after the first two steps",
+    long failed = fu_alloc_failures();
+    fu_alloc_fail_after(-1);
+    CHECK_MSG(failed == 0, "%ld host allocations after the first two steps", failed);
+    CHECK_MSG(F.alloc_calls == allocs, "%ld device allocations after the first two steps",
               F.alloc_calls - allocs);
     long captures = -1, replays = -1;
     sched_prepared_gpu_counts(p, &captures, &replays);
