@@ -1091,39 +1091,47 @@ static void print_stencil_loops(cw *w, const ir_pass *ps) {
     sb_printf(s, "    }\n    }\n");
 }
 
-/* fusor_pass0_axis and fusor_pass0_axisblk (gpu.h): an AXIS stage's kernels, one result
- * element per thread or per block. */
-static void print_axis_kernel(cw *w, int block) {
+/* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same four), by
+ * mode: 0 fusor_pass0_axis (a thread per result), 1 _axisblk (a block per result), 2
+ * _axissplit (a block per result and chunk, into partials), 3 _axisfold (a thread per
+ * result over its chunk rows). */
+static void print_axis_kernel(cw *w, int mode) {
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
     const ir_pass *ps = &w->plan->passes[0];
     const ir_kernel *k = w->k;
     strbuf *s = &w->s;
     int n = w->narrays, out = k->nparams, words = cg_pass_words(k, w->plan, 0);
+    int by_block = mode == 1 || mode == 2;
     int32_t red = ps->reductions[0];
     fusor_dtype od = k->outputs[0].dtype;
     w->pass = 0;
     w->it = "fu_i64";
-    w->variant = CG_AXIS; /* print_element's addressing; the loop differs by `block` */
+    w->variant = CG_AXIS; /* print_element's addressing; the loops differ by mode */
     w->lane = -1;
     w->used[out] = 1;
     sb_printf(s,
               "\nextern \"C\" __global__ void fusor_pass0_%s(const char *P) {\n"
               "    const fu_i64 n = FU_N(P), len = *(const fu_i64 *)(P + %zu);\n"
               "    const fu_i64 *axs = (const fu_i64 *)(P + %zu);\n"
+              "    const fu_i64 chunk = *(const fu_i64 *)(P + %zu), nch = *(const fu_i64 *)(P + "
+              "%zu);\n"
               "    const fu_u64 *slots = FU_SLOTS(P);\n"
+              "    fu_u64 *partials = FU_PARTIALS(P);\n"
               "    char *const *arrays = (char *const *)(P + %zu);\n",
-              block ? "axisblk" : "axis", CG_GPU_OFF_AXLEN(n), CG_GPU_OFF_AXSTRIDES(n),
-              CG_GPU_OFF_ARRAYS(n));
+              names[mode], CG_GPU_OFF_AXLEN(n), CG_GPU_OFF_AXSTRIDES(n), CG_GPU_OFF_AXCHUNK(n),
+              CG_GPU_OFF_AXNCHUNKS(n), CG_GPU_OFF_ARRAYS(n));
     for (int a = 0; a < n; a++)
         if (w->used[a])
             sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
                       a);
-    sb_printf(s, "    (void)slots; (void)axs;\n");
-    for (int32_t i = 0; i < k->nnodes; i++)
+    sb_printf(s, "    (void)slots; (void)axs; (void)len; (void)chunk; (void)nch; (void)partials;\n");
+    for (int32_t i = 0; i < k->nnodes && mode != 3; i++)
         if (w->need[i] && k->nodes[i].shape == IR_UNIFORM)
             print_node(w, i, NULL);
-    sb_printf(s, "    for (fu_i64 e = %s; e < n; e += %s) {\n",
-              block ? "blockIdx.x" : "(fu_i64)blockIdx.x * blockDim.x + threadIdx.x",
-              block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
+    sb_printf(s, "    for (fu_i64 item = %s; item < %s; item += %s) {\n",
+              by_block ? "blockIdx.x" : "(fu_i64)blockIdx.x * blockDim.x + threadIdx.x",
+              mode == 2 ? "n * nch" : "n", by_block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
+    sb_printf(s, "        const fu_i64 e = %s;\n", mode == 2 ? "item / nch" : "item");
     /* The result element's row: its flat index over the result's shape -> byte offsets. */
     sb_printf(s, "        fu_i64 rem = e;\n");
     for (int a = 0; a < n; a++)
@@ -1139,24 +1147,47 @@ static void print_axis_kernel(cw *w, int block) {
     for (int a = 0; a < n; a++)
         if (w->used[a])
             sb_printf(s, "        ro%d += rem * FU_STRIDE(P, %d, 0);\n", a, a);
-    const char *t[3];
-    int nc = carried(w, red, t);
-    for (int j = 0; j < nc; j++) {
-        sb_printf(s, "        %s r0_%d = (%s)", t[j], j, t[j]);
-        print_identity(w, red, j);
-        sb_printf(s, ";\n");
+    sb_printf(s, "        fu_u64 acc[%d], res[%d], mine[%d];\n", words, words, w->plan->nslots);
+    if (mode == 3) { /* the chunk rows, in order */
+        sb_printf(s, "        fusor_pass0_init(acc);\n"
+                     "        for (fu_i64 c = 0; c < nch; c++)\n"
+                     "            fusor_pass0_merge(acc, partials + (e * nch + c) * %d);\n"
+                     "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n",
+                  words, words);
+    } else {
+        if (mode == 2) { /* chunk c of the axis: the arrays start at its first element */
+            sb_printf(s, "        const fu_i64 lo = (item - e * nch) * chunk;\n"
+                         "        fu_i64 part = len - lo < chunk ? len - lo : chunk;\n"
+                         "        if (part < 0) part = 0;\n");
+            for (int a = 0; a < n; a++)
+                if (w->used[a])
+                    sb_printf(s, "        ro%d += lo * axs[%d];\n", a, a);
+        } else {
+            sb_printf(s, "        const fu_i64 part = len;\n");
+        }
+        const char *t[3];
+        int nc = carried(w, red, t);
+        for (int j = 0; j < nc; j++) {
+            sb_printf(s, "        %s r0_%d = (%s)", t[j], j, t[j]);
+            print_identity(w, red, j);
+            sb_printf(s, ";\n");
+        }
+        sb_printf(s, "        for (fu_i64 i = %s; i < part; i += %s) {\n",
+                  by_block ? "threadIdx.x" : "0", by_block ? "blockDim.x" : "1");
+        print_element(w, ps);
+        sb_printf(s, "        }\n");
+        for (int j = 0; j < nc; j++)
+            sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
+        if (mode == 2) {
+            sb_printf(s, "        fusor_pass0_block(acc, partials + item * %d);\n"
+                         "        __syncthreads();\n    }\n}\n", words);
+            return;
+        }
+        if (mode == 1)
+            sb_printf(s, "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n");
+        else
+            sb_printf(s, "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n", words);
     }
-    sb_printf(s, "        for (fu_i64 i = %s; i < len; i += %s) {\n",
-              block ? "threadIdx.x" : "0", block ? "blockDim.x" : "1");
-    print_element(w, ps);
-    sb_printf(s, "        }\n        fu_u64 acc[%d], res[%d], mine[%d];\n", words, words,
-              w->plan->nslots);
-    for (int j = 0; j < nc; j++)
-        sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
-    if (block)
-        sb_printf(s, "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n");
-    else
-        sb_printf(s, "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n", words);
     sb_printf(s, "            fusor_pass0_final(res, mine);\n");
     const char *conv = od == FUSOR_F64   ? "__longlong_as_double(v_)"
                        : od == FUSOR_F32 ? "(float)__longlong_as_double(v_)"
@@ -1166,7 +1197,7 @@ static void print_axis_kernel(cw *w, int block) {
     sb_printf(s, "            const fu_u64 v_ = mine[%d];\n"
                  "            *(%s *)(a%d + ro%d) = (%s)%s;\n        }\n",
               k->nodes[red].slot, mtype(od), out, out, mtype(od), conv);
-    if (block) /* the block merge's shared memory is reused by the next result */
+    if (mode == 1) /* the block merge's shared memory is reused by the next result */
         sb_printf(s, "        __syncthreads();\n");
     sb_printf(s, "    }\n}\n");
 }
@@ -1254,8 +1285,8 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses && k->axis_stage; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        print_axis_kernel(&w, 0);
-        print_axis_kernel(&w, 1);
+        for (int mode = 0; mode < 4; mode++)
+            print_axis_kernel(&w, mode);
     }
     for (int p = 0; p < plan->npasses && !k->axis_stage; p++) {
         mark_pass(&w, p);

@@ -52,6 +52,12 @@
  *   fusor_pass0_axisblk   one block per result element (block-stride over them): the
  *                         block's threads share the axis (coalesced when it is the
  *                         innermost), then the block merge; block size a multiple of 32.
+ *   fusor_pass0_axissplit for few results over a long axis: one block per (result, chunk)
+ *                         pair (block-stride over result * nchunks + chunk) folds that
+ *   fusor_pass0_axisfold  chunk into its row of raw words in partials[]; then one thread
+ *                         per result merges its nchunks rows in order, finals and stores.
+ *                         (Reductions of one word only: a float min/max's last-zero tag
+ *                         counts from the chunk's start.)
  *
  * Each result is folded in a fixed order for a given block size: the same bits every
  * time.  Their block adds the axis's length and strides (CG_GPU_OFF_AXLEN below).
@@ -94,11 +100,13 @@
 #define CG_GPU_OFF_FULL(n)            CG_GPU_PARAMS_SIZE(n)
 #define CG_GPU_OFF_ORIGIN(n)          (CG_GPU_PARAMS_SIZE(n) + 64)
 #define CG_GPU_STENCIL_PARAMS_SIZE(n) (CG_GPU_PARAMS_SIZE(n) + 128)
-/* Axis kernels: after the block's arrays, the reduced axis's length and each array's byte
- * stride along it. */
+/* Axis kernels: after the block's arrays, the reduced axis's length, each array's byte
+ * stride along it, and how the split form cuts it (elements per chunk, chunks). */
 #define CG_GPU_OFF_AXLEN(n)        CG_GPU_PARAMS_SIZE(n)
 #define CG_GPU_OFF_AXSTRIDES(n)    (CG_GPU_PARAMS_SIZE(n) + 8)
-#define CG_GPU_AXIS_PARAMS_SIZE(n) (CG_GPU_PARAMS_SIZE(n) + 8 + 8 * (size_t)(n))
+#define CG_GPU_OFF_AXCHUNK(n)      (CG_GPU_OFF_AXSTRIDES(n) + 8 * (size_t)(n))
+#define CG_GPU_OFF_AXNCHUNKS(n)    (CG_GPU_OFF_AXCHUNK(n) + 8)
+#define CG_GPU_AXIS_PARAMS_SIZE(n) (CG_GPU_OFF_AXNCHUNKS(n) + 8)
 /* Largest thread block a pass or reduce kernel accepts (and its warps). */
 #define CG_GPU_MAX_BLOCK 1024
 

@@ -696,29 +696,43 @@ static void store_canonical(nvb *g, LLVMValueRef v, LLVMValueRef p, fusor_dtype 
 }
 
 /*
- * fusor_pass0_axis / fusor_pass0_axisblk (gpu.h): an AXIS stage's kernels.  Result
- * element r (a grid-stride loop over the n results; block form: a block-stride loop,
- * one block per result) finds each array's element at its row from the result-domain
- * table, then the row function folds the reduced axis into acc (axis form: this thread
- * alone; block form: the block's threads, then the block merge), and `final` gives the
- * value, stored into the result array (arrays[nparams]).
+ * An AXIS stage's kernels (gpu.h), by `mode`:
+ *   AX_THREAD  fusor_pass0_axis: a grid-stride loop over the results; each thread folds
+ *              its result's whole axis with the CG_AXIS row, `final`, and stores it.
+ *   AX_BLOCK   fusor_pass0_axisblk: a block-stride loop over the results; the block's
+ *              threads fold the axis with the CG_AXISBLK row, the block merge, then thread
+ *              0 finals and stores.
+ *   AX_SPLIT   fusor_pass0_axissplit: a block-stride loop over (result, chunk) pairs; the
+ *              block folds that chunk of the axis (the CG_AXISBLK row over the chunk's
+ *              elements) into its row of raw words in partials.
+ *   AX_FOLD    fusor_pass0_axisfold: a grid-stride loop over the results, merging each
+ *              result's chunk rows in order, then `final` and the store.
+ * Each finds its result's elements from the result-domain table (gpu_nd_offsets).
  */
-static void build_axis_kernel(nvb *g, int variant) {
+enum { AX_THREAD, AX_BLOCK, AX_SPLIT, AX_FOLD };
+
+static void build_axis_kernel(nvb *g, int mode) {
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
     char name[64], rname[80];
-    cg_pass_variant_name(name, sizeof name, 0, variant);
-    row_name(rname, sizeof rname, 0, variant);
+    cg_pass_helper_name(name, sizeof name, 0, names[mode]);
+    row_name(rname, sizeof rname, 0, mode == AX_THREAD ? CG_AXIS : CG_AXISBLK);
     LLVMValueRef row = LLVMGetNamedFunction(g->mod, rname);
     add_kernel(g, name);
     LLVMBuilderRef b = g->b;
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(g->ctx);
     LLVMValueRef P = LLVMGetParam(g->fn, 0);
-    int n = g->narrays, words = cg_pass_words(g->k, g->plan, 0), blk = variant == CG_AXISBLK;
+    int n = g->narrays, words = cg_pass_words(g->k, g->plan, 0);
+    int by_block = mode == AX_BLOCK || mode == AX_SPLIT;
     int32_t red = g->plan->passes[0].reductions[0];
     fusor_dtype rd = g->k->outputs[0].dtype;
     LLVMValueRef nres = param_field(g, P, CG_GPU_OFF_N, g->i64, "n");
     LLVMValueRef len = param_field(g, P, CG_GPU_OFF_AXLEN(n), g->i64, "axlen");
+    LLVMValueRef chunk = param_field(g, P, CG_GPU_OFF_AXCHUNK(n), g->i64, "chunk");
+    LLVMValueRef nchunks = param_field(g, P, CG_GPU_OFF_AXNCHUNKS(n), g->i64, "nchunks");
     LLVMValueRef table = param_field(g, P, CG_GPU_OFF_NDIM, NULL, "");
     LLVMValueRef axstr = param_field(g, P, CG_GPU_OFF_AXSTRIDES(n), NULL, "");
     LLVMValueRef slots = param_field(g, P, CG_GPU_OFF_SLOTS, g->ptr, "slots");
+    LLVMValueRef partials = global_field(g, P, CG_GPU_OFF_PARTIALS, "partials");
     LLVMValueRef acc = words_alloca(g, words, "acc"), res = words_alloca(g, words, "res");
     LLVMValueRef mine = words_alloca(g, g->plan->nslots, "mine"); /* final's slots */
     LLVMTypeRef pty = LLVMArrayType(g->ptr, (unsigned)n);
@@ -732,54 +746,105 @@ static void build_axis_kernel(nvb *g, int variant) {
     }
     for (int a = 0; a < n; a++)
         bases[a] = param_field(g, P, CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)a, g->ptr, "base");
-    LLVMValueRef first = blk ? sreg(g->mod, b, "ctaid.x") : gpu_first(g->mod, b);
-    LLVMValueRef step = blk ? sreg(g->mod, b, "nctaid.x") : gpu_step(g->mod, b);
+    LLVMValueRef first = by_block ? sreg(g->mod, b, "ctaid.x") : gpu_first(g->mod, b);
+    LLVMValueRef step = by_block ? sreg(g->mod, b, "nctaid.x") : gpu_step(g->mod, b);
+    LLVMValueRef count = mode == AX_SPLIT ? LLVMBuildMul(b, nres, nchunks, "items") : nres;
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(b), loop = block(g, "result"),
                       done = block(g, "done");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, first, nres, ""), loop, done);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, first, count, ""), loop, done);
     LLVMPositionBuilderAtEnd(b, loop);
-    LLVMValueRef r = LLVMBuildPhi(b, g->i64, "r");
+    LLVMValueRef item = LLVMBuildPhi(b, g->i64, "item");
+    LLVMValueRef r = mode == AX_SPLIT ? LLVMBuildSDiv(b, item, nchunks, "r") : item;
     gpu_nd_offsets(g->mod, b, table, r, n, bases, off);
-    for (int a = 0; a < n; a++) {
-        LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, a)};
-        LLVMValueRef at = LLVMBuildInBoundsGEP2(b, pty, ptrs, idx, 2, "");
-        store64(g, LLVMBuildPtrToInt(b, LLVMBuildGEP2(b, LLVMInt8TypeInContext(g->ctx), bases[a],
-                                                      &off[a], 1, ""),
-                                     g->i64, ""),
-                at);
-    }
-    call_fn(g, helper(g, 0, "init"), &acc, 1);
-    LLVMValueRef args[5] = {LLVMBuildInBoundsGEP2(b, pty, ptrs, (LLVMValueRef[]){ci64(g, 0)}, 1, ""),
-                            axstr, len, slots, acc};
-    call_fn(g, row, args, 5);
-    LLVMValueRef outp = LLVMBuildGEP2(b, LLVMInt8TypeInContext(g->ctx), bases[g->k->nparams],
-                                      &off[g->k->nparams], 1, "out");
+    LLVMValueRef outp = LLVMBuildGEP2(b, i8, bases[g->k->nparams], &off[g->k->nparams], 1, "out");
     LLVMValueRef slot = word_ptr(g, mine, ci64(g, g->k->nodes[red].slot));
-    if (blk) {
-        LLVMValueRef bargs[2] = {acc, res};
-        call_fn(g, block_fn(g, 0), bargs, 2);
-        LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
-        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
-                        put, next);
-        LLVMPositionBuilderAtEnd(b, put);
-        LLVMValueRef fargs[2] = {res, mine};
-        call_fn(g, helper(g, 0, "final"), fargs, 2);
-        store_canonical(g, load64(g, slot), outp, rd);
-        LLVMBuildBr(b, next);
-        LLVMPositionBuilderAtEnd(b, next);
-        /* The block merge's shared memory is reused by the next result. */
-        intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
-    } else {
+    if (mode == AX_FOLD) { /* the result's chunk rows, in order */
+        call_fn(g, helper(g, 0, "init"), &acc, 1);
+        LLVMBasicBlockRef pre = LLVMGetInsertBlock(b), fold = block(g, "fold"),
+                          folded = block(g, "folded");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 0), ""), fold, folded);
+        LLVMPositionBuilderAtEnd(b, fold);
+        LLVMValueRef c = LLVMBuildPhi(b, g->i64, "c");
+        LLVMValueRef at = LLVMBuildMul(
+            b, LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, ""), ci64(g, words), "");
+        for (int w = 0; w < words; w++) {
+            LLVMValueRef idx = LLVMBuildAdd(b, at, ci64(g, w), "");
+            store64(g, load64(g, LLVMBuildInBoundsGEP2(b, g->i64, partials, &idx, 1, "")),
+                    word_ptr(g, res, ci64(g, w)));
+        }
+        LLVMValueRef margs[2] = {acc, res};
+        call_fn(g, helper(g, 0, "merge"), margs, 2);
+        LLVMValueRef cn = LLVMBuildAdd(b, c, ci64(g, 1), "");
+        LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, cn, nchunks, ""), fold, folded);
+        LLVMValueRef cv[2] = {ci64(g, 0), cn};
+        LLVMBasicBlockRef cb[2] = {pre, latch};
+        LLVMAddIncoming(c, cv, cb, 2);
+        LLVMPositionBuilderAtEnd(b, folded);
         LLVMValueRef fargs[2] = {acc, mine};
         call_fn(g, helper(g, 0, "final"), fargs, 2);
         store_canonical(g, load64(g, slot), outp, rd);
+    } else {
+        /* This item's part of the axis: all of it, or chunk c of a split. */
+        LLVMValueRef lo = ci64(g, 0), part = len;
+        if (mode == AX_SPLIT) {
+            LLVMValueRef c = LLVMBuildSub(b, item, LLVMBuildMul(b, r, nchunks, ""), "c");
+            lo = LLVMBuildMul(b, c, chunk, "lo");
+            LLVMValueRef left = LLVMBuildSub(b, len, lo, "");
+            part = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, left, chunk, ""), left, chunk, "");
+            part = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, part, ci64(g, 0), ""),
+                                   ci64(g, 0), part, "part");
+        }
+        for (int a = 0; a < n; a++) {
+            LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, a)};
+            LLVMValueRef at = LLVMBuildInBoundsGEP2(b, pty, ptrs, idx, 2, "");
+            LLVMValueRef o = off[a];
+            if (mode == AX_SPLIT) {
+                LLVMValueRef ai = ci64(g, a);
+                LLVMValueRef sa = load64(g, LLVMBuildInBoundsGEP2(b, g->i64, axstr, &ai, 1, ""));
+                o = LLVMBuildAdd(b, o, LLVMBuildMul(b, lo, sa, ""), "");
+            }
+            store64(g, LLVMBuildPtrToInt(b, LLVMBuildGEP2(b, i8, bases[a], &o, 1, ""), g->i64, ""),
+                    at);
+        }
+        call_fn(g, helper(g, 0, "init"), &acc, 1);
+        LLVMValueRef args[5] = {
+            LLVMBuildInBoundsGEP2(b, pty, ptrs, (LLVMValueRef[]){ci64(g, 0)}, 1, ""), axstr, part,
+            slots, acc};
+        call_fn(g, row, args, 5);
+        if (mode == AX_SPLIT) { /* the block's row of raw words */
+            LLVMValueRef at = LLVMBuildMul(b, item, ci64(g, words), "");
+            LLVMValueRef dest = LLVMBuildInBoundsGEP2(b, g->i64, partials, &at, 1, "");
+            LLVMValueRef bargs[2] = {acc, LLVMBuildAddrSpaceCast(b, dest, g->ptr, "")};
+            call_fn(g, block_fn(g, 0), bargs, 2);
+            intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+        } else if (mode == AX_BLOCK) {
+            LLVMValueRef bargs[2] = {acc, res};
+            call_fn(g, block_fn(g, 0), bargs, 2);
+            LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
+            LLVMBuildCondBr(b,
+                            LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
+                            put, next);
+            LLVMPositionBuilderAtEnd(b, put);
+            LLVMValueRef fargs[2] = {res, mine};
+            call_fn(g, helper(g, 0, "final"), fargs, 2);
+            store_canonical(g, load64(g, slot), outp, rd);
+            LLVMBuildBr(b, next);
+            LLVMPositionBuilderAtEnd(b, next);
+            /* The block merge's shared memory is reused by the next result. */
+            intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+        } else {
+            LLVMValueRef fargs[2] = {acc, mine};
+            call_fn(g, helper(g, 0, "final"), fargs, 2);
+            store_canonical(g, load64(g, slot), outp, rd);
+        }
     }
-    LLVMValueRef nx = LLVMBuildAdd(b, r, step, "");
+    LLVMValueRef nx = LLVMBuildAdd(b, item, step, "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, nx, nres, ""), loop, done);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, nx, count, ""), loop, done);
     LLVMValueRef rv[2] = {first, nx};
     LLVMBasicBlockRef rb[2] = {entry, latch};
-    LLVMAddIncoming(r, rv, rb, 2);
+    LLVMAddIncoming(item, rv, rb, 2);
     LLVMPositionBuilderAtEnd(b, done);
     LLVMBuildRetVoid(b);
     fu_free(bases);
@@ -986,8 +1051,8 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     hide_emitted(g);
     int stencil = cg_gpu_is_stencil(g->k, NULL);
     if (g->k->axis_stage) { /* emit.c checked: one pass, one reduction */
-        build_axis_kernel(g, CG_AXIS);
-        build_axis_kernel(g, CG_AXISBLK);
+        for (int mode = AX_THREAD; mode <= AX_FOLD; mode++)
+            build_axis_kernel(g, mode);
     }
     for (int p = 0; p < g->plan->npasses && !g->k->axis_stage; p++) {
         for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)

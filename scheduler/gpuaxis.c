@@ -15,27 +15,47 @@
 #include "gpurun_impl.h"
 #include "stream.h"
 
-void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int max_block,
+int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
+                         int64_t *nchunks) {
+    *chunk = len;
+    *nchunks = 1;
+    if (words != 1 || nresults < 1 || nresults >= 512 || len < 16384)
+        return 0;
+    /* About 2048 blocks in all, each with at least 4096 elements of its result's axis. */
+    int64_t want = (2048 + nresults - 1) / nresults, most = (len + 4095) / 4096;
+    int64_t c = want < most ? want : most;
+    if (c < 2)
+        return 0;
+    *chunk = (len + c - 1) / c;
+    *nchunks = (len + *chunk - 1) / *chunk;
+    return 1;
+}
+
+void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
-                          int *per_block) {
+                          int *form) {
     int limit = max_block >= 32 && max_block < CG_GPU_MAX_BLOCK ? max_block : CG_GPU_MAX_BLOCK;
-    *per_block = len >= 64 && (innermost || nresults < 4096);
-    int b;
+    int64_t chunk, nchunks;
+    int split = sched_gpu_axis_split(nresults, len, words, &chunk, &nchunks);
+    *form = split ? SCHED_AXIS_SPLIT
+            : len >= 64 && (innermost || nresults < 4096) ? SCHED_AXIS_BLOCK
+                                                          : SCHED_AXIS_THREAD;
+    int shared = *form != SCHED_AXIS_THREAD, b;
     if (block_override > 0) {
         b = block_override > limit ? limit : block_override;
-    } else if (*per_block) { /* enough threads for the axis, at most 256 */
+    } else if (shared && !split) { /* enough threads for the axis, at most 256 */
         int64_t want = (len + 31) / 32 * 32;
         b = want > 256 ? 256 : (int)want;
     } else {
         b = 256;
     }
-    if (*per_block)
+    if (shared)
         b = b >= 32 ? b / 32 * 32 : 32;
     if (b > limit)
         b = limit / 32 * 32;
     if (b < 1)
         b = 1;
-    int64_t g = *per_block ? nresults : (nresults + b - 1) / b;
+    int64_t g = split ? nresults * nchunks : shared ? nresults : (nresults + b - 1) / b;
     if (g > 65536) /* the kernels stride over the rest */
         g = 65536;
     if (grid_override > 0)
@@ -46,7 +66,8 @@ void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int max_
 
 static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
 
-void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsigned char *img) {
+void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, int64_t chunk,
+                           int64_t nchunks, uint64_t dpartials, unsigned char *img) {
     int n = d->narrays, rd = 0;
     memset(img, 0, CG_GPU_AXIS_PARAMS_SIZE(n));
     int64_t nres = 1;
@@ -67,6 +88,9 @@ void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsign
     put64(img, CG_GPU_OFF_SLOTS, dslots);
     put64(img, CG_GPU_OFF_NDIM, (uint64_t)(rd ? rd : 1));
     put64(img, CG_GPU_OFF_AXLEN(n), (uint64_t)d->shape[axis]);
+    put64(img, CG_GPU_OFF_AXCHUNK(n), (uint64_t)chunk);
+    put64(img, CG_GPU_OFF_AXNCHUNKS(n), (uint64_t)nchunks);
+    put64(img, CG_GPU_OFF_PARTIALS, dpartials);
     for (int i = 0; i < n; i++) {
         put64(img, CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)i, (uint64_t)(uintptr_t)d->base[i]);
         if (d->base[i])
@@ -137,10 +161,20 @@ size_t sched_gpu_stage_params_size(const sched_spec *sub) {
     return (b + 255) & ~(size_t)255;
 }
 
+size_t sched_gpu_axis_partials_bytes(const sched_spec *sub, const ir_domain *d, int axis) {
+    int64_t nres = 1, chunk, nchunks;
+    for (int x = 0; x < d->ndim; x++)
+        nres *= x == axis ? 1 : d->shape[x];
+    int words = cg_pass_words(sub->ir, sub->plan, 0);
+    if (!sched_gpu_axis_split(nres, d->shape[axis], words, &chunk, &nchunks))
+        return 0;
+    return (size_t)(nres * nchunks) * (size_t)words * 8;
+}
+
 fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
                                  sched_spec *sub, const ir_domain *d, int axis, cudrv_ptr dslots,
-                                 unsigned char *img, sched_gpu_call *out) {
-    memset(out, 0, sizeof *out);
+                                 cudrv_ptr dpartials, unsigned char *img, sched_gpu_call *out) {
+    memset(out, 0, 2 * sizeof *out);
     const cg_gpu_code *code;
     sched_module *mod;
     fusor_status st = stage_module(g, k, sub, &code, &mod);
@@ -149,21 +183,31 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     int64_t nres = 1;
     for (int x = 0; x < d->ndim; x++)
         nres *= x == axis ? 1 : d->shape[x];
-    sched_function *fn[2];
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
+    sched_function *fn[4];
     char name[64];
-    for (int v = 0; v < 2 && !st; v++) {
-        cg_pass_variant_name(name, sizeof name, 0, v ? CG_AXISBLK : CG_AXIS);
+    for (int v = 0; v < 4 && !st; v++) {
+        cg_pass_helper_name(name, sizeof name, 0, names[v]);
         st = sched_module_function(g->d, mod, name, &fn[v]);
     }
     if (st || nres == 0) /* no results: nothing to launch */
         return st;
-    int block, grid, per_block;
-    sched_gpu_axis_shape(nres, d->shape[axis], axis == d->ndim - 1, fn[1]->max_block,
-                         a->gpu_block, a->gpu_grid, &block, &grid, &per_block);
-    if (block > fn[per_block]->max_block)
-        block = per_block ? fn[1]->max_block / 32 * 32 : fn[0]->max_block;
-    sched_gpu_axis_params(d, axis, dslots, img);
-    *out = (sched_gpu_call){.fn = fn[per_block], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
+    int words = cg_pass_words(sub->ir, sub->plan, 0), block, grid, form;
+    sched_gpu_axis_shape(nres, d->shape[axis], axis == d->ndim - 1, words, fn[1]->max_block,
+                         a->gpu_block, a->gpu_grid, &block, &grid, &form);
+    if (block > fn[form]->max_block)
+        block = form != SCHED_AXIS_THREAD ? fn[form]->max_block / 32 * 32 : fn[0]->max_block;
+    int64_t chunk, nchunks;
+    sched_gpu_axis_split(nres, d->shape[axis], words, &chunk, &nchunks);
+    if (form != SCHED_AXIS_SPLIT)
+        chunk = d->shape[axis], nchunks = 1;
+    sched_gpu_axis_params(d, axis, dslots, chunk, nchunks, dpartials, img);
+    out[0] = (sched_gpu_call){.fn = fn[form], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
+    if (form == SCHED_AXIS_SPLIT) { /* then a thread per result folds its chunks */
+        int fb = fn[3]->max_block < 256 ? fn[3]->max_block : 256;
+        int64_t fg = (nres + fb - 1) / fb;
+        out[1] = (sched_gpu_call){.fn = fn[3], .grid = {(int)fg, 1, 1}, .block = {fb, 1, 1}};
+    }
     return FUSOR_OK;
 }
 

@@ -25,25 +25,39 @@
 #include "domain.h"
 #include "scheduler.h"
 
-/* The launch of an AXIS stage: which kernel (block: fusor_pass0_axisblk), its block and
- * grid.  From the shape alone, never from the device, so a result's bits do not depend
- * on the GPU: one block per result when the reduced axis is the innermost dimension of
- * the operand (the block's threads then read neighbouring elements) or when there are
- * too few results to give each thread one (fewer than 4096), and the axis has at least
- * 64 elements; else one thread per result.  `max_block` caps the block (the kernel's
+/* The forms of an AXIS stage's launch (codegen/gpu.h's kernels). */
+enum { SCHED_AXIS_THREAD = 0, SCHED_AXIS_BLOCK = 1, SCHED_AXIS_SPLIT = 2 };
+
+/* Whether an AXIS stage of `nresults` results over an axis of `len` elements, whose
+ * reduction carries `words` raw words, is split (fusor_pass0_axissplit, then _axisfold):
+ * fewer than 512 results over an axis of at least 16384 elements and a one-word
+ * reduction (a float min/max's last-zero tag would count from each chunk's start), cut
+ * into *nchunks chunks of *chunk elements, about 2048 blocks in all with at least 4096
+ * elements each (else *chunk = len, *nchunks = 1, and 0 is returned). */
+int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
+                         int64_t *nchunks);
+
+/* The launch of an AXIS stage: its form (SCHED_AXIS_*), block and grid, from the shape
+ * alone, never from the device, so a result's bits do not depend on the GPU: split as
+ * above; else one block per result when the reduced axis is the innermost dimension of the
+ * operand (the block's threads then read neighbouring elements) or when there are too few
+ * results to give each thread one (fewer than 4096), and the axis has at least 64
+ * elements; else one thread per result.  `max_block` caps the block (the kernel's
  * limit); block_override / grid_override (fusor_args_set_gpu_shape, 0: automatic) are
- * taken as given except that a block-per-result block is rounded down to a multiple of
- * 32 (at least 32). */
-void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int max_block,
+ * taken as given except that a block of the shared forms is rounded down to a multiple of
+ * 32 (at least 32).  The split form's fold runs a thread per result, 256 a block. */
+void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
-                          int *per_block);
+                          int *form);
 
 /* Writes the axis kernels' parameter block (codegen/gpu.h; CG_GPU_AXIS_PARAMS_SIZE(n)
  * bytes, n = d->narrays = the stage's parameters + 1) for reducing axis `axis` of the
  * operand's domain d: d->base[i] the device address of array i's element 0 (the result
  * array last), d->strides[i] its byte strides over d (the result's 0 along `axis`).
- * dslots: the device's launch slots. */
-void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, unsigned char *img);
+ * dslots: the device's launch slots; chunk, nchunks and dpartials: the split form's cut
+ * of the axis and its rows of raw words (len, 1 and 0 otherwise). */
+void sched_gpu_axis_params(const ir_domain *d, int axis, uint64_t dslots, int64_t chunk,
+                           int64_t nchunks, uint64_t dpartials, unsigned char *img);
 
 /* ---- a staged launch on a GPU: one CUDA stream, buffers freed on it at the end ---- */
 
@@ -75,12 +89,15 @@ typedef struct sched_gpu_call {
 /* Bytes the parameter blocks of stage `sub` (a stage's GPU spec, scheduler.h) take in a
  * step's image, rounded up to 256. */
 size_t sched_gpu_stage_params_size(const sched_spec *sub);
+/* Bytes of raw-word rows AXIS stage `sub` over d needs (the split form), or 0. */
+size_t sched_gpu_axis_partials_bytes(const sched_spec *sub, const ir_domain *d, int axis);
 /* Plans AXIS stage `sub` over d (device addresses, the result array last; see
- * sched_gpu_axis_params): its kernel form and shape into *out, its parameter block into
- * img, naming dslots, the device address of the stage's slots. */
+ * sched_gpu_axis_params): its launches into out[0] and, split, the fold into out[1] (else
+ * out[1].fn is NULL), its parameter block into img, naming dslots, the device address of
+ * the stage's slots, and dpartials, sched_gpu_axis_partials_bytes bytes of device memory. */
 fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
                                  sched_spec *sub, const ir_domain *d, int axis, cudrv_ptr dslots,
-                                 unsigned char *img, sched_gpu_call *out);
+                                 cudrv_ptr dpartials, unsigned char *img, sched_gpu_call *out);
 /* The same for STORE stage `sub` over d, with gpurun.c's pass kernels and blocks. */
 fusor_status sched_gpu_plan_store(sched_gpu_stages *g, fusor_kernel *k, fusor_args *a,
                                   sched_spec *sub, const ir_domain *d, cudrv_ptr dslots,

@@ -545,43 +545,68 @@ static int in_gpu_memory(const fusor_array *A) {
     return A->memory == FUSOR_MEMORY_DEVICE || A->memory == FUSOR_MEMORY_MANAGED;
 }
 
-/* A GPU step of a staged launch: one launch per stage (SCALARS: none, they run on the
- * host), and one image holding every launch's parameter block, then every stage's slots
- * (so that a step whose scalars changed uploads only that tail). */
+/* A GPU step of a staged launch: up to two launches per stage (SCALARS: none, they run
+ * on the host; a split AXIS stage: two), and one image holding every stage's parameter
+ * block, then every stage's slots (so that a step whose scalars changed uploads only
+ * those), then on the device only, the split stages' rows of raw words. */
 typedef struct gpu_step {
-    sched_gpu_call *l; /* [nstages] */
-    size_t *soff;        /* [nstages]: the stage's slots in the image */
+    sched_gpu_call *l; /* [2 * nstages]: stage si's at 2 si and 2 si + 1 */
+    size_t *poff;      /* [nstages]: the stage's parameter block in the image */
+    size_t *soff;      /* [nstages]: its slots */
+    size_t *roff;      /* [nstages]: its rows of raw words (device only), or 0 */
     unsigned char *img;
-    size_t len, slots_off;
+    size_t len, slots_off, up_len; /* up_len: what is uploaded (params and slots) */
 } gpu_step;
 
 static void gpu_step_free(gpu_step *g) {
     fu_free(g->l);
+    fu_free(g->poff);
+    fu_free(g->roff);
     fu_free(g->soff);
     fu_free(g->img);
     memset(g, 0, sizeof *g);
 }
 
-static fusor_status gpu_step_layout(const sched_spec *spec, gpu_step *g) {
+/* The layout of a step over arrays of the shapes c was made for. */
+static fusor_status gpu_step_layout(const sched_spec *spec, const sched_staged_cache *c,
+                                    gpu_step *g) {
     int ns = spec->staging->nstages;
     memset(g, 0, sizeof *g);
-    g->l = fu_calloc((size_t)ns + 1, sizeof *g->l);
+    g->l = fu_calloc(2 * (size_t)ns + 1, sizeof *g->l);
+    g->poff = fu_calloc((size_t)ns + 1, sizeof *g->poff);
     g->soff = fu_calloc((size_t)ns + 1, sizeof *g->soff);
+    g->roff = fu_calloc((size_t)ns + 1, sizeof *g->roff);
+    if (!g->l || !g->poff || !g->soff || !g->roff) {
+        gpu_step_free(g);
+        return fu_oom("a staged GPU launch's parameters");
+    }
     size_t off = 0;
-    for (int si = 0; g->l && si < ns; si++) {
+    for (int si = 0; si < ns; si++) {
         if (spec->staging->stages[si].kind == IR_STAGE_SCALARS)
             continue;
-        g->l[si].off = off;
+        g->poff[si] = off;
         off += sched_gpu_stage_params_size(&spec->stage_gpu[si]);
     }
     g->slots_off = off;
-    for (int si = 0; g->soff && si < ns; si++) {
+    for (int si = 0; si < ns; si++) {
         g->soff[si] = off;
         off += ((size_t)spec->staging->stages[si].plan->nslots * 8 + 255) & ~(size_t)255;
     }
+    g->up_len = off;
+    for (int si = 0; si < ns; si++) {
+        const ir_stage *stg = &spec->staging->stages[si];
+        if (stg->kind != IR_STAGE_AXIS)
+            continue;
+        const ir_nshape *op = &c->s->node[spec->ir->nodes[stg->node].a];
+        ir_domain d = {.ndim = op->ndim};
+        memcpy(d.shape, op->shape, sizeof d.shape);
+        size_t rows = sched_gpu_axis_partials_bytes(&spec->stage_gpu[si], &d, c->s->axis[stg->node]);
+        g->roff[si] = rows ? off : 0;
+        off += (rows + 255) & ~(size_t)255;
+    }
     g->len = off;
-    g->img = fu_calloc(1, off ? off : 1);
-    if (!g->l || !g->soff || !g->img) {
+    g->img = fu_calloc(1, g->up_len ? g->up_len : 1);
+    if (!g->img) {
         gpu_step_free(g);
         return fu_oom("a staged GPU launch's parameters");
     }
@@ -609,19 +634,21 @@ static fusor_status gpu_step_fill(fusor_kernel *k, fusor_args *a, sched_spec *sp
         memcpy(step->img + step->soff[si], c->sslots, (size_t)stg->plan->nslots * 8);
         if (!plan)
             continue;
-        size_t off = step->l[si].off;
+        size_t off = step->poff[si];
         cudrv_ptr dslots = dimg + (cudrv_ptr)step->soff[si];
+        sched_gpu_call *l = &step->l[2 * si];
         if (stg->kind == IR_STAGE_AXIS) { /* the result array comes last (gpuaxis.h) */
             d.narrays = stg->k->nparams + 1;
             base[stg->k->nparams] = out;
             memcpy(c->strides[stg->k->nparams], ostr, sizeof ostr);
-            st = sched_gpu_plan_axis(g, k, a, &spec->stage_gpu[si], &d, ax, dslots,
-                                     step->img + off, &step->l[si]);
+            cudrv_ptr rows = step->roff[si] ? dimg + (cudrv_ptr)step->roff[si] : 0;
+            st = sched_gpu_plan_axis(g, k, a, &spec->stage_gpu[si], &d, ax, dslots, rows,
+                                     step->img + off, l);
         } else {
             st = sched_gpu_plan_store(g, k, a, &spec->stage_gpu[si], &d, dslots, step->img + off,
-                                      &step->l[si]);
+                                      l);
         }
-        step->l[si].off = off;
+        l[0].off = l[1].off = off;
     }
     return st;
 }
@@ -718,7 +745,7 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
             st = sched_gpu_stages_alloc(&g, temp_bytes(spec, c, i), &temp[i]);
     if (!st) {
         gpu_results(spec, arrays, abase, temp, c, gres);
-        st = gpu_step_layout(spec, &step);
+        st = gpu_step_layout(spec, c, &step);
     }
     /* Every stage's parameters in one image, uploaded once to the stream's buffer. */
     sched_scratch *buf = NULL;
@@ -728,9 +755,9 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     if (!st)
         st = gpu_step_fill(k, a, spec, arrays, abase, gres, c, slots, &g, 1, dimg, &step);
     if (!st)
-        st = sched_scratch_upload(buf, step.img, step.len);
+        st = sched_scratch_upload(buf, step.img, step.up_len);
     if (!st)
-        st = sched_gpu_issue_launches(&g, k->name, step.l, spec->staging->nstages, dimg);
+        st = sched_gpu_issue_launches(&g, k->name, step.l, 2 * spec->staging->nstages, dimg);
     if (!st)
         st = run_scalars(spec, arrays, c, slots, outs);
     /* Host outputs, last: nothing is written to them unless every stage was queued. */
@@ -764,7 +791,7 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
 typedef struct gpu_binding {
     cudrv_ptr *key; /* [nparams + noutputs]: the arrays' device addresses */
     buffer *gres;   /* [nnodes]: where the axis reductions' results are */
-    unsigned char *now; /* [step.len]: a step's slots, made here (no allocation per step) */
+    unsigned char *now; /* [step.up_len]: a step's slots, made here (no allocation per step) */
     gpu_step step;  /* step.img: what the device holds */
     cudrv_ptr dimg;
     cudrv_graph_exec exec;
@@ -843,9 +870,9 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     memset(b, 0, sizeof *b);
     buffer *gres = b->gres = fu_calloc((size_t)ir->nnodes + 1, sizeof *gres);
     b->key = fu_malloc(sizeof(cudrv_ptr) * (size_t)(n ? n : 1));
-    fusor_status st = gres && b->key ? gpu_step_layout(spec, &b->step)
+    fusor_status st = gres && b->key ? gpu_step_layout(spec, c, &b->step)
                                      : fu_oom("a prepared GPU binding");
-    if (!st && !(b->now = fu_malloc(b->step.len)))
+    if (!st && !(b->now = fu_malloc(b->step.up_len + 1)))
         st = fu_oom("a prepared GPU binding");
     if (!st) {
         memcpy(b->key, key, sizeof(cudrv_ptr) * (size_t)n);
@@ -855,7 +882,7 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     if (!st)
         st = gpu_step_fill(k, a, spec, arrays, abase, gres, c, slots, &q->g, 1, b->dimg, &b->step);
     if (!st) {
-        cudrv_result r = q->g.t->memcpy_htod_async(b->dimg, b->step.img, b->step.len, q->g.cu);
+        cudrv_result r = q->g.t->memcpy_htod_async(b->dimg, b->step.img, b->step.up_len, q->g.cu);
         if (!r)
             r = q->g.t->stream_synchronize(q->g.cu); /* steps may run on other streams */
         if (r)
@@ -869,8 +896,8 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     const cudrv_table *t = q->g.t;
     if (graphs_available(t) &&
         t->stream_begin_capture(q->g.cu, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDRV_SUCCESS) {
-        fusor_status cst =
-            sched_gpu_issue_launches(&q->g, k->name, b->step.l, spec->staging->nstages, b->dimg);
+        fusor_status cst = sched_gpu_issue_launches(&q->g, k->name, b->step.l,
+                                                    2 * spec->staging->nstages, b->dimg);
         cudrv_graph graph = NULL;
         cudrv_result r = t->stream_end_capture(q->g.cu, &graph);
         if (!cst && !r && graph && t->graph_instantiate(&b->exec, graph, 0) != CUDRV_SUCCESS)
@@ -938,7 +965,7 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     now.img = img; /* only the slots part is written */
     gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
     const cudrv_table *t = q->g.t;
-    size_t tail = b->step.len - b->step.slots_off;
+    size_t tail = b->step.up_len - b->step.slots_off;
     cudrv_result r = CUDRV_SUCCESS;
     if (memcmp(img + b->step.slots_off, b->step.img + b->step.slots_off, tail)) {
         memcpy(b->step.img + b->step.slots_off, img + b->step.slots_off, tail);
@@ -951,7 +978,8 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     } else if (!r) {
         cudrv_stream own = q->g.cu;
         q->g.cu = s;
-        st = sched_gpu_issue_launches(&q->g, k->name, b->step.l, spec->staging->nstages, b->dimg);
+        st = sched_gpu_issue_launches(&q->g, k->name, b->step.l, 2 * spec->staging->nstages,
+                                      b->dimg);
         q->g.cu = own;
     }
     if (!st && r)

@@ -1,14 +1,15 @@
 /*
  * test_axis_gpu.c — axis reductions on the GPU paths, checked without a GPU.
  *
- *   1. The launch of an AXIS stage (sched_gpu_axis_shape): which kernel form, block and
- *      grid for inner and outer axes, few and many results, short and long axes,
- *      overrides.
+ *   1. The launch of an AXIS stage (sched_gpu_axis_shape, sched_gpu_axis_split): which
+ *      kernel form, block and grid for inner and outer axes, few and many results, short
+ *      and long axes, one- and three-word reductions, overrides.
  *   2. Each program's AXIS stages compile by both paths (NVPTX for sm_80 and sm_90,
  *      NVRTC for compute_80) and ptxas accepts the PTX for sm_80 and sm_90.
  *   3. The CUDA C of each AXIS stage runs on the CPU (cuda_shim.h: a block's threads are
  *      real threads) with the parameter block the launcher writes (sched_gpu_axis_params),
- *      in both forms (a thread per result, a block per result), with the launcher's shape,
+ *      in every form (a thread per result, a block per result, and for one-word
+ *      reductions the axis split into chunks of 7 then folded), with the launcher's shape,
  *      32-thread blocks, and a single block so every loop strides; over shapes with
  *      axes of length 0, 1, under and over a block.  Outputs are poisoned first and
  *      compared with the interpreter running the whole kernel: bit for bit, except float
@@ -112,34 +113,50 @@ static void build(prog *p, const char *src) {
 /* ------------------------------------------------------------------ 1. launch shapes */
 
 static void test_shapes(void) {
-    int b, g, blk;
+    int b, g, form;
     /* The innermost axis, long enough: a block per result, 256 threads. */
-    sched_gpu_axis_shape(1000, 4096, 1, 1024, 0, 0, &b, &g, &blk);
-    CHECK(blk && b == 256 && g == 1000);
+    sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 256 && g == 1000);
     /* ... a short one: a block per result sized to the axis (whole warps). */
-    sched_gpu_axis_shape(1000, 70, 1, 1024, 0, 0, &b, &g, &blk);
-    CHECK(blk && b == 96 && g == 1000);
+    sched_gpu_axis_shape(1000, 70, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 96 && g == 1000);
     /* Too short to share: a thread per result. */
-    sched_gpu_axis_shape(1000, 63, 1, 1024, 0, 0, &b, &g, &blk);
-    CHECK(!blk && b == 256 && g == 4);
+    sched_gpu_axis_shape(1000, 63, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == 4);
     /* An outer axis with many results: a thread each (neighbours read neighbours). */
-    sched_gpu_axis_shape(1 << 20, 4096, 0, 1024, 0, 0, &b, &g, &blk);
-    CHECK(!blk && b == 256 && g == 4096);
+    sched_gpu_axis_shape(1 << 20, 4096, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == 4096);
     /* ... with few results: blocks, or most of the GPU would idle. */
-    sched_gpu_axis_shape(100, 1 << 20, 0, 1024, 0, 0, &b, &g, &blk);
-    CHECK(blk && b == 256 && g == 100);
+    sched_gpu_axis_shape(5000, 100, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD);
+    sched_gpu_axis_shape(100, 1000, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 256 && g == 100);
+    /* Few results over a long axis: split into chunks, about 2048 blocks of >= 4096. */
+    int64_t chunk, nchunks;
+    CHECK(sched_gpu_axis_split(3, 100000000, 1, &chunk, &nchunks));
+    CHECK(nchunks == 683 && chunk == 146413 && chunk * nchunks >= 100000000);
+    sched_gpu_axis_shape(3, 100000000, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_SPLIT && b == 256 && g == 3 * 683);
+    CHECK(sched_gpu_axis_split(1, 20000, 1, &chunk, &nchunks) && nchunks == 5 && chunk == 4000);
+    /* ... not for a float min/max (three words), many results or a short axis. */
+    CHECK(!sched_gpu_axis_split(3, 100000000, 3, &chunk, &nchunks) && nchunks == 1);
+    CHECK(!sched_gpu_axis_split(3, 16383, 1, &chunk, &nchunks) && chunk == 16383);
+    CHECK(!sched_gpu_axis_split(512, 1 << 20, 1, &chunk, &nchunks)); /* 512 blocks fill it */
+    CHECK(sched_gpu_axis_split(511, 1 << 20, 1, &chunk, &nchunks) && nchunks == 5);
+    sched_gpu_axis_shape(3, 100000000, 1, 3, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && g == 3);
     /* Many results: the grid is capped, the kernels stride. */
-    sched_gpu_axis_shape((int64_t)1 << 40, 4096, 1, 1024, 0, 0, &b, &g, &blk);
-    CHECK(blk && g == 65536);
+    sched_gpu_axis_shape((int64_t)1 << 40, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
     /* A kernel allowing only 128 threads; overrides (a block per result rounds to warps). */
-    sched_gpu_axis_shape(1000, 4096, 1, 128, 0, 0, &b, &g, &blk);
-    CHECK(blk && b == 128);
-    sched_gpu_axis_shape(1000, 4096, 1, 1024, 100, 7, &b, &g, &blk);
-    CHECK(blk && b == 96 && g == 7);
-    sched_gpu_axis_shape(1 << 20, 10, 0, 1024, 100, 0, &b, &g, &blk);
-    CHECK(!blk && b == 100 && g == (1 << 20) / 100 + 1);
+    sched_gpu_axis_shape(1000, 4096, 1, 1, 128, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 128);
+    sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 100, 7, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 96 && g == 7);
+    sched_gpu_axis_shape(1 << 20, 10, 0, 1, 1024, 100, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && b == 100 && g == (1 << 20) / 100 + 1);
     /* No results at all still launches a valid grid. */
-    sched_gpu_axis_shape(0, 10, 0, 1024, 0, 0, &b, &g, &blk);
+    sched_gpu_axis_shape(0, 10, 0, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(g == 1 && b >= 1);
 }
 
@@ -159,6 +176,8 @@ static void test_ptx(const char *ptxas, int nvrtc) {
         if (cg_gpu_compile(s->k, s->plan, &o, &c) == FUSOR_OK) {
             CHECK(strstr(c->ptx, ".entry fusor_pass0_axis(") != NULL);
             CHECK(strstr(c->ptx, ".entry fusor_pass0_axisblk(") != NULL);
+            CHECK(strstr(c->ptx, ".entry fusor_pass0_axissplit(") != NULL);
+            CHECK(strstr(c->ptx, ".entry fusor_pass0_axisfold(") != NULL);
             CHECK(strstr(c->ptx, "fusor_pass0_contig") == NULL); /* only the axis kernels */
         }
         cg_gpu_code_free(c);
@@ -198,7 +217,8 @@ static int write_source(const char *path) {
         }
         cuda_shim_program(f, i, text);
         fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {p%d::fusor_pass0_axis, "
-                   "p%d::fusor_pass0_axisblk};\n", i, i, i);
+                   "p%d::fusor_pass0_axisblk, p%d::fusor_pass0_axissplit, "
+                   "p%d::fusor_pass0_axisfold};\n", i, i, i, i, i);
         fu_free(text);
     }
     return fclose(f) == 0;
@@ -227,6 +247,14 @@ static int same(ir_value x, ir_value y, fusor_dtype d, int sum) {
 }
 
 static int runs;
+
+/* Raw words the stage's one reduction carries (codegen's metadata). */
+static int stage_words(const ir_kernel *k, const ir_plan *plan) {
+    cg_gpu_code *c = NULL;
+    int w = cg_gpu_code_new(k, plan, &c) == FUSOR_OK ? c->passes[0].words : 0;
+    cg_gpu_code_free(c);
+    return w;
+}
 
 /* The byte strides of a C-ordered array of `shape` seen over domain `dom` (aligned on
  * the right, 0 where it broadcasts or lacks a dimension). */
@@ -348,22 +376,32 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
     ir_domain d = {.ndim = dom->ndim, .narrays = sn, .base = base, .strides = strides};
     memcpy(d.shape, dom->shape, sizeof d.shape);
     unsigned char *P = calloc(1, CG_GPU_AXIS_PARAMS_SIZE(sn));
-    sched_gpu_axis_params(&d, ax, (uint64_t)(uintptr_t)slots, P);
-    int64_t nres = 1;
+    int64_t nres = 1, len = dom->shape[ax];
     for (int x = 0; x < dom->ndim; x++)
         nres *= x == ax ? 1 : dom->shape[x];
-    int block, grid, per_block;
-    sched_gpu_axis_shape(nres, dom->shape[ax], ax == dom->ndim - 1, 1024, 0, 0, &block, &grid,
-                         &per_block);
-    if (how == 1) { /* the other form, small blocks */
-        per_block = !per_block;
+    int words = stage_words(sk, stg->plan), block, grid, form;
+    sched_gpu_axis_shape(nres, len, ax == dom->ndim - 1, words, 1024, 0, 0, &block, &grid, &form);
+    /* how 3: split into chunks of 7 (one-word reductions); the others one piece. */
+    int64_t chunk = how == 3 ? 7 : len, nchunks = how == 3 ? (len + 6) / 7 : 1;
+    uint64_t *rows = calloc((size_t)(nres * (nchunks ? nchunks : 1) * words) + 1, 8);
+    sched_gpu_axis_params(&d, ax, (uint64_t)(uintptr_t)slots, chunk, nchunks,
+                          (uint64_t)(uintptr_t)rows, P);
+    if (how == 1) { /* the other unsplit form, small blocks */
+        form = form == SCHED_AXIS_THREAD ? SCHED_AXIS_BLOCK : SCHED_AXIS_THREAD;
         block = 32;
-        grid = (int)(per_block ? (nres < 5 ? nres : 5) : (nres + 31) / 32);
+        grid = (int)(form == SCHED_AXIS_BLOCK ? (nres < 5 ? nres : 5) : (nres + 31) / 32);
     } else if (how == 2) {
+        form = form == SCHED_AXIS_SPLIT ? SCHED_AXIS_BLOCK : form;
         block = 32;
         grid = 1;
+    } else if (how == 3) {
+        form = SCHED_AXIS_SPLIT;
+        block = 32;
+        grid = (int)(nres * nchunks < 9 ? nres * nchunks : 9);
     }
-    launch(kernels[per_block], (const char *)P, grid < 1 ? 1 : grid, block);
+    launch(kernels[form], (const char *)P, grid < 1 ? 1 : grid, block);
+    if (form == SCHED_AXIS_SPLIT) /* the fold: a thread per result */
+        launch(kernels[3], (const char *)P, (int)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
 
     int sum = op == IR_SUM || op == IR_PROD, bad = 0;
     fusor_dtype od = k->outputs[0].dtype;
@@ -374,8 +412,8 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
             char g[64], w[64];
             sc_format(g, sizeof g, x, od);
             sc_format(w, sizeof w, y, od);
-            fprintf(stderr, "%s: y[%lld] = %s, the interpreter says %s (form %s)\n",
-                    sources[p - progs], (long long)e, g, w, per_block ? "block" : "thread");
+            fprintf(stderr, "%s: y[%lld] = %s, the interpreter says %s (form %d)\n",
+                    sources[p - progs], (long long)e, g, w, form);
         }
     }
     CHECK_MSG(bad == 0, "%s: %d differences (shape %lld x %lld x %lld, launch %d)",
@@ -383,6 +421,7 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
               (long long)(xs->ndim > 1 ? xs->shape[1] : 1),
               (long long)(xs->ndim > 2 ? xs->shape[2] : 1), how);
     runs++;
+    free(rows);
     for (int i = 0; i < na; i++) {
         free(got[i]);
         free(want[i]);
@@ -433,8 +472,10 @@ static void test_cuda_c(void) {
                     rank = ir_param_ndims(progs[i].k, p);
             const ir_nshape *sh = rank == 3 ? shapes3 : shapes2;
             int ns = rank == 3 ? 4 : 7;
+            int words = stage_words(progs[i].sg->stages[progs[i].stage].k,
+                                    progs[i].sg->stages[progs[i].stage].plan);
             for (int s = 0; kernels && launch && s < ns; s++)
-                for (int how = 0; how < 3; how++)
+                for (int how = 0; how < (words == 1 ? 4 : 3); how++)
                     run(&progs[i], kernels, launch, &sh[s], how);
         }
         unlink(cpp);

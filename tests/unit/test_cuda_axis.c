@@ -75,6 +75,52 @@ static void axis_sum(unsigned char *pb, unsigned grid, unsigned block, int form)
         *(double *)(r + off[1]) = s;
     }
 }
+/* The split form: (result, chunk) items into rows of one raw word (an f64 sum's bits),
+ * then the fold adds each result's rows in order. */
+static long split_runs, fold_runs;
+static void axis_split(unsigned char *pb, unsigned grid, unsigned block) {
+    (void)grid, (void)block;
+    split_runs++;
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), len = (int64_t)pb64(pb, CG_GPU_OFF_AXLEN(2));
+    int64_t chunk = (int64_t)pb64(pb, CG_GPU_OFF_AXCHUNK(2));
+    int64_t nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
+    int64_t ax0 = (int64_t)pb64(pb, CG_GPU_OFF_AXSTRIDES(2));
+    double *rows = (double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
+    char *x = array_at(pb, 2, 0);
+    if (nch < 2 || !fake_check(rows, (size_t)(n * nch) * 8)) {
+        F.bad_access++;
+        return;
+    }
+    for (int64_t item = 0; item < n * nch; item++) {
+        int64_t off[2], lo = (item % nch) * chunk;
+        unravel(pb, 2, item / nch, off);
+        double s = 0;
+        for (int64_t j = lo; j < lo + chunk && j < len; j++) {
+            double *p = (double *)(x + off[0] + j * ax0);
+            if (!fake_check(p, 8))
+                return;
+            s += *p;
+        }
+        rows[item] = s;
+    }
+}
+static void axis_fold(unsigned char *pb, unsigned grid, unsigned block) {
+    (void)grid, (void)block;
+    fold_runs++;
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
+    const double *rows = (const double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
+    char *r = array_at(pb, 2, 1);
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off[2];
+        unravel(pb, 2, e, off);
+        double s = 0;
+        for (int64_t c = 0; c < nch; c++)
+            s += rows[e * nch + c];
+        if (!fake_check(r + off[1], 8))
+            return;
+        *(double *)(r + off[1]) = s;
+    }
+}
 static void axis_thread(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 0); }
 static void axis_block(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 1); }
 
@@ -102,6 +148,8 @@ static void fake_with_kernels(void) {
     fake_fresh();
     fake_add_kernel("fusor_pass0_axis", axis_thread);
     fake_add_kernel("fusor_pass0_axisblk", axis_block);
+    fake_add_kernel("fusor_pass0_axissplit", axis_split);
+    fake_add_kernel("fusor_pass0_axisfold", axis_fold);
     /* t broadcasts along the rows: only the strided variants can address it. */
     fake_add_kernel("fusor_pass0_strided", store_div);
     fake_add_kernel("fusor_pass0_strided32", store_div);
@@ -210,6 +258,19 @@ static void test_host_arrays(void) {
     CHECK_OK(fusor_launch(k, a));
     CHECK(axis_runs[0] == before + 1 && last_grid == 3 && last_block == 64);
     CHECK(wrong_sums(fusor_array_data(s), 6, 10) == 0);
+    /* Three rows of 20000: split into chunks (5 of 4000), then folded. */
+    int64_t shape3[2] = {3, 20000}, s3[1] = {3};
+    fusor_array *x3 = host(2, shape3, 1.0), *r3 = host(1, s3, NAN);
+    CHECK_OK(fusor_args_set_array(a, "x", x3));
+    CHECK_OK(fusor_args_set_array(a, "s", r3));
+    CHECK_OK(fusor_args_set_gpu_shape(a, 0, 0));
+    long sr = split_runs, fr = fold_runs;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(split_runs == sr + 1 && fold_runs == fr + 1);
+    CHECK(last_grid == 3 && last_block == 64); /* (the previous thread-form launch's) */
+    CHECK(wrong_sums(fusor_array_data(r3), 3, 20000) == 0);
+    fusor_array_destroy(x3);
+    fusor_array_destroy(r3);
     CHECK(F.bad_access == 0 && wrong_variant == 0);
     CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live after the launches", fake_live(1));
     fusor_args_destroy(a);
