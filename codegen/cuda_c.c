@@ -1176,6 +1176,8 @@ static void print_axis_kernel(cw *w, int mode) {
                   by_block ? "threadIdx.x" : "0", by_block ? "blockDim.x" : "1");
         print_element(w, ps);
         sb_printf(s, "        }\n");
+        if (mode == 2 && nc == 3) /* the last-zero tag from the chunk's start (nvptx.c) */
+            sb_printf(s, "        if (r0_2 >= 0) r0_2 += 2 * lo;\n");
         for (int j = 0; j < nc; j++)
             sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
         if (mode == 2) {

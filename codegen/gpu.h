@@ -56,8 +56,8 @@
  *                         pair (block-stride over result * nchunks + chunk) folds that
  *   fusor_pass0_axisfold  chunk into its row of raw words in partials[]; then one thread
  *                         per result merges its nchunks rows in order, finals and stores.
- *                         (Reductions of one word only: a float min/max's last-zero tag
- *                         counts from the chunk's start.)
+ *                         (A float min/max's last-zero tag is moved from the chunk's start
+ *                         to the axis's before the block merge.)
  *
  * Each result is folded in a fixed order for a given block size: the same bits every
  * time.  Their block adds the axis's length and strides (CG_GPU_OFF_AXLEN below).

@@ -812,6 +812,16 @@ static void build_axis_kernel(nvb *g, int mode) {
             LLVMBuildInBoundsGEP2(b, pty, ptrs, (LLVMValueRef[]){ci64(g, 0)}, 1, ""), axstr, part,
             slots, acc};
         call_fn(g, row, args, 5);
+        if (mode == AX_SPLIT && words == 3) {
+            /* A float min/max's last-zero tag (2i + sign, -1 for none) counts from the
+             * chunk's start: made the axis index, so merging chunks keeps the later zero. */
+            LLVMValueRef tp = word_ptr(g, acc, ci64(g, 2)), tag = load64(g, tp);
+            LLVMValueRef moved = LLVMBuildAdd(b, tag, LLVMBuildShl(b, lo, ci64(g, 1), ""), "");
+            store64(g,
+                    LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, tag, ci64(g, 0), ""), moved,
+                                    tag, ""),
+                    tp);
+        }
         if (mode == AX_SPLIT) { /* the block's row of raw words */
             LLVMValueRef at = LLVMBuildMul(b, item, ci64(g, words), "");
             LLVMValueRef dest = LLVMBuildInBoundsGEP2(b, g->i64, partials, &at, 1, "");

@@ -28,12 +28,12 @@
 /* The forms of an AXIS stage's launch (codegen/gpu.h's kernels). */
 enum { SCHED_AXIS_THREAD = 0, SCHED_AXIS_BLOCK = 1, SCHED_AXIS_SPLIT = 2 };
 
-/* Whether an AXIS stage of `nresults` results over an axis of `len` elements, whose
- * reduction carries `words` raw words, is split (fusor_pass0_axissplit, then _axisfold):
- * fewer than 512 results over an axis of at least 16384 elements and a one-word
- * reduction (a float min/max's last-zero tag would count from each chunk's start), cut
- * into *nchunks chunks of *chunk elements, about 2048 blocks in all with at least 4096
- * elements each (else *chunk = len, *nchunks = 1, and 0 is returned). */
+/* Whether an AXIS stage of `nresults` results over an axis of `len` elements (whose
+ * reduction carries `words` raw words: any number splits) is split
+ * (fusor_pass0_axissplit, then _axisfold): fewer than 512 results over an axis of at least
+ * 16384 elements, cut into *nchunks chunks of *chunk elements, about 2048 blocks in all
+ * with at least 4096 elements each (else *chunk = len, *nchunks = 1, and 0 is
+ * returned). */
 int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
                          int64_t *nchunks);
 

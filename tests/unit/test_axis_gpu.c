@@ -8,8 +8,8 @@
  *      NVRTC for compute_80) and ptxas accepts the PTX for sm_80 and sm_90.
  *   3. The CUDA C of each AXIS stage runs on the CPU (cuda_shim.h: a block's threads are
  *      real threads) with the parameter block the launcher writes (sched_gpu_axis_params),
- *      in every form (a thread per result, a block per result, and for one-word
- *      reductions the axis split into chunks of 7 then folded), with the launcher's shape,
+ *      in every form (a thread per result, a block per result, the axis split into
+ *      chunks of 7 then folded), with the launcher's shape,
  *      32-thread blocks, and a single block so every loop strides; over shapes with
  *      axes of length 0, 1, under and over a block.  Outputs are poisoned first and
  *      compared with the interpreter running the whole kernel: bit for bit, except float
@@ -69,6 +69,9 @@ static const char *const sources[] = {
     "kernel i3(x: f32[a, b, c]) -> (y: f32[]) { y = sum(x * x, axis=2) }",
     "kernel o3(x: f64[a, b, c]) -> (y: f64[]) { y = sum(x, axis=0) }",
     "kernel pd(x: f64[n, m]) -> (y: f64[]) { y = prod(x * 0.125 + 1.0, axis=1) }",
+    /* Only zeros of both signs: the later zero's sign is the result (the last-zero tag). */
+    "kernel zx(x: f64[n, m]) -> (y: f64[]) { y = max(x * 0.0, axis=1) }",
+    "kernel zn(x: f32[n, m]) -> (y: f32[]) { y = min(x * 0.0, axis=0) }",
 };
 enum { NPROG = sizeof sources / sizeof sources[0] };
 
@@ -138,13 +141,13 @@ static void test_shapes(void) {
     sched_gpu_axis_shape(3, 100000000, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_SPLIT && b == 256 && g == 3 * 683);
     CHECK(sched_gpu_axis_split(1, 20000, 1, &chunk, &nchunks) && nchunks == 5 && chunk == 4000);
-    /* ... not for a float min/max (three words), many results or a short axis. */
-    CHECK(!sched_gpu_axis_split(3, 100000000, 3, &chunk, &nchunks) && nchunks == 1);
+    /* ... a float min/max too (three words), but not many results or a short axis. */
+    CHECK(sched_gpu_axis_split(3, 100000000, 3, &chunk, &nchunks) && nchunks == 683);
     CHECK(!sched_gpu_axis_split(3, 16383, 1, &chunk, &nchunks) && chunk == 16383);
     CHECK(!sched_gpu_axis_split(512, 1 << 20, 1, &chunk, &nchunks)); /* 512 blocks fill it */
     CHECK(sched_gpu_axis_split(511, 1 << 20, 1, &chunk, &nchunks) && nchunks == 5);
     sched_gpu_axis_shape(3, 100000000, 1, 3, 1024, 0, 0, &b, &g, &form);
-    CHECK(form == SCHED_AXIS_BLOCK && g == 3);
+    CHECK(form == SCHED_AXIS_SPLIT && g == 3 * 683);
     /* Many results: the grid is capped, the kernels stride. */
     sched_gpu_axis_shape((int64_t)1 << 40, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
@@ -381,7 +384,7 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
         nres *= x == ax ? 1 : dom->shape[x];
     int words = stage_words(sk, stg->plan), block, grid, form;
     sched_gpu_axis_shape(nres, len, ax == dom->ndim - 1, words, 1024, 0, 0, &block, &grid, &form);
-    /* how 3: split into chunks of 7 (one-word reductions); the others one piece. */
+    /* how 3: split into chunks of 7; the others one piece. */
     int64_t chunk = how == 3 ? 7 : len, nchunks = how == 3 ? (len + 6) / 7 : 1;
     uint64_t *rows = calloc((size_t)(nres * (nchunks ? nchunks : 1) * words) + 1, 8);
     sched_gpu_axis_params(&d, ax, (uint64_t)(uintptr_t)slots, chunk, nchunks,
@@ -472,10 +475,8 @@ static void test_cuda_c(void) {
                     rank = ir_param_ndims(progs[i].k, p);
             const ir_nshape *sh = rank == 3 ? shapes3 : shapes2;
             int ns = rank == 3 ? 4 : 7;
-            int words = stage_words(progs[i].sg->stages[progs[i].stage].k,
-                                    progs[i].sg->stages[progs[i].stage].plan);
             for (int s = 0; kernels && launch && s < ns; s++)
-                for (int how = 0; how < (words == 1 ? 4 : 3); how++)
+                for (int how = 0; how < 4; how++)
                     run(&progs[i], kernels, launch, &sh[s], how);
         }
         unlink(cpp);
