@@ -6,7 +6,8 @@
  * (three steps).  Inputs are random; outputs the test binds are poisoned (NaN) first.
  * Array elements must match: bit for bit except float sums and means (another order of
  * addition), within 1e-12 (f64) or 1e-5 (f32) relative.  Shapes: inner and outer axes,
- * a short and a long axis, 3-D, a reduced axis of length 1, no results at all.
+ * a short and a long axis, 3-D, a reduced axis of length 1, no results at all, few
+ * results over a long axis (split), zeros of both signs.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -39,6 +40,13 @@ static const axcase cases[] = {
      {4, 300, 50}, 1},
     {"kernel r(x: f64[a, b, c]) -> (y: f64[]) { y = sum(x, axis=2) }", FUSOR_F64, 3, {4, 5, 1}, 1},
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", FUSOR_F64, 2, {0, 8}, 1},
+    /* Few results over a long axis: the split form (chunks, then their fold). */
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x * x, axis=1) }", FUSOR_F64, 2,
+     {3, 2000000}, 1},
+    {"kernel r(x: f32[n, m]) -> (y: f32[]) { y = max(x, axis=1) }", FUSOR_F32, 2, {2, 500000},
+     0},
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = min(x * 0.0, axis=0) }", FUSOR_F64, 2,
+     {40000, 3}, 0},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
