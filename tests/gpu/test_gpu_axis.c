@@ -61,8 +61,8 @@ static double draw(void) {
 static int close_enough(double g, double w, fusor_dtype dt, int sums) {
     if (isnan(g) || isnan(w))
         return isnan(g) && isnan(w);
-    if (!sums)
-        return g == w;
+    if (!sums) /* the same value and the same zero */
+        return g == w && signbit(g) == signbit(w);
     double tol = dt == FUSOR_F32 ? 1e-5 : 1e-12;
     return g == w || fabs(g - w) <= tol * (fabs(g) + fabs(w) + 1.0);
 }
