@@ -358,6 +358,30 @@ static void test_prepared_and_stream(void) {
     CHECK(wrong_sums(sv, 9, 33) == 0);
     free(sv);
     fusor_prepared_destroy(p);
+    /* A prepared split reduction (3 rows of 20000): its rows of raw words live with the
+     * captured step on the device. */
+    int64_t lshape[2] = {3, 20000}, lsshape[1] = {3};
+    fusor_array *lh = host(2, lshape, 1.0), *lx = on_device(g, lh), *lsh = host(1, lsshape, NAN);
+    fusor_array *ls = on_device(g, lsh);
+    fusor_args *la;
+    CHECK_OK(fusor_args_create(k, &la));
+    CHECK_OK(fusor_args_set_array(la, "x", lx));
+    CHECK_OK(fusor_args_set_array(la, "s", ls));
+    fusor_prepared *lp = NULL;
+    CHECK_OK(fusor_prepare(k, la, &lp));
+    long sr = split_runs, fr = fold_runs;
+    for (int step = 0; lp && step < 2; step++)
+        CHECK_OK(fusor_prepared_launch(lp));
+    CHECK(split_runs == sr + 2 && fold_runs == fr + 2);
+    double *lv = values(ls);
+    CHECK(wrong_sums(lv, 3, 20000) == 0);
+    free(lv);
+    fusor_prepared_destroy(lp);
+    fusor_args_destroy(la);
+    fusor_array_destroy(lx);
+    fusor_array_destroy(lh);
+    fusor_array_destroy(ls);
+    fusor_array_destroy(lsh);
     /* On a stream: queued, then synchronised. */
     fusor_stream *st = NULL;
     CHECK_OK(fusor_stream_create(g, &st));
