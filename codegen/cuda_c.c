@@ -1091,6 +1091,13 @@ static void print_stencil_loops(cw *w, const ir_pass *ps) {
     sb_printf(s, "    }\n    }\n");
 }
 
+/* fmt (two %d: the array's number, twice) printed for every array the pass uses. */
+static void print_used(cw *w, const char *fmt) {
+    for (int a = 0; a < w->narrays; a++)
+        if (w->used[a])
+            sb_printf(&w->s, fmt, a, a);
+}
+
 /* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same four), by
  * mode: 0 fusor_pass0_axis (a thread per result), 1 _axisblk (a block per result), 2
  * _axissplit (a block per result and chunk, into partials), 3 _axisfold (a thread per
@@ -1134,19 +1141,13 @@ static void print_axis_kernel(cw *w, int mode) {
     sb_printf(s, "        const fu_i64 e = %s;\n", mode == 2 ? "item / nch" : "item");
     /* The result element's row: its flat index over the result's shape -> byte offsets. */
     sb_printf(s, "        fu_i64 rem = e;\n");
-    for (int a = 0; a < n; a++)
-        if (w->used[a])
-            sb_printf(s, "        fu_i64 ro%d = 0;\n", a);
+    print_used(w, "        fu_i64 ro%d = 0; (void)ro%d;\n");
     sb_printf(s, "        for (fu_i64 d = FU_NDIM(P) - 1; d > 0; d--) {\n"
                  "            const fu_i64 ext = FU_SHAPE(P, d), q = rem / ext, c = rem - q * ext;\n"
                  "            rem = q;\n");
-    for (int a = 0; a < n; a++)
-        if (w->used[a])
-            sb_printf(s, "            ro%d += c * FU_STRIDE(P, %d, d);\n", a, a);
+    print_used(w, "            ro%d += c * FU_STRIDE(P, %d, d);\n");
     sb_printf(s, "        }\n");
-    for (int a = 0; a < n; a++)
-        if (w->used[a])
-            sb_printf(s, "        ro%d += rem * FU_STRIDE(P, %d, 0);\n", a, a);
+    print_used(w, "        ro%d += rem * FU_STRIDE(P, %d, 0);\n");
     sb_printf(s, "        fu_u64 acc[%d], res[%d], mine[%d];\n", words, words, w->plan->nslots);
     if (mode == 3) { /* the chunk rows, in order */
         sb_printf(s, "        fusor_pass0_init(acc);\n"
@@ -1159,9 +1160,7 @@ static void print_axis_kernel(cw *w, int mode) {
             sb_printf(s, "        const fu_i64 lo = (item - e * nch) * chunk;\n"
                          "        fu_i64 part = len - lo < chunk ? len - lo : chunk;\n"
                          "        if (part < 0) part = 0;\n");
-            for (int a = 0; a < n; a++)
-                if (w->used[a])
-                    sb_printf(s, "        ro%d += lo * axs[%d];\n", a, a);
+            print_used(w, "        ro%d += lo * axs[%d];\n");
         } else {
             sb_printf(s, "        const fu_i64 part = len;\n");
         }

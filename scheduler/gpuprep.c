@@ -55,11 +55,6 @@ struct sched_gpu_prep {
     long captures, replays; /* for tests */
 };
 
-static int graphs_available(const cudrv_table *t) {
-    return t->stream_begin_capture && t->stream_end_capture && t->graph_instantiate &&
-           t->graph_launch && t->graph_exec_destroy && t->graph_destroy;
-}
-
 void sched_gpu_prep_free(sched_gpu_prep *p) {
     if (!p)
         return;
@@ -113,6 +108,16 @@ static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a
         st = mem_dev_alloc(p->device, (size_t)(spec->ir->noutputs + 1) * 8, p->own, &p->douts);
     p->ready = 1; /* from here sched_gpu_prep_free releases what exists */
     return st;
+}
+
+typedef struct prep_issue_arg {
+    gpu_run *g;
+    prep_binding *b;
+} prep_issue_arg;
+
+static fusor_status prep_issue(void *arg) {
+    prep_issue_arg *a = arg;
+    return sched_gpu_issue(a->g, a->b->pp, a->b->dparams);
 }
 
 /* The binding of these arrays: found, or built (kernels, parameter blocks, graph). */
@@ -182,21 +187,10 @@ static fusor_status prep_binding_get(sched_gpu_prep *p, prep_binding **out) {
         return st;
     }
     /* The step as a graph; any failure leaves direct launches, which work everywhere. */
-    const cudrv_table *t = g->t;
-    if (graphs_available(t) &&
-        t->stream_begin_capture(p->own, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDRV_SUCCESS) {
-        g->cu = p->own;
-        fusor_status cst = sched_gpu_issue(g, b->pp, b->dparams);
-        cudrv_graph graph = NULL;
-        cudrv_result r = t->stream_end_capture(p->own, &graph);
-        if (!cst && !r && graph && t->graph_instantiate(&b->exec, graph, 0) != CUDRV_SUCCESS)
-            b->exec = NULL;
-        if (graph)
-            t->graph_destroy(graph);
-        if (b->exec)
-            p->captures++;
-        fu_clear_error();
-    }
+    g->cu = p->own;
+    prep_issue_arg ia = {g, b};
+    b->exec = sched_gpu_capture(g->t, p->own, prep_issue, &ia);
+    p->captures += b->exec != NULL;
     b->used = ++p->clock;
     p->nb++;
     *out = b;
@@ -337,11 +331,29 @@ static int seq_eligible(int n, sched_gpu_prep *const *preps, int *device) {
     for (int i = 0; i < n; i++) {
         const sched_gpu_prep *p = preps[i];
         if (!p || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
-            (i && p->device != preps[0]->device) || !graphs_available(p->g.t))
+            (i && p->device != preps[0]->device) || !sched_gpu_graphs_available(p->g.t))
             return 0;
     }
     *device = preps[0]->device;
     return 1;
+}
+
+typedef struct seq_issue_arg {
+    int n;
+    sched_gpu_prep *const *preps;
+    prep_binding **b;
+    cudrv_stream s;
+} seq_issue_arg;
+
+/* Every member's kernels in order, on the sequence's stream. */
+static fusor_status seq_issue(void *arg) {
+    seq_issue_arg *a = arg;
+    fusor_status st = FUSOR_OK;
+    for (int i = 0; i < a->n && !st; i++) {
+        a->preps[i]->g.cu = a->s;
+        st = sched_gpu_issue(&a->preps[i]->g, a->b[i]->pp, a->b[i]->dparams);
+    }
+    return st;
 }
 
 fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
@@ -394,22 +406,8 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
             t->graph_exec_destroy(q->g[old].exec);
             q->g[old] = q->g[--q->ng];
         }
-        cudrv_graph graph = NULL;
-        cudrv_graph_exec exec = NULL;
-        if (t->stream_begin_capture(q->own, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) ==
-            CUDRV_SUCCESS) {
-            fusor_status cst = FUSOR_OK;
-            for (int i = 0; i < n && !cst; i++) {
-                preps[i]->g.cu = q->own;
-                cst = sched_gpu_issue(&preps[i]->g, b[i]->pp, b[i]->dparams);
-            }
-            cudrv_result r = t->stream_end_capture(q->own, &graph);
-            if (!cst && !r && graph && t->graph_instantiate(&exec, graph, 0) != CUDRV_SUCCESS)
-                exec = NULL;
-            if (graph)
-                t->graph_destroy(graph);
-            fu_clear_error();
-        }
+        seq_issue_arg ia = {n, preps, b, q->own};
+        cudrv_graph_exec exec = sched_gpu_capture(t, q->own, seq_issue, &ia);
         if (!exec) /* no graph: the members one by one, as without a sequence */
             return FUSOR_OK;
         gr = &q->g[q->ng++];

@@ -392,6 +392,30 @@ fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams)
     return st;
 }
 
+int sched_gpu_graphs_available(const cudrv_table *t) {
+    return t->stream_begin_capture && t->stream_end_capture && t->graph_instantiate &&
+           t->graph_launch && t->graph_exec_destroy && t->graph_destroy;
+}
+
+cudrv_graph_exec sched_gpu_capture(const cudrv_table *t, cudrv_stream s,
+                                   fusor_status (*issue)(void *arg), void *arg) {
+    cudrv_graph_exec exec = NULL;
+    if (!sched_gpu_graphs_available(t) ||
+        t->stream_begin_capture(s, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) != CUDRV_SUCCESS) {
+        fu_clear_error();
+        return NULL;
+    }
+    fusor_status st = issue(arg);
+    cudrv_graph graph = NULL;
+    cudrv_result r = t->stream_end_capture(s, &graph);
+    if (!st && !r && graph && t->graph_instantiate(&exec, graph, 0) != CUDRV_SUCCESS)
+        exec = NULL;
+    if (graph)
+        t->graph_destroy(graph);
+    fu_clear_error();
+    return exec;
+}
+
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */
 fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
                                    int *need_sync) {

@@ -76,6 +76,14 @@ fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams)
 fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
                                    int *need_sync);
 
+/* Whether the driver has the entry points capturing and replaying CUDA Graphs takes. */
+int sched_gpu_graphs_available(const cudrv_table *t);
+/* What issue(arg) queues on stream s, captured as a CUDA Graph and instantiated; NULL when
+ * the driver cannot capture, issue fails, or instantiation fails (the caller then launches
+ * the same kernels directly, which works everywhere).  Leaves no error set. */
+cudrv_graph_exec sched_gpu_capture(const cudrv_table *t, cudrv_stream s,
+                                   fusor_status (*issue)(void *arg), void *arg);
+
 /* Where a launch runs (placement.h), recorded in a->placement; an error status for a
  * placement that fails (its reason as the message). */
 fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,

@@ -837,9 +837,16 @@ static void staged_gpu_free(staged_gpu *q, int32_t nnodes) {
     fu_free(q);
 }
 
-static int graphs_available(const cudrv_table *t) {
-    return t->stream_begin_capture && t->stream_end_capture && t->graph_instantiate &&
-           t->graph_launch && t->graph_exec_destroy && t->graph_destroy;
+typedef struct binding_issue_arg {
+    staged_gpu *q;
+    const char *kname;
+    gpu_binding *b;
+    int ncalls;
+} binding_issue_arg;
+
+static fusor_status binding_issue(void *arg) {
+    binding_issue_arg *a = arg;
+    return sched_gpu_issue_launches(&a->q->g, a->kname, a->b->step.l, a->ncalls, a->b->dimg);
 }
 
 /* The binding of these arrays: found, or planned, uploaded and captured. */
@@ -893,21 +900,9 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
         return st;
     }
     /* The step as a graph; any failure leaves direct launches, which work everywhere. */
-    const cudrv_table *t = q->g.t;
-    if (graphs_available(t) &&
-        t->stream_begin_capture(q->g.cu, CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDRV_SUCCESS) {
-        fusor_status cst = sched_gpu_issue_launches(&q->g, k->name, b->step.l,
-                                                    2 * spec->staging->nstages, b->dimg);
-        cudrv_graph graph = NULL;
-        cudrv_result r = t->stream_end_capture(q->g.cu, &graph);
-        if (!cst && !r && graph && t->graph_instantiate(&b->exec, graph, 0) != CUDRV_SUCCESS)
-            b->exec = NULL;
-        if (graph)
-            t->graph_destroy(graph);
-        if (b->exec)
-            q->captures++;
-        fu_clear_error();
-    }
+    binding_issue_arg ia = {q, k->name, b, 2 * spec->staging->nstages};
+    b->exec = sched_gpu_capture(q->g.t, q->g.cu, binding_issue, &ia);
+    q->captures += b->exec != NULL;
     b->used = ++q->clock;
     q->nb++;
     *out = b;

@@ -3,13 +3,17 @@
  * that fusor prints for NVRTC on the CPU: one std::thread per CUDA thread of a block,
  * pthread barriers for __syncthreads and the warp shuffles, PTX's half conversions as the
  * compiler's _Float16, CUDA's vector types.  A test appends its launcher (1-D or 2-D
- * blocks) to CUDA_SHIM, then each program's CUDA C with cuda_shim_program.
+ * blocks) to CUDA_SHIM, then each program's CUDA C with cuda_shim_program, and builds
+ * and opens the lot with cuda_shim_open.
  */
 #ifndef FUSOR_TEST_CUDA_SHIM_H
 #define FUSOR_TEST_CUDA_SHIM_H
 
+#include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Writes program i's CUDA C (`text`, from cg_cuda_source) into one C++ file of many
  * programs: the prelude with the first program only, then its kernels in namespace p<i>
@@ -28,6 +32,63 @@ static inline void cuda_shim_program(FILE *f, int i, const char *text) {
     }
     fprintf(f, "}\n");
 }
+
+/* Writes a C++ file (write_source(path): nonzero on success) named after `tag` in /tmp,
+ * compiles it with the host C++ compiler `cxx` (at -O`opt`) into a shared object and
+ * opens it.  Returns the handle (both files are gone by then), or NULL with what failed in
+ * why (a rejected source is kept, and named there). */
+static inline void *cuda_shim_open(const char *cxx, const char *tag, int opt,
+                                   int (*write_source)(const char *path), char *why, size_t n) {
+    char cpp[128], so[140], cmd[1024];
+    snprintf(cpp, sizeof cpp, "/tmp/fusor_%s_XXXXXX.cpp", tag);
+    int fd = mkstemps(cpp, 4);
+    if (fd < 0) {
+        snprintf(why, n, "cannot make a file like %s", cpp);
+        return NULL;
+    }
+    close(fd);
+    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
+    if (!write_source(cpp)) {
+        snprintf(why, n, "cannot write %s", cpp);
+        unlink(cpp);
+        return NULL;
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' -std=c++17 -O%d -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'", cxx,
+             opt, so, cpp);
+    if (system(cmd) != 0) {
+        snprintf(why, n, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
+        unlink(so);
+        return NULL;
+    }
+    void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        snprintf(why, n, "%s", dlerror());
+    unlink(cpp);
+    unlink(so);
+    return lib;
+}
+
+/* A launcher of 1-D blocks: fu_launch(kernel, parameter block, grid, block). */
+#define CUDA_SHIM_LAUNCH1 \
+    "typedef void (*fu_kernel)(const char *);\n" \
+    "extern \"C\" void fu_launch(fu_kernel k, const char *P, unsigned grid, unsigned block) {\n" \
+    "    gridDim = {grid, 1, 1};\n" \
+    "    blockDim = {block, 1, 1};\n" \
+    "    for (unsigned b = 0; b < grid; b++) {\n" \
+    "        blockIdx = {b, 0, 0};\n" \
+    "        pthread_barrier_init(&fu_block_bar, nullptr, block);\n" \
+    "        for (unsigned w = 0; w * 32 < block; w++)\n" \
+    "            pthread_barrier_init(&fu_warp_bar[w], nullptr, block - w * 32 < 32 ? block - w * " \
+    "32 : 32);\n" \
+    "        std::vector<std::thread> ts;\n" \
+    "        for (unsigned t = 0; t < block; t++)\n" \
+    "            ts.emplace_back([=] { threadIdx = {t, 0, 0}; k(P); });\n" \
+    "        for (auto &t : ts) t.join();\n" \
+    "        pthread_barrier_destroy(&fu_block_bar);\n" \
+    "        for (unsigned w = 0; w * 32 < block; w++) pthread_barrier_destroy(&fu_warp_bar[w]);\n" \
+    "    }\n" \
+    "}\n"
 
 #define CUDA_SHIM \
     "#include <cmath>\n" \

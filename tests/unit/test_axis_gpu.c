@@ -33,26 +33,7 @@
 #define FUSOR_CXX ""
 #endif
 
-static const char shim[] =
-    CUDA_SHIM
-    "typedef void (*fu_kernel)(const char *);\n"
-    "extern \"C\" void fu_launch(fu_kernel k, const char *P, int grid, int block) {\n"
-    "    gridDim = {(unsigned)grid, 1, 1};\n"
-    "    blockDim = {(unsigned)block, 1, 1};\n"
-    "    for (unsigned bx = 0; bx < gridDim.x; bx++) {\n"
-    "        blockIdx = {bx, 0, 0};\n"
-    "        pthread_barrier_init(&fu_block_bar, nullptr, block);\n"
-    "        for (int w = 0; w * 32 < block; w++)\n"
-    "            pthread_barrier_init(&fu_warp_bar[w], nullptr, block - w * 32 < 32 ? block - w * "
-    "32 : 32);\n"
-    "        std::vector<std::thread> ts;\n"
-    "        for (int t = 0; t < block; t++)\n"
-    "            ts.emplace_back([=] { threadIdx = {(unsigned)t, 0, 0}; k(P); });\n"
-    "        for (auto &t : ts) t.join();\n"
-    "        pthread_barrier_destroy(&fu_block_bar);\n"
-    "        for (int w = 0; w * 32 < block; w++) pthread_barrier_destroy(&fu_warp_bar[w]);\n"
-    "    }\n"
-    "}\n";
+static const char shim[] = CUDA_SHIM CUDA_SHIM_LAUNCH1;
 
 /* Each program's one output is an axis reduction, so its one AXIS stage writes it. */
 static const char *const sources[] = {
@@ -202,7 +183,7 @@ static void test_ptx(const char *ptxas, int nvrtc) {
 /* ------------------------------------------------------------------ 3. the CUDA C */
 
 typedef void (*kernel_fn)(const char *);
-typedef void (*launch_fn)(kernel_fn, const char *, int, int);
+typedef void (*launch_fn)(kernel_fn, const char *, unsigned, unsigned);
 
 static int write_source(const char *path) {
     FILE *f = fopen(path, "w");
@@ -402,9 +383,9 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
         block = 32;
         grid = (int)(nres * nchunks < 9 ? nres * nchunks : 9);
     }
-    launch(kernels[form], (const char *)P, grid < 1 ? 1 : grid, block);
+    launch(kernels[form], (const char *)P, (unsigned)(grid < 1 ? 1 : grid), (unsigned)block);
     if (form == SCHED_AXIS_SPLIT) /* the fold: a thread per result */
-        launch(kernels[3], (const char *)P, (int)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
+        launch(kernels[3], (const char *)P, (unsigned)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
 
     int sum = op == IR_SUM || op == IR_PROD, bad = 0;
     fusor_dtype od = k->outputs[0].dtype;
@@ -439,23 +420,9 @@ static void test_cuda_c(void) {
         printf("SKIP: no C++ compiler known at configure time; the CUDA C is not run\n");
         return;
     }
-    char cpp[] = "/tmp/fusor_axis_gpu_XXXXXX.cpp", so[64], cmd[1024];
-    int fd = mkstemps(cpp, 4);
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return;
-    close(fd);
-    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
-    if (!write_source(cpp)) {
-        CHECK_MSG(0, "cannot write %s", cpp);
-        return;
-    }
-    snprintf(cmd, sizeof cmd,
-             "'%s' -std=c++17 -O1 -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'",
-             FUSOR_CXX, so, cpp);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
-    void *lib = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    char why[300];
+    void *lib = cuda_shim_open(FUSOR_CXX, "axis_gpu", 1, write_source, why, sizeof why);
+    CHECK_MSG(lib != NULL, "%s", why);
     if (lib) {
         launch_fn launch = (launch_fn)dlsym(lib, "fu_launch");
         CHECK(launch != NULL);
@@ -479,9 +446,7 @@ static void test_cuda_c(void) {
                 for (int how = 0; how < 4; how++)
                     run(&progs[i], kernels, launch, &sh[s], how);
         }
-        unlink(cpp);
     }
-    unlink(so);
 }
 
 /* fusor_kernel_emit (`fusor compile --emit ptx|cuda`) of a kernel with axis reductions:

@@ -32,26 +32,7 @@
 #endif
 
 /* CUDA's built-ins for the host, with a launcher of 1-D blocks. */
-static const char shim[] =
-    CUDA_SHIM
-    "typedef void (*fu_kernel)(const char *);\n"
-    "extern \"C\" void fu_launch(fu_kernel k, const char *P, unsigned grid, unsigned block) {\n"
-    "    gridDim = {grid, 1, 1};\n"
-    "    blockDim = {block, 1, 1};\n"
-    "    for (unsigned b = 0; b < grid; b++) {\n"
-    "        blockIdx = {b, 0, 0};\n"
-    "        pthread_barrier_init(&fu_block_bar, nullptr, block);\n"
-    "        for (unsigned w = 0; w * 32 < block; w++)\n"
-    "            pthread_barrier_init(&fu_warp_bar[w], nullptr, block - w * 32 < 32 ? block - w * "
-    "32 : 32);\n"
-    "        std::vector<std::thread> ts;\n"
-    "        for (unsigned t = 0; t < block; t++)\n"
-    "            ts.emplace_back([=] { threadIdx = {t, 0, 0}; k(P); });\n"
-    "        for (auto &t : ts) t.join();\n"
-    "        pthread_barrier_destroy(&fu_block_bar);\n"
-    "        for (unsigned w = 0; w * 32 < block; w++) pthread_barrier_destroy(&fu_warp_bar[w]);\n"
-    "    }\n"
-    "}\n";
+static const char shim[] = CUDA_SHIM CUDA_SHIM_LAUNCH1;
 
 /* The variants in the order gpu.h lists a pass's kernels. */
 enum { CONTIG = 0, STRIDED = 1, VEC = 2, VEC32 = 5, NVARIANTS = 6 };
@@ -339,19 +320,9 @@ int main(void) {
         }
         gprog_free(&g);
     }
-    char cpp[] = "/tmp/fusor_cuda_host_XXXXXX.cpp", so[64], cmd[1024];
-    int fd = mkstemps(cpp, 4);
-    REQUIRE(fd >= 0);
-    close(fd);
-    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
-    REQUIRE(write_source(cpp));
-    snprintf(cmd, sizeof cmd,
-             "'%s' -std=c++17 -O0 -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'",
-             FUSOR_CXX, so, cpp);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
-    void *lib = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
-    CHECK_MSG(lib || rc, "%s", dlerror());
+    char why[300];
+    void *lib = cuda_shim_open(FUSOR_CXX, "cuda_host", 0, write_source, why, sizeof why);
+    CHECK_MSG(lib != NULL, "%s", why);
     if (lib) {
         launch_fn launch = (launch_fn)dlsym(lib, "fu_launch");
         REQUIRE(launch != NULL);
@@ -363,9 +334,7 @@ int main(void) {
             for (int v = CONTIG; kernels && v <= VEC32; v++)
                 run_prog(&progs[i], kernels, launch, v);
         }
-        unlink(cpp);
     }
-    unlink(so);
     int reductions = 0;
     for (int i = 0; i < nprogs; i++) {
         reductions += progs[i].plan->npasses > 0 && progs[i].plan->passes[0].nreductions > 0;

@@ -439,23 +439,9 @@ static void test_cuda_c(void) {
         printf("SKIP: no C++ compiler known at configure time; the CUDA C is not run\n");
         return;
     }
-    char cpp[] = "/tmp/fusor_stencil_gpu_XXXXXX.cpp", so[64], cmd[1024];
-    int fd = mkstemps(cpp, 4);
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return;
-    close(fd);
-    snprintf(so, sizeof so, "%.*s.so", (int)(strlen(cpp) - 4), cpp);
-    if (!write_source(cpp)) {
-        CHECK_MSG(0, "cannot write %s", cpp);
-        return;
-    }
-    snprintf(cmd, sizeof cmd,
-             "'%s' -std=c++17 -O1 -ffp-contract=off -w -shared -fPIC -pthread -o '%s' '%s'",
-             FUSOR_CXX, so, cpp);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "the host C++ compiler rejected the CUDA C (kept in %s)", cpp);
-    void *lib = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    char why[300];
+    void *lib = cuda_shim_open(FUSOR_CXX, "stencil_gpu", 1, write_source, why, sizeof why);
+    CHECK_MSG(lib != NULL, "%s", why);
     if (lib) {
         launch3_fn launch = (launch3_fn)dlsym(lib, "fu_launch3");
         CHECK(launch != NULL);
@@ -473,9 +459,7 @@ static void test_cuda_c(void) {
             for (int s = 0; kernels && launch && s < 4; s++)
                 run(&progs[i], kernels, launch, shapes[progs[i].rank][s], s % 3);
         }
-        unlink(cpp);
     }
-    unlink(so);
 }
 
 int main(void) {
