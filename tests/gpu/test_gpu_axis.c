@@ -38,6 +38,8 @@ static const axcase cases[] = {
      FUSOR_F64, 2, {129, 65}, 1},
     {"kernel r(x: f64[a, b, c]) -> (y: f64[]) { y = mean(x, axis=1) }", FUSOR_F64, 3,
      {4, 300, 50}, 1},
+    {"kernel r(x: f64[a, b, c]) -> (y: f64[]) { y = max(x, axis=1, keepdims=true) }", FUSOR_F64,
+     3, {5, 7, 300}, 0},
     {"kernel r(x: f64[a, b, c]) -> (y: f64[]) { y = sum(x, axis=2) }", FUSOR_F64, 3, {4, 5, 1}, 1},
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", FUSOR_F64, 2, {0, 8}, 1},
     /* Few results over a long axis: the split form (chunks, then their fold). */
