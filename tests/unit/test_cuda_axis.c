@@ -271,6 +271,22 @@ static void test_host_arrays(void) {
     CHECK(wrong_sums(fusor_array_data(r3), 3, 20000) == 0);
     fusor_array_destroy(x3);
     fusor_array_destroy(r3);
+    /* keepdims: the result goes straight into a (6, 1) output, over its own strides. */
+    fusor_kernel *kk = NULL;
+    CHECK_OK(fusor_kernel_compile(
+        g, "kernel kd(x: f64[n, m]) -> (s: f64[]) { s = sum(x, axis=1, keepdims=true) }", "kd.fu",
+        NULL, &kk));
+    int64_t kshape[2] = {6, 1};
+    fusor_array *ks = host(2, kshape, NAN);
+    fusor_args *ka;
+    CHECK_OK(fusor_args_create(kk, &ka));
+    CHECK_OK(fusor_args_set_array(ka, "x", x));
+    CHECK_OK(fusor_args_set_array(ka, "s", ks));
+    CHECK_OK(fusor_launch(kk, ka));
+    CHECK(wrong_sums(fusor_array_data(ks), 6, 100) == 0);
+    fusor_args_destroy(ka);
+    fusor_array_destroy(ks);
+    fusor_kernel_destroy(kk);
     CHECK(F.bad_access == 0 && wrong_variant == 0);
     CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live after the launches", fake_live(1));
     fusor_args_destroy(a);
