@@ -498,6 +498,24 @@ static void test_failure(void) {
         touched += !isnan(sv[i]);
     CHECK_MSG(touched == 0, "%d elements of the output written", touched);
     CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+    /* A fault found when the stream synchronises: nothing is copied back. */
+    F.sync_result = CUDRV_ERROR_LAUNCH_FAILED;
+    st = fusor_launch(k, a);
+    F.sync_result = 0;
+    CHECK_MSG(st == FUSOR_ERROR_INTERNAL && contains(fusor_last_error(), "LAUNCH_FAILED"), "%s",
+              fusor_last_error());
+    CHECK(isnan(sv[0]) && isnan(sv[3]));
+    /* Out of device memory for the copies of the arrays: an error, nothing written, the
+     * pool empty. */
+    CHECK_OK(fusor_memory_configure(0, 0, 4 * 8 * 8 / 2));
+    st = fusor_launch(k, a);
+    CHECK_MSG(st == FUSOR_ERROR_OUT_OF_MEMORY, "%s: %s", fusor_status_name(st),
+              fusor_last_error());
+    CHECK(isnan(sv[0]) && isnan(sv[3]));
+    fusor_memory_stats ms;
+    CHECK_OK(fusor_memory_stats_get(0, &ms));
+    CHECK(ms.in_use == 0);
+    CHECK_OK(fusor_memory_configure(0, 0, 0));
     CHECK_OK(fusor_launch(k, a)); /* and the next launch works */
     CHECK(wrong_sums(fusor_array_data(s), 4, 8) == 0);
     fusor_args_destroy(a);
