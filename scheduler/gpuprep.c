@@ -22,6 +22,7 @@
 #include "error.h"
 #include "gpuprep.h"
 #include "gpurun_impl.h"
+#include "staged.h"
 #include "stream.h"
 
 /* Bindings kept per prepared launch: a ping-pong loop needs two. */
@@ -327,20 +328,29 @@ void sched_gpu_seq_free(sched_gpu_seq *q) {
 }
 
 /* Every member placed on one GPU, its arrays there, set up; graphs available. */
-static int seq_eligible(int n, sched_gpu_prep *const *preps, int *device) {
+static int seq_eligible(int n, const sched_seq_member *m, int *device) {
     for (int i = 0; i < n; i++) {
-        const sched_gpu_prep *p = preps[i];
-        if (!p || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
-            (i && p->device != preps[0]->device) || !sched_gpu_graphs_available(p->g.t))
+        int dev = -1;
+        const sched_gpu_prep *p = m[i].prep;
+        if (m[i].staged) {
+            if (!sched_staged_seq_ready(m[i].staged, m[i].spec, m[i].arrays, &dev))
+                return 0;
+        } else if (!p || p->where != FUSOR_TARGET_GPU || p->host_arrays || !p->ready ||
+                   !sched_gpu_graphs_available(p->g.t)) {
             return 0;
+        } else {
+            dev = p->device;
+        }
+        if (i && dev != *device)
+            return 0;
+        *device = dev;
     }
-    *device = preps[0]->device;
-    return 1;
+    return n > 0;
 }
 
 typedef struct seq_issue_arg {
     int n;
-    sched_gpu_prep *const *preps;
+    const sched_seq_member *m;
     prep_binding **b;
     cudrv_stream s;
 } seq_issue_arg;
@@ -350,48 +360,62 @@ static fusor_status seq_issue(void *arg) {
     seq_issue_arg *a = arg;
     fusor_status st = FUSOR_OK;
     for (int i = 0; i < a->n && !st; i++) {
-        a->preps[i]->g.cu = a->s;
-        st = sched_gpu_issue(&a->preps[i]->g, a->b[i]->pp, a->b[i]->dparams);
+        const sched_seq_member *m = &a->m[i];
+        if (m->staged) {
+            st = sched_staged_seq_issue(m->staged, m->k->name, m->spec, a->s);
+            continue;
+        }
+        m->prep->g.cu = a->s;
+        st = sched_gpu_issue(&m->prep->g, a->b[i]->pp, a->b[i]->dparams);
     }
     return st;
 }
 
 fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
-                               sched_gpu_prep *const *preps, ir_value *const *slots,
-                               ir_value *const *outs, int *handled, int *threads) {
+                               const sched_seq_member *m, int *handled, int *threads) {
     *handled = 0;
-    int device;
-    if (n < 1 || n > SCHED_SEQ_MAX || !seq_eligible(n, preps, &device))
+    int device = -1;
+    if (n < 1 || n > SCHED_SEQ_MAX || !seq_eligible(n, m, &device))
         return FUSOR_OK;
     fusor_status st = sched_gpu_wait_default(ctx);
     if (st)
         return st;
     sched_gpu_seq *q = *state;
     if (!q) {
+        sched_device *d;
+        if ((st = sched_device_get(device, &d)))
+            return st;
         if (!(q = fu_calloc(1, sizeof *q)))
             return fu_oom("a sequence's GPU state");
         q->device = device;
-        q->t = preps[0]->g.t;
-        q->d = preps[0]->g.d;
-        if ((st = sched_sync_stream_get(device, &q->own))) {
+        q->t = sched_cuda(&st);
+        q->d = d;
+        if (!q->t || (st = sched_sync_stream_get(device, &q->own))) {
             fu_free(q);
-            return st;
+            return st ? st : fu_error(FUSOR_ERROR_INTERNAL, "the CUDA driver went away");
         }
         *state = q;
     }
     if ((st = sched_device_activate(q->d)))
         return st;
     /* Each member's binding (built the first time an arrangement is seen). */
-    prep_binding *b[SCHED_SEQ_MAX];
-    for (int i = 0; i < n && !st; i++)
-        st = prep_binding_get(preps[i], &b[i]);
+    prep_binding *b[SCHED_SEQ_MAX] = {0};
+    uint64_t gens[SCHED_SEQ_MAX];
+    for (int i = 0; i < n && !st; i++) {
+        if (m[i].staged) {
+            st = sched_staged_seq_binding(m[i].staged, m[i].k, m[i].a, m[i].spec, m[i].arrays,
+                                          m[i].slots, &gens[i]);
+        } else if (!(st = prep_binding_get(m[i].prep, &b[i]))) {
+            gens[i] = b[i]->gen;
+        }
+    }
     if (st)
         return st;
     seq_graph *gr = NULL;
     for (int k = 0; k < q->ng && !gr; k++) {
         int same = 1;
         for (int i = 0; i < n && same; i++)
-            same = q->g[k].gens[i] == b[i]->gen;
+            same = q->g[k].gens[i] == gens[i];
         if (same)
             gr = &q->g[k];
     }
@@ -406,14 +430,14 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
             t->graph_exec_destroy(q->g[old].exec);
             q->g[old] = q->g[--q->ng];
         }
-        seq_issue_arg ia = {n, preps, b, q->own};
+        seq_issue_arg ia = {n, m, b, q->own};
         cudrv_graph_exec exec = sched_gpu_capture(t, q->own, seq_issue, &ia);
         if (!exec) /* no graph: the members one by one, as without a sequence */
             return FUSOR_OK;
         gr = &q->g[q->ng++];
         memset(gr, 0, sizeof *gr);
         for (int i = 0; i < n; i++)
-            gr->gens[i] = b[i]->gen;
+            gr->gens[i] = gens[i];
         gr->exec = exec;
         q->captures++;
     }
@@ -424,26 +448,39 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
         return st;
     cudrv_result r = CUDRV_SUCCESS;
     for (int i = 0; i < n && !r; i++)
-        r = prep_upload(preps[i], slots[i], s);
+        r = m[i].staged ? sched_staged_seq_upload(m[i].staged, m[i].k, m[i].a, m[i].spec,
+                                                  m[i].arrays, m[i].slots, s)
+                        : prep_upload(m[i].prep, m[i].slots, s);
     if (!r)
         r = t->graph_launch(gr->exec, s);
     q->replays += !r;
     int need_sync = 0;
     for (int i = 0; i < n && !r; i++)
-        if (preps[i]->g.code->has_finish) {
-            r = t->memcpy_dtoh_async(outs[i], preps[i]->douts, (size_t)preps[i]->g.ir->noutputs * 8,
-                                     s);
+        if (m[i].prep && m[i].prep->g.code->has_finish) {
+            r = t->memcpy_dtoh_async(m[i].outs, m[i].prep->douts,
+                                     (size_t)m[i].prep->g.ir->noutputs * 8, s);
             need_sync = 1;
         }
     if (r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a sequence's GPU step");
     st = sched_gpu_step_end(t, cur, s, need_sync, st);
-    for (int i = 0; st && i < n; i++)
-        preps[i]->uploaded_valid = 0;
     *threads = 0;
-    for (int i = 0; i < n; i++)
-        if (preps[i]->threads > *threads)
-            *threads = preps[i]->threads;
+    for (int i = 0; i < n; i++) {
+        int used = 0;
+        if (m[i].staged) {
+            fusor_status fs = sched_staged_seq_finish(m[i].staged, m[i].spec, m[i].arrays,
+                                                      m[i].slots, m[i].outs, st != FUSOR_OK,
+                                                      &used);
+            if (!st)
+                st = fs;
+        } else {
+            if (st)
+                m[i].prep->uploaded_valid = 0;
+            used = m[i].prep->threads;
+        }
+        if (used > *threads)
+            *threads = used;
+    }
     *handled = !st;
     return st;
 }

@@ -21,13 +21,24 @@ void sched_gpu_prep_free(sched_gpu_prep *p);
  * per arrangement of their arrays. */
 #define SCHED_SEQ_MAX 32
 typedef struct sched_gpu_seq sched_gpu_seq;
-/* Runs the members' bound steps (their domains point at the binding; slots[i] and
- * outs[i] are member i's) as one graph when every member already runs on one GPU with
- * device arrays; sets *handled then, else leaves it 0 and does nothing (the caller runs
- * the members one by one).  *state starts NULL. */
+/* A member's bound step: an ordinary prepared launch's GPU state (prep), or, for a kernel
+ * with axis reductions, its stages' state (staged.c) and what the step binds. */
+struct sched_staged_cache;
+typedef struct sched_seq_member {
+    sched_gpu_prep *prep;
+    struct sched_staged_cache *staged;
+    fusor_kernel *k;
+    fusor_args *a;
+    sched_spec *spec;
+    fusor_array **arrays;
+    ir_value *slots, *outs;
+} sched_seq_member;
+/* Runs the members' bound steps (their domains point at the binding) as one graph when
+ * every member already runs on one GPU with device arrays; sets *handled then, else
+ * leaves it 0 and does nothing (the caller runs the members one by one).  *state starts
+ * NULL. */
 fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
-                               sched_gpu_prep *const *preps, ir_value *const *slots,
-                               ir_value *const *outs, int *handled, int *threads);
+                               const sched_seq_member *m, int *handled, int *threads);
 void sched_gpu_seq_free(sched_gpu_seq *q);
 /* Graphs captured and replayed so far (tests). */
 void sched_gpu_prep_counts(const sched_gpu_prep *p, long *captures, long *replays);

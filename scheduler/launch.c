@@ -946,8 +946,7 @@ fusor_status fusor_sequence_add(fusor_sequence *q, fusor_prepared *p) {
  * copy), or NULL for their current ones. */
 static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const ir_value *params) {
     fusor_status st = FUSOR_OK;
-    sched_gpu_prep *preps[SCHED_SEQ_MAX];
-    ir_value *slots[SCHED_SEQ_MAX], *outs[SCHED_SEQ_MAX];
+    sched_seq_member m[SCHED_SEQ_MAX];
     int whole = q->n > 0 && q->n <= SCHED_SEQ_MAX;
     for (int i = 0; i < q->n; i++) {
         fusor_prepared *p = q->items[i];
@@ -958,16 +957,21 @@ static fusor_status sequence_run(fusor_sequence *q, fusor_array **arrays, const 
         } else {
             prepared_bind(p, p->cur, p->params);
         }
-        if (whole) {
-            preps[i] = p->gpu;
-            slots[i] = p->P->slots;
-            outs[i] = p->P->outs;
-            whole = p->gpu && !p->P->spec->staging;
+        if (whole) { /* axis reductions: their stages' state (staged.c) */
+            int staged = p->P->spec->staging != NULL;
+            m[i] = (sched_seq_member){.prep = staged ? NULL : p->gpu,
+                                      .staged = staged ? p->staged : NULL,
+                                      .k = p->k,
+                                      .a = p->a,
+                                      .spec = p->P->spec,
+                                      .arrays = p->P->arrays,
+                                      .slots = p->P->slots,
+                                      .outs = p->P->outs};
+            whole = staged ? p->staged != NULL : p->gpu != NULL;
         }
     }
     int handled = 0, threads = 0;
-    if (whole && (st = sched_gpu_seq_run(&q->gpu, q->ctx, q->n, preps, slots, outs, &handled,
-                                         &threads)))
+    if (whole && (st = sched_gpu_seq_run(&q->gpu, q->ctx, q->n, m, &handled, &threads)))
         return st;
     for (int i = 0; i < q->n && !st; i++) {
         if (handled)

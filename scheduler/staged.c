@@ -796,6 +796,7 @@ typedef struct gpu_binding {
     cudrv_ptr dimg;
     cudrv_graph_exec exec;
     uint64_t used;
+    uint64_t gen; /* unique in the process: a sequence's graph names the bindings it holds */
 } gpu_binding;
 
 struct staged_gpu {
@@ -805,6 +806,8 @@ struct staged_gpu {
     size_t *tbytes;
     gpu_binding b[GPU_BINDINGS];
     int nb;
+    gpu_binding *cur; /* the last step's */
+    int resident;     /* the last step ran here, every array in GPU memory */
     uint64_t clock;
     long captures, replays;
 };
@@ -861,7 +864,7 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     for (int i = 0; i < q->nb; i++)
         if (!memcmp(q->b[i].key, key, sizeof(cudrv_ptr) * (size_t)n)) {
             q->b[i].used = ++q->clock;
-            *out = &q->b[i];
+            *out = q->cur = &q->b[i];
             return FUSOR_OK;
         }
     if (q->nb == GPU_BINDINGS) { /* more arrangements than a ping-pong: drop the oldest */
@@ -872,9 +875,12 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
         q->g.t->stream_synchronize(q->g.cu);
         binding_drop(q, &q->b[old]);
         q->b[old] = q->b[--q->nb];
+        q->cur = NULL;
     }
     gpu_binding *b = &q->b[q->nb];
     memset(b, 0, sizeof *b);
+    static _Atomic uint64_t generations;
+    b->gen = ++generations;
     buffer *gres = b->gres = fu_calloc((size_t)ir->nnodes + 1, sizeof *gres);
     b->key = fu_malloc(sizeof(cudrv_ptr) * (size_t)(n ? n : 1));
     fusor_status st = gres && b->key ? gpu_step_layout(spec, c, &b->step)
@@ -905,8 +911,31 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     q->captures += b->exec != NULL;
     b->used = ++q->clock;
     q->nb++;
-    *out = b;
+    *out = q->cur = b;
     return FUSOR_OK;
+}
+
+/* The stages' slots of this step (scalar parameters, axis lengths) to b's image on the
+ * device, on s, when they changed. */
+static cudrv_result binding_upload(staged_gpu *q, gpu_binding *b, fusor_kernel *k,
+                                   fusor_args *a, sched_spec *spec, fusor_array **arrays,
+                                   sched_staged_cache *c, const ir_value *slots, cudrv_stream s) {
+    const ir_kernel *ir = spec->ir;
+    char *abase[HOST_MAX_ARRAYS] = {0};
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    gpu_step now = b->step;
+    now.img = b->now; /* only the slots part is written */
+    gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
+    size_t tail = b->step.up_len - b->step.slots_off;
+    unsigned char *fresh = b->now + b->step.slots_off, *held = b->step.img + b->step.slots_off;
+    if (!memcmp(fresh, held, tail))
+        return CUDRV_SUCCESS;
+    memcpy(held, fresh, tail);
+    cudrv_result r = q->g.t->memcpy_htod_async(b->dimg + b->step.slots_off, held, tail, s);
+    if (r) /* the device may not hold what the host copy says */
+        memset(held, 0xa5, tail);
+    return r;
 }
 
 /* One prepared step over device-resident arrays on GPU `device`. */
@@ -954,19 +983,8 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     cudrv_stream s = q->g.cu;
     if (cur && (st = sched_stream_cu(cur, device, &s)))
         return st;
-    /* The stages' slots (scalar parameters, axis lengths): uploaded when they changed. */
-    gpu_step now = b->step;
-    unsigned char *img = b->now;
-    now.img = img; /* only the slots part is written */
-    gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
     const cudrv_table *t = q->g.t;
-    size_t tail = b->step.up_len - b->step.slots_off;
-    cudrv_result r = CUDRV_SUCCESS;
-    if (memcmp(img + b->step.slots_off, b->step.img + b->step.slots_off, tail)) {
-        memcpy(b->step.img + b->step.slots_off, img + b->step.slots_off, tail);
-        r = t->memcpy_htod_async(b->dimg + b->step.slots_off, b->step.img + b->step.slots_off,
-                                 tail, s);
-    }
+    cudrv_result r = binding_upload(q, b, k, a, spec, arrays, c, slots, s);
     if (!r && b->exec) {
         r = t->graph_launch(b->exec, s);
         q->replays++;
@@ -980,12 +998,72 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
     if (st) /* the device may not hold what the host copy says */
-        memset(b->step.img + b->step.slots_off, 0xa5, tail);
+        memset(b->step.img + b->step.slots_off, 0xa5, b->step.up_len - b->step.slots_off);
     if (!st)
         st = run_scalars(spec, arrays, c, slots, outs);
     st = sched_gpu_step_end(t, cur, s, 0, st);
+    q->resident = !st;
     *threads = q->g.threads > 0 ? q->g.threads : 1;
     return st;
+}
+
+/* ---- a prepared launch with axis reductions as a member of a sequence (gpuprep.c) ---- */
+
+int sched_staged_seq_ready(const sched_staged_cache *c, const sched_spec *spec,
+                           fusor_array **arrays, int *device) {
+    const ir_kernel *ir = spec->ir;
+    if (!c || !c->gpu || !c->gpu->resident || !sched_gpu_graphs_available(c->gpu->g.t) ||
+        !cache_fits(c, ir, arrays))
+        return 0;
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        if (arrays[i] && (!in_gpu_memory(arrays[i]) ||
+                          (arrays[i]->memory == FUSOR_MEMORY_DEVICE &&
+                           arrays[i]->device != c->gpu->device)))
+            return 0;
+    *device = c->gpu->device;
+    return 1;
+}
+
+fusor_status sched_staged_seq_binding(sched_staged_cache *c, fusor_kernel *k, fusor_args *a,
+                                      sched_spec *spec, fusor_array **arrays,
+                                      const ir_value *slots, uint64_t *gen) {
+    char *abase[HOST_MAX_ARRAYS] = {0};
+    for (int i = 0; i < spec->ir->nparams + spec->ir->noutputs; i++)
+        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    gpu_binding *b;
+    fusor_status st = binding_get(c->gpu, k, a, spec, arrays, abase, c, slots, &b);
+    if (!st)
+        *gen = b->gen;
+    return st;
+}
+
+fusor_status sched_staged_seq_issue(sched_staged_cache *c, const char *kname, sched_spec *spec,
+                                    cudrv_stream s) {
+    staged_gpu *q = c->gpu;
+    cudrv_stream own = q->g.cu;
+    q->g.cu = s;
+    fusor_status st = sched_gpu_issue_launches(&q->g, kname, q->cur->step.l,
+                                               2 * spec->staging->nstages, q->cur->dimg);
+    q->g.cu = own;
+    return st;
+}
+
+cudrv_result sched_staged_seq_upload(sched_staged_cache *c, fusor_kernel *k, fusor_args *a,
+                                     sched_spec *spec, fusor_array **arrays,
+                                     const ir_value *slots, cudrv_stream s) {
+    return binding_upload(c->gpu, c->gpu->cur, k, a, spec, arrays, c, slots, s);
+}
+
+fusor_status sched_staged_seq_finish(sched_staged_cache *c, sched_spec *spec,
+                                     fusor_array **arrays, const ir_value *slots, ir_value *outs,
+                                     int failed, int *threads) {
+    gpu_binding *b = c->gpu->cur;
+    if (failed) { /* the device may not hold what the host copy says */
+        memset(b->step.img + b->step.slots_off, 0xa5, b->step.up_len - b->step.slots_off);
+        return FUSOR_OK;
+    }
+    *threads = c->gpu->g.threads > 0 ? c->gpu->g.threads : 1;
+    return run_scalars(spec, arrays, c, slots, outs);
 }
 
 void sched_staged_gpu_counts(const sched_staged_cache *c, long *captures, long *replays) {
@@ -1064,6 +1142,8 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     for (int i = 0; i < ir->nparams + ir->noutputs; i++)
         if (arrays[i] && !in_gpu_memory(arrays[i]))
             resident = 0;
+    if (!st && c->gpu && !(device >= 0 && resident)) /* a sequence replays only resident steps */
+        c->gpu->resident = 0;
     if (!st && device >= 0) {
         st = cache && resident
                  ? prepared_gpu_step(k, a, spec, arrays, c, slots, outs, device, threads)

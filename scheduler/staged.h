@@ -12,6 +12,7 @@
 #ifndef FUSOR_STAGED_H
 #define FUSOR_STAGED_H
 
+#include "cuda.h"
 #include "scheduler.h"
 #include "stage.h"
 
@@ -41,6 +42,28 @@ typedef struct sched_staged_cache sched_staged_cache;
 void sched_staged_cache_free(sched_staged_cache *c, const sched_spec *spec);
 /* CUDA Graphs the prepared launch's GPU steps captured and replayed (tests). */
 void sched_staged_gpu_counts(const sched_staged_cache *c, long *captures, long *replays);
+
+/* A prepared launch with axis reductions as a member of a sequence whose step is captured
+ * as one CUDA Graph (gpuprep.c).  _ready: its last step ran on a GPU (*device) with every
+ * array in GPU memory, and these arrays (of the same shapes, on that GPU) can run the same
+ * way.  _binding: its planned, uploaded step for these arrays (made if new), an id unique
+ * in the process in *gen.  _issue: queues that binding's kernels on s.  _upload: its
+ * stages' slots for this step on s, when they changed.  _finish: after the graph ran,
+ * the scalar outputs (on the host) and *threads; with `failed`, forgets what the device
+ * holds instead. */
+int sched_staged_seq_ready(const sched_staged_cache *c, const sched_spec *spec,
+                           fusor_array **arrays, int *device);
+fusor_status sched_staged_seq_binding(sched_staged_cache *c, fusor_kernel *k, fusor_args *a,
+                                      sched_spec *spec, fusor_array **arrays,
+                                      const ir_value *slots, uint64_t *gen);
+fusor_status sched_staged_seq_issue(sched_staged_cache *c, const char *kname, sched_spec *spec,
+                                    cudrv_stream s);
+cudrv_result sched_staged_seq_upload(sched_staged_cache *c, fusor_kernel *k, fusor_args *a,
+                                     sched_spec *spec, fusor_array **arrays,
+                                     const ir_value *slots, cudrv_stream s);
+fusor_status sched_staged_seq_finish(sched_staged_cache *c, sched_spec *spec,
+                                     fusor_array **arrays, const ir_value *slots, ir_value *outs,
+                                     int failed, int *threads);
 
 /* Runs the prepared launch where its placement says (a->placement): the stages on a GPU
  * (gpuaxis.h; *ran_gpu set) when the target is the GPU or some array lives in GPU memory,

@@ -474,6 +474,73 @@ static void test_ping_pong(void) {
     CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
 }
 
+/* A sequence of a kernel with axis reductions (row sums, keepdims) and an element-wise
+ * one (x / the sums): the first step runs them one by one, the second captures the whole
+ * step as one graph, later steps replay it without allocating. */
+static void test_sequence(void) {
+    fake_with_kernels();
+    CHECK_OK(fake_load());
+    fusor_context *g;
+    fusor_kernel *kd = kernel(FUSOR_TARGET_AUTO,
+                              "kernel kd(x: f64[n, m]) -> (s: f64[]) {"
+                              " s = sum(x, axis=1, keepdims=true) }",
+                              &g);
+    fusor_kernel *dv = NULL;
+    CHECK_OK(fusor_kernel_compile(g, "kernel dv(x: f64[], t: f64[]) -> (y: f64[]) { y = x / t }",
+                                  "dv.fu", NULL, &dv));
+    int64_t shape[2] = {40, 6}, sshape[2] = {40, 1};
+    fusor_array *xh = host(2, shape, 1.0), *x = on_device(g, xh), *y = on_device(g, xh);
+    fusor_array *sh = host(2, sshape, NAN), *sd = on_device(g, sh);
+    fusor_args *a1, *a2;
+    CHECK_OK(fusor_args_create(kd, &a1));
+    CHECK_OK(fusor_args_set_array(a1, "x", x));
+    CHECK_OK(fusor_args_set_array(a1, "s", sd));
+    CHECK_OK(fusor_args_create(dv, &a2));
+    CHECK_OK(fusor_args_set_array(a2, "x", x));
+    CHECK_OK(fusor_args_set_array(a2, "t", sd));
+    CHECK_OK(fusor_args_set_array(a2, "y", y));
+    fusor_prepared *p1 = NULL, *p2 = NULL;
+    CHECK_OK(fusor_prepare(kd, a1, &p1));
+    CHECK_OK(fusor_prepare(dv, a2, &p2));
+    fusor_sequence *q = NULL;
+    CHECK_OK(fusor_sequence_create(g, &q));
+    CHECK_OK(fusor_sequence_add(q, p1));
+    CHECK_OK(fusor_sequence_add(q, p2));
+    long captures = -1, replays = -1;
+    CHECK_OK(fusor_sequence_launch(q)); /* the members one by one: each decides */
+    sched_sequence_gpu_counts(q, &captures, &replays);
+    CHECK_MSG(captures == 0 && replays == 0, "%ld captures, %ld replays", captures, replays);
+    long axis = axis_runs[0] + axis_runs[1], stores = store_runs;
+    CHECK_OK(fusor_sequence_launch(q)); /* captured whole, then replayed */
+    fu_alloc_fail_after(0);
+    for (int step = 0; step < 3; step++)
+        CHECK_OK(fusor_sequence_launch(q));
+    long failed = fu_alloc_failures();
+    fu_alloc_fail_after(-1);
+    CHECK_MSG(failed == 0, "%ld host allocations in steps 3 to 5", failed);
+    sched_sequence_gpu_counts(q, &captures, &replays);
+    CHECK_MSG(captures == 1 && replays == 4, "%ld captures, %ld replays", captures, replays);
+    CHECK(axis_runs[0] + axis_runs[1] == axis + 4 && store_runs == stores + 4);
+    double *yv = values(y);
+    CHECK(wrong_norm(yv, 40, 6) == 0);
+    free(yv);
+    fusor_sequence_destroy(q);
+    fusor_prepared_destroy(p1);
+    fusor_prepared_destroy(p2);
+    fusor_args_destroy(a1);
+    fusor_args_destroy(a2);
+    fusor_array_destroy(x);
+    fusor_array_destroy(y);
+    fusor_array_destroy(xh);
+    fusor_array_destroy(sh);
+    fusor_array_destroy(sd);
+    fusor_kernel_destroy(kd);
+    fusor_kernel_destroy(dv);
+    fusor_context_destroy(g);
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+}
+
 /* A launch the driver refuses: an error naming the kernel, the host output untouched, no
  * pool buffer left behind. */
 static void test_failure(void) {
@@ -532,6 +599,7 @@ int main(void) {
     test_device_arrays();
     test_prepared_and_stream();
     test_ping_pong();
+    test_sequence();
     test_failure();
     fusor_context_destroy(ctx);
     fake_fresh();
