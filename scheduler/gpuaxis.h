@@ -4,15 +4,19 @@
  * A launch of such a kernel placed on a GPU runs every stage there, in order, on one CUDA
  * stream, over device memory:
  *
- *   AXIS     fusor_pass0_axis or fusor_pass0_axisblk (codegen/gpu.h) over the result's
- *            elements, writing the output array that holds the result, or a temporary
- *   STORE    the stage's ordinary pass kernel over the output's shape (gpurun.c's path)
+ *   AXIS     fusor_pass0_axis, _axisblk, or _axissplit then _axisfold (codegen/gpu.h)
+ *            over the result's elements, writing the output array that holds the result,
+ *            or a temporary
+ *   STORE    the stage's ordinary pass kernel over the output's shape (gpurun.c's choice)
  *   SCALARS  on the host (only parameters and constants feed them)
  *
  * Host and pinned arrays are copied into pool buffers first and host outputs copied back
  * last; device and managed arrays are used in place; temporaries are pool buffers freed
- * on the stream.  The two functions below are pure, so the shapes and parameter blocks
- * the launcher makes are what the tests run through the CUDA C on the CPU.
+ * on the stream.  staged.c plans every stage (the functions below) into one image of
+ * parameter blocks and slots, uploads it once and issues the launches; a prepared launch
+ * keeps the image on the device and replays the launches as a CUDA Graph.  The shape and
+ * parameter-block functions are pure, so what the launcher makes is what the tests run
+ * through the CUDA C on the CPU.
  */
 #ifndef FUSOR_SCHED_GPUAXIS_H
 #define FUSOR_SCHED_GPUAXIS_H
