@@ -402,7 +402,7 @@ static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
     const cg_compiled *code = spec->stage_code[si];
     char *base[HOST_MAX_ARRAYS], *abase[HOST_MAX_ARRAYS], *out;
     ir_value souts[HOST_MAX_ARRAYS];
-    int64_t ostr[FUSOR_MAX_DIMS];
+    int64_t ostr[FUSOR_MAX_DIMS] = {0};
     int ax;
     for (int i = 0; i < ir->nparams + ir->noutputs; i++)
         abase[i] = arrays[i] ? arrays[i]->data : NULL;
@@ -627,7 +627,7 @@ static fusor_status gpu_step_fill(fusor_kernel *k, fusor_args *a, sched_spec *sp
         if (stg->kind == IR_STAGE_SCALARS)
             continue;
         ir_domain d;
-        int64_t ostr[FUSOR_MAX_DIMS];
+        int64_t ostr[FUSOR_MAX_DIMS] = {0};
         int ax;
         bind_stage(spec, si, arrays, abase, gres, c->s, slots, &d, base, c->strides, c->sslots,
                    &out, ostr, &ax);
