@@ -323,6 +323,32 @@ static void test_device_arrays(void) {
     fusor_placement pl;
     CHECK_OK(fusor_args_last_placement(a, &pl));
     CHECK(pl.target == FUSOR_TARGET_GPU && pl.copy_bytes == 0);
+    /* Managed memory, under the GPU target: used in place, nothing copied.  (Under AUTO
+     * the cost model may keep such small arrays on the CPU, which can read them.) */
+    fusor_context *g2;
+    fusor_kernel *k2 = kernel(FUSOR_TARGET_GPU, norm_src, &g2);
+    fusor_array *xm = NULL;
+    CHECK_OK(fusor_array_create_on(g2, FUSOR_MEMORY_MANAGED, 0, FUSOR_F64, 2, shape, &xm));
+    CHECK_OK(fusor_array_copy(xm, xh, NULL));
+    fusor_args *am;
+    CHECK_OK(fusor_args_create(k2, &am));
+    CHECK_OK(fusor_args_set_array(am, "x", xm));
+    t0 = axis_runs[0];
+    CHECK_OK(fusor_launch(k2, am));
+    CHECK(axis_runs[0] == t0 + 1);
+    CHECK_OK(fusor_args_last_placement(am, &pl));
+    CHECK_MSG(pl.target == FUSOR_TARGET_GPU && pl.copy_bytes == 0, "%d %g: %s", (int)pl.target,
+              pl.copy_bytes, pl.reason);
+    fusor_array *ym = NULL;
+    CHECK_OK(fusor_args_get_array(am, "y", &ym));
+    double *ymv = ym ? values(ym) : NULL;
+    CHECK(ymv && wrong_norm(ymv, 70, 5) == 0);
+    free(ymv);
+    fusor_array_destroy(ym);
+    fusor_args_destroy(am);
+    fusor_array_destroy(xm);
+    fusor_kernel_destroy(k2);
+    fusor_context_destroy(g2);
     /* The same kernel over host arrays under AUTO: the CPU, which says why. */
     fusor_args *b;
     CHECK_OK(fusor_args_create(k, &b));
