@@ -23,6 +23,7 @@ static struct {
     res (*device_get)(int *, int);
     res (*ctx_retain)(void **, int);
     res (*ctx_set)(void *);
+    res (*ctx_get)(void **);
     res (*module_load)(void **, const void *);
     res (*get_function)(void **, void *, const char *);
     res (*stream_create)(void **, unsigned);
@@ -59,7 +60,7 @@ static const char ptx[] =
     "  ld.global.u64 %rd2, [%rd1]; add.s64 %rd2, %rd2, 1; st.global.u64 [%rd1], %rd2; ret; }\n";
 
 enum { N = 2000 };
-static void *s, *k, *pool;
+static void *s, *k, *pool, *ctx;
 static dptr buf;
 static void *args[1] = {&buf};
 static unsigned char page[4096], *pinned;
@@ -85,6 +86,12 @@ static void row(const char *name, int what) {
             CHECK(cu.launch(k, 1, 1, 1, 32, 1, 1, 0, s, args, NULL));
             break;
         case 6: CHECK(cu.dtoh_async(page, buf, 8, s)); break;
+        case 7: CHECK(cu.ctx_set(ctx)); break; /* already current: what fusor skips now */
+        case 8: {
+            void *c;
+            CHECK(cu.ctx_get(&c)); /* what it asks instead */
+            break;
+        }
         }
     }
     double t1 = now_us();
@@ -107,6 +114,7 @@ int main(void) {
                 {(void **)&cu.device_get, "cuDeviceGet"},
                 {(void **)&cu.ctx_retain, "cuDevicePrimaryCtxRetain"},
                 {(void **)&cu.ctx_set, "cuCtxSetCurrent"},
+                {(void **)&cu.ctx_get, "cuCtxGetCurrent"},
                 {(void **)&cu.module_load, "cuModuleLoadData"},
                 {(void **)&cu.get_function, "cuModuleGetFunction"},
                 {(void **)&cu.stream_create, "cuStreamCreate"},
@@ -129,7 +137,7 @@ int main(void) {
         return 0;
     }
     int dev;
-    void *ctx, *mod;
+    void *mod;
     CHECK(cu.device_get(&dev, 0));
     CHECK(cu.ctx_retain(&ctx, dev));
     CHECK(cu.ctx_set(ctx));
@@ -153,5 +161,7 @@ int main(void) {
     row("cuMemcpyHtoDAsync 2 KB from pinned memory", 4);
     row("2 KB pageable upload + launch", 5);
     row("cuMemcpyDtoHAsync 8 B to pageable memory", 6);
+    row("cuCtxSetCurrent, the context already current", 7);
+    row("cuCtxGetCurrent", 8);
     return 0;
 }
