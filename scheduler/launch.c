@@ -635,7 +635,9 @@ static fusor_status prepared_outputs_place(prepared *P) {
         if (P->arrays[i] && P->arrays[i]->memory == FUSOR_MEMORY_DEVICE)
             device = P->arrays[i]->device;
     if (device < 0) return FUSOR_OK;
-    return sched_gpu_outputs_to_device(P->spec->ir, &P->dom, P->arrays, P->allocated, device);
+    /* A kernel with axis reductions has no single domain (staged.c binds each stage). */
+    return sched_gpu_outputs_to_device(P->spec->ir, P->spec->staging ? NULL : &P->dom, P->arrays,
+                                       P->allocated, device);
 }
 
 void fusor_prepared_destroy(fusor_prepared *p) {

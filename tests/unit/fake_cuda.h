@@ -51,8 +51,20 @@ typedef struct fake_module {
 
 typedef struct fake_function {
     char name[64];
+    uint64_t module; /* a hash of its module's text (fake_text_hash) */
     struct fake_function *next;
 } fake_function;
+
+/* FNV-1a of a module's text: how a test's dispatch hook knows which module a kernel is
+ * from (different modules have kernels of the same names). */
+static inline uint64_t fake_text_hash(const char *text) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *text; text++) {
+        h ^= (unsigned char)*text;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
 
 static struct fake_state {
     /* configuration (fake_reset sets a healthy CUDA 12.4 driver with one sm_90 device) */
@@ -84,6 +96,10 @@ static struct fake_state {
         fake_kernel_fn fn;
     } impls[32];
     int nimpls;
+    /* When set, every launch is also handed to it with its module's text hash and name
+     * (a test that runs the real kernels, e.g. their CUDA C on the CPU). */
+    void (*dispatch)(uint64_t module, const char *name, unsigned char *params, unsigned grid,
+                     unsigned block);
     fake_module *modules;
     fake_function *functions;
     /* the JIT linker and CUDA Graphs */
@@ -373,6 +389,7 @@ static cudrv_result f_module_get_function(cudrv_function *f, cudrv_module m, con
         return CUDRV_ERROR_NOT_FOUND;
     fake_function *fn = calloc(1, sizeof *fn);
     snprintf(fn->name, sizeof fn->name, "%s", name);
+    fn->module = fake_text_hash(text);
     fn->next = F.functions;
     F.functions = fn;
     *f = (cudrv_function)fn;
@@ -410,6 +427,8 @@ static cudrv_result f_launch_kernel(cudrv_function f, unsigned gx, unsigned gy, 
     for (int i = 0; i < F.nimpls; i++)
         if (!strcmp(F.impls[i].name, fn->name))
             F.impls[i].fn(pb, gx, bx);
+    if (F.dispatch)
+        F.dispatch(fn->module, fn->name, pb, gx, bx);
     return 0;
 }
 static cudrv_result f_occupancy(int *grid, int *block, cudrv_function f, size_t (*fn)(int),
