@@ -11,7 +11,8 @@
  * Kernels: nested axis reductions, several outputs, keepdims, whole-array reductions
  * beside axis ones, scalar parameters, a gufunc broadcast row, f32, integers, bool, and a
  * few long axes with few results (the split form).  Each runs over host arrays under the
- * GPU target, over device arrays, and as a prepared launch of three steps; blocks of 32
+ * GPU target, over device arrays (synchronously and queued on a stream), and as a prepared
+ * launch of three steps; blocks of 32
  * threads and grids of 3 (fusor_args_set_gpu_shape) keep the shim's thread count small.
  * Without a C++ compiler the test says SKIP.
  */
@@ -242,10 +243,21 @@ static void run_case(const kcase *c, fusor_context *cpu, fusor_context *gpu,
     CHECK_OK(fusor_args_create(kg, &ad));
     bind(c, ad, xd, wd);
     CHECK_OK(fusor_launch(kg, ad));
+    /* Queued on a stream, over device arrays. */
+    fusor_args *aq;
+    fusor_stream *sq = NULL;
+    CHECK_OK(fusor_args_create(kg, &aq));
+    bind(c, aq, xd, wd);
+    CHECK_OK(fusor_stream_create(gpu, &sq));
+    CHECK_OK(fusor_launch_async(kg, aq, sq));
+    CHECK_OK(fusor_stream_synchronize(sq));
+    fusor_stream_destroy(sq);
     for (int o = 0; o < 2 && outs[o]; o++) {
         compare(c, cpu, ah, ac, outs[o], "host arrays");
         compare(c, cpu, ad, ac, outs[o], "device arrays");
+        compare(c, cpu, aq, ac, outs[o], "on a stream");
     }
+    fusor_args_destroy(aq);
     /* Prepared, over the device arrays (its outputs moved to the device): three steps. */
     fusor_args *ap;
     CHECK_OK(fusor_args_create(kg, &ap));
