@@ -225,6 +225,13 @@ static fusor_kernel *kernel(fusor_target target, const char *src, fusor_context 
     return k;
 }
 
+/* After a test: every access inside a live allocation, the expected kernel variants, and
+ * no pool buffer left behind. */
+static void check_clean(void) {
+    CHECK(F.bad_access == 0 && wrong_variant == 0);
+    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+}
+
 /* ------------------------------------------------------------------ tests */
 
 /* Host arrays under the GPU target: copied in, reduced on the device, copied back. */
@@ -496,8 +503,7 @@ static void test_ping_pong(void) {
     fusor_array_destroy(xh);
     fusor_kernel_destroy(k);
     fusor_context_destroy(g);
-    CHECK(F.bad_access == 0 && wrong_variant == 0);
-    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+    check_clean();
 }
 
 /* A sequence of a kernel with axis reductions (row sums, keepdims) and an element-wise
@@ -563,8 +569,7 @@ static void test_sequence(void) {
     fusor_kernel_destroy(kd);
     fusor_kernel_destroy(dv);
     fusor_context_destroy(g);
-    CHECK(F.bad_access == 0 && wrong_variant == 0);
-    CHECK_MSG(fake_live(1) == 0, "%ld pool buffers live", fake_live(1));
+    check_clean();
 }
 
 /* A launch the driver refuses: an error naming the kernel, the host output untouched, no
