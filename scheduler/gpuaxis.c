@@ -108,11 +108,6 @@ fusor_status sched_gpu_stages_begin(sched_gpu_stages *g, int device, int own) {
         return st;
     if ((st = sched_device_get(device, &g->d)) || (st = sched_device_activate(g->d)))
         return st;
-    if (!sched_device_arch(g->d))
-        return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
-                        "generation supports",
-                        device, g->d->name, g->d->cc_major, g->d->cc_minor);
     g->cur = own ? NULL : sched_stream_current();
     return g->cur ? sched_stream_cu(g->cur, device, &g->cu) : sched_sync_stream_get(device, &g->cu);
 }
@@ -141,20 +136,6 @@ fusor_status sched_gpu_stages_alloc(sched_gpu_stages *g, size_t bytes, cudrv_ptr
     return FUSOR_OK;
 }
 
-/* The stage's GPU code under the context's options, loaded into the device's module. */
-static fusor_status stage_module(sched_gpu_stages *g, fusor_kernel *k, sched_spec *sub,
-                                 const cg_gpu_code **code, sched_module **mod) {
-    pthread_mutex_lock(&k->ctx->lock);
-    fusor_gpu_options o = k->ctx->gpu;
-    pthread_mutex_unlock(&k->ctx->lock);
-    if (!o.arch)
-        o.arch = sched_device_arch(g->d);
-    fusor_status st = sched_spec_gpu_code(k->ctx, sub, &o, code);
-    if (!st)
-        st = sched_module_load_code(g->d, *code, cg_gpu_ptx_version(o.arch), mod);
-    return st;
-}
-
 size_t sched_gpu_stage_params_size(const sched_spec *sub) {
     int n = sub->ir->nparams + sub->ir->noutputs;
     size_t b = sub->ir->axis_stage ? CG_GPU_AXIS_PARAMS_SIZE(n)
@@ -178,7 +159,7 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     memset(out, 0, 2 * sizeof *out);
     const cg_gpu_code *code;
     sched_module *mod;
-    fusor_status st = stage_module(g, k, sub, &code, &mod);
+    fusor_status st = sched_gpu_load(k->ctx, sub, g->d, &code, &mod);
     if (st)
         return st;
     int64_t nres = 1;

@@ -51,15 +51,23 @@ void sched_ctx_gpu_free(sched_ctx_gpu *g) {
 /* The PTX of a specialisation under the context's GPU options, for sm_<arch> when the
  * options leave the arch to the device; compiled once (the specialisation's cache,
  * shared with fusor_kernel_emit). */
-static fusor_status get_ptx(fusor_context *c, sched_spec *spec, int arch, const cg_gpu_code **code,
-                            int *used_arch) {
+fusor_status sched_gpu_load(fusor_context *c, sched_spec *spec, sched_device *d,
+                            const cg_gpu_code **code, sched_module **mod) {
+    int arch = sched_device_arch(d);
+    if (!arch)
+        return fu_error(FUSOR_ERROR_UNSUPPORTED,
+                        "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
+                        "generation supports",
+                        d->ordinal, d->name, d->cc_major, d->cc_minor);
     pthread_mutex_lock(&c->lock);
     fusor_gpu_options o = c->gpu;
     pthread_mutex_unlock(&c->lock);
     if (!o.arch)
         o.arch = arch;
-    *used_arch = o.arch;
-    return sched_spec_gpu_code(c, spec, &o, code);
+    fusor_status st = sched_spec_gpu_code(c, spec, &o, code);
+    if (!st)
+        st = sched_module_load_code(d, *code, cg_gpu_ptx_version(o.arch), mod);
+    return st;
 }
 
 /* ------------------------------------------------------------------ public facts */
@@ -537,17 +545,8 @@ fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_s
     g->t = sched_cuda(&st);
     if (!g->t)
         return st;
-    if ((st = sched_device_get(device, &g->d)) || (st = sched_device_activate(g->d)))
-        return st;
-    int arch = sched_device_arch(g->d);
-    if (!arch)
-        return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "GPU %d (%s) has compute capability %d.%d, older than fusor's code "
-                        "generation supports",
-                        device, g->d->name, g->d->cc_major, g->d->cc_minor);
-    if ((st = get_ptx(k->ctx, spec, arch, &g->code, &arch)))
-        return st;
-    if ((st = sched_module_load_code(g->d, g->code, cg_gpu_ptx_version(arch), &g->mod)))
+    if ((st = sched_device_get(device, &g->d)) || (st = sched_device_activate(g->d)) ||
+        (st = sched_gpu_load(k->ctx, spec, g->d, &g->code, &g->mod)))
         return st;
     g->kname = k->name;
     g->ir = spec->ir;

@@ -53,6 +53,11 @@ typedef struct pass_plan {
     int64_t elements;        /* per thread-iteration unit: n, or n / lanes rounded up */
 } pass_plan;
 
+/* spec's GPU code for device d under the context's options (d's own arch unless they name
+ * one), loaded into d's module; FUSOR_ERROR_UNSUPPORTED for a device older than code
+ * generation supports. */
+fusor_status sched_gpu_load(fusor_context *c, sched_spec *spec, sched_device *d,
+                            const cg_gpu_code **code, sched_module **mod);
 /* Everything up to placing the arrays; g->cu is left to the caller.  On failure nothing
  * is held. */
 fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_spec *spec,
