@@ -150,44 +150,72 @@ static int contiguous(const ir_domain *dom, int i, size_t elsize) {
     return 1;
 }
 
-/* Device addresses of every array: device and managed ones as they are, host ones in a
- * pool buffer covering their extent (inputs copied in; outputs too when their extent has
- * gaps the kernel does not write, so that the copy back keeps them). */
-static fusor_status place_arrays(gpu_run *g) {
-    for (int i = 0; i < g->n; i++) {
-        fusor_array *A = g->arrays[i];
-        g->devbase[i] = 0;
-        if (!A || !g->dom->base[i])
+fusor_status sched_gpu_place(const char *kname, const ir_kernel *ir, fusor_array *const *arrays,
+                             char *const *elem0, int n, int device, int fill_outputs,
+                             cudrv_stream s, fusor_status (*alloc)(void *, size_t, cudrv_ptr *),
+                             void *actx, cudrv_ptr *devbase, cudrv_ptr *hostbuf, double *copied) {
+    for (int i = 0; i < n; i++) {
+        const fusor_array *A = arrays[i];
+        devbase[i] = hostbuf[i] = 0;
+        if (!A || !elem0[i])
             continue;
         if (!is_host(A)) {
-            if (A->memory == FUSOR_MEMORY_DEVICE && A->device != g->d->ordinal)
+            if (A->memory == FUSOR_MEMORY_DEVICE && A->device != device)
                 return fu_error(FUSOR_ERROR_UNSUPPORTED,
                                 "kernel %s: array '%s' lives on GPU %d, the launch runs on GPU %d",
-                                g->kname, array_name(g->ir, i), A->device, g->d->ordinal);
-            g->devbase[i] = (cudrv_ptr)(uintptr_t)g->dom->base[i];
+                                kname, array_name(ir, i), A->device, device);
+            devbase[i] = (cudrv_ptr)(uintptr_t)elem0[i];
             continue;
         }
         const char *lo, *hi;
         mem_array_extent(A, &lo, &hi);
         size_t bytes = (size_t)(hi - lo);
         cudrv_ptr buf;
-        fusor_status st = tmp_alloc(g, bytes, &buf);
+        fusor_status st = alloc(actx, bytes, &buf);
         if (st)
             return st;
-        g->hostbuf[i] = buf;
-        g->devbase[i] = buf + (cudrv_ptr)(g->dom->base[i] - lo);
-        int output = i >= g->ir->nparams;
+        hostbuf[i] = buf;
+        devbase[i] = buf + (cudrv_ptr)(elem0[i] - lo);
         size_t dense = (size_t)fusor_array_size(A) * fusor_dtype_size(A->dtype);
-        /* An `interior` stencil leaves the output's edges as they were: copy them in. */
-        if (!output || bytes != dense || g->box_size != g->dom->size) {
-            st = mem_copy_htod(g->d->ordinal, buf, lo, bytes, A->memory == FUSOR_MEMORY_PINNED,
-                               g->cu);
+        if (i < ir->nparams || bytes != dense || fill_outputs) {
+            st = mem_copy_htod(device, buf, lo, bytes, A->memory == FUSOR_MEMORY_PINNED, s);
             if (st)
                 return st;
-            g->copied += (double)bytes;
+            *copied += (double)bytes;
         }
     }
     return FUSOR_OK;
+}
+
+fusor_status sched_gpu_copy_back(int device, fusor_array *const *arrays, const cudrv_ptr *hostbuf,
+                                 int first, int n, cudrv_stream s, double *copied,
+                                 int *need_sync) {
+    for (int i = first; i < n; i++) {
+        const fusor_array *A = arrays[i];
+        if (!A || !hostbuf[i])
+            continue;
+        const char *lo, *hi;
+        mem_array_extent(A, &lo, &hi);
+        fusor_status st = mem_copy_dtoh(device, (void *)lo, hostbuf[i], (size_t)(hi - lo),
+                                        A->memory == FUSOR_MEMORY_PINNED, s);
+        if (st)
+            return st;
+        *copied += (double)(hi - lo);
+        *need_sync = 1;
+    }
+    return FUSOR_OK;
+}
+
+static fusor_status run_alloc(void *g, size_t bytes, cudrv_ptr *out) {
+    return tmp_alloc(g, bytes, out);
+}
+
+/* Device addresses of every array (sched_gpu_place); an `interior` stencil leaves the
+ * output's edges as they were, so then outputs are copied in too. */
+static fusor_status place_arrays(gpu_run *g) {
+    return sched_gpu_place(g->kname, g->ir, g->arrays, g->dom->base, g->n, g->d->ordinal,
+                           g->box_size != g->dom->size, g->cu, run_alloc, g, g->devbase,
+                           g->hostbuf, &g->copied);
 }
 
 static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
@@ -474,17 +502,9 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
             *need_sync = 1;
     }
     /* Host outputs, last: nothing is written to them unless every kernel succeeded. */
-    for (int i = g->ir->nparams; !st && i < g->n; i++) {
-        fusor_array *A = g->arrays[i];
-        if (!A || !g->hostbuf[i])
-            continue;
-        const char *lo, *hi;
-        mem_array_extent(A, &lo, &hi);
-        st = mem_copy_dtoh(g->d->ordinal, (void *)lo, g->hostbuf[i], (size_t)(hi - lo),
-                           A->memory == FUSOR_MEMORY_PINNED, g->cu);
-        g->copied += (double)(hi - lo);
-        *need_sync = 1;
-    }
+    if (!st)
+        st = sched_gpu_copy_back(g->d->ordinal, g->arrays, g->hostbuf, g->ir->nparams, g->n,
+                                 g->cu, &g->copied, need_sync);
     fu_free(img);
     fu_free(pp);
     return st;

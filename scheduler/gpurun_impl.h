@@ -62,6 +62,20 @@ fusor_status sched_gpu_load(fusor_context *c, sched_spec *spec, sched_device *d,
  * is held. */
 fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_spec *spec,
                              const ir_domain *dom, fusor_array **arrays, int device);
+/* Device addresses of arrays[0..n) for a launch on `device` (elem0[i]: array i's element
+ * 0 as the launch sees it, NULL when unused): device and managed arrays in place (one on
+ * another GPU is an error naming it), host and pinned ones in a pool buffer from
+ * alloc(actx, bytes, &buf) covering their extent, in hostbuf[i] (else 0).  Inputs (i <
+ * ir->nparams) are copied in on s, outputs too when their extent has gaps a launch does
+ * not write or with fill_outputs; the bytes copied are added to *copied. */
+fusor_status sched_gpu_place(const char *kname, const ir_kernel *ir, fusor_array *const *arrays,
+                             char *const *elem0, int n, int device, int fill_outputs,
+                             cudrv_stream s, fusor_status (*alloc)(void *, size_t, cudrv_ptr *),
+                             void *actx, cudrv_ptr *devbase, cudrv_ptr *hostbuf, double *copied);
+/* The host outputs i in [first, n) with a buffer hostbuf[i] copied back over their extent on
+ * s (adding to *copied, setting *need_sync). */
+fusor_status sched_gpu_copy_back(int device, fusor_array *const *arrays, const cudrv_ptr *hostbuf,
+                                 int first, int n, cudrv_stream s, double *copied, int *need_sync);
 /* Frees g's per-array tables (not its pool buffers: those are freed on the stream). */
 void sched_gpu_end(gpu_run *g);
 /* Kernels and shapes for each pass (plan->npasses entries of pp), from g->devbase. */

@@ -393,6 +393,12 @@ static void bind_stage(const sched_spec *spec, int si, fusor_array **arrays, cha
     *axis = ax;
 }
 
+/* Where each array's element 0 is (NULL for an unbound one). */
+static void array_bases(const ir_kernel *ir, fusor_array **arrays, char **out) {
+    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
+        out[i] = arrays[i] ? arrays[i]->data : NULL;
+}
+
 static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
                               sched_staged_cache *c, const ir_value *slots, ir_value *outs,
                               int nthreads, int *threads) {
@@ -404,8 +410,7 @@ static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
     ir_value souts[HOST_MAX_ARRAYS];
     int64_t ostr[FUSOR_MAX_DIMS] = {0};
     int ax;
-    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
-        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    array_bases(ir, arrays, abase);
     ir_domain d;
     bind_stage(spec, si, arrays, abase, c->res, c->s, slots, &d, base, c->strides, c->sslots,
                &out, ostr, &ax);
@@ -692,6 +697,10 @@ static size_t temp_bytes(const sched_spec *spec, const sched_staged_cache *c, in
     return (size_t)count * fusor_dtype_size((fusor_dtype)spec->ir->nodes[i].dtype);
 }
 
+static fusor_status stages_alloc(void *g, size_t bytes, cudrv_ptr *out) {
+    return sched_gpu_stages_alloc(g, bytes, out);
+}
+
 /* Runs every stage on GPU `device` (gpuaxis.h): arrays placed, temporaries on the
  * device, one upload of every stage's parameters, host outputs copied back at the end. */
 static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
@@ -711,35 +720,15 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     double copied = 0;
     if (!gres || !temp)
         st = fu_oom("a staged GPU launch");
-    /* Device and managed arrays in place; host ones in pool buffers covering their extent
-     * (inputs copied in, outputs too when their extent has gaps the stages do not write). */
-    for (int i = 0; !st && i < n; i++) {
-        const fusor_array *A = arrays[i];
-        if (!A)
-            continue;
-        if (in_gpu_memory(A)) {
-            if (A->memory == FUSOR_MEMORY_DEVICE && A->device != device)
-                st = fu_error(FUSOR_ERROR_UNSUPPORTED,
-                              "kernel %s: array '%s' lives on GPU %d, the launch runs on GPU %d",
-                              k->name, i < ir->nparams ? ir->params[i].name
-                                                       : ir->outputs[i - ir->nparams].name,
-                              A->device, device);
-            abase[i] = A->data;
-            continue;
-        }
-        const char *lo, *hi;
-        mem_array_extent(A, &lo, &hi);
-        size_t bytes = (size_t)(hi - lo);
-        if ((st = sched_gpu_stages_alloc(&g, bytes, &hostbuf[i])))
-            break;
-        abase[i] = (char *)(uintptr_t)(hostbuf[i] + (cudrv_ptr)(A->data - lo));
-        size_t dense = (size_t)fusor_array_size(A) * fusor_dtype_size(A->dtype);
-        if (i < ir->nparams || bytes != dense) {
-            st = mem_copy_htod(device, hostbuf[i], lo, bytes, A->memory == FUSOR_MEMORY_PINNED,
-                               g.cu);
-            copied += (double)bytes;
-        }
-    }
+    /* Device and managed arrays in place; host ones in pool buffers (gpurun.c). */
+    char *elem0[HOST_MAX_ARRAYS];
+    cudrv_ptr devbase[HOST_MAX_ARRAYS];
+    array_bases(ir, arrays, elem0);
+    if (!st)
+        st = sched_gpu_place(k->name, ir, arrays, elem0, n, device, 0, g.cu, stages_alloc, &g,
+                             devbase, hostbuf, &copied);
+    for (int i = 0; !st && i < n; i++)
+        abase[i] = (char *)(uintptr_t)devbase[i];
     for (int32_t i = 0; !st && i < ir->nnodes; i++)
         if (ir_is_axis_reduction(&ir->nodes[i]) && spec->staging->home[i] < 0)
             st = sched_gpu_stages_alloc(&g, temp_bytes(spec, c, i), &temp[i]);
@@ -762,17 +751,9 @@ static fusor_status run_on_gpu(fusor_kernel *k, fusor_args *a, sched_spec *spec,
         st = run_scalars(spec, arrays, c, slots, outs);
     /* Host outputs, last: nothing is written to them unless every stage was queued. */
     int need_sync = 0;
-    for (int i = ir->nparams; !st && i < n; i++) {
-        const fusor_array *A = arrays[i];
-        if (!A || !hostbuf[i])
-            continue;
-        const char *lo, *hi;
-        mem_array_extent(A, &lo, &hi);
-        st = mem_copy_dtoh(device, (void *)lo, hostbuf[i], (size_t)(hi - lo),
-                           A->memory == FUSOR_MEMORY_PINNED, g.cu);
-        copied += (double)(hi - lo);
-        need_sync = 1;
-    }
+    if (!st)
+        st = sched_gpu_copy_back(device, arrays, hostbuf, ir->nparams, n, g.cu, &copied,
+                                 &need_sync);
     *threads = g.threads > 0 ? g.threads : 1;
     st = sched_gpu_stages_end(&g, need_sync, st);
     a->placement.copy_bytes = copied;
@@ -922,8 +903,7 @@ static cudrv_result binding_upload(staged_gpu *q, gpu_binding *b, fusor_kernel *
                                    sched_staged_cache *c, const ir_value *slots, cudrv_stream s) {
     const ir_kernel *ir = spec->ir;
     char *abase[HOST_MAX_ARRAYS] = {0};
-    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
-        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    array_bases(ir, arrays, abase);
     gpu_step now = b->step;
     now.img = b->now; /* only the slots part is written */
     gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
@@ -974,8 +954,7 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     if ((st = sched_device_activate(q->g.d)))
         return st;
     char *abase[HOST_MAX_ARRAYS] = {0};
-    for (int i = 0; i < ir->nparams + ir->noutputs; i++)
-        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    array_bases(ir, arrays, abase);
     gpu_binding *b;
     if ((st = binding_get(q, k, a, spec, arrays, abase, c, slots, &b)))
         return st;
@@ -1028,8 +1007,7 @@ fusor_status sched_staged_seq_binding(sched_staged_cache *c, fusor_kernel *k, fu
                                       sched_spec *spec, fusor_array **arrays,
                                       const ir_value *slots, uint64_t *gen) {
     char *abase[HOST_MAX_ARRAYS] = {0};
-    for (int i = 0; i < spec->ir->nparams + spec->ir->noutputs; i++)
-        abase[i] = arrays[i] ? arrays[i]->data : NULL;
+    array_bases(spec->ir, arrays, abase);
     gpu_binding *b;
     fusor_status st = binding_get(c->gpu, k, a, spec, arrays, abase, c, slots, &b);
     if (!st)
