@@ -851,6 +851,18 @@ fusor_status sched_gpu_wait_default(fusor_context *ctx) {
     return st;
 }
 
+fusor_target sched_gpu_target(const fusor_context *c) {
+    fusor_target target = c->target;
+    if (target == FUSOR_TARGET_AUTO) { /* FUSOR_TARGET decides for contexts left on AUTO */
+        const char *e = getenv("FUSOR_TARGET");
+        if (e && !strcmp(e, "gpu"))
+            target = FUSOR_TARGET_GPU;
+        if (e && !strcmp(e, "cpu"))
+            target = FUSOR_TARGET_CPU;
+    }
+    return target;
+}
+
 fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               const ir_domain *dom, fusor_array **arrays, int may_use_gpu,
                               sched_place_result *r) {
@@ -875,14 +887,7 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                                        .is_output = i >= ir->nparams || in_place};
         any_gpu_memory |= !is_host(A);
     }
-    fusor_target target = k->ctx->target;
-    if (target == FUSOR_TARGET_AUTO) { /* FUSOR_TARGET decides for contexts left on AUTO */
-        const char *e = getenv("FUSOR_TARGET");
-        if (e && !strcmp(e, "gpu"))
-            target = FUSOR_TARGET_GPU;
-        if (e && !strcmp(e, "cpu"))
-            target = FUSOR_TARGET_CPU;
-    }
+    fusor_target target = sched_gpu_target(k->ctx);
     sched_place_query q = {
         .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
     if (!may_use_gpu) {

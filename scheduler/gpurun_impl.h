@@ -103,6 +103,8 @@ int sched_gpu_graphs_available(const cudrv_table *t);
 cudrv_graph_exec sched_gpu_capture(const cudrv_table *t, cudrv_stream s,
                                    fusor_status (*issue)(void *arg), void *arg);
 
+/* The context's target, with $FUSOR_TARGET (gpu or cpu) deciding for one left on AUTO. */
+fusor_target sched_gpu_target(const fusor_context *c);
 /* Where a launch runs (placement.h), recorded in a->placement; an error status for a
  * placement that fails (its reason as the message). */
 fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,

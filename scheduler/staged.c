@@ -5,7 +5,6 @@
 #include "staged.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -314,6 +313,8 @@ struct sched_staged_cache {
     int max_arrays, max_slots;
     host_scratch axis;                  /* host_run_axis's partials */
     struct staged_gpu *gpu;             /* prepared steps on a GPU (below), or NULL */
+    int placed, device;                 /* a prepared launch's placement, decided once */
+    fusor_placement placement;
 };
 
 typedef struct staged_gpu staged_gpu;
@@ -1067,10 +1068,7 @@ static fusor_status place(fusor_kernel *k, fusor_args *a, sched_spec *spec, fuso
             dom.size = fusor_array_size(arrays[i]);
     }
     *device = -1;
-    fusor_target target = k->ctx->target;
-    const char *env = getenv("FUSOR_TARGET");
-    if (target == FUSOR_TARGET_AUTO && env && !strcmp(env, "gpu"))
-        target = FUSOR_TARGET_GPU;
+    fusor_target target = sched_gpu_target(k->ctx);
     if (may_use_gpu && (target == FUSOR_TARGET_GPU || gpu_memory)) {
         sched_place_result r;
         fusor_status st = sched_gpu_decide(k, a, spec, &dom, arrays, 1, &r);
@@ -1098,22 +1096,33 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     const ir_kernel *ir = spec->ir;
     *threads = 1;
     *ran_gpu = 0;
-    fusor_status st = reference ? FUSOR_OK : sched_gpu_wait_default(k->ctx);
-    int device = -1;
-    if (!st)
-        st = place(k, a, spec, arrays, !reference, &device);
+    if (reference) {
+        int none;
+        fusor_status st = place(k, a, spec, arrays, 0, &none);
+        return st ? st : run_reference(ir, arrays, slots, outs);
+    }
+    fusor_status st = sched_gpu_wait_default(k->ctx);
     if (st)
         return st;
-    if (reference)
-        return run_reference(ir, arrays, slots, outs);
-    if (device >= 0 && allocated) /* outputs follow inputs that all live on the device */
-        st = sched_gpu_outputs_to_device(ir, NULL, arrays, allocated, device);
     sched_staged_cache one = {0}, *c = cache ? *cache : &one;
-    if (!st && !c) {
+    if (!c) {
         if (!(c = fu_calloc(1, sizeof *c)))
             return fu_oom("a prepared launch's temporaries");
         *cache = c;
     }
+    /* A prepared launch decides where it runs at its first step and keeps it (as
+     * gpuprep.c does): its arrays only trade places. */
+    int device = -1;
+    if (c->placed) {
+        device = c->device;
+        a->placement = c->placement;
+    } else if (!(st = place(k, a, spec, arrays, 1, &device)) && c != &one) {
+        c->placed = 1;
+        c->device = device;
+        c->placement = a->placement;
+    }
+    if (!st && device >= 0 && allocated) /* outputs follow inputs that all live there */
+        st = sched_gpu_outputs_to_device(ir, NULL, arrays, allocated, device);
     if (!st)
         st = cache_fit(k, spec, arrays, c);
     int resident = 1; /* every array in GPU memory: a prepared launch replays a graph */
