@@ -612,6 +612,20 @@ static void build_pass_kernel(nvb *g, int p, int variant) {
     LLVMBuildRetVoid(g->b);
 }
 
+/* acc = merge(acc, partial row `row` of pass p), the row read through tmp (its words). */
+static void merge_row(nvb *g, int p, LLVMValueRef acc, LLVMValueRef tmp, LLVMValueRef partials,
+                      LLVMValueRef row) {
+    int words = cg_pass_words(g->k, g->plan, p);
+    LLVMValueRef at = LLVMBuildMul(g->b, row, ci64(g, words), "");
+    for (int w = 0; w < words; w++) {
+        LLVMValueRef idx = LLVMBuildAdd(g->b, at, ci64(g, w), "");
+        LLVMValueRef v = load64(g, LLVMBuildInBoundsGEP2(g->b, g->i64, partials, &idx, 1, ""));
+        store64(g, v, word_ptr(g, tmp, ci64(g, w)));
+    }
+    LLVMValueRef margs[2] = {acc, tmp};
+    call_fn(g, helper(g, p, "merge"), margs, 2);
+}
+
 /* fusor_pass<p>_reduce: one block folds the pass's partial rows into the slots. */
 static void build_reduce_kernel(nvb *g, int p) {
     char name[64];
@@ -631,14 +645,7 @@ static void build_reduce_kernel(nvb *g, int p) {
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, tid, npart, ""), loop, after);
     LLVMPositionBuilderAtEnd(b, loop);
     LLVMValueRef i = LLVMBuildPhi(b, g->i64, "i");
-    LLVMValueRef at = LLVMBuildMul(b, i, ci64(g, words), "");
-    for (int w = 0; w < words; w++) {
-        LLVMValueRef idx = LLVMBuildAdd(b, at, ci64(g, w), "");
-        LLVMValueRef v = load64(g, LLVMBuildInBoundsGEP2(b, g->i64, partials, &idx, 1, ""));
-        store64(g, v, word_ptr(g, tmp, ci64(g, w)));
-    }
-    LLVMValueRef margs[2] = {acc, tmp};
-    call_fn(g, helper(g, p, "merge"), margs, 2);
+    merge_row(g, p, acc, tmp, partials, i);
     LLVMValueRef next = LLVMBuildAdd(b, i, nt, "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, npart, ""), loop, after);
@@ -765,15 +772,8 @@ static void build_axis_kernel(nvb *g, int mode) {
         LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 0), ""), fold, folded);
         LLVMPositionBuilderAtEnd(b, fold);
         LLVMValueRef c = LLVMBuildPhi(b, g->i64, "c");
-        LLVMValueRef at = LLVMBuildMul(
-            b, LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, ""), ci64(g, words), "");
-        for (int w = 0; w < words; w++) {
-            LLVMValueRef idx = LLVMBuildAdd(b, at, ci64(g, w), "");
-            store64(g, load64(g, LLVMBuildInBoundsGEP2(b, g->i64, partials, &idx, 1, "")),
-                    word_ptr(g, res, ci64(g, w)));
-        }
-        LLVMValueRef margs[2] = {acc, res};
-        call_fn(g, helper(g, 0, "merge"), margs, 2);
+        merge_row(g, 0, acc, res, partials,
+                  LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, "row"));
         LLVMValueRef cn = LLVMBuildAdd(b, c, ci64(g, 1), "");
         LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
         LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, cn, nchunks, ""), fold, folded);
