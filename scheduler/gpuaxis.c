@@ -225,29 +225,12 @@ fusor_status sched_gpu_plan_store(sched_gpu_stages *g, fusor_kernel *k, fusor_ar
 
 fusor_status sched_gpu_issue_launches(sched_gpu_stages *g, const char *kname,
                                       const sched_gpu_call *l, int n, cudrv_ptr dparams) {
-    for (int i = 0; i < n; i++) {
-        if (!l[i].fn)
-            continue;
-        cudrv_ptr pb = dparams + (cudrv_ptr)l[i].off;
-        void *params[1] = {&pb};
-        cudrv_result r = g->t->launch_kernel(
-            l[i].fn->fn, (unsigned)l[i].grid[0], (unsigned)l[i].grid[1], (unsigned)l[i].grid[2],
-            (unsigned)l[i].block[0], (unsigned)l[i].block[1], (unsigned)l[i].block[2], 0, g->cu,
-            params, NULL);
-        if (r != CUDRV_SUCCESS) {
-            char what[256];
-            snprintf(what, sizeof what,
-                     "kernel %s on GPU %d: launching %s (grid %d, block %d) failed", kname,
-                     g->d->ordinal, l[i].fn->name, l[i].grid[0] * l[i].grid[1] * l[i].grid[2],
-                     l[i].block[0] * l[i].block[1] * l[i].block[2]);
-            return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
-        }
-        int64_t t = (int64_t)l[i].grid[0] * l[i].grid[1] * l[i].grid[2] * l[i].block[0] *
-                    l[i].block[1] * l[i].block[2];
-        if (t > g->threads)
-            g->threads = t > 2147483647 ? 2147483647 : (int)t;
-    }
-    return FUSOR_OK;
+    fusor_status st = FUSOR_OK;
+    for (int i = 0; i < n && !st; i++)
+        if (l[i].fn)
+            st = sched_gpu_launch_fn(g->t, g->d, g->cu, kname, l[i].fn, l[i].grid, l[i].block,
+                                     dparams + (cudrv_ptr)l[i].off, &g->threads);
+    return st;
 }
 
 fusor_status sched_gpu_stages_end(sched_gpu_stages *g, int need_sync, fusor_status st) {

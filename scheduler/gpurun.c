@@ -340,27 +340,30 @@ fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp) {
     return FUSOR_OK;
 }
 
-static fusor_status launch_3d(gpu_run *g, sched_function *f, const int grid[3], const int block[3],
-                              cudrv_ptr pb) {
+fusor_status sched_gpu_launch_fn(const cudrv_table *t, const sched_device *d, cudrv_stream s,
+                                 const char *kname, const sched_function *f, const int grid[3],
+                                 const int block[3], cudrv_ptr pb, int *threads) {
     void *params[1] = {&pb};
-    cudrv_result r = g->t->launch_kernel(f->fn, (unsigned)grid[0], (unsigned)grid[1],
-                                         (unsigned)grid[2], (unsigned)block[0], (unsigned)block[1],
-                                         (unsigned)block[2], 0, g->cu, params, NULL);
-    int64_t nb = (int64_t)grid[0] * grid[1] * grid[2], bs = (int64_t)block[0] * block[1] * block[2];
+    cudrv_result r = t->launch_kernel(f->fn, (unsigned)grid[0], (unsigned)grid[1],
+                                      (unsigned)grid[2], (unsigned)block[0], (unsigned)block[1],
+                                      (unsigned)block[2], 0, s, params, NULL);
     if (r == CUDRV_SUCCESS) {
-        int64_t t = nb * bs;
-        if (t > g->threads)
-            g->threads = t > 2147483647 ? 2147483647 : (int)t;
+        int64_t n = (int64_t)grid[0] * grid[1] * grid[2] * block[0] * block[1] * block[2];
+        if (n > *threads)
+            *threads = n > 2147483647 ? 2147483647 : (int)n;
         return FUSOR_OK;
     }
     char what[512];
     snprintf(what, sizeof what,
              "kernel %s on GPU %d (%s): launching %s (grid %dx%dx%d, block %dx%dx%d) failed",
-             g->kname, g->d->ordinal, g->d->name, f->name, grid[0], grid[1], grid[2], block[0],
-             block[1], block[2]);
-    (void)nb;
-    (void)bs;
+             kname, d->ordinal, d->name, f->name, grid[0], grid[1], grid[2], block[0], block[1],
+             block[2]);
     return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, what);
+}
+
+static fusor_status launch_3d(gpu_run *g, sched_function *f, const int grid[3], const int block[3],
+                              cudrv_ptr pb) {
+    return sched_gpu_launch_fn(g->t, g->d, g->cu, g->kname, f, grid, block, pb, &g->threads);
 }
 
 static fusor_status launch_one(gpu_run *g, sched_function *f, int grid, int block, cudrv_ptr pb) {

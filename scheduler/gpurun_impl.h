@@ -87,6 +87,11 @@ size_t sched_gpu_params_size(const gpu_run *g);
 /* Writes every parameter block of the run into img. */
 void sched_gpu_fill_params(const gpu_run *g, const pass_plan *pp, unsigned char *img,
                            cudrv_ptr dslots, cudrv_ptr dparts, cudrv_ptr douts);
+/* Launches f on stream s with parameter block pb; *threads grows to the launch's grid x
+ * block; a failure names kernel kname, the device, f and the shape. */
+fusor_status sched_gpu_launch_fn(const cudrv_table *t, const sched_device *d, cudrv_stream s,
+                                 const char *kname, const sched_function *f, const int grid[3],
+                                 const int block[3], cudrv_ptr pb, int *threads);
 /* Queues the kernels on g->cu: each pass (and its reduction), then finish. */
 fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams);
 /* Everything after the arrays are placed (g->devbase set): parameter blocks and slots up
