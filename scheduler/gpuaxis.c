@@ -3,7 +3,6 @@
  */
 #include "gpuaxis.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
