@@ -3,6 +3,7 @@
  */
 #include "gpuaxis.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -14,16 +15,33 @@
 #include "gpurun_impl.h"
 #include "stream.h"
 
+/* FUSOR_GPU_AXIS_FORM=thread|block|split: the form every AXIS stage takes, whatever its
+ * shape (for benchmarks that measure the forms against each other); -1 when unset. */
+static int forced_form(void) {
+    const char *e = getenv("FUSOR_GPU_AXIS_FORM");
+    if (!e || !*e)
+        return -1;
+    return !strcmp(e, "thread") ? SCHED_AXIS_THREAD
+           : !strcmp(e, "block") ? SCHED_AXIS_BLOCK
+           : !strcmp(e, "split") ? SCHED_AXIS_SPLIT
+                                 : -1;
+}
+
 int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
                          int64_t *nchunks) {
     *chunk = len;
     *nchunks = 1;
     (void)words;
-    if (nresults < 1 || nresults >= 512 || len < 16384)
+    int forced = forced_form();
+    if (forced >= 0 && (forced != SCHED_AXIS_SPLIT || nresults < 1 || len < 2))
+        return 0;
+    if (forced < 0 && (nresults < 1 || nresults >= 512 || len < 16384))
         return 0;
     /* About 2048 blocks in all, each with at least 4096 elements of its result's axis. */
     int64_t want = (2048 + nresults - 1) / nresults, most = (len + 4095) / 4096;
     int64_t c = want < most ? want : most;
+    if (forced == SCHED_AXIS_SPLIT && c < 2)
+        c = 2;
     if (c < 2)
         return 0;
     *chunk = (len + c - 1) / c;
@@ -37,7 +55,9 @@ void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int word
     int limit = max_block >= 32 && max_block < CG_GPU_MAX_BLOCK ? max_block : CG_GPU_MAX_BLOCK;
     int64_t chunk, nchunks;
     int split = sched_gpu_axis_split(nresults, len, words, &chunk, &nchunks);
+    int forced = forced_form();
     *form = split ? SCHED_AXIS_SPLIT
+            : forced == SCHED_AXIS_THREAD || forced == SCHED_AXIS_BLOCK ? forced
             : len >= 64 && (innermost || nresults < 4096) ? SCHED_AXIS_BLOCK
                                                           : SCHED_AXIS_THREAD;
     int shared = *form != SCHED_AXIS_THREAD, b;

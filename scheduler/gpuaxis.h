@@ -49,7 +49,10 @@ int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chun
  * elements; else one thread per result.  `max_block` caps the block (the kernel's
  * limit); block_override / grid_override (fusor_args_set_gpu_shape, 0: automatic) are
  * taken as given except that a block of the shared forms is rounded down to a multiple of
- * 32 (at least 32).  The split form's fold runs a thread per result, 256 a block. */
+ * 32 (at least 32).  The split form's fold runs a thread per result, 256 a block.
+ * FUSOR_GPU_AXIS_FORM=thread|block|split (read at each call) imposes a form, for
+ * benchmarks that compare them; a forced split cuts any axis of 2 or more elements into
+ * at least two chunks. */
 void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
                           int *form);

@@ -71,7 +71,7 @@ run "fusor run --target gpu" 60 "$d/bin/fusor" run -v --target gpu -e 'sqrt(a*a 
 run "fusor bench --target gpu" 90 "$d/bin/fusor" bench -e 'a * b + c' --target gpu \
     --size 1e3,1e6,1e8 -q
 echo "== benchmarks"
-timeout 150 "$d/bin/bench_gpu" "$results/bench.md" 2>&1 | tee -a "$log"
+timeout 240 "$d/bin/bench_gpu" "$results/bench.md" 2>&1 | tee -a "$log"
 # The driver's own costs beside fusor's launch table: what a launch cannot go below.
 timeout 60 "$d/bin/probe_driver" 2>&1 | tee -a "$results/bench.md" "$log"
 # CuPy's fused kernels on the same device and sizes, when CuPy is installed.

@@ -12,7 +12,7 @@
  *
  * Without a usable GPU it says why and exits 0.
  */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200112L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +127,16 @@ static double time_launch(fusor_kernel *k, fusor_args *a) {
     return best;
 }
 
+/* As time_launch, but a launch that takes more than 20 ms is timed once (a slow form of a
+ * sweep, whose exact figure matters less than the time it would take). */
+static double time_launch_bounded(fusor_kernel *k, fusor_args *a) {
+    must(fusor_launch(k, a));
+    double t0 = now();
+    must(fusor_launch(k, a));
+    double t = now() - t0;
+    return t > 0.02 ? t : time_launch(k, a);
+}
+
 static void bench_copy(int64_t n) {
     fusor_array *a = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, n, 1),
                 *b = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, n, 2);
@@ -220,6 +230,94 @@ static void bench_axis(const char *name, const char *src, int64_t r, int64_t c, 
     fusor_array_destroy(x);
     fusor_array_destroy(h);
     fusor_kernel_destroy(k);
+}
+
+/* A whole-array sum's kernels alone: the best synchronous launch over 2n elements minus
+ * the best over n (what a launch costs besides, its three kernels' start and the result's
+ * read-back, cancels).  Then the same launch over n with each block and grid size of a
+ * sweep (fusor_args_set_gpu_shape), printed as a table of GB/s: where the automatic
+ * shape (block 256, 1024 blocks) stands among the others. */
+static void bench_sum_shapes(int64_t n) {
+    const char *src = "kernel k(x: f64[]) -> (s: f64) { s = sum(x) }";
+    fusor_kernel *k;
+    must(fusor_kernel_compile(ctx, src, "bench.fu", NULL, &k));
+    fusor_array *x1 = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, n, 1),
+                *x2 = make(FUSOR_MEMORY_DEVICE, FUSOR_F64, 2 * n, 1);
+    fusor_args *a;
+    must(fusor_args_create(k, &a));
+    must(fusor_args_set_array(a, "x", x2));
+    double t2 = time_launch(k, a);
+    must(fusor_args_set_array(a, "x", x1));
+    double t1 = time_launch(k, a);
+    add_row("sum f64, kernels alone (2n minus n)", "gpu", 8.0 * (double)n, t2 - t1, t2 - t1);
+    static const int blocks[] = {0, 128, 256, 512, 1024}, grids[] = {0, 264, 528, 1024, 2112, 4224, 8448};
+    enum { NB = sizeof blocks / sizeof *blocks, NG = sizeof grids / sizeof *grids };
+    printf("\nsum f64 over %lld elements, GB/s of one synchronous launch (block down, grid across; "
+           "0: automatic)\n%6s", (long long)n, "");
+    for (int g = 0; g < NG; g++)
+        printf(" %7d", grids[g]);
+    printf("\n");
+    for (int b = 0; b < NB; b++) {
+        printf("%6d", blocks[b]);
+        for (int g = 0; g < NG; g++) {
+            must(fusor_args_set_gpu_shape(a, blocks[b], grids[g]));
+            printf(" %7.0f", 8.0 * (double)n / time_launch(k, a) / 1e9);
+            fflush(stdout);
+        }
+        printf("\n");
+    }
+    fusor_args_destroy(a);
+    fusor_array_destroy(x1);
+    fusor_array_destroy(x2);
+    fusor_kernel_destroy(k);
+}
+
+/* Axis reductions in each form (FUSOR_GPU_AXIS_FORM, scheduler/gpuaxis.h) and the one the
+ * shape picks, over arrays of about n elements from many short rows to a few long ones,
+ * reducing the rows (axis=1, the innermost) and the columns (axis=0): GB/s of the best
+ * synchronous launch, where the forms' thresholds (4096 results, 512, an axis of 64 and
+ * of 16384) fall. */
+static void bench_axis_forms(int64_t n) {
+    static const int64_t lens[] = {8, 64, 512, 4096, 16384, 262144, 4194304};
+    static const char *const forms[] = {"", "thread", "block", "split"};
+    printf("\naxis reductions over %lld f64 elements (device), GB/s of one synchronous launch\n",
+           (long long)n);
+    printf("%-6s %9s %9s %8s %8s %8s %8s\n", "axis", "results", "length", "auto", "thread", "block",
+           "split");
+    for (int ax = 1; ax >= 0; ax--) {
+        char src[128];
+        snprintf(src, sizeof src, "kernel k(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=%d) }",
+                 ax);
+        fusor_kernel *k;
+        must(fusor_kernel_compile(ctx, src, "bench.fu", NULL, &k));
+        for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+            int64_t len = lens[l], other = n / len;
+            int64_t shape[2] = {ax ? other : len, ax ? len : other};
+            fusor_array *x, *h;
+            must(fusor_array_create(ctx, FUSOR_F64, 2, shape, &h));
+            for (int64_t i = 0; i < other * len; i++)
+                ((double *)fusor_array_data(h))[i] = 1.0 + (double)(i % 1000) * 1e-3;
+            must(fusor_array_create_on(ctx, FUSOR_MEMORY_DEVICE, 0, FUSOR_F64, 2, shape, &x));
+            must(fusor_array_copy(x, h, NULL));
+            fusor_array_destroy(h);
+            fusor_args *a;
+            must(fusor_args_create(k, &a));
+            must(fusor_args_set_array(a, "x", x));
+            printf("%-6d %9lld %9lld", ax, (long long)other, (long long)len);
+            for (int f = 0; f < 4; f++) {
+                if (*forms[f])
+                    setenv("FUSOR_GPU_AXIS_FORM", forms[f], 1);
+                double t = time_launch_bounded(k, a);
+                unsetenv("FUSOR_GPU_AXIS_FORM");
+                printf(" %8.0f", (8.0 * (double)(other * len) + 8.0 * (double)other) / t / 1e9);
+                fflush(stdout);
+            }
+            printf("\n");
+            fusor_args_destroy(a);
+            fusor_array_destroy(x);
+        }
+        fusor_kernel_destroy(k);
+    }
 }
 
 /* The cost of launching: tiny device arrays, so that the work is nothing. */
@@ -339,6 +437,8 @@ int main(int argc, char **argv) {
                  FUSOR_TARGET_CPU);
 
     bench_latency();
+    bench_sum_shapes(n);
+    bench_axis_forms(n);
 
     char *mem = NULL;
     if (fusor_memory_describe(&mem) == FUSOR_OK)

@@ -142,6 +142,24 @@ static void test_shapes(void) {
     /* No results at all still launches a valid grid. */
     sched_gpu_axis_shape(0, 10, 0, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(g == 1 && b >= 1);
+    /* FUSOR_GPU_AXIS_FORM imposes a form (benchmarks compare them); a forced split cuts
+     * even a short axis in two. */
+    setenv("FUSOR_GPU_AXIS_FORM", "thread", 1);
+    sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && g == 4);
+    CHECK(!sched_gpu_axis_split(3, 100000000, 1, &chunk, &nchunks) && chunk == 100000000);
+    setenv("FUSOR_GPU_AXIS_FORM", "block", 1);
+    sched_gpu_axis_shape(1 << 20, 4096, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
+    setenv("FUSOR_GPU_AXIS_FORM", "split", 1);
+    sched_gpu_axis_shape(1000, 100, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_SPLIT && g == 2000);
+    CHECK(sched_gpu_axis_split(1000, 100, 1, &chunk, &nchunks) && chunk == 50 && nchunks == 2);
+    CHECK(!sched_gpu_axis_split(1000, 1, 1, &chunk, &nchunks)); /* nothing to cut */
+    setenv("FUSOR_GPU_AXIS_FORM", "bogus", 1); /* not a form: the shape decides */
+    sched_gpu_axis_shape(1000, 63, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD);
+    unsetenv("FUSOR_GPU_AXIS_FORM");
 }
 
 /* ------------------------------------------------------------------ 2. PTX */
