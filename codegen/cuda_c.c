@@ -1099,9 +1099,10 @@ static void print_used(cw *w, const char *fmt) {
 }
 
 /* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same four), by
- * mode: 0 fusor_pass0_axis (a thread per result), 1 _axisblk (a block per result), 2
- * _axissplit (a block per result and chunk, into partials), 3 _axisfold (a thread per
- * result over its chunk rows). */
+ * mode: 0 fusor_pass0_axis (a thread per result and chunk, results fastest; into partials
+ * when the axis is split), 1 _axisblk (a block per result), 2 _axissplit (a block per
+ * result and chunk, into partials), 3 _axisfold (a thread per result over its chunk
+ * rows). */
 static void print_axis_kernel(cw *w, int mode) {
     static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
     const ir_pass *ps = &w->plan->passes[0];
@@ -1137,8 +1138,12 @@ static void print_axis_kernel(cw *w, int mode) {
             print_node(w, i, NULL);
     sb_printf(s, "    for (fu_i64 item = %s; item < %s; item += %s) {\n",
               by_block ? "blockIdx.x" : "(fu_i64)blockIdx.x * blockDim.x + threadIdx.x",
-              mode == 2 ? "n * nch" : "n", by_block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
-    sb_printf(s, "        const fu_i64 e = %s;\n", mode == 2 ? "item / nch" : "item");
+              mode == 2 || mode == 0 ? "n * nch" : "n",
+              by_block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
+    if (mode == 0) /* item = chunk * n + result */
+        sb_printf(s, "        const fu_i64 tc = nch > 1 ? item / n : 0, e = item - tc * n;\n");
+    else
+        sb_printf(s, "        const fu_i64 e = %s;\n", mode == 2 ? "item / nch" : "item");
     /* The result element's row: its flat index over the result's shape -> byte offsets. */
     sb_printf(s, "        fu_i64 rem = e;\n");
     print_used(w, "        fu_i64 ro%d = 0; (void)ro%d;\n");
@@ -1156,10 +1161,12 @@ static void print_axis_kernel(cw *w, int mode) {
                      "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n",
                   words, words);
     } else {
-        if (mode == 2) { /* chunk c of the axis: the arrays start at its first element */
-            sb_printf(s, "        const fu_i64 lo = (item - e * nch) * chunk;\n"
+        if (mode == 2 || mode == 0) { /* chunk c of the axis: the arrays start at its first
+                                         * element */
+            sb_printf(s, "        const fu_i64 lo = %s * chunk;\n"
                          "        fu_i64 part = len - lo < chunk ? len - lo : chunk;\n"
-                         "        if (part < 0) part = 0;\n");
+                         "        if (part < 0) part = 0;\n",
+                      mode == 0 ? "tc" : "(item - e * nch)");
             print_used(w, "        ro%d += lo * axs[%d];\n");
         } else {
             sb_printf(s, "        const fu_i64 part = len;\n");
@@ -1171,14 +1178,21 @@ static void print_axis_kernel(cw *w, int mode) {
             print_identity(w, red, j);
             sb_printf(s, ";\n");
         }
-        sb_printf(s, "        for (fu_i64 i = %s; i < part; i += %s) {\n",
+        /* Four loads in flight per thread (the NVPTX path's axis rows, emit.c). */
+        sb_printf(s, "#pragma unroll 4\n        for (fu_i64 i = %s; i < part; i += %s) {\n",
                   by_block ? "threadIdx.x" : "0", by_block ? "blockDim.x" : "1");
         print_element(w, ps);
         sb_printf(s, "        }\n");
-        if (mode == 2 && nc == 3) /* the last-zero tag from the chunk's start (nvptx.c) */
+        if ((mode == 2 || mode == 0) && nc == 3) /* the last-zero tag from the chunk's
+                                                    * start (nvptx.c) */
             sb_printf(s, "        if (r0_2 >= 0) r0_2 += 2 * lo;\n");
         for (int j = 0; j < nc; j++)
             sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
+        if (mode == 0) /* split: the raw words of this chunk */
+            sb_printf(s, "        if (nch > 1) {\n"
+                         "            for (int x = 0; x < %d; x++) partials[(e * nch + tc) * %d + x] = acc[x];\n"
+                         "            continue;\n        }\n",
+                      words, words);
         if (mode == 2) {
             sb_printf(s, "        fusor_pass0_block(acc, partials + item * %d);\n"
                          "        __syncthreads();\n    }\n}\n", words);

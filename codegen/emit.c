@@ -72,6 +72,7 @@ typedef struct emitter {
     LLVMValueRef *lane_val;       /* [CG_MAX_LANES * nnodes]: a CG_VEC iteration's loads, stores */
     LLVMBasicBlockRef pre, latch; /* the last loop's preheader and latch */
     unsigned lanes0;              /* > 0: accesses belong to lane 0 of a CG_VEC iteration */
+    LLVMValueRef spread;          /* non-NULL: emit_lanes' lanes lie this far apart (axis rows) */
     LLVMValueRef index_next;      /* the last loop's index after its increment */
     /* CG_STENCIL: rows of the box (emit.h) */
     int stencil;                  /* emitting the stencil variant */
@@ -994,16 +995,24 @@ static void emit_body(emitter *e, const ir_pass *ps, reduction *red) {
 
 /* Lanes l = 0..lanes-1 of group k (elements k*lanes + l): every lane's loads first and
  * every store last, so that each array's accesses sit side by side in one basic block
- * (math functions inlined on a GPU branch) where the load/store vectoriser joins them. */
+ * (math functions inlined on a GPU branch) where the load/store vectoriser joins them.
+ * With e->spread the lanes are elements k + l*spread instead (an axis row's unrolled
+ * iteration: its loads in flight together, folded in the same order as one by one). */
 static void emit_lanes(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef k, int lanes) {
     int32_t nn = e->k->nnodes;
-    LLVMValueRef at = LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
+    LLVMValueRef at =
+        e->spread ? k : LLVMBuildNSWMul(e->b, k, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
     LLVMValueRef index[CG_MAX_LANES];
-    for (int l = 0; l < lanes; l++)
-        index[l] = l ? LLVMBuildNSWAdd(e->b, at, LLVMConstInt(e->itype, (unsigned)l, 0), "") : at;
+    for (int l = 0; l < lanes; l++) {
+        LLVMValueRef d = e->spread ? LLVMBuildNSWMul(e->b, e->spread,
+                                                     LLVMConstInt(e->itype, (unsigned)l, 0), "")
+                                   : LLVMConstInt(e->itype, (unsigned)l, 0);
+        index[l] = l ? LLVMBuildNSWAdd(e->b, at, d, "") : at;
+    }
+    unsigned vec = e->spread ? 0 : (unsigned)lanes;
     for (int l = 0; l < lanes; l++) {
         e->index = index[l];
-        e->lanes0 = l == 0 ? (unsigned)lanes : 0;
+        e->lanes0 = l == 0 ? vec : 0;
         for (int32_t i = 0; i < nn; i++)
             if (e->need[i] && e->k->nodes[i].shape == IR_VARYING && e->k->nodes[i].op == IR_INPUT)
                 e->lane_val[l * nn + i] = emit_node(e, i);
@@ -1025,7 +1034,7 @@ static void emit_lanes(emitter *e, const ir_pass *ps, reduction *red, LLVMValueR
     }
     for (int l = 0; l < lanes && !e->err; l++) {
         e->index = index[l];
-        e->lanes0 = l == 0 ? (unsigned)lanes : 0;
+        e->lanes0 = l == 0 ? vec : 0;
         for (int s = 0; s < ps->nstores; s++) {
             const ir_output *o = &e->k->outputs[ps->stores[s]];
             store_elem(e, e->k->nparams + ps->stores[s], o->dtype, e->lane_val[l * nn + o->node]);
@@ -1226,6 +1235,31 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
         LLVMValueRef done =
             LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         first = LLVMBuildNSWAdd(e->b, done, first, "");
+    }
+    if (e->axis && e->t->sreg) {
+        /* A GPU axis row: four elements an iteration (i, i + step, i + 2 step, i + 3 step,
+         * loads first), so that each thread has four loads in flight, then the rest one by
+         * one; each thread folds its elements in the same order either way. */
+        enum { U = 4 };
+        LLVMValueRef span = LLVMBuildNSWMul(e->b, step, LLVMConstInt(e->i64, U, 0), "span");
+        LLVMValueRef last = LLVMBuildNSWSub(
+            e->b, n, LLVMBuildNSWMul(e->b, step, LLVMConstInt(e->i64, U - 1, 0), ""), "ulimit");
+        LLVMBasicBlockRef uloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "uloop");
+        LLVMBasicBlockRef uexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "uexit");
+        e->spread = step;
+        emit_loop(e, ps, red, first, span, last, U, uloop, uexit);
+        e->spread = NULL;
+        if (e->err)
+            return;
+        LLVMPositionBuilderAtEnd(e->b, uexit);
+        exit_values(e, ps, red);
+        for (int r = 0; r < ps->nreductions; r++)
+            memcpy(red[r].start, red[r].out, sizeof red[r].out);
+        LLVMValueRef at = LLVMBuildPhi(e->b, e->i64, "i.rest");
+        LLVMValueRef av[2] = {first, e->index_next};
+        LLVMBasicBlockRef ab[2] = {e->pre, e->latch};
+        LLVMAddIncoming(at, av, ab, 2);
+        first = at;
     }
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "exit");

@@ -704,8 +704,11 @@ static void store_canonical(nvb *g, LLVMValueRef v, LLVMValueRef p, fusor_dtype 
 
 /*
  * An AXIS stage's kernels (gpu.h), by `mode`:
- *   AX_THREAD  fusor_pass0_axis: a grid-stride loop over the results; each thread folds
- *              its result's whole axis with the CG_AXIS row, `final`, and stores it.
+ *   AX_THREAD  fusor_pass0_axis: a grid-stride loop over (chunk, result) pairs, the
+ *              results fastest (neighbouring threads, neighbouring results); each thread
+ *              folds its result's chunk of the axis with the CG_AXIS row.  With one chunk
+ *              (the whole axis) it then runs `final` and stores the result; with more it
+ *              writes its raw words to the result's chunk row in partials, as AX_SPLIT.
  *   AX_BLOCK   fusor_pass0_axisblk: a block-stride loop over the results; the block's
  *              threads fold the axis with the CG_AXISBLK row, the block merge, then thread
  *              0 finals and stores.
@@ -755,13 +758,31 @@ static void build_axis_kernel(nvb *g, int mode) {
         bases[a] = param_field(g, P, CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)a, g->ptr, "base");
     LLVMValueRef first = by_block ? sreg(g->mod, b, "ctaid.x") : gpu_first(g->mod, b);
     LLVMValueRef step = by_block ? sreg(g->mod, b, "nctaid.x") : gpu_step(g->mod, b);
-    LLVMValueRef count = mode == AX_SPLIT ? LLVMBuildMul(b, nres, nchunks, "items") : nres;
+    LLVMValueRef count = mode == AX_SPLIT || mode == AX_THREAD
+                             ? LLVMBuildMul(b, nres, nchunks, "items")
+                             : nres;
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(b), loop = block(g, "result"),
                       done = block(g, "done");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, first, count, ""), loop, done);
     LLVMPositionBuilderAtEnd(b, loop);
     LLVMValueRef item = LLVMBuildPhi(b, g->i64, "item");
     LLVMValueRef r = mode == AX_SPLIT ? LLVMBuildSDiv(b, item, nchunks, "r") : item;
+    LLVMValueRef tc = NULL; /* AX_THREAD: the item's chunk, 0 without a split */
+    LLVMBasicBlockRef body = LLVMGetInsertBlock(b);
+    if (mode == AX_THREAD) { /* item = chunk * nres + result; no division unless split */
+        LLVMBasicBlockRef divide = block(g, "divide"), joined = block(g, "joined");
+        LLVMValueRef split = LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 1), "split");
+        LLVMBuildCondBr(b, split, divide, joined);
+        LLVMPositionBuilderAtEnd(b, divide);
+        LLVMValueRef q = LLVMBuildUDiv(b, item, nres, "");
+        LLVMBuildBr(b, joined);
+        LLVMPositionBuilderAtEnd(b, joined);
+        tc = LLVMBuildPhi(b, g->i64, "tc");
+        LLVMValueRef cv[2] = {ci64(g, 0), q};
+        LLVMBasicBlockRef cb[2] = {body, divide};
+        LLVMAddIncoming(tc, cv, cb, 2);
+        r = LLVMBuildSub(b, item, LLVMBuildMul(b, tc, nres, ""), "r");
+    }
     gpu_nd_offsets(g->mod, b, table, r, n, bases, off);
     LLVMValueRef outp = LLVMBuildGEP2(b, i8, bases[g->k->nparams], &off[g->k->nparams], 1, "out");
     LLVMValueRef slot = word_ptr(g, mine, ci64(g, g->k->nodes[red].slot));
@@ -787,8 +808,11 @@ static void build_axis_kernel(nvb *g, int mode) {
     } else {
         /* This item's part of the axis: all of it, or chunk c of a split. */
         LLVMValueRef lo = ci64(g, 0), part = len;
-        if (mode == AX_SPLIT) {
-            LLVMValueRef c = LLVMBuildSub(b, item, LLVMBuildMul(b, r, nchunks, ""), "c");
+        int chunked = mode == AX_SPLIT || mode == AX_THREAD;
+        if (chunked) {
+            LLVMValueRef c = mode == AX_THREAD
+                                 ? tc
+                                 : LLVMBuildSub(b, item, LLVMBuildMul(b, r, nchunks, ""), "c");
             lo = LLVMBuildMul(b, c, chunk, "lo");
             LLVMValueRef left = LLVMBuildSub(b, len, lo, "");
             part = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, left, chunk, ""), left, chunk, "");
@@ -799,7 +823,7 @@ static void build_axis_kernel(nvb *g, int mode) {
             LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, a)};
             LLVMValueRef at = LLVMBuildInBoundsGEP2(b, pty, ptrs, idx, 2, "");
             LLVMValueRef o = off[a];
-            if (mode == AX_SPLIT) {
+            if (chunked) {
                 LLVMValueRef ai = ci64(g, a);
                 LLVMValueRef sa = load64(g, LLVMBuildInBoundsGEP2(b, g->i64, axstr, &ai, 1, ""));
                 o = LLVMBuildAdd(b, o, LLVMBuildMul(b, lo, sa, ""), "");
@@ -812,7 +836,7 @@ static void build_axis_kernel(nvb *g, int mode) {
             LLVMBuildInBoundsGEP2(b, pty, ptrs, (LLVMValueRef[]){ci64(g, 0)}, 1, ""), axstr, part,
             slots, acc};
         call_fn(g, row, args, 5);
-        if (mode == AX_SPLIT && words == 3) {
+        if (chunked && words == 3) {
             /* A float min/max's last-zero tag (2i + sign, -1 for none) counts from the
              * chunk's start: made the axis index, so merging chunks keeps the later zero. */
             LLVMValueRef tp = word_ptr(g, acc, ci64(g, 2)), tag = load64(g, tp);
@@ -843,10 +867,25 @@ static void build_axis_kernel(nvb *g, int mode) {
             LLVMPositionBuilderAtEnd(b, next);
             /* The block merge's shared memory is reused by the next result. */
             intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
-        } else {
+        } else { /* AX_THREAD: the result, or the raw words of its chunk */
+            LLVMBasicBlockRef whole = block(g, "whole"), row = block(g, "chunkrow"),
+                              next = block(g, "next");
+            LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 1), ""), row, whole);
+            LLVMPositionBuilderAtEnd(b, whole);
             LLVMValueRef fargs[2] = {acc, mine};
             call_fn(g, helper(g, 0, "final"), fargs, 2);
             store_canonical(g, load64(g, slot), outp, rd);
+            LLVMBuildBr(b, next);
+            LLVMPositionBuilderAtEnd(b, row);
+            LLVMValueRef at = LLVMBuildMul(
+                b, LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), tc, ""), ci64(g, words), "");
+            for (int w = 0; w < words; w++) {
+                LLVMValueRef wi = LLVMBuildAdd(b, at, ci64(g, w), "");
+                store64(g, load64(g, word_ptr(g, acc, ci64(g, w))),
+                        LLVMBuildInBoundsGEP2(b, g->i64, partials, &wi, 1, ""));
+            }
+            LLVMBuildBr(b, next);
+            LLVMPositionBuilderAtEnd(b, next);
         }
     }
     LLVMValueRef nx = LLVMBuildAdd(b, item, step, "");

@@ -15,55 +15,85 @@
 #include "gpurun_impl.h"
 #include "stream.h"
 
-/* FUSOR_GPU_AXIS_FORM=thread|block|split: the form every AXIS stage takes, whatever its
- * shape (for benchmarks that measure the forms against each other); -1 when unset. */
+/* FUSOR_GPU_AXIS_FORM: the form every AXIS stage takes, whatever its shape (for
+ * benchmarks that measure the forms against each other); -1 when unset.  THREAD_SPLIT is
+ * the thread form over chunks. */
+enum { THREAD_SPLIT = 3 };
 static int forced_form(void) {
     const char *e = getenv("FUSOR_GPU_AXIS_FORM");
     if (!e || !*e)
         return -1;
-    return !strcmp(e, "thread") ? SCHED_AXIS_THREAD
-           : !strcmp(e, "block") ? SCHED_AXIS_BLOCK
-           : !strcmp(e, "split") ? SCHED_AXIS_SPLIT
-                                 : -1;
+    return !strcmp(e, "thread")        ? SCHED_AXIS_THREAD
+           : !strcmp(e, "block")       ? SCHED_AXIS_BLOCK
+           : !strcmp(e, "split")       ? SCHED_AXIS_SPLIT
+           : !strcmp(e, "threadsplit") ? THREAD_SPLIT
+                                       : -1;
 }
 
-int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
-                         int64_t *nchunks) {
-    *chunk = len;
-    *nchunks = 1;
-    (void)words;
-    int forced = forced_form();
-    if (forced >= 0 && (forced != SCHED_AXIS_SPLIT || nresults < 1 || len < 2))
-        return 0;
-    if (forced < 0 && (nresults < 1 || nresults >= 512 || len < 16384))
-        return 0;
-    /* About 2048 blocks in all, each with at least 4096 elements of its result's axis. */
-    int64_t want = (2048 + nresults - 1) / nresults, most = (len + 4095) / 4096;
-    int64_t c = want < most ? want : most;
-    if (forced == SCHED_AXIS_SPLIT && c < 2)
+/* Chunks of at least `least` elements, about `want` of them; at least two when `two`. */
+static int cut(int64_t len, int64_t want, int64_t least, int two, int64_t *chunk,
+               int64_t *nchunks) {
+    int64_t most = len / least, c = want < most ? want : most;
+    if (two && c < 2)
         c = 2;
-    if (c < 2)
+    if (c < 2 || len < 2)
         return 0;
     *chunk = (len + c - 1) / c;
     *nchunks = (len + *chunk - 1) / *chunk;
     return 1;
 }
 
+/* The form, and the chunks of a split (else one chunk, the whole axis). */
+static int plan(int64_t nresults, int64_t len, int innermost, int64_t *chunk, int64_t *nchunks) {
+    *chunk = len;
+    *nchunks = 1;
+    int forced = forced_form();
+    if (nresults < 1)
+        return forced == SCHED_AXIS_BLOCK ? SCHED_AXIS_BLOCK : SCHED_AXIS_THREAD;
+    /* Blocks over chunks: about 2048 blocks in all, at least 4096 elements each. */
+    int64_t blocks = (2048 + nresults - 1) / nresults;
+    /* Threads over chunks: about 2^18 threads in all (an H100 or H200 holds 270,336),
+     * at least 128 elements each, so that the chunk rows add under 1% to the reads. */
+    int64_t threads = ((int64_t)1 << 18) / nresults + 1;
+    if (forced == SCHED_AXIS_SPLIT)
+        return cut(len, blocks, 4096, 1, chunk, nchunks) ? SCHED_AXIS_SPLIT : SCHED_AXIS_BLOCK;
+    if (forced == THREAD_SPLIT)
+        cut(len, threads, 128, 1, chunk, nchunks);
+    if (forced >= 0)
+        return forced == THREAD_SPLIT ? SCHED_AXIS_THREAD : forced;
+    if (innermost) {
+        /* Few results over a long contiguous axis: blocks over chunks. */
+        if (nresults < 512 && len >= 16384 && cut(len, blocks, 4096, 0, chunk, nchunks))
+            return SCHED_AXIS_SPLIT;
+        /* Short rows, many of them: a thread each reads its row's cache lines alone. */
+        return len >= 64 && (len >= 1024 || nresults < 16384) ? SCHED_AXIS_BLOCK
+                                                               : SCHED_AXIS_THREAD;
+    }
+    /* An outer axis: neighbouring threads read neighbouring results, the axis cut into
+     * chunks when the results alone are too few threads. */
+    if (cut(len, threads, 128, 0, chunk, nchunks))
+        return SCHED_AXIS_THREAD;
+    return len >= 64 && nresults < 4096 ? SCHED_AXIS_BLOCK : SCHED_AXIS_THREAD;
+}
+
+int sched_gpu_axis_split(int64_t nresults, int64_t len, int innermost, int words, int64_t *chunk,
+                         int64_t *nchunks) {
+    (void)words;
+    plan(nresults, len, innermost, chunk, nchunks);
+    return *nchunks > 1;
+}
+
 void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
                           int *form) {
+    (void)words;
     int limit = max_block >= 32 && max_block < CG_GPU_MAX_BLOCK ? max_block : CG_GPU_MAX_BLOCK;
     int64_t chunk, nchunks;
-    int split = sched_gpu_axis_split(nresults, len, words, &chunk, &nchunks);
-    int forced = forced_form();
-    *form = split ? SCHED_AXIS_SPLIT
-            : forced == SCHED_AXIS_THREAD || forced == SCHED_AXIS_BLOCK ? forced
-            : len >= 64 && (innermost || nresults < 4096) ? SCHED_AXIS_BLOCK
-                                                          : SCHED_AXIS_THREAD;
+    *form = plan(nresults, len, innermost, &chunk, &nchunks);
     int shared = *form != SCHED_AXIS_THREAD, b;
     if (block_override > 0) {
         b = block_override > limit ? limit : block_override;
-    } else if (shared && !split) { /* enough threads for the axis, at most 256 */
+    } else if (*form == SCHED_AXIS_BLOCK) { /* enough threads for the axis, at most 256 */
         int64_t want = (len + 31) / 32 * 32;
         b = want > 256 ? 256 : (int)want;
     } else {
@@ -75,13 +105,21 @@ void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int word
         b = limit / 32 * 32;
     if (b < 1)
         b = 1;
-    int64_t g = split ? nresults * nchunks : shared ? nresults : (nresults + b - 1) / b;
+    int64_t items = nresults * nchunks;
+    int64_t g = *form == SCHED_AXIS_SPLIT ? items : shared ? nresults : (items + b - 1) / b;
     if (g > 65536) /* the kernels stride over the rest */
         g = 65536;
     if (grid_override > 0)
         g = grid_override;
     *block = b;
     *grid = g < 1 ? 1 : (int)g;
+}
+
+int sched_gpu_axis_innermost(const ir_domain *d, int axis) {
+    for (int x = axis + 1; x < d->ndim; x++)
+        if (d->shape[x] != 1)
+            return 0;
+    return 1;
 }
 
 static void put64(unsigned char *img, size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
@@ -167,7 +205,8 @@ size_t sched_gpu_axis_partials_bytes(const sched_spec *sub, const ir_domain *d, 
     for (int x = 0; x < d->ndim; x++)
         nres *= x == axis ? 1 : d->shape[x];
     int words = cg_pass_words(sub->ir, sub->plan, 0);
-    if (!sched_gpu_axis_split(nres, d->shape[axis], words, &chunk, &nchunks))
+    if (!sched_gpu_axis_split(nres, d->shape[axis], sched_gpu_axis_innermost(d, axis), words,
+                              &chunk, &nchunks))
         return 0;
     return (size_t)(nres * nchunks) * (size_t)words * 8;
 }
@@ -194,17 +233,16 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     if (st || nres == 0) /* no results: nothing to launch */
         return st;
     int words = cg_pass_words(sub->ir, sub->plan, 0), block, grid, form;
-    sched_gpu_axis_shape(nres, d->shape[axis], axis == d->ndim - 1, words, fn[1]->max_block,
-                         a->gpu_block, a->gpu_grid, &block, &grid, &form);
+    int inner = sched_gpu_axis_innermost(d, axis);
+    sched_gpu_axis_shape(nres, d->shape[axis], inner, words, fn[1]->max_block, a->gpu_block,
+                         a->gpu_grid, &block, &grid, &form);
     if (block > fn[form]->max_block)
         block = form != SCHED_AXIS_THREAD ? fn[form]->max_block / 32 * 32 : fn[0]->max_block;
     int64_t chunk, nchunks;
-    sched_gpu_axis_split(nres, d->shape[axis], words, &chunk, &nchunks);
-    if (form != SCHED_AXIS_SPLIT)
-        chunk = d->shape[axis], nchunks = 1;
+    sched_gpu_axis_split(nres, d->shape[axis], inner, words, &chunk, &nchunks);
     sched_gpu_axis_params(d, axis, dslots, chunk, nchunks, dpartials, img);
     out[0] = (sched_gpu_call){.fn = fn[form], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
-    if (form == SCHED_AXIS_SPLIT) { /* then a thread per result folds its chunks */
+    if (form == SCHED_AXIS_SPLIT || nchunks > 1) { /* a thread per result folds the rows */
         int fb = fn[3]->max_block < 256 ? fn[3]->max_block : 256;
         int64_t fg = (nres + fb - 1) / fb;
         out[1] = (sched_gpu_call){.fn = fn[3], .grid = {(int)fg, 1, 1}, .block = {fb, 1, 1}};

@@ -32,30 +32,39 @@
 /* The forms of an AXIS stage's launch (codegen/gpu.h's kernels). */
 enum { SCHED_AXIS_THREAD = 0, SCHED_AXIS_BLOCK = 1, SCHED_AXIS_SPLIT = 2 };
 
-/* Whether an AXIS stage of `nresults` results over an axis of `len` elements (whose
- * reduction carries `words` raw words: any number splits) is split
- * (fusor_pass0_axissplit, then _axisfold): fewer than 512 results over an axis of at least
- * 16384 elements, cut into *nchunks chunks of *chunk elements, about 2048 blocks in all
- * with at least 4096 elements each (else *chunk = len, *nchunks = 1, and 0 is
- * returned). */
-int sched_gpu_axis_split(int64_t nresults, int64_t len, int words, int64_t *chunk,
+/* Whether an AXIS stage of `nresults` results over an axis of `len` elements is cut into
+ * chunks (*nchunks chunks of *chunk elements; else *chunk = len, *nchunks = 1 and 0 is
+ * returned), each folded into a row of raw words in partials and the rows then folded in
+ * order per result (fusor_pass0_axisfold).  `innermost`: the axis is the operand's
+ * innermost (only extents of 1 after it, sched_gpu_axis_innermost), so its elements are
+ * neighbours.  Such an axis is cut for blocks (SCHED_AXIS_SPLIT) when fewer than 512
+ * results lie on an axis of at least 16384 elements: about 2048 blocks in all, at least
+ * 4096 elements each.  An outer axis is cut for threads (SCHED_AXIS_THREAD, neighbouring
+ * threads on neighbouring results) when the results alone are too few threads: about
+ * 2^18 threads in all, at least 128 elements each.  (`words`, the raw words the
+ * reduction carries, does not matter: any reduction splits.) */
+int sched_gpu_axis_split(int64_t nresults, int64_t len, int innermost, int words, int64_t *chunk,
                          int64_t *nchunks);
 
 /* The launch of an AXIS stage: its form (SCHED_AXIS_*), block and grid, from the shape
- * alone, never from the device, so a result's bits do not depend on the GPU: split as
- * above; else one block per result when the reduced axis is the innermost dimension of the
- * operand (the block's threads then read neighbouring elements) or when there are too few
- * results to give each thread one (fewer than 4096), and the axis has at least 64
- * elements; else one thread per result.  `max_block` caps the block (the kernel's
- * limit); block_override / grid_override (fusor_args_set_gpu_shape, 0: automatic) are
- * taken as given except that a block of the shared forms is rounded down to a multiple of
- * 32 (at least 32).  The split form's fold runs a thread per result, 256 a block.
- * FUSOR_GPU_AXIS_FORM=thread|block|split (read at each call) imposes a form, for
- * benchmarks that compare them; a forced split cuts any axis of 2 or more elements into
- * at least two chunks. */
+ * alone, never from the device, so a result's bits do not depend on the GPU.  Cut as
+ * above; else, on the innermost axis, one block per result when the axis has at least
+ * 1024 elements, or at least 64 and there are fewer than 16384 results (a thread per
+ * result otherwise: it reads its short row's cache lines alone); on an outer axis, one
+ * block per result for fewer than 4096 results over at least 64 elements, else a thread
+ * per result.  Measured on an H100 (docs/gpu.md, bench_gpu's table of the forms).
+ * `max_block` caps the block (the kernel's limit); block_override / grid_override
+ * (fusor_args_set_gpu_shape, 0: automatic) are taken as given except that a block of the
+ * shared forms is rounded down to a multiple of 32 (at least 32).  The fold runs a thread
+ * per result, 256 a block.  FUSOR_GPU_AXIS_FORM=thread|threadsplit|block|split (read at
+ * each call) imposes a form, for benchmarks that compare them: threadsplit and split cut
+ * any axis of 2 or more elements into at least two chunks. */
 void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
                           int *form);
+
+/* Whether axis `axis` of domain d is its innermost but for extents of 1. */
+int sched_gpu_axis_innermost(const ir_domain *d, int axis);
 
 /* Writes the axis kernels' parameter block (codegen/gpu.h; CG_GPU_AXIS_PARAMS_SIZE(n)
  * bytes, n = d->narrays = the stage's parameters + 1) for reducing axis `axis` of the

@@ -55,6 +55,12 @@ echo "== tests"
 for t in "$d"/bin/test_cuda_* "$d"/bin/test_gpu_*; do
     [ -x "$t" ] && run "$(basename "$t")" 120 "$t"
 done
+# Every form of an axis reduction's kernels on every shape test_gpu_axis tries, whatever
+# form the shape would pick (scheduler/gpuaxis.h).
+for form in thread threadsplit block split; do
+    [ -x "$d/bin/test_gpu_axis" ] &&
+        run "test_gpu_axis, $form" 120 env FUSOR_GPU_AXIS_FORM=$form "$d/bin/test_gpu_axis"
+done
 echo "== examples on the GPU (FUSOR_TARGET=gpu)"
 for e in "$d"/bin/example_*; do
     [ -x "$e" ] || continue

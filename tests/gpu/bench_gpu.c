@@ -275,15 +275,14 @@ static void bench_sum_shapes(int64_t n) {
 /* Axis reductions in each form (FUSOR_GPU_AXIS_FORM, scheduler/gpuaxis.h) and the one the
  * shape picks, over arrays of about n elements from many short rows to a few long ones,
  * reducing the rows (axis=1, the innermost) and the columns (axis=0): GB/s of the best
- * synchronous launch, where the forms' thresholds (4096 results, 512, an axis of 64 and
- * of 16384) fall. */
+ * synchronous launch, to place the thresholds between the forms (gpuaxis.h). */
 static void bench_axis_forms(int64_t n) {
-    static const int64_t lens[] = {8, 64, 512, 4096, 16384, 262144, 4194304};
-    static const char *const forms[] = {"", "thread", "block", "split"};
+    static const int64_t lens[] = {8, 64, 256, 1024, 4096, 16384, 262144, 4194304};
+    static const char *const forms[] = {"", "thread", "threadsplit", "block", "split"};
     printf("\naxis reductions over %lld f64 elements (device), GB/s of one synchronous launch\n",
            (long long)n);
-    printf("%-6s %9s %9s %8s %8s %8s %8s\n", "axis", "results", "length", "auto", "thread", "block",
-           "split");
+    printf("%-6s %9s %9s %8s %8s %8s %8s %8s\n", "axis", "results", "length", "auto", "thread",
+           "thrsplit", "block", "split");
     for (int ax = 1; ax >= 0; ax--) {
         char src[128];
         snprintf(src, sizeof src, "kernel k(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=%d) }",
@@ -304,7 +303,7 @@ static void bench_axis_forms(int64_t n) {
             must(fusor_args_create(k, &a));
             must(fusor_args_set_array(a, "x", x));
             printf("%-6d %9lld %9lld", ax, (long long)other, (long long)len);
-            for (int f = 0; f < 4; f++) {
+            for (int f = 0; f < 5; f++) {
                 if (*forms[f])
                     setenv("FUSOR_GPU_AXIS_FORM", forms[f], 1);
                 double t = time_launch_bounded(k, a);

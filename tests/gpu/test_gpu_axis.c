@@ -7,7 +7,9 @@
  * Array elements must match: bit for bit except float sums and means (another order of
  * addition), within 1e-12 (f64) or 1e-5 (f32) relative.  Shapes: inner and outer axes,
  * a short and a long axis, 3-D, a reduced axis of length 1, no results at all, few
- * results over a long axis (split), zeros of both signs.
+ * results over a long inner axis (blocks over chunks) and over a long outer one (threads
+ * over chunks), many short rows, zeros of both signs.  scripts/device-run.sh runs it
+ * again with each form imposed (FUSOR_GPU_AXIS_FORM).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -27,7 +29,6 @@ typedef struct axcase {
 static const axcase cases[] = {
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x * 2.0 + 1.0, axis=1) }", FUSOR_F64, 2,
      {2048, 1024}, 1},
-    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", FUSOR_F64, 2, {1000, 37}, 1},
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", FUSOR_F64, 2, {37, 5000}, 1},
     {"kernel r(x: f32[n, m]) -> (y: f32[]) { y = max(x * x, axis=1) }", FUSOR_F32, 2, {300, 70}, 0},
     {"kernel r(x: f32[n, m]) -> (y: f32[]) { y = min(x, axis=0) }", FUSOR_F32, 2, {70, 300}, 0},
@@ -47,8 +48,12 @@ static const axcase cases[] = {
      {3, 2000000}, 1},
     {"kernel r(x: f32[n, m]) -> (y: f32[]) { y = max(x, axis=1) }", FUSOR_F32, 2, {2, 500000},
      0},
+    /* ... over an outer axis: threads over chunks (312 of 129), then their fold. */
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = min(x * 0.0, axis=0) }", FUSOR_F64, 2,
      {40000, 3}, 0},
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", FUSOR_F64, 2, {1000, 37}, 1},
+    /* Many short rows: a thread per row. */
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", FUSOR_F64, 2, {20000, 100}, 1},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 

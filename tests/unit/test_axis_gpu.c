@@ -9,7 +9,7 @@
  *   3. The CUDA C of each AXIS stage runs on the CPU (cuda_shim.h: a block's threads are
  *      real threads) with the parameter block the launcher writes (sched_gpu_axis_params),
  *      in every form (a thread per result, a block per result, the axis split into
- *      chunks of 7 then folded), with the launcher's shape,
+ *      chunks of 7 for blocks and for threads, then folded), with the launcher's shape,
  *      32-thread blocks, and a single block so every loop strides; over shapes with
  *      axes of length 0, 1, under and over a block.  Outputs are poisoned first and
  *      compared with the interpreter running the whole kernel: bit for bit, except float
@@ -98,35 +98,59 @@ static void build(prog *p, const char *src) {
 
 static void test_shapes(void) {
     int b, g, form;
+    int64_t chunk, nchunks;
     /* The innermost axis, long enough: a block per result, 256 threads. */
     sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && b == 256 && g == 1000);
-    /* ... a short one: a block per result sized to the axis (whole warps). */
+    sched_gpu_axis_shape(100000, 1024, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
+    /* ... a short one, few results: a block per result sized to the axis (whole warps). */
     sched_gpu_axis_shape(1000, 70, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && b == 96 && g == 1000);
+    /* ... short rows, many of them: a thread each (never split: the rows are its own). */
+    sched_gpu_axis_shape(16384, 1023, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == 64);
+    CHECK(!sched_gpu_axis_split(16384, 1023, 1, 1, &chunk, &nchunks) && chunk == 1023);
+    sched_gpu_axis_shape(16383, 1023, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK);
     /* Too short to share: a thread per result. */
     sched_gpu_axis_shape(1000, 63, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == 4);
-    /* An outer axis with many results: a thread each (neighbours read neighbours). */
+    /* An outer axis with results enough for the GPU: a thread each (neighbours read
+     * neighbours), whole. */
     sched_gpu_axis_shape(1 << 20, 4096, 0, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == 4096);
-    /* ... with few results: blocks, or most of the GPU would idle. */
+    CHECK(!sched_gpu_axis_split(1 << 20, 4096, 0, 1, &chunk, &nchunks));
+    /* ... fewer: the axis cut into chunks for about 2^18 threads, >= 128 elements each. */
+    CHECK(sched_gpu_axis_split(24414, 4096, 0, 1, &chunk, &nchunks) && nchunks == 11 &&
+          chunk == 373);
+    sched_gpu_axis_shape(24414, 4096, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && b == 256 && g == (24414 * 11 + 255) / 256);
+    CHECK(sched_gpu_axis_split(23, 4194304, 0, 1, &chunk, &nchunks) && nchunks == 11398);
+    CHECK(sched_gpu_axis_split(100, 1000, 0, 1, &chunk, &nchunks) && nchunks == 7);
+    /* ... too short to cut: few results get a block each, many a thread each. */
+    sched_gpu_axis_shape(100, 200, 0, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_BLOCK && b == 224 && g == 100);
     sched_gpu_axis_shape(5000, 100, 0, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_THREAD);
-    sched_gpu_axis_shape(100, 1000, 0, 1, 1024, 0, 0, &b, &g, &form);
-    CHECK(form == SCHED_AXIS_BLOCK && b == 256 && g == 100);
-    /* Few results over a long axis: split into chunks, about 2048 blocks of >= 4096. */
-    int64_t chunk, nchunks;
-    CHECK(sched_gpu_axis_split(3, 100000000, 1, &chunk, &nchunks));
+    /* The same shape along the innermost axis but for extents of 1 counts as innermost. */
+    int64_t shp[3] = {7, 5, 1};
+    ir_domain d3 = {.ndim = 3};
+    memcpy(d3.shape, shp, sizeof shp);
+    CHECK(sched_gpu_axis_innermost(&d3, 1) && sched_gpu_axis_innermost(&d3, 2) &&
+          !sched_gpu_axis_innermost(&d3, 0));
+    /* Few results over a long innermost axis: blocks over chunks, about 2048 blocks of
+     * >= 4096. */
+    CHECK(sched_gpu_axis_split(3, 100000000, 1, 1, &chunk, &nchunks));
     CHECK(nchunks == 683 && chunk == 146413 && chunk * nchunks >= 100000000);
     sched_gpu_axis_shape(3, 100000000, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_SPLIT && b == 256 && g == 3 * 683);
-    CHECK(sched_gpu_axis_split(1, 20000, 1, &chunk, &nchunks) && nchunks == 5 && chunk == 4000);
+    CHECK(sched_gpu_axis_split(1, 20000, 1, 1, &chunk, &nchunks) && nchunks == 4 && chunk == 5000);
     /* ... a float min/max too (three words), but not many results or a short axis. */
-    CHECK(sched_gpu_axis_split(3, 100000000, 3, &chunk, &nchunks) && nchunks == 683);
-    CHECK(!sched_gpu_axis_split(3, 16383, 1, &chunk, &nchunks) && chunk == 16383);
-    CHECK(!sched_gpu_axis_split(512, 1 << 20, 1, &chunk, &nchunks)); /* 512 blocks fill it */
-    CHECK(sched_gpu_axis_split(511, 1 << 20, 1, &chunk, &nchunks) && nchunks == 5);
+    CHECK(sched_gpu_axis_split(3, 100000000, 1, 3, &chunk, &nchunks) && nchunks == 683);
+    CHECK(!sched_gpu_axis_split(3, 16383, 1, 1, &chunk, &nchunks) && chunk == 16383);
+    CHECK(!sched_gpu_axis_split(512, 1 << 20, 1, 1, &chunk, &nchunks)); /* 512 blocks fill it */
+    CHECK(sched_gpu_axis_split(511, 1 << 20, 1, 1, &chunk, &nchunks) && nchunks == 5);
     sched_gpu_axis_shape(3, 100000000, 1, 3, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_SPLIT && g == 3 * 683);
     /* Many results: the grid is capped, the kernels stride. */
@@ -147,15 +171,20 @@ static void test_shapes(void) {
     setenv("FUSOR_GPU_AXIS_FORM", "thread", 1);
     sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_THREAD && g == 4);
-    CHECK(!sched_gpu_axis_split(3, 100000000, 1, &chunk, &nchunks) && chunk == 100000000);
+    CHECK(!sched_gpu_axis_split(3, 100000000, 1, 1, &chunk, &nchunks) && chunk == 100000000);
+    CHECK(!sched_gpu_axis_split(24414, 4096, 0, 1, &chunk, &nchunks));
     setenv("FUSOR_GPU_AXIS_FORM", "block", 1);
     sched_gpu_axis_shape(1 << 20, 4096, 0, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
     setenv("FUSOR_GPU_AXIS_FORM", "split", 1);
     sched_gpu_axis_shape(1000, 100, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_SPLIT && g == 2000);
-    CHECK(sched_gpu_axis_split(1000, 100, 1, &chunk, &nchunks) && chunk == 50 && nchunks == 2);
-    CHECK(!sched_gpu_axis_split(1000, 1, 1, &chunk, &nchunks)); /* nothing to cut */
+    CHECK(sched_gpu_axis_split(1000, 100, 0, 1, &chunk, &nchunks) && chunk == 50 && nchunks == 2);
+    CHECK(!sched_gpu_axis_split(1000, 1, 1, 1, &chunk, &nchunks)); /* nothing to cut */
+    setenv("FUSOR_GPU_AXIS_FORM", "threadsplit", 1);
+    sched_gpu_axis_shape(1 << 20, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && g == 8192);
+    CHECK(sched_gpu_axis_split(1 << 20, 4096, 1, 1, &chunk, &nchunks) && nchunks == 2);
     setenv("FUSOR_GPU_AXIS_FORM", "bogus", 1); /* not a form: the shape decides */
     sched_gpu_axis_shape(1000, 63, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_THREAD);
@@ -275,7 +304,9 @@ static void dom_strides(const ir_nshape *shape, size_t elsize, const ir_nshape *
 
 /* Program p over full-kernel parameters of shape `xs` (every array parameter declares
  * its dimensions: x has xs, a 1-D w has xs' last extent), launched as `how` says:
- * 0 the launcher's shape, 1 the other form with 32-thread blocks, 2 one block of 32. */
+ * 0 the launcher's shape and chunks, 1 the other unsplit form with 32-thread blocks, 2
+ * one block of 32, 3 blocks over chunks of 7, 4 threads over chunks of 7 (a grid of one
+ * or two blocks of 32, so that the threads stride). */
 static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const ir_nshape *xs,
                 int how) {
     const ir_kernel *k = p->k;
@@ -382,9 +413,13 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
     for (int x = 0; x < dom->ndim; x++)
         nres *= x == ax ? 1 : dom->shape[x];
     int words = stage_words(sk, stg->plan), block, grid, form;
-    sched_gpu_axis_shape(nres, len, ax == dom->ndim - 1, words, 1024, 0, 0, &block, &grid, &form);
-    /* how 3: split into chunks of 7; the others one piece. */
-    int64_t chunk = how == 3 ? 7 : len, nchunks = how == 3 ? (len + 6) / 7 : 1;
+    int inner = sched_gpu_axis_innermost(&d, ax);
+    sched_gpu_axis_shape(nres, len, inner, words, 1024, 0, 0, &block, &grid, &form);
+    int64_t chunk = len, nchunks = 1;
+    if (how == 0)
+        sched_gpu_axis_split(nres, len, inner, words, &chunk, &nchunks);
+    else if (how >= 3 && len > 0) /* chunks of 7 */
+        chunk = 7, nchunks = (len + 6) / 7;
     uint64_t *rows = calloc((size_t)(nres * (nchunks ? nchunks : 1) * words) + 1, 8);
     sched_gpu_axis_params(&d, ax, (uint64_t)(uintptr_t)slots, chunk, nchunks,
                           (uint64_t)(uintptr_t)rows, P);
@@ -400,9 +435,13 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
         form = SCHED_AXIS_SPLIT;
         block = 32;
         grid = (int)(nres * nchunks < 9 ? nres * nchunks : 9);
+    } else if (how == 4) {
+        form = SCHED_AXIS_THREAD;
+        block = 32;
+        grid = nres * nchunks > 40 ? 2 : 1;
     }
     launch(kernels[form], (const char *)P, (unsigned)(grid < 1 ? 1 : grid), (unsigned)block);
-    if (form == SCHED_AXIS_SPLIT) /* the fold: a thread per result */
+    if (form == SCHED_AXIS_SPLIT || nchunks > 1) /* the fold: a thread per result */
         launch(kernels[3], (const char *)P, (unsigned)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
 
     int sum = op == IR_SUM || op == IR_PROD, bad = 0;
@@ -461,7 +500,7 @@ static void test_cuda_c(void) {
             const ir_nshape *sh = rank == 3 ? shapes3 : shapes2;
             int ns = rank == 3 ? 4 : 7;
             for (int s = 0; kernels && launch && s < ns; s++)
-                for (int how = 0; how < 4; how++)
+                for (int how = 0; how < 5; how++)
                     run(&progs[i], kernels, launch, &sh[s], how);
         }
     }

@@ -50,7 +50,7 @@ static void unravel(const unsigned char *pb, int n, int64_t flat, int64_t *off) 
 /* ------------------------------------------------------------------ simulated kernels */
 
 /* The AXIS stage of both kernels below: sum(x, axis=1); arrays x, then the result. */
-static long axis_runs[2];
+static long axis_runs[2], thread_split_runs;
 static unsigned last_grid, last_block;
 static void axis_sum(unsigned char *pb, unsigned grid, unsigned block, int form) {
     axis_runs[form]++;
@@ -60,6 +60,29 @@ static void axis_sum(unsigned char *pb, unsigned grid, unsigned block, int form)
     char *x = array_at(pb, 2, 0), *r = array_at(pb, 2, 1);
     if (!fake_check((void *)(uintptr_t)pb64(pb, CG_GPU_OFF_SLOTS), 16))
         return;
+    int64_t chunk = (int64_t)pb64(pb, CG_GPU_OFF_AXCHUNK(2));
+    int64_t nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
+    if (form == 0 && nch > 1) { /* threads over (chunk, result) items, into rows */
+        thread_split_runs++;
+        double *rows = (double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
+        if (!fake_check(rows, (size_t)(n * nch) * 8)) {
+            F.bad_access++;
+            return;
+        }
+        for (int64_t item = 0; item < n * nch; item++) {
+            int64_t off[2], e = item % n, lo = (item / n) * chunk;
+            unravel(pb, 2, e, off);
+            double s = 0;
+            for (int64_t j = lo; j < lo + chunk && j < len; j++) {
+                double *p = (double *)(x + off[0] + j * ax0);
+                if (!fake_check(p, 8))
+                    return;
+                s += *p;
+            }
+            rows[e * nch + item / n] = s;
+        }
+        return;
+    }
     for (int64_t e = 0; e < n; e++) {
         int64_t off[2];
         unravel(pb, 2, e, off);
@@ -265,7 +288,7 @@ static void test_host_arrays(void) {
     CHECK_OK(fusor_launch(k, a));
     CHECK(axis_runs[0] == before + 1 && last_grid == 3 && last_block == 64);
     CHECK(wrong_sums(fusor_array_data(s), 6, 10) == 0);
-    /* Three rows of 20000: split into chunks (5 of 4000), then folded. */
+    /* Three rows of 20000: split into chunks (4 of 5000) for blocks, then folded. */
     int64_t shape3[2] = {3, 20000}, s3[1] = {3};
     fusor_array *x3 = host(2, shape3, 1.0), *r3 = host(1, s3, NAN);
     CHECK_OK(fusor_args_set_array(a, "x", x3));
@@ -278,6 +301,34 @@ static void test_host_arrays(void) {
     CHECK(wrong_sums(fusor_array_data(r3), 3, 20000) == 0);
     fusor_array_destroy(x3);
     fusor_array_destroy(r3);
+    /* The sums of 6 columns of 2000: an outer axis, too few results for the GPU's
+     * threads, so the axis is cut into chunks for threads (15 of 134), then folded. */
+    fusor_kernel *kc = NULL;
+    CHECK_OK(fusor_kernel_compile(
+        g, "kernel cols(x: f64[n, m]) -> (s: f64[]) { s = sum(x, axis=0) }", "cols.fu", NULL, &kc));
+    int64_t cshape[2] = {2000, 6}, c1[1] = {6};
+    fusor_array *xc = host(2, cshape, 1.0), *rc = host(1, c1, NAN);
+    fusor_args *ca;
+    CHECK_OK(fusor_args_create(kc, &ca));
+    CHECK_OK(fusor_args_set_array(ca, "x", xc));
+    CHECK_OK(fusor_args_set_array(ca, "s", rc));
+    long ts = thread_split_runs;
+    fr = fold_runs;
+    CHECK_OK(fusor_launch(kc, ca));
+    CHECK(thread_split_runs == ts + 1 && fold_runs == fr + 1);
+    CHECK_MSG(last_grid == 1 && last_block == 256, "grid %u block %u", last_grid, last_block);
+    int wrong_cols = 0;
+    for (int c = 0; c < 6; c++) {
+        double want = 0;
+        for (int r = 0; r < 2000; r++)
+            want += 1.0 + (double)((r * 6 + c) % 13);
+        wrong_cols += ((double *)fusor_array_data(rc))[c] != want;
+    }
+    CHECK(wrong_cols == 0);
+    fusor_args_destroy(ca);
+    fusor_array_destroy(xc);
+    fusor_array_destroy(rc);
+    fusor_kernel_destroy(kc);
     /* keepdims: the result goes straight into a (6, 1) output, over its own strides. */
     fusor_kernel *kk = NULL;
     CHECK_OK(fusor_kernel_compile(
