@@ -1102,14 +1102,15 @@ static void print_used(cw *w, const char *fmt) {
  * mode: 0 fusor_pass0_axis (a thread per result and chunk, results fastest; into partials
  * when the axis is split), 1 _axisblk (a block per result), 2 _axissplit (a block per
  * result and chunk, into partials), 3 _axisfold (a thread per result over its chunk
- * rows). */
+ * rows), 4 _axisfoldblk (a block per result over its chunk rows). */
 static void print_axis_kernel(cw *w, int mode) {
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
+                                        "axisfoldblk"};
     const ir_pass *ps = &w->plan->passes[0];
     const ir_kernel *k = w->k;
     strbuf *s = &w->s;
     int n = w->narrays, out = k->nparams, words = cg_pass_words(k, w->plan, 0);
-    int by_block = mode == 1 || mode == 2;
+    int by_block = mode == 1 || mode == 2 || mode == 4;
     int32_t red = ps->reductions[0];
     fusor_dtype od = k->outputs[0].dtype;
     w->pass = 0;
@@ -1133,7 +1134,7 @@ static void print_axis_kernel(cw *w, int mode) {
             sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
                       a);
     sb_printf(s, "    (void)slots; (void)axs; (void)len; (void)chunk; (void)nch; (void)partials;\n");
-    for (int32_t i = 0; i < k->nnodes && mode != 3; i++)
+    for (int32_t i = 0; i < k->nnodes && mode < 3; i++)
         if (w->need[i] && k->nodes[i].shape == IR_UNIFORM)
             print_node(w, i, NULL);
     sb_printf(s, "    for (fu_i64 item = %s; item < %s; item += %s) {\n",
@@ -1160,6 +1161,12 @@ static void print_axis_kernel(cw *w, int mode) {
                      "            fusor_pass0_merge(acc, partials + (e * nch + c) * %d);\n"
                      "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n",
                   words, words);
+    } else if (mode == 4) { /* the chunk rows shared by the block's threads */
+        sb_printf(s, "        fusor_pass0_init(acc);\n"
+                     "        for (fu_i64 c = threadIdx.x; c < nch; c += blockDim.x)\n"
+                     "            fusor_pass0_merge(acc, partials + (e * nch + c) * %d);\n"
+                     "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n",
+                  words);
     } else {
         if (mode == 2 || mode == 0) { /* chunk c of the axis: the arrays start at its first
                                          * element */
@@ -1212,7 +1219,7 @@ static void print_axis_kernel(cw *w, int mode) {
     sb_printf(s, "            const fu_u64 v_ = mine[%d];\n"
                  "            *(%s *)(a%d + ro%d) = (%s)%s;\n        }\n",
               k->nodes[red].slot, mtype(od), out, out, mtype(od), conv);
-    if (mode == 1) /* the block merge's shared memory is reused by the next result */
+    if (mode == 1 || mode == 4) /* the block merge's shared memory is reused next */
         sb_printf(s, "        __syncthreads();\n");
     sb_printf(s, "    }\n}\n");
 }
@@ -1300,7 +1307,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses && k->axis_stage; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        for (int mode = 0; mode < 4; mode++)
+        for (int mode = 0; mode < 5; mode++)
             print_axis_kernel(&w, mode);
     }
     for (int p = 0; p < plan->npasses && !k->axis_stage; p++) {

@@ -41,14 +41,17 @@
  * the element count, never from the device, for passes with reductions).
  *
  * An AXIS stage's kernel (ir_kernel.axis_stage, kernels/stage.h: one reduction of its
- * operand, computed once per element of the result) has two kernels instead of all the
+ * operand, computed once per element of the result) has five kernels instead of all the
  * above, over the RESULT's domain (n, ndim, shape: the operand's shape without the
  * reduced axis; strides: each array's over those dimensions; arrays[nparams]: the result
- * array, written in the output's dtype):
+ * array, written in the output's dtype), by the launcher's choice (scheduler/gpuaxis.h):
  *
  *   fusor_pass0_axis      one thread per result element (grid-stride): it walks the
  *                         reduced axis alone.  Neighbouring threads read neighbouring
- *                         elements when the axis is not the innermost.
+ *                         elements when the axis is not the innermost.  With the axis
+ *                         cut into chunks (nchunks > 1) one thread per (chunk, result)
+ *                         pair (grid-stride over chunk * n + result) folds that chunk
+ *                         into its row of raw words in partials[], as _axissplit.
  *   fusor_pass0_axisblk   one block per result element (block-stride over them): the
  *                         block's threads share the axis (coalesced when it is the
  *                         innermost), then the block merge; block size a multiple of 32.
@@ -58,6 +61,8 @@
  *                         per result merges its nchunks rows in order, finals and stores.
  *                         (A float min/max's last-zero tag is moved from the chunk's start
  *                         to the axis's before the block merge.)
+ *   fusor_pass0_axisfoldblk  as _axisfold with one block per result: thread t merges
+ *                         rows t, t + ntid, ..., then the block merge; for many chunks.
  *
  * Each result is folded in a fixed order for a given block size: the same bits every
  * time.  Their block adds the axis's length and strides (CG_GPU_OFF_AXLEN below).

@@ -717,12 +717,16 @@ static void store_canonical(nvb *g, LLVMValueRef v, LLVMValueRef p, fusor_dtype 
  *              elements) into its row of raw words in partials.
  *   AX_FOLD    fusor_pass0_axisfold: a grid-stride loop over the results, merging each
  *              result's chunk rows in order, then `final` and the store.
+ *   AX_FOLDBLK fusor_pass0_axisfoldblk: a block-stride loop over the results, the block's
+ *              threads merging the chunk rows (thread t rows t, t + ntid, ...), the block
+ *              merge, then thread 0 finals and stores: for many chunks per result.
  * Each finds its result's elements from the result-domain table (gpu_nd_offsets).
  */
-enum { AX_THREAD, AX_BLOCK, AX_SPLIT, AX_FOLD };
+enum { AX_THREAD, AX_BLOCK, AX_SPLIT, AX_FOLD, AX_FOLDBLK };
 
 static void build_axis_kernel(nvb *g, int mode) {
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
+                                        "axisfoldblk"};
     char name[64], rname[80];
     cg_pass_helper_name(name, sizeof name, 0, names[mode]);
     row_name(rname, sizeof rname, 0, mode == AX_THREAD ? CG_AXIS : CG_AXISBLK);
@@ -732,7 +736,7 @@ static void build_axis_kernel(nvb *g, int mode) {
     LLVMTypeRef i8 = LLVMInt8TypeInContext(g->ctx);
     LLVMValueRef P = LLVMGetParam(g->fn, 0);
     int n = g->narrays, words = cg_pass_words(g->k, g->plan, 0);
-    int by_block = mode == AX_BLOCK || mode == AX_SPLIT;
+    int by_block = mode == AX_BLOCK || mode == AX_SPLIT || mode == AX_FOLDBLK;
     int32_t red = g->plan->passes[0].reductions[0];
     fusor_dtype rd = g->k->outputs[0].dtype;
     LLVMValueRef nres = param_field(g, P, CG_GPU_OFF_N, g->i64, "n");
@@ -786,25 +790,44 @@ static void build_axis_kernel(nvb *g, int mode) {
     gpu_nd_offsets(g->mod, b, table, r, n, bases, off);
     LLVMValueRef outp = LLVMBuildGEP2(b, i8, bases[g->k->nparams], &off[g->k->nparams], 1, "out");
     LLVMValueRef slot = word_ptr(g, mine, ci64(g, g->k->nodes[red].slot));
-    if (mode == AX_FOLD) { /* the result's chunk rows, in order */
+    if (mode == AX_FOLD || mode == AX_FOLDBLK) { /* the result's chunk rows */
         call_fn(g, helper(g, 0, "init"), &acc, 1);
+        int blk = mode == AX_FOLDBLK;
+        LLVMValueRef c0 = blk ? sreg(g->mod, b, "tid.x") : ci64(g, 0);
+        LLVMValueRef cstep = blk ? sreg(g->mod, b, "ntid.x") : ci64(g, 1);
         LLVMBasicBlockRef pre = LLVMGetInsertBlock(b), fold = block(g, "fold"),
                           folded = block(g, "folded");
-        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 0), ""), fold, folded);
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, c0, nchunks, ""), fold, folded);
         LLVMPositionBuilderAtEnd(b, fold);
         LLVMValueRef c = LLVMBuildPhi(b, g->i64, "c");
         merge_row(g, 0, acc, res, partials,
                   LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, "row"));
-        LLVMValueRef cn = LLVMBuildAdd(b, c, ci64(g, 1), "");
+        LLVMValueRef cn = LLVMBuildAdd(b, c, cstep, "");
         LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
         LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, cn, nchunks, ""), fold, folded);
-        LLVMValueRef cv[2] = {ci64(g, 0), cn};
+        LLVMValueRef cv[2] = {c0, cn};
         LLVMBasicBlockRef cb[2] = {pre, latch};
         LLVMAddIncoming(c, cv, cb, 2);
         LLVMPositionBuilderAtEnd(b, folded);
-        LLVMValueRef fargs[2] = {acc, mine};
-        call_fn(g, helper(g, 0, "final"), fargs, 2);
-        store_canonical(g, load64(g, slot), outp, rd);
+        if (blk) {
+            LLVMValueRef bargs[2] = {acc, res};
+            call_fn(g, block_fn(g, 0), bargs, 2);
+            LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
+            LLVMBuildCondBr(b,
+                            LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
+                            put, next);
+            LLVMPositionBuilderAtEnd(b, put);
+            LLVMValueRef fargs[2] = {res, mine};
+            call_fn(g, helper(g, 0, "final"), fargs, 2);
+            store_canonical(g, load64(g, slot), outp, rd);
+            LLVMBuildBr(b, next);
+            LLVMPositionBuilderAtEnd(b, next);
+            intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+        } else {
+            LLVMValueRef fargs[2] = {acc, mine};
+            call_fn(g, helper(g, 0, "final"), fargs, 2);
+            store_canonical(g, load64(g, slot), outp, rd);
+        }
     } else {
         /* This item's part of the axis: all of it, or chunk c of a split. */
         LLVMValueRef lo = ci64(g, 0), part = len;
@@ -1100,7 +1123,7 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     hide_emitted(g);
     int stencil = cg_gpu_is_stencil(g->k, NULL);
     if (g->k->axis_stage) { /* emit.c checked: one pass, one reduction */
-        for (int mode = AX_THREAD; mode <= AX_FOLD; mode++)
+        for (int mode = AX_THREAD; mode <= AX_FOLDBLK; mode++)
             build_axis_kernel(g, mode);
     }
     for (int p = 0; p < g->plan->npasses && !g->k->axis_stage; p++) {

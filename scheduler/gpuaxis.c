@@ -50,8 +50,11 @@ static int plan(int64_t nresults, int64_t len, int innermost, int64_t *chunk, in
     int forced = forced_form();
     if (nresults < 1)
         return forced == SCHED_AXIS_BLOCK ? SCHED_AXIS_BLOCK : SCHED_AXIS_THREAD;
-    /* Blocks over chunks: about 2048 blocks in all, at least 4096 elements each. */
-    int64_t blocks = (2048 + nresults - 1) / nresults;
+    /* Blocks over chunks: at least 2048 blocks in all, chunks of about 8192 elements
+     * (64 KiB of f64: two waves of blocks on a long row beat one), at least 4096. */
+    int64_t blocks = (2048 + nresults - 1) / nresults, per = (len + 8191) / 8192;
+    if (blocks < per)
+        blocks = per;
     /* Threads over chunks: about 2^18 threads in all (an H100 or H200 holds 270,336),
      * at least 128 elements each, so that the chunk rows add under 1% to the reads. */
     int64_t threads = ((int64_t)1 << 18) / nresults + 1;
@@ -62,11 +65,11 @@ static int plan(int64_t nresults, int64_t len, int innermost, int64_t *chunk, in
     if (forced >= 0)
         return forced == THREAD_SPLIT ? SCHED_AXIS_THREAD : forced;
     if (innermost) {
-        /* Few results over a long contiguous axis: blocks over chunks. */
-        if (nresults < 512 && len >= 16384 && cut(len, blocks, 4096, 0, chunk, nchunks))
+        /* A long contiguous axis: blocks over chunks. */
+        if (len >= 8192 && cut(len, blocks, 4096, 0, chunk, nchunks))
             return SCHED_AXIS_SPLIT;
         /* Short rows, many of them: a thread each reads its row's cache lines alone. */
-        return len >= 64 && (len >= 1024 || nresults < 16384) ? SCHED_AXIS_BLOCK
+        return len >= 64 && (len >= 2048 || nresults < 16384) ? SCHED_AXIS_BLOCK
                                                                : SCHED_AXIS_THREAD;
     }
     /* An outer axis: neighbouring threads read neighbouring results, the axis cut into
@@ -112,6 +115,26 @@ void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int word
     if (grid_override > 0)
         g = grid_override;
     *block = b;
+    *grid = g < 1 ? 1 : (int)g;
+}
+
+void sched_gpu_axis_fold_shape(int64_t nresults, int64_t nchunks, int thread_max_block,
+                               int block_max_block, int *block, int *grid, int *by_block) {
+    *by_block = nchunks >= 64;
+    int64_t b, g;
+    if (*by_block) { /* whole warps, enough for the rows, at most 256 */
+        int limit = block_max_block >= 32 && block_max_block < 256 ? block_max_block : 256;
+        b = (nchunks + 31) / 32 * 32;
+        if (b > limit)
+            b = limit / 32 * 32;
+        g = nresults;
+    } else {
+        b = thread_max_block >= 1 && thread_max_block < 256 ? thread_max_block : 256;
+        g = (nresults + b - 1) / b;
+    }
+    if (g > 65536) /* the kernels stride over the rest */
+        g = 65536;
+    *block = (int)b;
     *grid = g < 1 ? 1 : (int)g;
 }
 
@@ -223,10 +246,11 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     int64_t nres = 1;
     for (int x = 0; x < d->ndim; x++)
         nres *= x == axis ? 1 : d->shape[x];
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold"};
-    sched_function *fn[4];
+    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
+                                        "axisfoldblk"};
+    sched_function *fn[5];
     char name[64];
-    for (int v = 0; v < 4 && !st; v++) {
+    for (int v = 0; v < 5 && !st; v++) {
         cg_pass_helper_name(name, sizeof name, 0, names[v]);
         st = sched_module_function(g->d, mod, name, &fn[v]);
     }
@@ -243,9 +267,11 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     sched_gpu_axis_params(d, axis, dslots, chunk, nchunks, dpartials, img);
     out[0] = (sched_gpu_call){.fn = fn[form], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
     if (form == SCHED_AXIS_SPLIT || nchunks > 1) { /* a thread per result folds the rows */
-        int fb = fn[3]->max_block < 256 ? fn[3]->max_block : 256;
-        int64_t fg = (nres + fb - 1) / fb;
-        out[1] = (sched_gpu_call){.fn = fn[3], .grid = {(int)fg, 1, 1}, .block = {fb, 1, 1}};
+        int fb, fg, by_block;
+        sched_gpu_axis_fold_shape(nres, nchunks, fn[3]->max_block, fn[4]->max_block, &fb, &fg,
+                                  &by_block);
+        out[1] = (sched_gpu_call){
+            .fn = fn[by_block ? 4 : 3], .grid = {fg, 1, 1}, .block = {fb, 1, 1}};
     }
     return FUSOR_OK;
 }

@@ -4,9 +4,10 @@
  * A launch of such a kernel placed on a GPU runs every stage there, in order, on one CUDA
  * stream, over device memory:
  *
- *   AXIS     fusor_pass0_axis, _axisblk, or _axissplit then _axisfold (codegen/gpu.h)
- *            over the result's elements, writing the output array that holds the result,
- *            or a temporary
+ *   AXIS     fusor_pass0_axis or _axisblk, or the axis cut into chunks (_axis or
+ *            _axissplit, then _axisfold or _axisfoldblk; codegen/gpu.h) over the
+ *            result's elements, writing the output array that holds the result, or a
+ *            temporary
  *   STORE    the stage's ordinary pass kernel over the output's shape (gpurun.c's choice)
  *   SCALARS  on the host (only parameters and constants feed them)
  *
@@ -37,9 +38,9 @@ enum { SCHED_AXIS_THREAD = 0, SCHED_AXIS_BLOCK = 1, SCHED_AXIS_SPLIT = 2 };
  * returned), each folded into a row of raw words in partials and the rows then folded in
  * order per result (fusor_pass0_axisfold).  `innermost`: the axis is the operand's
  * innermost (only extents of 1 after it, sched_gpu_axis_innermost), so its elements are
- * neighbours.  Such an axis is cut for blocks (SCHED_AXIS_SPLIT) when fewer than 512
- * results lie on an axis of at least 16384 elements: about 2048 blocks in all, at least
- * 4096 elements each.  An outer axis is cut for threads (SCHED_AXIS_THREAD, neighbouring
+ * neighbours.  Such an axis is cut for blocks (SCHED_AXIS_SPLIT) when it has at least
+ * 8192 elements: at least 2048 blocks in all, chunks of about 8192 elements, at least
+ * 4096.  An outer axis is cut for threads (SCHED_AXIS_THREAD, neighbouring
  * threads on neighbouring results) when the results alone are too few threads: about
  * 2^18 threads in all, at least 128 elements each.  (`words`, the raw words the
  * reduction carries, does not matter: any reduction splits.) */
@@ -49,19 +50,26 @@ int sched_gpu_axis_split(int64_t nresults, int64_t len, int innermost, int words
 /* The launch of an AXIS stage: its form (SCHED_AXIS_*), block and grid, from the shape
  * alone, never from the device, so a result's bits do not depend on the GPU.  Cut as
  * above; else, on the innermost axis, one block per result when the axis has at least
- * 1024 elements, or at least 64 and there are fewer than 16384 results (a thread per
+ * 2048 elements, or at least 64 and there are fewer than 16384 results (a thread per
  * result otherwise: it reads its short row's cache lines alone); on an outer axis, one
  * block per result for fewer than 4096 results over at least 64 elements, else a thread
  * per result.  Measured on an H100 (docs/gpu.md, bench_gpu's table of the forms).
  * `max_block` caps the block (the kernel's limit); block_override / grid_override
  * (fusor_args_set_gpu_shape, 0: automatic) are taken as given except that a block of the
- * shared forms is rounded down to a multiple of 32 (at least 32).  The fold runs a thread
- * per result, 256 a block.  FUSOR_GPU_AXIS_FORM=thread|threadsplit|block|split (read at
+ * shared forms is rounded down to a multiple of 32 (at least 32).  FUSOR_GPU_AXIS_FORM=thread|threadsplit|block|split (read at
  * each call) imposes a form, for benchmarks that compare them: threadsplit and split cut
  * any axis of 2 or more elements into at least two chunks. */
 void sched_gpu_axis_shape(int64_t nresults, int64_t len, int innermost, int words, int max_block,
                           int block_override, int grid_override, int *block, int *grid,
                           int *form);
+
+/* The launch of the fold that follows a cut axis (sched_gpu_axis_split: *nchunks rows
+ * per result): a thread per result (fusor_pass0_axisfold, 256 a block), or with 64
+ * chunks or more a block per result (fusor_pass0_axisfoldblk, *by_block set: threads
+ * share the rows, whole warps up to 256), whose serial fold would otherwise take longer
+ * than the reads.  The *_max_block are the two kernels' limits. */
+void sched_gpu_axis_fold_shape(int64_t nresults, int64_t nchunks, int thread_max_block,
+                               int block_max_block, int *block, int *grid, int *by_block);
 
 /* Whether axis `axis` of domain d is its innermost but for extents of 1. */
 int sched_gpu_axis_innermost(const ir_domain *d, int axis);

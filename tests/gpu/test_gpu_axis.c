@@ -52,6 +52,11 @@ static const axcase cases[] = {
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = min(x * 0.0, axis=0) }", FUSOR_F64, 2,
      {40000, 3}, 0},
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", FUSOR_F64, 2, {1000, 37}, 1},
+    /* Many chunks per result (244, 1551, 2326): a block per result folds them. */
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", FUSOR_F64, 2, {2, 1000000}, 1},
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=0) }", FUSOR_F64, 2, {200000, 5}, 1},
+    {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = max(x * 0.0, axis=0) }", FUSOR_F64, 2,
+     {300000, 2}, 0},
     /* Many short rows: a thread per row. */
     {"kernel r(x: f64[n, m]) -> (y: f64[]) { y = sum(x, axis=1) }", FUSOR_F64, 2, {20000, 100}, 1},
 };

@@ -9,7 +9,8 @@
  *   3. The CUDA C of each AXIS stage runs on the CPU (cuda_shim.h: a block's threads are
  *      real threads) with the parameter block the launcher writes (sched_gpu_axis_params),
  *      in every form (a thread per result, a block per result, the axis split into
- *      chunks of 7 for blocks and for threads, then folded), with the launcher's shape,
+ *      chunks of 7 for blocks and for threads, then folded by a thread or a block per
+ *      result), with the launcher's shape,
  *      32-thread blocks, and a single block so every loop strides; over shapes with
  *      axes of length 0, 1, under and over a block.  Outputs are poisoned first and
  *      compared with the interpreter running the whole kernel: bit for bit, except float
@@ -102,8 +103,10 @@ static void test_shapes(void) {
     /* The innermost axis, long enough: a block per result, 256 threads. */
     sched_gpu_axis_shape(1000, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && b == 256 && g == 1000);
-    sched_gpu_axis_shape(100000, 1024, 1, 1, 1024, 0, 0, &b, &g, &form);
+    sched_gpu_axis_shape(100000, 2048, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
+    sched_gpu_axis_shape(100000, 2047, 1, 1, 1024, 0, 0, &b, &g, &form);
+    CHECK(form == SCHED_AXIS_THREAD && g == 391);
     /* ... a short one, few results: a block per result sized to the axis (whole warps). */
     sched_gpu_axis_shape(1000, 70, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && b == 96 && g == 1000);
@@ -139,20 +142,35 @@ static void test_shapes(void) {
     memcpy(d3.shape, shp, sizeof shp);
     CHECK(sched_gpu_axis_innermost(&d3, 1) && sched_gpu_axis_innermost(&d3, 2) &&
           !sched_gpu_axis_innermost(&d3, 0));
-    /* Few results over a long innermost axis: blocks over chunks, about 2048 blocks of
-     * >= 4096. */
+    /* A long innermost axis: blocks over chunks of about 8192 (at least 2048 blocks, at
+     * least 4096 elements each). */
     CHECK(sched_gpu_axis_split(3, 100000000, 1, 1, &chunk, &nchunks));
-    CHECK(nchunks == 683 && chunk == 146413 && chunk * nchunks >= 100000000);
+    CHECK(nchunks == 12208 && chunk == 8192 && chunk * nchunks >= 100000000);
     sched_gpu_axis_shape(3, 100000000, 1, 1, 1024, 0, 0, &b, &g, &form);
-    CHECK(form == SCHED_AXIS_SPLIT && b == 256 && g == 3 * 683);
+    CHECK(form == SCHED_AXIS_SPLIT && b == 256 && g == 3 * 12208);
     CHECK(sched_gpu_axis_split(1, 20000, 1, 1, &chunk, &nchunks) && nchunks == 4 && chunk == 5000);
-    /* ... a float min/max too (three words), but not many results or a short axis. */
-    CHECK(sched_gpu_axis_split(3, 100000000, 1, 3, &chunk, &nchunks) && nchunks == 683);
-    CHECK(!sched_gpu_axis_split(3, 16383, 1, 1, &chunk, &nchunks) && chunk == 16383);
-    CHECK(!sched_gpu_axis_split(512, 1 << 20, 1, 1, &chunk, &nchunks)); /* 512 blocks fill it */
-    CHECK(sched_gpu_axis_split(511, 1 << 20, 1, 1, &chunk, &nchunks) && nchunks == 5);
+    CHECK(sched_gpu_axis_split(381, 262144, 1, 1, &chunk, &nchunks) && nchunks == 32);
+    CHECK(sched_gpu_axis_split(10000, 10000, 1, 1, &chunk, &nchunks) && nchunks == 2 &&
+          chunk == 5000);
+    /* ... a float min/max too (three words), but not a short axis. */
+    CHECK(sched_gpu_axis_split(3, 100000000, 1, 3, &chunk, &nchunks) && nchunks == 12208);
+    CHECK(!sched_gpu_axis_split(3, 8191, 1, 1, &chunk, &nchunks) && chunk == 8191);
+    CHECK(sched_gpu_axis_split(3, 8192, 1, 1, &chunk, &nchunks) && nchunks == 2);
+    CHECK(!sched_gpu_axis_split(100000, 8192, 1, 1, &chunk, &nchunks)); /* blocks enough */
     sched_gpu_axis_shape(3, 100000000, 1, 3, 1024, 0, 0, &b, &g, &form);
-    CHECK(form == SCHED_AXIS_SPLIT && g == 3 * 683);
+    CHECK(form == SCHED_AXIS_SPLIT && g == 3 * 12208);
+    /* The fold: a thread per result, or a block per result for 64 rows or more. */
+    int byb;
+    sched_gpu_axis_fold_shape(24414, 11, 1024, 1024, &b, &g, &byb);
+    CHECK(!byb && b == 256 && g == 96);
+    sched_gpu_axis_fold_shape(23, 11398, 1024, 1024, &b, &g, &byb);
+    CHECK(byb && b == 256 && g == 23);
+    sched_gpu_axis_fold_shape(3, 64, 1024, 1024, &b, &g, &byb);
+    CHECK(byb && b == 64 && g == 3);
+    sched_gpu_axis_fold_shape(3, 100, 1024, 96, &b, &g, &byb);
+    CHECK(byb && b == 96 && g == 3);
+    sched_gpu_axis_fold_shape((int64_t)1 << 40, 2, 128, 1024, &b, &g, &byb);
+    CHECK(!byb && b == 128 && g == 65536);
     /* Many results: the grid is capped, the kernels stride. */
     sched_gpu_axis_shape((int64_t)1 << 40, 4096, 1, 1, 1024, 0, 0, &b, &g, &form);
     CHECK(form == SCHED_AXIS_BLOCK && g == 65536);
@@ -209,6 +227,7 @@ static void test_ptx(const char *ptxas, int nvrtc) {
             CHECK(strstr(c->ptx, ".entry fusor_pass0_axisblk(") != NULL);
             CHECK(strstr(c->ptx, ".entry fusor_pass0_axissplit(") != NULL);
             CHECK(strstr(c->ptx, ".entry fusor_pass0_axisfold(") != NULL);
+            CHECK(strstr(c->ptx, ".entry fusor_pass0_axisfoldblk(") != NULL);
             CHECK(strstr(c->ptx, "fusor_pass0_contig") == NULL); /* only the axis kernels */
         }
         cg_gpu_code_free(c);
@@ -249,7 +268,8 @@ static int write_source(const char *path) {
         cuda_shim_program(f, i, text);
         fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {p%d::fusor_pass0_axis, "
                    "p%d::fusor_pass0_axisblk, p%d::fusor_pass0_axissplit, "
-                   "p%d::fusor_pass0_axisfold};\n", i, i, i, i, i);
+                   "p%d::fusor_pass0_axisfold, p%d::fusor_pass0_axisfoldblk};\n",
+                i, i, i, i, i, i);
         fu_free(text);
     }
     return fclose(f) == 0;
@@ -305,8 +325,9 @@ static void dom_strides(const ir_nshape *shape, size_t elsize, const ir_nshape *
 /* Program p over full-kernel parameters of shape `xs` (every array parameter declares
  * its dimensions: x has xs, a 1-D w has xs' last extent), launched as `how` says:
  * 0 the launcher's shape and chunks, 1 the other unsplit form with 32-thread blocks, 2
- * one block of 32, 3 blocks over chunks of 7, 4 threads over chunks of 7 (a grid of one
- * or two blocks of 32, so that the threads stride). */
+ * one block of 32, 3 blocks over chunks of 7 folded by a thread per result, 4 threads
+ * over chunks of 7 (a grid of one or two blocks of 32, so that the threads stride) folded
+ * by a block per result. */
 static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const ir_nshape *xs,
                 int how) {
     const ir_kernel *k = p->k;
@@ -441,8 +462,17 @@ static void run(const prog *p, kernel_fn const *kernels, launch_fn launch, const
         grid = nres * nchunks > 40 ? 2 : 1;
     }
     launch(kernels[form], (const char *)P, (unsigned)(grid < 1 ? 1 : grid), (unsigned)block);
-    if (form == SCHED_AXIS_SPLIT || nchunks > 1) /* the fold: a thread per result */
-        launch(kernels[3], (const char *)P, (unsigned)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
+    if (form == SCHED_AXIS_SPLIT || nchunks > 1) {
+        /* The fold: a thread per result, or (how 4, or when the launcher says so) a
+         * block of 32 per result, three blocks so that they stride over the results. */
+        int fb, fg, byb;
+        sched_gpu_axis_fold_shape(nres, nchunks, 1024, 1024, &fb, &fg, &byb);
+        if (byb || how == 4)
+            launch(kernels[4], (const char *)P, (unsigned)(nres < 3 ? 1 : 3), 32);
+        else
+            launch(kernels[3], (const char *)P,
+                   (unsigned)((nres + 31) / 32 ? (nres + 31) / 32 : 1), 32);
+    }
 
     int sum = op == IR_SUM || op == IR_PROD, bad = 0;
     fusor_dtype od = k->outputs[0].dtype;

@@ -144,6 +144,12 @@ static void axis_fold(unsigned char *pb, unsigned grid, unsigned block) {
         *(double *)(r + off[1]) = s;
     }
 }
+static long fold_block_runs;
+static void axis_fold_block(unsigned char *pb, unsigned grid, unsigned block) {
+    fold_block_runs++;
+    last_grid = grid, last_block = block;
+    axis_fold(pb, grid, block); /* the same sums here: the order differs only on a GPU */
+}
 static void axis_thread(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 0); }
 static void axis_block(unsigned char *pb, unsigned g, unsigned b) { axis_sum(pb, g, b, 1); }
 
@@ -173,6 +179,7 @@ static void fake_with_kernels(void) {
     fake_add_kernel("fusor_pass0_axisblk", axis_block);
     fake_add_kernel("fusor_pass0_axissplit", axis_split);
     fake_add_kernel("fusor_pass0_axisfold", axis_fold);
+    fake_add_kernel("fusor_pass0_axisfoldblk", axis_fold_block);
     /* t broadcasts along the rows: only the strided variants can address it. */
     fake_add_kernel("fusor_pass0_strided", store_div);
     fake_add_kernel("fusor_pass0_strided32", store_div);
@@ -301,6 +308,19 @@ static void test_host_arrays(void) {
     CHECK(wrong_sums(fusor_array_data(r3), 3, 20000) == 0);
     fusor_array_destroy(x3);
     fusor_array_destroy(r3);
+    /* Two rows of a million: 244 chunks each, folded by a block per row. */
+    int64_t shape4[2] = {2, 1000000}, s4[1] = {2};
+    fusor_array *x4 = host(2, shape4, 1.0), *r4 = host(1, s4, NAN);
+    CHECK_OK(fusor_args_set_array(a, "x", x4));
+    CHECK_OK(fusor_args_set_array(a, "s", r4));
+    long fb = fold_block_runs;
+    sr = split_runs, fr = fold_runs;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(split_runs == sr + 1 && fold_block_runs == fb + 1 && fold_runs == fr + 1);
+    CHECK_MSG(last_grid == 2 && last_block == 256, "grid %u block %u", last_grid, last_block);
+    CHECK(wrong_sums(fusor_array_data(r4), 2, 1000000) == 0);
+    fusor_array_destroy(x4);
+    fusor_array_destroy(r4);
     /* The sums of 6 columns of 2000: an outer axis, too few results for the GPU's
      * threads, so the axis is cut into chunks for threads (15 of 134), then folded. */
     fusor_kernel *kc = NULL;

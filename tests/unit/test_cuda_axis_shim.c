@@ -66,7 +66,8 @@ typedef void (*kernel_fn)(const char *);
 typedef void (*launch_fn)(kernel_fn, const char *, unsigned, unsigned);
 
 static const char *const axis_names[] = {"fusor_pass0_axis", "fusor_pass0_axisblk",
-                                         "fusor_pass0_axissplit", "fusor_pass0_axisfold"};
+                                         "fusor_pass0_axissplit", "fusor_pass0_axisfold",
+                                         "fusor_pass0_axisfoldblk"};
 static const char *const pass_names[] = {"fusor_pass0_contig",   "fusor_pass0_strided",
                                          "fusor_pass0_vec",      "fusor_pass0_contig32",
                                          "fusor_pass0_strided32", "fusor_pass0_vec32"};
@@ -87,7 +88,7 @@ static void dispatch(uint64_t module, const char *name, unsigned char *pb, unsig
         if (progs[i].module != module)
             continue;
         const char *const *names = progs[i].axis ? axis_names : pass_names;
-        int n = progs[i].axis ? 4 : 6;
+        int n = progs[i].axis ? 5 : 6;
         for (int j = 0; j < n; j++)
             if (!strcmp(names[j], name)) {
                 shim_launch(progs[i].kernels[j], (const char *)pb, grid, block);
@@ -127,7 +128,7 @@ static int write_source(const char *path) {
         cuda_shim_program(f, i, progs[i].cuda);
         const char *const *names = progs[i].axis ? axis_names : pass_names;
         fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {", i);
-        for (int j = 0; j < (progs[i].axis ? 4 : 6); j++)
+        for (int j = 0; j < (progs[i].axis ? 5 : 6); j++)
             fprintf(f, "%sp%d::%s", j ? ", " : "", i, names[j]);
         fprintf(f, "};\n");
     }
