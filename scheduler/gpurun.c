@@ -455,6 +455,55 @@ cudrv_graph_exec sched_gpu_capture(const cudrv_table *t, cudrv_stream s,
     return exec;
 }
 
+/* The scalar outputs of a queued launch, copied back into pinned memory (the note and
+ * the values share one block of it) and handed to the argument set at the stream's next
+ * host barrier (stream.h), so that the worker never waits for them. */
+typedef struct scalars_later {
+    sched_after_gpu note;
+    fusor_args *a;
+    const ir_kernel *ir;
+    size_t size;
+    uint64_t vals[]; /* ir_value[noutputs] */
+} scalars_later;
+
+static void scalars_hand_over(void *arg, int ok) {
+    scalars_later *l = arg;
+    for (int j = 0; ok && j < l->ir->noutputs; j++)
+        if (!l->ir->outputs[j].is_array)
+            memcpy(&l->a->scalar_results[l->a->k->ninputs + j], &l->vals[j], 8);
+    mem_pinned_free(l, l->size);
+}
+
+/* Reads the scalar outputs (nouts words at douts) back: on a fusor stream's worker, later
+ * (above), when pinned memory is there; else into outs now (pageable: the copy returns
+ * when the values are there). */
+static fusor_status read_scalars(gpu_run *g, ir_value *outs, cudrv_ptr douts, size_t nouts,
+                                 int *later) {
+    *later = 0;
+    size_t size = sizeof(scalars_later) + nouts * 8;
+    void *mem = NULL;
+    if (g->cur && g->args && mem_pinned_alloc(size, &mem) != FUSOR_OK) {
+        fu_clear_error(); /* no pinned memory: read them now */
+        mem = NULL;
+    }
+    if (mem) {
+        scalars_later *l = mem;
+        *l = (scalars_later){.note = {.fn = scalars_hand_over, .arg = l}, .a = g->args,
+                             .ir = g->ir, .size = size};
+        cudrv_result r = g->t->memcpy_dtoh_async(l->vals, douts, nouts * 8, g->cu);
+        if (r != CUDRV_SUCCESS) {
+            mem_pinned_free(mem, size);
+            return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
+        }
+        sched_stream_after_gpu(g->cur, &l->note);
+        *later = 1;
+        return FUSOR_OK;
+    }
+    cudrv_result r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu);
+    return r != CUDRV_SUCCESS ? sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs")
+                              : FUSOR_OK;
+}
+
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */
 fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
                                    int *need_sync) {
@@ -497,11 +546,9 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);
     if (!st && g->code->has_finish) {
-        /* To pageable memory: returns when the values are there. */
-        cudrv_result r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu);
-        if (r != CUDRV_SUCCESS)
-            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
-        if (!st)
+        int later;
+        st = read_scalars(g, outs, douts, nouts, &later);
+        if (!st && !later)
             *need_sync = 1;
     }
     /* Host outputs, last: nothing is written to them unless every kernel succeeded. */
@@ -818,6 +865,8 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     if (st)
         return st;
     int pooled = !cur;
+    g.cur = cur;
+    g.args = a;
     st = pooled ? sched_sync_stream_get(device, &g.cu) : sched_stream_cu(cur, device, &g.cu);
     int need_sync = 0;
     int64_t chunks = st ? 0 : chunk_count(&g);

@@ -41,6 +41,10 @@ typedef struct gpu_run {
     double copied;
     int block_override, grid_override;
     int threads; /* grid x block of the largest kernel launched */
+    /* a launch queued on a fusor stream (run by its worker): scalar outputs reach the
+     * argument set at the stream's next host barrier instead of being waited for */
+    fusor_stream *cur;
+    fusor_args *args;
     /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
     int stencil;
     int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;

@@ -53,6 +53,7 @@ struct fusor_stream {
     int device;
     cudrv_stream cu;
     int gpu_pending;
+    sched_after_gpu *after, *after_tail; /* to run at the next host barrier, in order */
 };
 
 struct fusor_event {
@@ -169,9 +170,14 @@ int fusor_event_done(fusor_event *e) {
 
 /* ------------------------------------------------------------------ the worker */
 
+static void record_error(fusor_stream *s, fusor_status st);
+
 static void run_mark(fusor_stream *s, task *t) {
     fusor_event *e = t->ev;
     cudrv_event rec = NULL;
+    fusor_status bst;
+    if (s->after && (bst = sched_stream_host_barrier(s))) /* values to hand over first */
+        record_error(s, bst);
     if (s->gpu_pending && s->cu) {
         const cudrv_table *tb = sched_cuda(NULL);
         sched_device *d;
@@ -389,16 +395,41 @@ fusor_status sched_stream_cu(fusor_stream *s, int device, cudrv_stream *out) {
 
 void sched_stream_gpu_issued(fusor_stream *s) { s->gpu_pending = 1; }
 
+void sched_stream_after_gpu(fusor_stream *s, sched_after_gpu *note) {
+    note->next = NULL;
+    if (s->after_tail)
+        s->after_tail->next = note;
+    else
+        s->after = note;
+    s->after_tail = note;
+    s->gpu_pending = 1;
+}
+
+static void run_after(fusor_stream *s, int ok) {
+    sched_after_gpu *n = s->after;
+    s->after = s->after_tail = NULL;
+    while (n) {
+        sched_after_gpu *next = n->next; /* fn may free the note */
+        n->fn(n->arg, ok);
+        n = next;
+    }
+}
+
 fusor_status sched_stream_host_barrier(fusor_stream *s) {
-    if (!s->gpu_pending || !s->cu)
+    if (!s->gpu_pending || !s->cu) {
+        run_after(s, 1);
         return FUSOR_OK;
+    }
     fusor_status st;
     const cudrv_table *t = sched_cuda(&st);
     sched_device *d;
-    if (!t || (st = sched_device_get(s->device, &d)) || (st = sched_device_activate(d)))
+    if (!t || (st = sched_device_get(s->device, &d)) || (st = sched_device_activate(d))) {
+        run_after(s, 0);
         return st;
+    }
     cudrv_result r = t->stream_synchronize(s->cu);
     s->gpu_pending = 0;
+    run_after(s, r == CUDRV_SUCCESS);
     return r ? sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "GPU work on a stream failed") : FUSOR_OK;
 }
 
@@ -474,6 +505,10 @@ static void stream_free(fusor_stream *s) {
     pthread_mutex_unlock(&s->lock);
     if (started)
         pthread_join(s->thread, NULL);
+    if (s->after) { /* left by a failed synchronisation: their values are not wanted */
+        fu_clear_error();
+        run_after(s, 0);
+    }
     if (s->cu) {
         const cudrv_table *t = sched_cuda(NULL);
         sched_device *d;

@@ -32,8 +32,21 @@ fusor_status sched_stream_enqueue(fusor_stream *s, fusor_status (*run)(fusor_str
 fusor_status sched_stream_cu(fusor_stream *s, int device, cudrv_stream *out);
 /* Marks GPU work queued on the stream's CUDA stream: host items after it wait for it. */
 void sched_stream_gpu_issued(fusor_stream *s);
-/* Waits for GPU work queued so far, if any (before host work).  From the worker. */
+/* Waits for GPU work queued so far, if any (before host work), then runs the functions
+ * queued by sched_stream_after_gpu.  From the worker. */
 fusor_status sched_stream_host_barrier(fusor_stream *s);
+/* Queues fn(arg, ok) to run on the worker at the next host barrier, after the GPU work
+ * queued so far (ok: it succeeded), in the order queued: how a queued launch hands over
+ * values it copies back asynchronously (scalar outputs) without waiting for them.  The
+ * barrier comes before host work, at a synchronisation, before an event is recorded and
+ * when the stream is destroyed.  From the worker; `note` is the caller's storage (it must
+ * live until fn runs). */
+typedef struct sched_after_gpu {
+    void (*fn)(void *arg, int ok);
+    void *arg;
+    struct sched_after_gpu *next;
+} sched_after_gpu;
+void sched_stream_after_gpu(fusor_stream *s, sched_after_gpu *note);
 
 /* A CUDA stream for one synchronous launch on `device` (from a small per-device pool);
  * give it back, synchronised, with sched_sync_stream_put. */

@@ -290,6 +290,41 @@ static void test_reduction(void) {
     CHECK_MSG(t == want, "sum %.17g, wanted %.17g", t, want);
     CHECK(reduce_rows == (n + 4095) / 4096); /* the grid from n alone */
     CHECK(F.bad_access == 0 && pool0().in_use == 0);
+
+    /* Queued launches: the stream's worker does not wait for each launch's scalar outputs
+     * (no synchronisation per launch); they reach the argument set, in order, when the
+     * stream is synchronised, and the last launch's value is the one read. */
+    fusor_array *x2 = host(1, &n, 1);
+    CHECK_OK(fusor_args_set_array(a, "x", x2));
+    fusor_stream *s;
+    CHECK_OK(fusor_stream_create(g, &s));
+    CHECK_OK(fusor_launch_async(k, a, s)); /* the first: creates the worker's CUDA stream */
+    CHECK_OK(fusor_stream_synchronize(s));
+    long syncs = F.syncs;
+    for (int r = 0; r < 3; r++)
+        CHECK_OK(fusor_launch_async(k, a, s));
+    CHECK_OK(fusor_stream_synchronize(s));
+    CHECK_MSG(F.syncs - syncs == 1, "%ld synchronisations for three queued launches",
+              F.syncs - syncs);
+    t = 0;
+    CHECK_OK(fusor_args_get_f64(a, "t", &t));
+    double want2 = (double)n + (double)n * (double)(n - 1) / 2;
+    CHECK_MSG(t == want2, "queued sum %.17g, wanted %.17g", t, want2);
+    /* An event recorded after a queued launch is reached with its value handed over. */
+    fusor_event *e;
+    CHECK_OK(fusor_event_create(g, &e));
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_launch_async(k, a, s));
+    CHECK_OK(fusor_event_record(e, s));
+    CHECK_OK(fusor_event_synchronize(e));
+    t = 0;
+    CHECK_OK(fusor_args_get_f64(a, "t", &t));
+    CHECK_MSG(t == want, "sum after the event %.17g, wanted %.17g", t, want);
+    CHECK_OK(fusor_stream_synchronize(s));
+    fusor_event_destroy(e);
+    fusor_stream_destroy(s);
+    CHECK(F.bad_access == 0 && pool0().in_use == 0);
+    fusor_array_destroy(x2);
     fusor_args_destroy(a);
     fusor_array_destroy(x);
     fusor_kernel_destroy(k);
