@@ -702,6 +702,31 @@ static void store_canonical(nvb *g, LLVMValueRef v, LLVMValueRef p, fusor_dtype 
     LLVMSetAlignment(LLVMBuildStore(b, v, p), (unsigned)fusor_dtype_size(d));
 }
 
+/* The result from acc's words: `final` (its slots in `mine`), stored at outp as dtype rd. */
+static void final_store(nvb *g, LLVMValueRef acc, LLVMValueRef mine, LLVMValueRef slot,
+                        LLVMValueRef outp, fusor_dtype rd) {
+    LLVMValueRef fargs[2] = {acc, mine};
+    call_fn(g, helper(g, 0, "final"), fargs, 2);
+    store_canonical(g, load64(g, slot), outp, rd);
+}
+
+/* The block merge of every thread's acc into res, then thread 0's final_store; a barrier
+ * after, as the next result reuses the merge's shared memory. */
+static void block_final_store(nvb *g, LLVMValueRef acc, LLVMValueRef res, LLVMValueRef mine,
+                              LLVMValueRef slot, LLVMValueRef outp, fusor_dtype rd) {
+    LLVMBuilderRef b = g->b;
+    LLVMValueRef bargs[2] = {acc, res};
+    call_fn(g, block_fn(g, 0), bargs, 2);
+    LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""), put,
+                    next);
+    LLVMPositionBuilderAtEnd(b, put);
+    final_store(g, res, mine, slot, outp, rd);
+    LLVMBuildBr(b, next);
+    LLVMPositionBuilderAtEnd(b, next);
+    intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+}
+
 /*
  * An AXIS stage's kernels (gpu.h), by `mode`:
  *   AX_THREAD  fusor_pass0_axis: a grid-stride loop over (chunk, result) pairs, the
@@ -809,25 +834,10 @@ static void build_axis_kernel(nvb *g, int mode) {
         LLVMBasicBlockRef cb[2] = {pre, latch};
         LLVMAddIncoming(c, cv, cb, 2);
         LLVMPositionBuilderAtEnd(b, folded);
-        if (blk) {
-            LLVMValueRef bargs[2] = {acc, res};
-            call_fn(g, block_fn(g, 0), bargs, 2);
-            LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
-            LLVMBuildCondBr(b,
-                            LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
-                            put, next);
-            LLVMPositionBuilderAtEnd(b, put);
-            LLVMValueRef fargs[2] = {res, mine};
-            call_fn(g, helper(g, 0, "final"), fargs, 2);
-            store_canonical(g, load64(g, slot), outp, rd);
-            LLVMBuildBr(b, next);
-            LLVMPositionBuilderAtEnd(b, next);
-            intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
-        } else {
-            LLVMValueRef fargs[2] = {acc, mine};
-            call_fn(g, helper(g, 0, "final"), fargs, 2);
-            store_canonical(g, load64(g, slot), outp, rd);
-        }
+        if (blk)
+            block_final_store(g, acc, res, mine, slot, outp, rd);
+        else
+            final_store(g, acc, mine, slot, outp, rd);
     } else {
         /* This item's part of the axis: all of it, or chunk c of a split. */
         LLVMValueRef lo = ci64(g, 0), part = len;
@@ -876,28 +886,13 @@ static void build_axis_kernel(nvb *g, int mode) {
             call_fn(g, block_fn(g, 0), bargs, 2);
             intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
         } else if (mode == AX_BLOCK) {
-            LLVMValueRef bargs[2] = {acc, res};
-            call_fn(g, block_fn(g, 0), bargs, 2);
-            LLVMBasicBlockRef put = block(g, "put"), next = block(g, "next");
-            LLVMBuildCondBr(b,
-                            LLVMBuildICmp(b, LLVMIntEQ, sreg(g->mod, b, "tid.x"), ci64(g, 0), ""),
-                            put, next);
-            LLVMPositionBuilderAtEnd(b, put);
-            LLVMValueRef fargs[2] = {res, mine};
-            call_fn(g, helper(g, 0, "final"), fargs, 2);
-            store_canonical(g, load64(g, slot), outp, rd);
-            LLVMBuildBr(b, next);
-            LLVMPositionBuilderAtEnd(b, next);
-            /* The block merge's shared memory is reused by the next result. */
-            intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+            block_final_store(g, acc, res, mine, slot, outp, rd);
         } else { /* AX_THREAD: the result, or the raw words of its chunk */
             LLVMBasicBlockRef whole = block(g, "whole"), row = block(g, "chunkrow"),
                               next = block(g, "next");
             LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 1), ""), row, whole);
             LLVMPositionBuilderAtEnd(b, whole);
-            LLVMValueRef fargs[2] = {acc, mine};
-            call_fn(g, helper(g, 0, "final"), fargs, 2);
-            store_canonical(g, load64(g, slot), outp, rd);
+            final_store(g, acc, mine, slot, outp, rd);
             LLVMBuildBr(b, next);
             LLVMPositionBuilderAtEnd(b, row);
             LLVMValueRef at = LLVMBuildMul(

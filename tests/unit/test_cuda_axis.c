@@ -49,6 +49,42 @@ static void unravel(const unsigned char *pb, int n, int64_t flat, int64_t *off) 
 
 /* ------------------------------------------------------------------ simulated kernels */
 
+/* *s = the sum of elements lo..hi-1 (clipped to len) of the axis at byte offset off of x;
+ * 0 on an access outside what the launch may touch. */
+static int sum_range(const char *x, int64_t off, int64_t lo, int64_t hi, int64_t len,
+                     int64_t ax0, double *s) {
+    *s = 0;
+    for (int64_t j = lo; j < hi && j < len; j++) {
+        const double *p = (const double *)(x + off + j * ax0);
+        if (!fake_check(p, 8))
+            return 0;
+        *s += *p;
+    }
+    return 1;
+}
+
+/* Both split forms: the sum of chunk c of result e's axis into rows[e * nch + c] (a row of
+ * one raw word, an f64 sum's bits), whichever order the items take on a GPU. */
+static void sum_chunks(unsigned char *pb) {
+    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), len = (int64_t)pb64(pb, CG_GPU_OFF_AXLEN(2));
+    int64_t chunk = (int64_t)pb64(pb, CG_GPU_OFF_AXCHUNK(2));
+    int64_t nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
+    int64_t ax0 = (int64_t)pb64(pb, CG_GPU_OFF_AXSTRIDES(2));
+    double *rows = (double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
+    char *x = array_at(pb, 2, 0);
+    if (nch < 2 || !fake_check(rows, (size_t)(n * nch) * 8)) {
+        F.bad_access++;
+        return;
+    }
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off[2];
+        unravel(pb, 2, e, off);
+        for (int64_t c = 0; c < nch; c++)
+            if (!sum_range(x, off[0], c * chunk, (c + 1) * chunk, len, ax0, &rows[e * nch + c]))
+                return;
+    }
+}
+
 /* The AXIS stage of both kernels below: sum(x, axis=1); arrays x, then the result. */
 static long axis_runs[2], thread_split_runs;
 static unsigned last_grid, last_block;
@@ -60,72 +96,27 @@ static void axis_sum(unsigned char *pb, unsigned grid, unsigned block, int form)
     char *x = array_at(pb, 2, 0), *r = array_at(pb, 2, 1);
     if (!fake_check((void *)(uintptr_t)pb64(pb, CG_GPU_OFF_SLOTS), 16))
         return;
-    int64_t chunk = (int64_t)pb64(pb, CG_GPU_OFF_AXCHUNK(2));
-    int64_t nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
-    if (form == 0 && nch > 1) { /* threads over (chunk, result) items, into rows */
+    if (form == 0 && (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2)) > 1) { /* threads over chunks */
         thread_split_runs++;
-        double *rows = (double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
-        if (!fake_check(rows, (size_t)(n * nch) * 8)) {
-            F.bad_access++;
-            return;
-        }
-        for (int64_t item = 0; item < n * nch; item++) {
-            int64_t off[2], e = item % n, lo = (item / n) * chunk;
-            unravel(pb, 2, e, off);
-            double s = 0;
-            for (int64_t j = lo; j < lo + chunk && j < len; j++) {
-                double *p = (double *)(x + off[0] + j * ax0);
-                if (!fake_check(p, 8))
-                    return;
-                s += *p;
-            }
-            rows[e * nch + item / n] = s;
-        }
+        sum_chunks(pb);
         return;
     }
     for (int64_t e = 0; e < n; e++) {
         int64_t off[2];
         unravel(pb, 2, e, off);
-        double s = 0;
-        for (int64_t j = 0; j < len; j++) {
-            double *p = (double *)(x + off[0] + j * ax0);
-            if (!fake_check(p, 8))
-                return;
-            s += *p;
-        }
-        if (!fake_check(r + off[1], 8))
+        double s;
+        if (!sum_range(x, off[0], 0, len, len, ax0, &s) || !fake_check(r + off[1], 8))
             return;
         *(double *)(r + off[1]) = s;
     }
 }
-/* The split form: (result, chunk) items into rows of one raw word (an f64 sum's bits),
- * then the fold adds each result's rows in order. */
+/* The split form: (result, chunk) items into rows, then the fold adds each result's rows
+ * in order. */
 static long split_runs, fold_runs;
 static void axis_split(unsigned char *pb, unsigned grid, unsigned block) {
     (void)grid, (void)block;
     split_runs++;
-    int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N), len = (int64_t)pb64(pb, CG_GPU_OFF_AXLEN(2));
-    int64_t chunk = (int64_t)pb64(pb, CG_GPU_OFF_AXCHUNK(2));
-    int64_t nch = (int64_t)pb64(pb, CG_GPU_OFF_AXNCHUNKS(2));
-    int64_t ax0 = (int64_t)pb64(pb, CG_GPU_OFF_AXSTRIDES(2));
-    double *rows = (double *)(uintptr_t)pb64(pb, CG_GPU_OFF_PARTIALS);
-    char *x = array_at(pb, 2, 0);
-    if (nch < 2 || !fake_check(rows, (size_t)(n * nch) * 8)) {
-        F.bad_access++;
-        return;
-    }
-    for (int64_t item = 0; item < n * nch; item++) {
-        int64_t off[2], lo = (item % nch) * chunk;
-        unravel(pb, 2, item / nch, off);
-        double s = 0;
-        for (int64_t j = lo; j < lo + chunk && j < len; j++) {
-            double *p = (double *)(x + off[0] + j * ax0);
-            if (!fake_check(p, 8))
-                return;
-            s += *p;
-        }
-        rows[item] = s;
-    }
+    sum_chunks(pb);
 }
 static void axis_fold(unsigned char *pb, unsigned grid, unsigned block) {
     (void)grid, (void)block;
