@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +46,10 @@ struct fusor_stream {
     task *spare; /* finished items kept for reuse: a steady time loop allocates nothing */
     int nspare;
     uint64_t enqueued, completed;
+    /* The first sequence number a synchroniser waits for (UINT64_MAX: none): `done` is
+     * broadcast only on reaching it, so that a long queue does not wake a waiting thread
+     * after every item (each wake-up can move the worker off its core, losing its cache). */
+    uint64_t wake_at;
     int started, stopping;
     pthread_t thread;
     fusor_status error;
@@ -297,7 +302,10 @@ static void *worker(void *arg) {
         execute(s, t);
         pthread_mutex_lock(&s->lock);
         s->completed = t->seq;
-        pthread_cond_broadcast(&s->done);
+        if (s->completed >= s->wake_at) {
+            s->wake_at = UINT64_MAX;
+            pthread_cond_broadcast(&s->done);
+        }
         if (s->nspare < STREAM_MAX_SPARE) {
             t->next = s->spare;
             s->spare = t;
@@ -442,6 +450,7 @@ static fusor_status stream_new(fusor_context *ctx, int is_default, fusor_stream 
     s->ctx = ctx;
     s->is_default = is_default;
     s->device = -1;
+    s->wake_at = UINT64_MAX;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
@@ -481,8 +490,11 @@ fusor_status fusor_stream_synchronize(fusor_stream *s) {
         if (st)
             return st;
         pthread_mutex_lock(&s->lock);
-        while (s->completed < seq)
+        while (s->completed < seq) {
+            if (seq < s->wake_at)
+                s->wake_at = seq;
             pthread_cond_wait(&s->done, &s->lock);
+        }
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_lock(&s->lock);
