@@ -379,6 +379,10 @@ static void *worker_main(void *arg) {
     if (s->ncores > 0)
         hwloc_set_cpubind(s->topo, s->cores[w % s->ncores], HWLOC_CPUBIND_THREAD);
     unsigned seen = pool.workers[w].start_gen;
+    /* Spin only after a job of one's own: a worker left out of the last team (its core is
+     * the caller's, say, when a stream's worker thread launches from the other core) goes
+     * back to sleep at once instead of taking turns on that core with the caller. */
+    int warm = 1;
     for (;;) {
         unsigned g;
         long long until = 0;
@@ -386,7 +390,7 @@ static void *worker_main(void *arg) {
             if ((i & 63) == 0) {
                 long long t = now_ns();
                 if (!until)
-                    until = t + spin_ns();
+                    until = t + (warm ? spin_ns() : 0);
                 if (t >= until) {
                     atomic_fetch_add(&pool.sleepers, 1);
                     if (atomic_load(&pool.gen) == seen)
@@ -400,7 +404,8 @@ static void *worker_main(void *arg) {
         }
         seen = g;
         uint64_t a = atomic_load_explicit(&pool.workers[w].assign, memory_order_acquire);
-        if ((unsigned)(a >> 32) != g)
+        warm = (unsigned)(a >> 32) == g;
+        if (!warm)
             continue; /* not in this team */
         pool.fn(pool.ctx, (int)(uint32_t)a, pool.nthreads);
         if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.caller_sleeps))
