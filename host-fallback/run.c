@@ -229,7 +229,9 @@ static void stencil_call(const pass_job *j, int64_t *idx, int64_t c, int64_t n, 
         int64_t off = 0;
         strides[a] = d->strides[L->param][last];
         for (int x = 0; x < sp->ndim; x++) {
-            int64_t r = ir_boundary_index(L->bound, idx[x] + L->off[x], d->shape[x]);
+            int64_t i = idx[x] + L->off[x], r = i;
+            if ((uint64_t)i >= (uint64_t)d->shape[x]) /* outside: the boundary decides */
+                r = ir_boundary_index(L->bound, i, d->shape[x]);
             if (r < 0) outside = 1; /* only ZERO maps outside indices to -1 */
             off += r * d->strides[L->param][x];
         }
