@@ -1098,7 +1098,7 @@ static void print_used(cw *w, const char *fmt) {
             sb_printf(&w->s, fmt, a, a);
 }
 
-/* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same four), by
+/* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same five), by
  * mode: 0 fusor_pass0_axis (a thread per result and chunk, results fastest; into partials
  * when the axis is split), 1 _axisblk (a block per result), 2 _axissplit (a block per
  * result and chunk, into partials), 3 _axisfold (a thread per result over its chunk
