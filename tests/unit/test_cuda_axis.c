@@ -255,6 +255,24 @@ static void check_clean(void) {
 
 /* ------------------------------------------------------------------ tests */
 
+/* sum(x, axis=1) of `rows` rows of `len` over host arrays: split for blocks, then the fold
+ * by a block per row (by_block) or a thread per row. */
+static void split_rows(fusor_kernel *k, fusor_args *a, int64_t rows, int64_t len, int by_block) {
+    int64_t shape[2] = {rows, len};
+    fusor_array *x = host(2, shape, 1.0), *r = host(1, &rows, NAN);
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    CHECK_OK(fusor_args_set_array(a, "s", r));
+    long sr = split_runs, fr = fold_runs, fb = fold_block_runs;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK(split_runs == sr + 1 && fold_runs == fr + 1 && fold_block_runs == fb + by_block);
+    if (by_block)
+        CHECK_MSG(last_grid == rows && last_block == 256, "grid %u block %u", last_grid,
+                  last_block);
+    CHECK(wrong_sums(fusor_array_data(r), rows, len) == 0);
+    fusor_array_destroy(x);
+    fusor_array_destroy(r);
+}
+
 /* Host arrays under the GPU target: copied in, reduced on the device, copied back. */
 static void test_host_arrays(void) {
     fake_with_kernels();
@@ -286,32 +304,11 @@ static void test_host_arrays(void) {
     CHECK_OK(fusor_launch(k, a));
     CHECK(axis_runs[0] == before + 1 && last_grid == 3 && last_block == 64);
     CHECK(wrong_sums(fusor_array_data(s), 6, 10) == 0);
-    /* Three rows of 20000: split into chunks (4 of 5000) for blocks, then folded. */
-    int64_t shape3[2] = {3, 20000}, s3[1] = {3};
-    fusor_array *x3 = host(2, shape3, 1.0), *r3 = host(1, s3, NAN);
-    CHECK_OK(fusor_args_set_array(a, "x", x3));
-    CHECK_OK(fusor_args_set_array(a, "s", r3));
     CHECK_OK(fusor_args_set_gpu_shape(a, 0, 0));
-    long sr = split_runs, fr = fold_runs;
-    CHECK_OK(fusor_launch(k, a));
-    CHECK(split_runs == sr + 1 && fold_runs == fr + 1);
-    CHECK(last_grid == 3 && last_block == 64); /* (the previous thread-form launch's) */
-    CHECK(wrong_sums(fusor_array_data(r3), 3, 20000) == 0);
-    fusor_array_destroy(x3);
-    fusor_array_destroy(r3);
-    /* Two rows of a million: 244 chunks each, folded by a block per row. */
-    int64_t shape4[2] = {2, 1000000}, s4[1] = {2};
-    fusor_array *x4 = host(2, shape4, 1.0), *r4 = host(1, s4, NAN);
-    CHECK_OK(fusor_args_set_array(a, "x", x4));
-    CHECK_OK(fusor_args_set_array(a, "s", r4));
-    long fb = fold_block_runs;
-    sr = split_runs, fr = fold_runs;
-    CHECK_OK(fusor_launch(k, a));
-    CHECK(split_runs == sr + 1 && fold_block_runs == fb + 1 && fold_runs == fr + 1);
-    CHECK_MSG(last_grid == 2 && last_block == 256, "grid %u block %u", last_grid, last_block);
-    CHECK(wrong_sums(fusor_array_data(r4), 2, 1000000) == 0);
-    fusor_array_destroy(x4);
-    fusor_array_destroy(r4);
+    /* Long rows: split into chunks for blocks (3 rows of 20000: 4 of 5000), then folded by
+     * a thread per row, or with many chunks (2 rows of a million: 244) by a block per row. */
+    split_rows(k, a, 3, 20000, 0);
+    split_rows(k, a, 2, 1000000, 1);
     /* The sums of 6 columns of 2000: an outer axis, too few results for the GPU's
      * threads, so the axis is cut into chunks for threads (15 of 134), then folded. */
     fusor_kernel *kc = NULL;
@@ -323,8 +320,7 @@ static void test_host_arrays(void) {
     CHECK_OK(fusor_args_create(kc, &ca));
     CHECK_OK(fusor_args_set_array(ca, "x", xc));
     CHECK_OK(fusor_args_set_array(ca, "s", rc));
-    long ts = thread_split_runs;
-    fr = fold_runs;
+    long ts = thread_split_runs, fr = fold_runs;
     CHECK_OK(fusor_launch(kc, ca));
     CHECK(thread_split_runs == ts + 1 && fold_runs == fr + 1);
     CHECK_MSG(last_grid == 1 && last_block == 256, "grid %u block %u", last_grid, last_block);
