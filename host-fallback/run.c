@@ -107,6 +107,10 @@ typedef struct stencil_plan {
     int64_t edge_lo, edge_hi; /* inner-dimension elements needing remapping at each end */
     int contiguous;
     stencil_load *loads;
+    /* Where every load's neighbour is inside the array (safe_lo[x] <= idx[x] < safe_hi[x]
+     * in every dimension): load v then reads its parameter's element plus delta[v] bytes. */
+    int64_t safe_lo[FUSOR_MAX_DIMS], safe_hi[FUSOR_MAX_DIMS];
+    int64_t delta[HOST_MAX_ARRAYS];
     /* Cache tiles (stencil_tile_plan), when the rows a stencil reads around a row do not
      * stay in cache: the box's trailing dimensions cut into tiles of tx (last) by ty
      * (second to last, for 3-D and up) elements, each walked along dimension 0 in chunks
@@ -223,7 +227,15 @@ static void stencil_call(const pass_job *j, int64_t *idx, int64_t c, int64_t n, 
         for (int x = 0; x < sp->ndim; x++) off += idx[x] * d->strides[i][x];
         ptrs[i] = d->base[i] + off;
     }
-    for (int v = 0; v < sp->nloads; v++) {
+    int inside = 1;
+    for (int x = 0; x < sp->ndim && inside; x++)
+        inside = idx[x] >= sp->safe_lo[x] && idx[x] < sp->safe_hi[x];
+    for (int v = 0; v < sp->nloads && inside; v++) { /* the common case, no remapping */
+        const stencil_load *L = &sp->loads[v];
+        strides[na + v] = d->strides[L->param][last];
+        ptrs[na + v] = ptrs[L->param] + sp->delta[v];
+    }
+    for (int v = 0; v < sp->nloads && !inside; v++) {
         const stencil_load *L = &sp->loads[v];
         int a = na + v, outside = 0;
         int64_t off = 0;
@@ -391,11 +403,22 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
             if (sp.shape[x] < 0) sp.shape[x] = 0;
             size *= sp.shape[x];
         }
+        for (int x = 0; x < d->ndim; x++) {
+            sp.safe_lo[x] = 0;
+            sp.safe_hi[x] = d->shape[x];
+        }
         for (int v = 0; v < nloads; v++) {
             const ir_node *nd = &k->nodes[load_nodes[v]];
             loads[v] = (stencil_load){.param = (int)nd->imm.i,
                                       .bound = ir_param_boundary(k, (int)nd->imm.i),
                                       .off = nd->off};
+            sp.delta[v] = 0;
+            for (int x = 0; x < d->ndim; x++) {
+                int o = nd->off[x];
+                sp.delta[v] += o * d->strides[loads[v].param][x];
+                if (-o > sp.safe_lo[x]) sp.safe_lo[x] = -o;
+                if (d->shape[x] - o < sp.safe_hi[x]) sp.safe_hi[x] = d->shape[x] - o;
+            }
             if (loads[v].bound == IR_BOUND_INTERIOR) continue;
             int o = nd->off[d->ndim - 1];
             if (-o > sp.edge_lo) sp.edge_lo = -o;
