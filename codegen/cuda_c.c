@@ -1099,18 +1099,16 @@ static void print_used(cw *w, const char *fmt) {
 }
 
 /* An AXIS stage's kernels (gpu.h; nvptx.c's build_axis_kernel has the same five), by
- * mode: 0 fusor_pass0_axis (a thread per result and chunk, results fastest; into partials
- * when the axis is split), 1 _axisblk (a block per result), 2 _axissplit (a block per
- * result and chunk, into partials), 3 _axisfold (a thread per result over its chunk
- * rows), 4 _axisfoldblk (a block per result over its chunk rows). */
+ * mode (CG_AXK_*): THREAD fusor_pass0_axis (a thread per result and chunk, results
+ * fastest; into partials when the axis is split), BLOCK _axisblk (a block per result),
+ * SPLIT _axissplit (a block per result and chunk, into partials), FOLD _axisfold (a thread
+ * per result over its chunk rows), FOLDBLK _axisfoldblk (a block per result over them). */
 static void print_axis_kernel(cw *w, int mode) {
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
-                                        "axisfoldblk"};
     const ir_pass *ps = &w->plan->passes[0];
     const ir_kernel *k = w->k;
     strbuf *s = &w->s;
     int n = w->narrays, out = k->nparams, words = cg_pass_words(k, w->plan, 0);
-    int by_block = mode == 1 || mode == 2 || mode == 4;
+    int by_block = mode == CG_AXK_BLOCK || mode == CG_AXK_SPLIT || mode == CG_AXK_FOLDBLK;
     int32_t red = ps->reductions[0];
     fusor_dtype od = k->outputs[0].dtype;
     w->pass = 0;
@@ -1127,24 +1125,25 @@ static void print_axis_kernel(cw *w, int mode) {
               "    const fu_u64 *slots = FU_SLOTS(P);\n"
               "    fu_u64 *partials = FU_PARTIALS(P);\n"
               "    char *const *arrays = (char *const *)(P + %zu);\n",
-              names[mode], CG_GPU_OFF_AXLEN(n), CG_GPU_OFF_AXSTRIDES(n), CG_GPU_OFF_AXCHUNK(n),
-              CG_GPU_OFF_AXNCHUNKS(n), CG_GPU_OFF_ARRAYS(n));
+              cg_axis_kernels[mode], CG_GPU_OFF_AXLEN(n), CG_GPU_OFF_AXSTRIDES(n),
+              CG_GPU_OFF_AXCHUNK(n), CG_GPU_OFF_AXNCHUNKS(n), CG_GPU_OFF_ARRAYS(n));
     for (int a = 0; a < n; a++)
         if (w->used[a])
             sb_printf(s, "    char *a%d = arrays[%d]; __builtin_assume(__isGlobal(a%d));\n", a, a,
                       a);
     sb_printf(s, "    (void)slots; (void)axs; (void)len; (void)chunk; (void)nch; (void)partials;\n");
-    for (int32_t i = 0; i < k->nnodes && mode < 3; i++)
+    for (int32_t i = 0; i < k->nnodes && mode < CG_AXK_FOLD; i++)
         if (w->need[i] && k->nodes[i].shape == IR_UNIFORM)
             print_node(w, i, NULL);
     sb_printf(s, "    for (fu_i64 item = %s; item < %s; item += %s) {\n",
               by_block ? "blockIdx.x" : "(fu_i64)blockIdx.x * blockDim.x + threadIdx.x",
-              mode == 2 || mode == 0 ? "n * nch" : "n",
+              mode == CG_AXK_SPLIT || mode == CG_AXK_THREAD ? "n * nch" : "n",
               by_block ? "gridDim.x" : "(fu_i64)gridDim.x * blockDim.x");
-    if (mode == 0) /* item = chunk * n + result */
+    if (mode == CG_AXK_THREAD) /* item = chunk * n + result */
         sb_printf(s, "        const fu_i64 tc = nch > 1 ? item / n : 0, e = item - tc * n;\n");
     else
-        sb_printf(s, "        const fu_i64 e = %s;\n", mode == 2 ? "item / nch" : "item");
+        sb_printf(s, "        const fu_i64 e = %s;\n",
+                  mode == CG_AXK_SPLIT ? "item / nch" : "item");
     /* The result element's row: its flat index over the result's shape -> byte offsets. */
     sb_printf(s, "        fu_i64 rem = e;\n");
     print_used(w, "        fu_i64 ro%d = 0; (void)ro%d;\n");
@@ -1155,25 +1154,26 @@ static void print_axis_kernel(cw *w, int mode) {
     sb_printf(s, "        }\n");
     print_used(w, "        ro%d += rem * FU_STRIDE(P, %d, 0);\n");
     sb_printf(s, "        fu_u64 acc[%d], res[%d], mine[%d];\n", words, words, w->plan->nslots);
-    if (mode == 3) { /* the chunk rows, in order */
+    if (mode == CG_AXK_FOLD) { /* the chunk rows, in order */
         sb_printf(s, "        fusor_pass0_init(acc);\n"
                      "        for (fu_i64 c = 0; c < nch; c++)\n"
                      "            fusor_pass0_merge(acc, partials + (e * nch + c) * %d);\n"
                      "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n",
                   words, words);
-    } else if (mode == 4) { /* the chunk rows shared by the block's threads */
+    } else if (mode == CG_AXK_FOLDBLK) { /* the chunk rows shared by the block's threads */
         sb_printf(s, "        fusor_pass0_init(acc);\n"
                      "        for (fu_i64 c = threadIdx.x; c < nch; c += blockDim.x)\n"
                      "            fusor_pass0_merge(acc, partials + (e * nch + c) * %d);\n"
                      "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n",
                   words);
     } else {
-        if (mode == 2 || mode == 0) { /* chunk c of the axis: the arrays start at its first
-                                         * element */
-            sb_printf(s, "        const fu_i64 lo = %s * chunk;\n"
-                         "        fu_i64 part = len - lo < chunk ? len - lo : chunk;\n"
-                         "        if (part < 0) part = 0;\n",
-                      mode == 0 ? "tc" : "(item - e * nch)");
+        /* chunk c of the axis: the arrays start at its first element */
+        if (mode == CG_AXK_SPLIT || mode == CG_AXK_THREAD) {
+            sb_printf(s,
+                      "        const fu_i64 lo = %s * chunk;\n"
+                      "        fu_i64 part = len - lo < chunk ? len - lo : chunk;\n"
+                      "        if (part < 0) part = 0;\n",
+                      mode == CG_AXK_THREAD ? "tc" : "(item - e * nch)");
             print_used(w, "        ro%d += lo * axs[%d];\n");
         } else {
             sb_printf(s, "        const fu_i64 part = len;\n");
@@ -1190,22 +1190,22 @@ static void print_axis_kernel(cw *w, int mode) {
                   by_block ? "threadIdx.x" : "0", by_block ? "blockDim.x" : "1");
         print_element(w, ps);
         sb_printf(s, "        }\n");
-        if ((mode == 2 || mode == 0) && nc == 3) /* the last-zero tag from the chunk's
-                                                    * start (nvptx.c) */
+        /* the last-zero tag from the chunk's start (nvptx.c) */
+        if ((mode == CG_AXK_SPLIT || mode == CG_AXK_THREAD) && nc == 3)
             sb_printf(s, "        if (r0_2 >= 0) r0_2 += 2 * lo;\n");
         for (int j = 0; j < nc; j++)
             sb_printf(s, "        acc[%d] = fu_raw(r0_%d);\n", j, j);
-        if (mode == 0) /* split: the raw words of this chunk */
+        if (mode == CG_AXK_THREAD) /* split: the raw words of this chunk */
             sb_printf(s, "        if (nch > 1) {\n"
                          "            for (int x = 0; x < %d; x++) partials[(e * nch + tc) * %d + x] = acc[x];\n"
                          "            continue;\n        }\n",
                       words, words);
-        if (mode == 2) {
+        if (mode == CG_AXK_SPLIT) {
             sb_printf(s, "        fusor_pass0_block(acc, partials + item * %d);\n"
                          "        __syncthreads();\n    }\n}\n", words);
             return;
         }
-        if (mode == 1)
+        if (mode == CG_AXK_BLOCK)
             sb_printf(s, "        fusor_pass0_block(acc, res);\n        if (threadIdx.x == 0) {\n");
         else
             sb_printf(s, "        for (int x = 0; x < %d; x++) res[x] = acc[x];\n        {\n", words);
@@ -1219,7 +1219,8 @@ static void print_axis_kernel(cw *w, int mode) {
     sb_printf(s, "            const fu_u64 v_ = mine[%d];\n"
                  "            *(%s *)(a%d + ro%d) = (%s)%s;\n        }\n",
               k->nodes[red].slot, mtype(od), out, out, mtype(od), conv);
-    if (mode == 1 || mode == 4) /* the block merge's shared memory is reused next */
+    /* the block merge's shared memory is reused by the next result */
+    if (mode == CG_AXK_BLOCK || mode == CG_AXK_FOLDBLK)
         sb_printf(s, "        __syncthreads();\n");
     sb_printf(s, "    }\n}\n");
 }
@@ -1307,7 +1308,7 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
     for (int p = 0; p < plan->npasses && k->axis_stage; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
-        for (int mode = 0; mode < 5; mode++)
+        for (int mode = 0; mode < CG_AXK_COUNT; mode++)
             print_axis_kernel(&w, mode);
     }
     for (int p = 0; p < plan->npasses && !k->axis_stage; p++) {

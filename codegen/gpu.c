@@ -46,6 +46,9 @@ fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_cod
     return FUSOR_OK;
 }
 
+const char *const cg_axis_kernels[CG_AXK_COUNT] = {"axis", "axisblk", "axissplit", "axisfold",
+                                                   "axisfoldblk"};
+
 int cg_gpu_is_stencil(const ir_kernel *k, int *rank) {
     int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
     if (!ir_stencil_loads(k, NULL) && !ir_interior_halo(k, lo, hi))

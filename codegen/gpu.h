@@ -135,6 +135,10 @@ typedef struct cg_gpu_code {
     uint64_t serial;
 } cg_gpu_code;
 
+/* An AXIS stage's kernels (above), by form: fusor_pass0_<cg_axis_kernels[form]>. */
+enum { CG_AXK_THREAD, CG_AXK_BLOCK, CG_AXK_SPLIT, CG_AXK_FOLD, CG_AXK_FOLDBLK, CG_AXK_COUNT };
+extern const char *const cg_axis_kernels[CG_AXK_COUNT];
+
 /* Nonzero when k runs as stencil kernels on a GPU (stencil loads or an INTERIOR parameter);
  * then *rank (when not NULL) receives the declared rank of its stencil parameters. */
 int cg_gpu_is_stencil(const ir_kernel *k, int *rank);

@@ -728,40 +728,36 @@ static void block_final_store(nvb *g, LLVMValueRef acc, LLVMValueRef res, LLVMVa
 }
 
 /*
- * An AXIS stage's kernels (gpu.h), by `mode`:
- *   AX_THREAD  fusor_pass0_axis: a grid-stride loop over (chunk, result) pairs, the
- *              results fastest (neighbouring threads, neighbouring results); each thread
- *              folds its result's chunk of the axis with the CG_AXIS row.  With one chunk
- *              (the whole axis) it then runs `final` and stores the result; with more it
- *              writes its raw words to the result's chunk row in partials, as AX_SPLIT.
- *   AX_BLOCK   fusor_pass0_axisblk: a block-stride loop over the results; the block's
- *              threads fold the axis with the CG_AXISBLK row, the block merge, then thread
- *              0 finals and stores.
- *   AX_SPLIT   fusor_pass0_axissplit: a block-stride loop over (result, chunk) pairs; the
- *              block folds that chunk of the axis (the CG_AXISBLK row over the chunk's
- *              elements) into its row of raw words in partials.
- *   AX_FOLD    fusor_pass0_axisfold: a grid-stride loop over the results, merging each
- *              result's chunk rows in order, then `final` and the store.
- *   AX_FOLDBLK fusor_pass0_axisfoldblk: a block-stride loop over the results, the block's
- *              threads merging the chunk rows (thread t rows t, t + ntid, ...), the block
- *              merge, then thread 0 finals and stores: for many chunks per result.
+ * An AXIS stage's kernels (gpu.h), by `mode` (CG_AXK_*):
+ *   THREAD   fusor_pass0_axis: a grid-stride loop over (chunk, result) pairs, the results
+ *            fastest (neighbouring threads, neighbouring results); each thread folds its
+ *            result's chunk of the axis with the CG_AXIS row.  With one chunk (the whole
+ *            axis) it then runs `final` and stores the result; with more it writes its raw
+ *            words to the result's chunk row in partials, as SPLIT.
+ *   BLOCK    fusor_pass0_axisblk: a block-stride loop over the results; the block's threads
+ *            fold the axis with the CG_AXISBLK row, the block merge, then thread 0 finals
+ *            and stores.
+ *   SPLIT    fusor_pass0_axissplit: a block-stride loop over (result, chunk) pairs; the
+ *            block folds that chunk of the axis (the CG_AXISBLK row over the chunk's
+ *            elements) into its row of raw words in partials.
+ *   FOLD     fusor_pass0_axisfold: a grid-stride loop over the results, merging each
+ *            result's chunk rows in order, then `final` and the store.
+ *   FOLDBLK  fusor_pass0_axisfoldblk: a block-stride loop over the results, the block's
+ *            threads merging the chunk rows (thread t rows t, t + ntid, ...), the block
+ *            merge, then thread 0 finals and stores: for many chunks per result.
  * Each finds its result's elements from the result-domain table (gpu_nd_offsets).
  */
-enum { AX_THREAD, AX_BLOCK, AX_SPLIT, AX_FOLD, AX_FOLDBLK };
-
 static void build_axis_kernel(nvb *g, int mode) {
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
-                                        "axisfoldblk"};
     char name[64], rname[80];
-    cg_pass_helper_name(name, sizeof name, 0, names[mode]);
-    row_name(rname, sizeof rname, 0, mode == AX_THREAD ? CG_AXIS : CG_AXISBLK);
+    cg_pass_helper_name(name, sizeof name, 0, cg_axis_kernels[mode]);
+    row_name(rname, sizeof rname, 0, mode == CG_AXK_THREAD ? CG_AXIS : CG_AXISBLK);
     LLVMValueRef row = LLVMGetNamedFunction(g->mod, rname);
     add_kernel(g, name);
     LLVMBuilderRef b = g->b;
     LLVMTypeRef i8 = LLVMInt8TypeInContext(g->ctx);
     LLVMValueRef P = LLVMGetParam(g->fn, 0);
     int n = g->narrays, words = cg_pass_words(g->k, g->plan, 0);
-    int by_block = mode == AX_BLOCK || mode == AX_SPLIT || mode == AX_FOLDBLK;
+    int by_block = mode == CG_AXK_BLOCK || mode == CG_AXK_SPLIT || mode == CG_AXK_FOLDBLK;
     int32_t red = g->plan->passes[0].reductions[0];
     fusor_dtype rd = g->k->outputs[0].dtype;
     LLVMValueRef nres = param_field(g, P, CG_GPU_OFF_N, g->i64, "n");
@@ -787,7 +783,7 @@ static void build_axis_kernel(nvb *g, int mode) {
         bases[a] = param_field(g, P, CG_GPU_OFF_ARRAYS(n) + 8 * (size_t)a, g->ptr, "base");
     LLVMValueRef first = by_block ? sreg(g->mod, b, "ctaid.x") : gpu_first(g->mod, b);
     LLVMValueRef step = by_block ? sreg(g->mod, b, "nctaid.x") : gpu_step(g->mod, b);
-    LLVMValueRef count = mode == AX_SPLIT || mode == AX_THREAD
+    LLVMValueRef count = mode == CG_AXK_SPLIT || mode == CG_AXK_THREAD
                              ? LLVMBuildMul(b, nres, nchunks, "items")
                              : nres;
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(b), loop = block(g, "result"),
@@ -795,10 +791,10 @@ static void build_axis_kernel(nvb *g, int mode) {
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, first, count, ""), loop, done);
     LLVMPositionBuilderAtEnd(b, loop);
     LLVMValueRef item = LLVMBuildPhi(b, g->i64, "item");
-    LLVMValueRef r = mode == AX_SPLIT ? LLVMBuildSDiv(b, item, nchunks, "r") : item;
-    LLVMValueRef tc = NULL; /* AX_THREAD: the item's chunk, 0 without a split */
+    LLVMValueRef r = mode == CG_AXK_SPLIT ? LLVMBuildSDiv(b, item, nchunks, "r") : item;
+    LLVMValueRef tc = NULL; /* CG_AXK_THREAD: the item's chunk, 0 without a split */
     LLVMBasicBlockRef body = LLVMGetInsertBlock(b);
-    if (mode == AX_THREAD) { /* item = chunk * nres + result; no division unless split */
+    if (mode == CG_AXK_THREAD) { /* item = chunk * nres + result; no division unless split */
         LLVMBasicBlockRef divide = block(g, "divide"), joined = block(g, "joined");
         LLVMValueRef split = LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 1), "split");
         LLVMBuildCondBr(b, split, divide, joined);
@@ -815,9 +811,9 @@ static void build_axis_kernel(nvb *g, int mode) {
     gpu_nd_offsets(g->mod, b, table, r, n, bases, off);
     LLVMValueRef outp = LLVMBuildGEP2(b, i8, bases[g->k->nparams], &off[g->k->nparams], 1, "out");
     LLVMValueRef slot = word_ptr(g, mine, ci64(g, g->k->nodes[red].slot));
-    if (mode == AX_FOLD || mode == AX_FOLDBLK) { /* the result's chunk rows */
+    if (mode == CG_AXK_FOLD || mode == CG_AXK_FOLDBLK) { /* the result's chunk rows */
         call_fn(g, helper(g, 0, "init"), &acc, 1);
-        int blk = mode == AX_FOLDBLK;
+        int blk = mode == CG_AXK_FOLDBLK;
         LLVMValueRef c0 = blk ? sreg(g->mod, b, "tid.x") : ci64(g, 0);
         LLVMValueRef cstep = blk ? sreg(g->mod, b, "ntid.x") : ci64(g, 1);
         LLVMBasicBlockRef pre = LLVMGetInsertBlock(b), fold = block(g, "fold"),
@@ -841,9 +837,9 @@ static void build_axis_kernel(nvb *g, int mode) {
     } else {
         /* This item's part of the axis: all of it, or chunk c of a split. */
         LLVMValueRef lo = ci64(g, 0), part = len;
-        int chunked = mode == AX_SPLIT || mode == AX_THREAD;
+        int chunked = mode == CG_AXK_SPLIT || mode == CG_AXK_THREAD;
         if (chunked) {
-            LLVMValueRef c = mode == AX_THREAD
+            LLVMValueRef c = mode == CG_AXK_THREAD
                                  ? tc
                                  : LLVMBuildSub(b, item, LLVMBuildMul(b, r, nchunks, ""), "c");
             lo = LLVMBuildMul(b, c, chunk, "lo");
@@ -879,15 +875,15 @@ static void build_axis_kernel(nvb *g, int mode) {
                                     tag, ""),
                     tp);
         }
-        if (mode == AX_SPLIT) { /* the block's row of raw words */
+        if (mode == CG_AXK_SPLIT) { /* the block's row of raw words */
             LLVMValueRef at = LLVMBuildMul(b, item, ci64(g, words), "");
             LLVMValueRef dest = LLVMBuildInBoundsGEP2(b, g->i64, partials, &at, 1, "");
             LLVMValueRef bargs[2] = {acc, LLVMBuildAddrSpaceCast(b, dest, g->ptr, "")};
             call_fn(g, block_fn(g, 0), bargs, 2);
             intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
-        } else if (mode == AX_BLOCK) {
+        } else if (mode == CG_AXK_BLOCK) {
             block_final_store(g, acc, res, mine, slot, outp, rd);
-        } else { /* AX_THREAD: the result, or the raw words of its chunk */
+        } else { /* CG_AXK_THREAD: the result, or the raw words of its chunk */
             LLVMBasicBlockRef whole = block(g, "whole"), row = block(g, "chunkrow"),
                               next = block(g, "next");
             LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nchunks, ci64(g, 1), ""), row, whole);
@@ -1118,7 +1114,7 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     hide_emitted(g);
     int stencil = cg_gpu_is_stencil(g->k, NULL);
     if (g->k->axis_stage) { /* emit.c checked: one pass, one reduction */
-        for (int mode = AX_THREAD; mode <= AX_FOLDBLK; mode++)
+        for (int mode = 0; mode < CG_AXK_COUNT; mode++)
             build_axis_kernel(g, mode);
     }
     for (int p = 0; p < g->plan->npasses && !g->k->axis_stage; p++) {

@@ -246,32 +246,32 @@ fusor_status sched_gpu_plan_axis(sched_gpu_stages *g, fusor_kernel *k, fusor_arg
     int64_t nres = 1;
     for (int x = 0; x < d->ndim; x++)
         nres *= x == axis ? 1 : d->shape[x];
-    static const char *const names[] = {"axis", "axisblk", "axissplit", "axisfold",
-                                        "axisfoldblk"};
-    sched_function *fn[5];
+    sched_function *fn[CG_AXK_COUNT];
     char name[64];
-    for (int v = 0; v < 5 && !st; v++) {
-        cg_pass_helper_name(name, sizeof name, 0, names[v]);
+    for (int v = 0; v < CG_AXK_COUNT && !st; v++) {
+        cg_pass_helper_name(name, sizeof name, 0, cg_axis_kernels[v]);
         st = sched_module_function(g->d, mod, name, &fn[v]);
     }
     if (st || nres == 0) /* no results: nothing to launch */
         return st;
     int words = cg_pass_words(sub->ir, sub->plan, 0), block, grid, form;
     int inner = sched_gpu_axis_innermost(d, axis);
-    sched_gpu_axis_shape(nres, d->shape[axis], inner, words, fn[1]->max_block, a->gpu_block,
-                         a->gpu_grid, &block, &grid, &form);
+    sched_gpu_axis_shape(nres, d->shape[axis], inner, words, fn[CG_AXK_BLOCK]->max_block,
+                         a->gpu_block, a->gpu_grid, &block, &grid, &form);
     if (block > fn[form]->max_block)
-        block = form != SCHED_AXIS_THREAD ? fn[form]->max_block / 32 * 32 : fn[0]->max_block;
+        block = form != SCHED_AXIS_THREAD ? fn[form]->max_block / 32 * 32
+                                          : fn[CG_AXK_THREAD]->max_block;
     int64_t chunk, nchunks;
     sched_gpu_axis_split(nres, d->shape[axis], inner, words, &chunk, &nchunks);
     sched_gpu_axis_params(d, axis, dslots, chunk, nchunks, dpartials, img);
     out[0] = (sched_gpu_call){.fn = fn[form], .grid = {grid, 1, 1}, .block = {block, 1, 1}};
-    if (form == SCHED_AXIS_SPLIT || nchunks > 1) { /* a thread per result folds the rows */
+    if (form == SCHED_AXIS_SPLIT || nchunks > 1) { /* then the fold of the chunk rows */
         int fb, fg, by_block;
-        sched_gpu_axis_fold_shape(nres, nchunks, fn[3]->max_block, fn[4]->max_block, &fb, &fg,
-                                  &by_block);
-        out[1] = (sched_gpu_call){
-            .fn = fn[by_block ? 4 : 3], .grid = {fg, 1, 1}, .block = {fb, 1, 1}};
+        sched_gpu_axis_fold_shape(nres, nchunks, fn[CG_AXK_FOLD]->max_block,
+                                  fn[CG_AXK_FOLDBLK]->max_block, &fb, &fg, &by_block);
+        out[1] = (sched_gpu_call){.fn = fn[by_block ? CG_AXK_FOLDBLK : CG_AXK_FOLD],
+                                  .grid = {fg, 1, 1},
+                                  .block = {fb, 1, 1}};
     }
     return FUSOR_OK;
 }

@@ -28,10 +28,15 @@
 #include "cuda.h"
 #include "device.h"
 #include "domain.h"
+#include "gpu.h"
 #include "scheduler.h"
 
 /* The forms of an AXIS stage's launch (codegen/gpu.h's kernels). */
-enum { SCHED_AXIS_THREAD = 0, SCHED_AXIS_BLOCK = 1, SCHED_AXIS_SPLIT = 2 };
+enum {
+    SCHED_AXIS_THREAD = CG_AXK_THREAD,
+    SCHED_AXIS_BLOCK = CG_AXK_BLOCK,
+    SCHED_AXIS_SPLIT = CG_AXK_SPLIT
+};
 
 /* Whether an AXIS stage of `nresults` results over an axis of `len` elements is cut into
  * chunks (*nchunks chunks of *chunk elements; else *chunk = len, *nchunks = 1 and 0 is

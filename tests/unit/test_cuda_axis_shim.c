@@ -71,6 +71,10 @@ static const char *const axis_names[] = {"fusor_pass0_axis", "fusor_pass0_axisbl
 static const char *const pass_names[] = {"fusor_pass0_contig",   "fusor_pass0_strided",
                                          "fusor_pass0_vec",      "fusor_pass0_contig32",
                                          "fusor_pass0_strided32", "fusor_pass0_vec32"};
+enum {
+    NAXIS_NAMES = sizeof axis_names / sizeof *axis_names,
+    NPASS_NAMES = sizeof pass_names / sizeof *pass_names
+};
 
 static struct {
     uint64_t module; /* the PTX text's hash the launcher loads */
@@ -88,7 +92,7 @@ static void dispatch(uint64_t module, const char *name, unsigned char *pb, unsig
         if (progs[i].module != module)
             continue;
         const char *const *names = progs[i].axis ? axis_names : pass_names;
-        int n = progs[i].axis ? 5 : 6;
+        int n = progs[i].axis ? NAXIS_NAMES : NPASS_NAMES;
         for (int j = 0; j < n; j++)
             if (!strcmp(names[j], name)) {
                 shim_launch(progs[i].kernels[j], (const char *)pb, grid, block);
@@ -128,7 +132,7 @@ static int write_source(const char *path) {
         cuda_shim_program(f, i, progs[i].cuda);
         const char *const *names = progs[i].axis ? axis_names : pass_names;
         fprintf(f, "extern \"C\" fu_kernel p%d_kernels[] = {", i);
-        for (int j = 0; j < (progs[i].axis ? 5 : 6); j++)
+        for (int j = 0; j < (progs[i].axis ? NAXIS_NAMES : NPASS_NAMES); j++)
             fprintf(f, "%sp%d::%s", j ? ", " : "", i, names[j]);
         fprintf(f, "};\n");
     }
