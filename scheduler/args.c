@@ -56,6 +56,14 @@ void sched_args_clear_results(fusor_args *a) {
     a->have_results = 0;
 }
 
+void sched_args_put_scalars(fusor_args *a, const ir_kernel *ir, const ir_value *outs) {
+    for (int j = 0; j < ir->noutputs; j++)
+        if (!ir->outputs[j].is_array) {
+            a->scalar_results[a->k->ninputs + j] = outs[j];
+            a->scalar_dtypes[a->k->ninputs + j] = ir->outputs[j].dtype;
+        }
+}
+
 void fusor_args_destroy(fusor_args *a) {
     if (!a) return;
     for (int i = 0; i < a->n; i++) item_clear(&a->items[i]);

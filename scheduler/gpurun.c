@@ -463,14 +463,13 @@ typedef struct scalars_later {
     fusor_args *a;
     const ir_kernel *ir;
     size_t size;
-    uint64_t vals[]; /* ir_value[noutputs] */
+    ir_value vals[]; /* noutputs */
 } scalars_later;
 
 static void scalars_hand_over(void *arg, int ok) {
     scalars_later *l = arg;
-    for (int j = 0; ok && j < l->ir->noutputs; j++)
-        if (!l->ir->outputs[j].is_array)
-            memcpy(&l->a->scalar_results[l->a->k->ninputs + j], &l->vals[j], 8);
+    if (ok)
+        sched_args_put_scalars(l->a, l->ir, l->vals);
     mem_pinned_free(l, l->size);
 }
 
@@ -486,22 +485,20 @@ static fusor_status read_scalars(gpu_run *g, ir_value *outs, cudrv_ptr douts, si
         fu_clear_error(); /* no pinned memory: read them now */
         mem = NULL;
     }
-    if (mem) {
-        scalars_later *l = mem;
+    scalars_later *l = mem;
+    if (l)
         *l = (scalars_later){.note = {.fn = scalars_hand_over, .arg = l}, .a = g->args,
                              .ir = g->ir, .size = size};
-        cudrv_result r = g->t->memcpy_dtoh_async(l->vals, douts, nouts * 8, g->cu);
-        if (r != CUDRV_SUCCESS) {
-            mem_pinned_free(mem, size);
-            return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
-        }
-        sched_stream_after_gpu(g->cur, &l->note);
-        *later = 1;
-        return FUSOR_OK;
+    cudrv_result r = g->t->memcpy_dtoh_async(l ? l->vals : outs, douts, nouts * 8, g->cu);
+    if (r != CUDRV_SUCCESS) {
+        if (l)
+            mem_pinned_free(l, size);
+        return sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs");
     }
-    cudrv_result r = g->t->memcpy_dtoh_async(outs, douts, nouts * 8, g->cu);
-    return r != CUDRV_SUCCESS ? sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "reading the scalar outputs")
-                              : FUSOR_OK;
+    if (l)
+        sched_stream_after_gpu(g->cur, &l->note);
+    *later = l != NULL;
+    return FUSOR_OK;
 }
 
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */

@@ -418,15 +418,12 @@ static void publish(fusor_args *a, prepared *P) {
     const ir_kernel *ir = P->spec->ir;
     sched_args_clear_results(a);
     for (int j = 0; j < ir->noutputs; j++) {
-        int i = ir->nparams + j, slot = a->k->ninputs + j;
-        if (ir->outputs[j].is_array) {
-            if (!P->allocated[i]) fusor_array_retain(P->arrays[i]);
-            a->results[slot] = P->arrays[i];
-        } else {
-            a->scalar_results[slot] = P->outs[j];
-            a->scalar_dtypes[slot] = ir->outputs[j].dtype;
-        }
+        int i = ir->nparams + j;
+        if (!ir->outputs[j].is_array) continue;
+        if (!P->allocated[i]) fusor_array_retain(P->arrays[i]);
+        a->results[a->k->ninputs + j] = P->arrays[i];
     }
+    sched_args_put_scalars(a, ir, P->outs);
     a->have_results = 1;
 }
 
@@ -740,15 +737,12 @@ static void prepared_publish(fusor_prepared *p, int gpu, int threads) {
     fusor_args *a = p->a;
     sched_args_clear_results(a);
     for (int j = 0; j < ir->noutputs; j++) {
-        int i = ir->nparams + j, slot = p->k->ninputs + j;
-        if (ir->outputs[j].is_array) {
-            fusor_array_retain(P->arrays[i]);
-            a->results[slot] = P->arrays[i];
-        } else {
-            a->scalar_results[slot] = P->outs[j];
-            a->scalar_dtypes[slot] = ir->outputs[j].dtype;
-        }
+        int i = ir->nparams + j;
+        if (!ir->outputs[j].is_array) continue;
+        fusor_array_retain(P->arrays[i]);
+        a->results[p->k->ninputs + j] = P->arrays[i];
     }
+    sched_args_put_scalars(a, ir, P->outs);
     a->have_results = 1;
     a->last_target = gpu ? "gpu" : "cpu";
     a->last_threads = threads;

@@ -110,6 +110,9 @@ struct fusor_args {
 };
 
 void sched_args_clear_results(fusor_args *a);
+/* Records the scalar outputs of a launch of ir (outs[j] for output j; array outputs'
+ * entries are ignored) as the argument set's results. */
+void sched_args_put_scalars(fusor_args *a, const ir_kernel *ir, const ir_value *outs);
 /* CUDA Graphs a prepared launch captured and replayed (tests; gpuprep.c). */
 void sched_prepared_gpu_counts(const fusor_prepared *p, long *captures, long *replays);
 void sched_sequence_gpu_counts(const fusor_sequence *q, long *captures, long *replays);
