@@ -897,14 +897,17 @@ static fusor_status binding_get(staged_gpu *q, fusor_kernel *k, fusor_args *a, s
     return FUSOR_OK;
 }
 
+/* After a failed step the device may not hold what b's host copy of its slots says: made
+ * unlike any real image, so that the next step uploads them. */
+static void binding_slots_unknown(gpu_binding *b) {
+    memset(b->step.img + b->step.slots_off, 0xa5, b->step.up_len - b->step.slots_off);
+}
+
 /* The stages' slots of this step (scalar parameters, axis lengths) to b's image on the
  * device, on s, when they changed. */
-static cudrv_result binding_upload(staged_gpu *q, gpu_binding *b, fusor_kernel *k,
-                                   fusor_args *a, sched_spec *spec, fusor_array **arrays,
+static cudrv_result binding_upload(staged_gpu *q, gpu_binding *b, fusor_kernel *k, fusor_args *a,
+                                   sched_spec *spec, fusor_array **arrays, char **abase,
                                    sched_staged_cache *c, const ir_value *slots, cudrv_stream s) {
-    const ir_kernel *ir = spec->ir;
-    char *abase[HOST_MAX_ARRAYS] = {0};
-    array_bases(ir, arrays, abase);
     gpu_step now = b->step;
     now.img = b->now; /* only the slots part is written */
     gpu_step_fill(k, a, spec, arrays, abase, b->gres, c, slots, &q->g, 0, 0, &now);
@@ -914,8 +917,8 @@ static cudrv_result binding_upload(staged_gpu *q, gpu_binding *b, fusor_kernel *
         return CUDRV_SUCCESS;
     memcpy(held, fresh, tail);
     cudrv_result r = q->g.t->memcpy_htod_async(b->dimg + b->step.slots_off, held, tail, s);
-    if (r) /* the device may not hold what the host copy says */
-        memset(held, 0xa5, tail);
+    if (r)
+        binding_slots_unknown(b);
     return r;
 }
 
@@ -964,7 +967,7 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     if (cur && (st = sched_stream_cu(cur, device, &s)))
         return st;
     const cudrv_table *t = q->g.t;
-    cudrv_result r = binding_upload(q, b, k, a, spec, arrays, c, slots, s);
+    cudrv_result r = binding_upload(q, b, k, a, spec, arrays, abase, c, slots, s);
     if (!r && b->exec) {
         r = t->graph_launch(b->exec, s);
         q->replays++;
@@ -977,8 +980,8 @@ static fusor_status prepared_gpu_step(fusor_kernel *k, fusor_args *a, sched_spec
     }
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
-    if (st) /* the device may not hold what the host copy says */
-        memset(b->step.img + b->step.slots_off, 0xa5, b->step.up_len - b->step.slots_off);
+    if (st)
+        binding_slots_unknown(b);
     if (!st)
         st = run_scalars(spec, arrays, c, slots, outs);
     st = sched_gpu_step_end(t, cur, s, 0, st);
@@ -1030,15 +1033,17 @@ fusor_status sched_staged_seq_issue(sched_staged_cache *c, const char *kname, sc
 cudrv_result sched_staged_seq_upload(sched_staged_cache *c, fusor_kernel *k, fusor_args *a,
                                      sched_spec *spec, fusor_array **arrays,
                                      const ir_value *slots, cudrv_stream s) {
-    return binding_upload(c->gpu, c->gpu->cur, k, a, spec, arrays, c, slots, s);
+    char *abase[HOST_MAX_ARRAYS] = {0};
+    array_bases(spec->ir, arrays, abase);
+    return binding_upload(c->gpu, c->gpu->cur, k, a, spec, arrays, abase, c, slots, s);
 }
 
 fusor_status sched_staged_seq_finish(sched_staged_cache *c, sched_spec *spec,
                                      fusor_array **arrays, const ir_value *slots, ir_value *outs,
                                      int failed, int *threads) {
     gpu_binding *b = c->gpu->cur;
-    if (failed) { /* the device may not hold what the host copy says */
-        memset(b->step.img + b->step.slots_off, 0xa5, b->step.up_len - b->step.slots_off);
+    if (failed) {
+        binding_slots_unknown(b);
         return FUSOR_OK;
     }
     *threads = c->gpu->g.threads > 0 ? c->gpu->g.threads : 1;
