@@ -1172,6 +1172,24 @@ static void init_reductions(emitter *e, const ir_pass *ps, reduction *red) {
     }
 }
 
+/* A loop ahead of the one that takes the elements one by one (emit_loop's arguments, its
+ * blocks named `name` and `exit_name`), left at its exit with the reductions' values
+ * carried on as the next loop's start.  0 on an error. */
+static int lead_loop(emitter *e, const ir_pass *ps, reduction *red, LLVMValueRef first,
+                     LLVMValueRef step, LLVMValueRef limit, int lanes, const char *name,
+                     const char *exit_name) {
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, exit_name);
+    emit_loop(e, ps, red, first, step, limit, lanes, loop, exit);
+    if (e->err)
+        return 0;
+    LLVMPositionBuilderAtEnd(e->b, exit);
+    exit_values(e, ps, red);
+    for (int r = 0; r < ps->nreductions; r++)
+        memcpy(red[r].start, red[r].out, sizeof red[r].out);
+    return 1;
+}
+
 static void emit_pass_fn(emitter *e, int p, int variant) {
     const ir_pass *ps = &e->plan->passes[p];
     char name[64];
@@ -1223,15 +1241,8 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
         int lanes = cg_pass_vec_lanes(e->k, e->plan, p);
         LLVMValueRef groups =
             LLVMBuildSDiv(e->b, n, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
-        LLVMBasicBlockRef vloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vloop");
-        LLVMBasicBlockRef vexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "vexit");
-        emit_loop(e, ps, red, first, step, groups, lanes, vloop, vexit);
-        if (e->err)
+        if (!lead_loop(e, ps, red, first, step, groups, lanes, "vloop", "vexit"))
             return;
-        LLVMPositionBuilderAtEnd(e->b, vexit);
-        exit_values(e, ps, red);
-        for (int r = 0; r < ps->nreductions; r++)
-            memcpy(red[r].start, red[r].out, sizeof red[r].out);
         LLVMValueRef done =
             LLVMBuildNSWMul(e->b, groups, LLVMConstInt(e->itype, (unsigned)lanes, 0), "");
         first = LLVMBuildNSWAdd(e->b, done, first, "");
@@ -1244,17 +1255,11 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
         LLVMValueRef span = LLVMBuildNSWMul(e->b, step, LLVMConstInt(e->i64, U, 0), "span");
         LLVMValueRef last = LLVMBuildNSWSub(
             e->b, n, LLVMBuildNSWMul(e->b, step, LLVMConstInt(e->i64, U - 1, 0), ""), "ulimit");
-        LLVMBasicBlockRef uloop = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "uloop");
-        LLVMBasicBlockRef uexit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "uexit");
         e->spread = step;
-        emit_loop(e, ps, red, first, span, last, U, uloop, uexit);
+        int ok = lead_loop(e, ps, red, first, span, last, U, "uloop", "uexit");
         e->spread = NULL;
-        if (e->err)
+        if (!ok)
             return;
-        LLVMPositionBuilderAtEnd(e->b, uexit);
-        exit_values(e, ps, red);
-        for (int r = 0; r < ps->nreductions; r++)
-            memcpy(red[r].start, red[r].out, sizeof red[r].out);
         LLVMValueRef at = LLVMBuildPhi(e->b, e->i64, "i.rest");
         LLVMValueRef av[2] = {first, e->index_next};
         LLVMBasicBlockRef ab[2] = {e->pre, e->latch};
