@@ -284,9 +284,11 @@ FUSOR_API fusor_status fusor_args_get_f64(fusor_args *a, const char *name, doubl
 FUSOR_API fusor_status fusor_launch(fusor_kernel *k, fusor_args *a);
 
 /* Runs the kernel like fusor_launch but unfused: every operation is its own pass over
- * memory with a temporary array for its result, as NumPy evaluates an expression.  For
- * benchmarks (what fusion buys); the same checks, the same results up to rounding of
- * sums. */
+ * memory with a temporary array for its result, as NumPy evaluates an expression (stencil
+ * loads are shifted views, after a padded copy unless the boundary is interior; an axis
+ * reduction is a pass over its operand's temporary).  For benchmarks (what fusion buys);
+ * the same checks, the same results up to rounding of sums; host only.  An output that is
+ * also an input is FUSOR_ERROR_UNSUPPORTED. */
 FUSOR_API fusor_status fusor_launch_unfused(fusor_kernel *k, fusor_args *a);
 
 /* Where the last launch with these arguments ran ("cpu" or "gpu") and with how many

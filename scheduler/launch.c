@@ -431,19 +431,19 @@ enum { RUN_FUSED, RUN_REFERENCE, RUN_UNFUSED };
 
 /* fusor_launch_unfused writes each operation's result before the next reads its inputs,
  * so an output that is also an input would be overwritten too early. */
-static fusor_status run_unfused(fusor_kernel *k, prepared *P, int *threads) {
+static fusor_status unfused_in_place(const fusor_kernel *k, const prepared *P) {
     const ir_kernel *ir = P->spec->ir;
-    int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
-    if (ir_stencil_loads(ir, NULL) || ir_interior_halo(ir, lo, hi))
-        return fu_error(FUSOR_ERROR_UNSUPPORTED,
-                        "kernel %s reads with stencil offsets: an unfused launch cannot run it",
-                        k->name);
     for (int j = ir->nparams; j < ir->nparams + ir->noutputs; j++)
         for (int i = 0; i < ir->nparams; i++)
             if (P->arrays[j] && P->arrays[i] && P->arrays[j]->data == P->arrays[i]->data)
                 return fu_error(FUSOR_ERROR_UNSUPPORTED,
                                 "kernel %s: an unfused launch cannot update '%s' in place",
                                 k->name, ir->params[i].name);
+    return FUSOR_OK;
+}
+
+static fusor_status run_unfused(fusor_kernel *k, prepared *P, int *threads) {
+    const ir_kernel *ir = P->spec->ir;
     sched_unfused *u;
     cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
     fusor_status st = sched_unfused_get(P->spec, &o, &u);
@@ -468,14 +468,15 @@ static fusor_status launch(fusor_kernel *k, fusor_args *a, int reference) {
         int threads = 1, gpu = 0;
         /* Placement (gpurun.c): records where and why, and runs the launch on a GPU when
          * that is the choice; with no usable GPU the host path below runs as before. */
-        if (P->spec->staging) {
-            if (reference == RUN_UNFUSED)
-                st = fu_error(FUSOR_ERROR_UNSUPPORTED,
-                              "kernel %s has axis reductions: an unfused launch cannot run it",
-                              k->name);
-            else
-                st = sched_staged_run(k, a, P->spec, P->arrays, P->allocated, P->slots, P->outs,
-                                      reference == RUN_REFERENCE, &threads, &gpu, NULL);
+        if (reference == RUN_UNFUSED) st = unfused_in_place(k, P);
+        if (st != FUSOR_OK) {
+            /* refused */
+        } else if (P->spec->staging) {
+            sched_staged_mode mode = reference == RUN_REFERENCE ? SCHED_STAGED_REFERENCE
+                                     : reference == RUN_UNFUSED ? SCHED_STAGED_UNFUSED
+                                                                : SCHED_STAGED_FUSED;
+            st = sched_staged_run(k, a, P->spec, P->arrays, P->allocated, P->slots, P->outs, mode,
+                                  &threads, &gpu, NULL);
         } else
             st = sched_gpu_launch(k, a, P->spec, &P->dom, P->arrays, P->allocated, P->slots,
                                   P->outs, reference == RUN_FUSED, &gpu, &threads);
@@ -754,8 +755,8 @@ static fusor_status prepared_exec(fusor_prepared *p) {
     int threads = 1, gpu = 0;
     fusor_status st;
     if (P->spec->staging) /* axis reductions: their stages (staged.c) */
-        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, NULL, P->slots, P->outs, 0,
-                              &threads, &gpu, &p->staged);
+        st = sched_staged_run(p->k, p->a, P->spec, P->arrays, NULL, P->slots, P->outs,
+                              SCHED_STAGED_FUSED, &threads, &gpu, &p->staged);
     else
         st = sched_gpu_prep_run(&p->gpu, p->k, p->a, P->spec, &P->dom, P->arrays, P->slots,
                                 P->outs, &gpu, &threads);

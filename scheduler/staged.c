@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "run.h"
 #include "stream.h"
+#include "unfused.h"
 
 static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t len = (size_t)snprintf(buf, n, "(");
@@ -400,9 +401,10 @@ static void array_bases(const ir_kernel *ir, fusor_array **arrays, char **out) {
         out[i] = arrays[i] ? arrays[i]->data : NULL;
 }
 
-static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
-                              sched_staged_cache *c, const ir_value *slots, ir_value *outs,
-                              int nthreads, int *threads) {
+/* Stage si on the host threads; with `u`, unfused (unfused.h). */
+static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays, sched_staged_cache *c,
+                              const ir_value *slots, ir_value *outs, sched_unfused *u, int nthreads,
+                              int *threads) {
     const ir_kernel *ir = spec->ir;
     const ir_stage *stg = &spec->staging->stages[si];
     const ir_kernel *sk = stg->k;
@@ -415,6 +417,9 @@ static fusor_status run_stage(sched_spec *spec, int si, fusor_array **arrays,
     ir_domain d;
     bind_stage(spec, si, arrays, abase, c->res, c->s, slots, &d, base, c->strides, c->sslots,
                &out, ostr, &ax);
+    if (u && stg->kind != IR_STAGE_SCALARS)
+        return sched_unfused_run_stage(u, si, sk, &d, c->sslots, ax, out, ostr, nthreads, threads,
+                                       &c->axis);
     if (stg->kind == IR_STAGE_AXIS)
         return host_run_axis(sk, stg->plan, code, spec->stage_map_code[si], stg->map_accumulates,
                              &d, ax, out, ostr, c->sslots, nthreads, threads, &c->axis);
@@ -666,7 +671,7 @@ static fusor_status run_scalars(sched_spec *spec, fusor_array **arrays, sched_st
     for (int si = 0; !st && si < spec->staging->nstages; si++) {
         int used;
         if (spec->staging->stages[si].kind == IR_STAGE_SCALARS)
-            st = run_stage(spec, si, arrays, c, slots, outs, 1, &used);
+            st = run_stage(spec, si, arrays, c, slots, outs, NULL, 1, &used);
     }
     return st;
 }
@@ -1096,15 +1101,22 @@ static fusor_status place(fusor_kernel *k, fusor_args *a, sched_spec *spec, fuso
 
 fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               fusor_array **arrays, int *allocated, const ir_value *slots,
-                              ir_value *outs, int reference, int *threads, int *ran_gpu,
+                              ir_value *outs, sched_staged_mode mode, int *threads, int *ran_gpu,
                               sched_staged_cache **cache) {
     const ir_kernel *ir = spec->ir;
     *threads = 1;
     *ran_gpu = 0;
-    if (reference) {
+    if (mode == SCHED_STAGED_REFERENCE) {
         int none;
         fusor_status st = place(k, a, spec, arrays, 0, &none);
         return st ? st : run_reference(ir, arrays, slots, outs);
+    }
+    sched_unfused *u = NULL;
+    if (mode == SCHED_STAGED_UNFUSED) {
+        cg_options o = {.opt_level = k->ctx->opt_level, .math = k->ctx->math};
+        fusor_status st = sched_unfused_get(spec, &o, &u);
+        if (st)
+            return st;
     }
     fusor_status st = sched_gpu_wait_default(k->ctx);
     if (st)
@@ -1121,7 +1133,7 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     if (c->placed) {
         device = c->device;
         a->placement = c->placement;
-    } else if (!(st = place(k, a, spec, arrays, 1, &device)) && c != &one) {
+    } else if (!(st = place(k, a, spec, arrays, !u, &device)) && c != &one) {
         c->placed = 1;
         c->device = device;
         c->placement = a->placement;
@@ -1159,7 +1171,7 @@ fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
         int nthreads = host_get_threads();
         for (int si = 0; st == FUSOR_OK && si < spec->staging->nstages; si++) {
             int used = 1;
-            st = run_stage(spec, si, arrays, c, slots, outs, nthreads, &used);
+            st = run_stage(spec, si, arrays, c, slots, outs, u, nthreads, &used);
             if (used > *threads)
                 *threads = used;
         }

@@ -65,15 +65,22 @@ fusor_status sched_staged_seq_finish(sched_staged_cache *c, sched_spec *spec,
                                      fusor_array **arrays, const ir_value *slots, ir_value *outs,
                                      int failed, int *threads);
 
+typedef enum sched_staged_mode {
+    SCHED_STAGED_FUSED,     /* each stage one kernel */
+    SCHED_STAGED_REFERENCE, /* the interpreter */
+    SCHED_STAGED_UNFUSED    /* each stage an operation per pass, on the host (unfused.h) */
+} sched_staged_mode;
+
 /* Runs the prepared launch where its placement says (a->placement): the stages on a GPU
  * (gpuaxis.h; *ran_gpu set) when the target is the GPU or some array lives in GPU memory,
- * else on the host threads; with `reference` the interpreter.  Outputs the launch
+ * else on the host threads; with SCHED_STAGED_REFERENCE the interpreter, and with
+ * SCHED_STAGED_UNFUSED always the host.  Outputs the launch
  * allocated (allocated[i]; NULL: none may change) move to the GPU when every input lives
  * there.  slots[i] holds scalar parameter i; outs receives the scalar outputs.  `cache`
  * NULL: buffers for this launch only; else *cache (made on first use) is reused. */
 fusor_status sched_staged_run(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               fusor_array **arrays, int *allocated, const ir_value *slots,
-                              ir_value *outs, int reference, int *threads, int *ran_gpu,
+                              ir_value *outs, sched_staged_mode mode, int *threads, int *ran_gpu,
                               sched_staged_cache **cache);
 
 #endif

@@ -111,17 +111,33 @@ static void test_shape(void) {
     FILE *f = fopen("bench_stencil.fu", "w");
     REQUIRE_VOID(f != NULL);
     fputs("kernel heat(u: f64[n, m] clamp, r: f64) -> (o: f64[]) {\n"
-          "    o = u + r * (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0 * u)\n}\n",
+          "    o = u + r * (u[-1, 0] + u[1, 0] + u[0, -1] + u[0, 1] - 4.0 * u)\n}\n"
+          "kernel norm(x: f64[n, m]) -> (y: f64[n, m]) {\n"
+          "    y = x / sqrt(sum(x * x, axis=1, keepdims=true))\n}\n",
           f);
     fclose(f);
-    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --shape 64x48 --repeat 3 --json -q", out,
-              sizeof out) == 0);
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --kernel heat --shape 64x48 --repeat 3 --json "
+                        "-q",
+              out, sizeof out) == 0);
     CHECK_MSG(field(out, "n") == 64 * 48, "%s", out);
     CHECK(field(out, "bytes") == 2.0 * 64 * 48 * 8); /* u in, o out */
-    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --size 1000 -q 2>&1", out, sizeof out) != 0);
-    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --shape 64x0 -q 2>&1", out, sizeof out) != 0);
+    /* Stencils and axis reductions unfused as well: a fused and an unfused point each. */
+    for (int k = 0; k < 2; k++) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd,
+                 FUSOR_CLI " bench bench_stencil.fu --kernel %s --shape 40x50 --repeat 2 "
+                           "--unfused --json -q",
+                 k ? "norm" : "heat");
+        CHECK(run(cmd, out, sizeof out) == 0);
+        CHECK_MSG(strstr(out, "\"mode\": \"fused\"") && strstr(out, "\"mode\": \"unfused\""), "%s",
+                  out);
+    }
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --kernel heat --size 1000 -q 2>&1", out,
+              sizeof out) != 0);
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --kernel heat --shape 64x0 -q 2>&1", out,
+              sizeof out) != 0);
     CHECK(strstr(out, "--shape") != NULL);
-    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --size 10 --shape 4x4 -q 2>&1", out,
+    CHECK(run(FUSOR_CLI " bench bench_stencil.fu --kernel heat --size 10 --shape 4x4 -q 2>&1", out,
               sizeof out) != 0);
     remove("bench_stencil.fu");
 }

@@ -90,7 +90,7 @@ static int same_array(const char *what, const fusor_array *got, const fusor_arra
 
 /* ------------------------------------------------------------------ fixtures */
 
-enum { REFERENCE, JIT1, JIT3 };
+enum { REFERENCE, JIT1, JIT3, UNFUSED };
 
 static void run_fixture(const char *dir, const char *name, const char *check, const char *src) {
     fusor_kernel *k = NULL;
@@ -110,8 +110,8 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
         CHECK_OK(fusor_npy_load(ctx, path, pi.is_output ? &want[i] : &in[i]));
     }
     double rtol = strcmp(check, "exact") ? atof(check) : 0;
-    for (int mode = REFERENCE; mode <= JIT3; mode++) {
-        fusor_set_num_threads(mode == JIT3 ? 3 : 1);
+    for (int mode = REFERENCE; mode <= UNFUSED; mode++) {
+        fusor_set_num_threads(mode == JIT3 ? 3 : mode == UNFUSED ? 2 : 1);
         fusor_args *args;
         CHECK_OK(fusor_args_create(k, &args));
         for (int i = 0; i < np; i++)
@@ -120,12 +120,15 @@ static void run_fixture(const char *dir, const char *name, const char *check, co
                 fusor_kernel_param(k, i, &pi);
                 CHECK_OK(fusor_args_set_array(args, pi.name, in[i]));
             }
-        st = mode == REFERENCE ? sched_launch_reference(k, args) : fusor_launch(k, args);
+        st = mode == REFERENCE ? sched_launch_reference(k, args)
+             : mode == UNFUSED ? fusor_launch_unfused(k, args)
+                               : fusor_launch(k, args);
         char what[256];
         snprintf(what, sizeof what, "%s (%s)", name,
                  mode == REFERENCE ? "interpreter"
                  : mode == JIT1    ? "JIT, 1 thread"
-                                   : "JIT, 3 threads");
+                 : mode == JIT3    ? "JIT, 3 threads"
+                                   : "unfused, 2 threads");
         if (!strncmp(check, "error:", 6)) {
             CHECK_MSG(!strcmp(fusor_status_name(st), check + 6), "%s: %s, want %s", what,
                       fusor_status_name(st), check + 6);
@@ -196,9 +199,9 @@ static double rnd(void) {
 }
 
 /* Runs `src` on x (rows x cols f64, plus an f64 vector w of cols) with its one array output
- * `y` of shape yshape bound to a strided, poisoned buffer; returns the values in C order
- * (malloc'd). */
-static double *run_random(const char *src, int reference, int threads, const double *x, int rows,
+ * `y` of shape yshape bound to a strided, poisoned buffer, by `mode` (REFERENCE, UNFUSED,
+ * else the fused JIT); returns the values in C order (malloc'd). */
+static double *run_random(const char *src, int mode, int threads, const double *x, int rows,
                           int cols, const double *w, int yndim, const int64_t *yshape) {
     fusor_kernel *k = NULL;
     CHECK_OK(fusor_kernel_compile(ctx, src, "rand.fu", NULL, &k));
@@ -227,8 +230,10 @@ static double *run_random(const char *src, int reference, int threads, const dou
         CHECK_OK(fusor_args_set_array(args, "w", W));
     CHECK_OK(fusor_args_set_array(args, "y", Y));
     fusor_set_num_threads(threads);
-    CHECK_OK(reference ? sched_launch_reference(k, args) : fusor_launch(k, args));
-    if (!reference && threads > 1 && (int64_t)rows * cols >= 1 << 16)
+    CHECK_OK(mode == REFERENCE ? sched_launch_reference(k, args)
+             : mode == UNFUSED ? fusor_launch_unfused(k, args)
+                               : fusor_launch(k, args));
+    if (mode != REFERENCE && threads > 1 && (int64_t)rows * cols >= 1 << 16)
         CHECK_MSG(fusor_args_last_threads(args) > 1, "%s ran on %d thread", src,
                   fusor_args_last_threads(args));
     double *out = malloc(sizeof(double) * (size_t)n);
@@ -285,25 +290,28 @@ static void test_random(void) {
             int64_t ys[2] = {cases[c].per_row == 0 ? cols : rows, cols};
             int yndim = cases[c].per_row == 2 ? 2 : 1;
             int64_t n = yndim == 2 ? (int64_t)rows * cols : ys[0];
-            double *ref = run_random(cases[c].src, 1, 1, x, rows, cols, w, yndim, ys);
-            double *j1 = run_random(cases[c].src, 0, 1, x, rows, cols, w, yndim, ys);
-            double *j2 = run_random(cases[c].src, 0, 2, x, rows, cols, w, yndim, ys);
-            double *j3 = run_random(cases[c].src, 0, 3, x, rows, cols, w, yndim, ys);
-            int bad = !ref || !j1 || !j2 || !j3;
+            double *ref = run_random(cases[c].src, REFERENCE, 1, x, rows, cols, w, yndim, ys);
+            double *j1 = run_random(cases[c].src, JIT1, 1, x, rows, cols, w, yndim, ys);
+            double *j2 = run_random(cases[c].src, JIT1, 2, x, rows, cols, w, yndim, ys);
+            double *j3 = run_random(cases[c].src, JIT1, 3, x, rows, cols, w, yndim, ys);
+            double *uf = run_random(cases[c].src, UNFUSED, 2, x, rows, cols, w, yndim, ys);
+            int bad = !ref || !j1 || !j2 || !j3 || !uf;
             for (int64_t i = 0; !bad && i < n; i++) {
-                double r = ref[i], g = j1[i];
+                double r = ref[i], g = j1[i], u = uf[i];
                 int close = r == g || (isnan(r) && isnan(g)) ||
                             fabs(r - g) <= cases[c].rtol * (fabs(r) > 1 ? fabs(r) : 1);
-                if (!close || memcmp(&j1[i], &j2[i], 8) || memcmp(&j1[i], &j3[i], 8)) {
+                int uclose = r == u || (isnan(r) && isnan(u)) ||
+                             fabs(r - u) <= cases[c].rtol * (fabs(r) > 1 ? fabs(r) : 1);
+                if (!close || !uclose || memcmp(&j1[i], &j2[i], 8) || memcmp(&j1[i], &j3[i], 8)) {
                     CHECK_MSG(0,
                               "%s on (%d, %d): element %lld: interp %.17g, JIT %.17g / %.17g "
-                              "/ %.17g with 1/2/3 threads",
-                              cases[c].src, rows, cols, (long long)i, r, g, j2[i], j3[i]);
+                              "/ %.17g with 1/2/3 threads, unfused %.17g",
+                              cases[c].src, rows, cols, (long long)i, r, g, j2[i], j3[i], u);
                     bad = 1;
                 }
             }
             CHECK(!bad);
-            free(ref), free(j1), free(j2), free(j3), free(x), free(w);
+            free(ref), free(j1), free(j2), free(j3), free(uf), free(x), free(w);
         }
 }
 
@@ -587,6 +595,10 @@ static void test_in_place(void) {
     CHECK_OK(fusor_args_create(nrm, &a));
     CHECK_OK(fusor_args_set_array(a, "x", X));
     CHECK_OK(fusor_args_set_array(a, "y", X)); /* rows normalised in place */
+    /* An unfused launch writes its outputs before it has read all of x: refused, x kept. */
+    CHECK(fusor_launch_unfused(nrm, a) == FUSOR_ERROR_UNSUPPORTED);
+    CHECK_MSG(strstr(fusor_last_error(), "in place") && !memcmp(x, orig, sizeof x), "%s",
+              fusor_last_error());
     CHECK_OK(fusor_launch(nrm, a));
     int bad = 0;
     for (int r = 0; r < R; r++) {

@@ -184,9 +184,17 @@ static double rnd(void) {
     return (double)(rng >> 11) / 9007199254740992.0 * 4.0 - 2.0;
 }
 
-typedef enum backend { JIT1, JIT2, JIT3, REF, NB } backend;
+typedef enum backend { JIT1, JIT2, JIT3, REF, UNFUSED, NB } backend;
 static const char *const backend_name[NB] = {"jit 1 thread", "jit 2 threads", "jit 3 threads",
-                                             "interpreter"};
+                                             "interpreter", "unfused, 2 threads"};
+
+/* One launch by backend b (the unfused launch reads shifted views and padded copies). */
+static fusor_status launch_by(backend b, fusor_kernel *k, fusor_args *a) {
+    fusor_set_num_threads(b == REF ? 1 : b == UNFUSED ? 2 : (int)b + 1);
+    return b == REF       ? sched_launch_reference(k, a)
+           : b == UNFUSED ? fusor_launch_unfused(k, a)
+                          : fusor_launch(k, a);
+}
 
 /* strided: u is a view of every other element of a larger buffer (the strided row
  * functions run). */
@@ -233,8 +241,7 @@ static void run_case(int ndim, int mode, const int64_t *shape, int strided) {
     for (int b = 0; b < NB; b++) {
         for (int64_t e = 0; e < size; e++)
             got[e] = poison();
-        fusor_set_num_threads(b == REF ? 1 : b + 1);
-        fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
+        fusor_status st = launch_by((backend)b, k, a);
         CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
         int64_t bad = -1;
         for (int64_t e = 0; e < size && bad < 0; e++)
@@ -314,8 +321,7 @@ static void test_interior_reduction(void) {
     for (int b = 0; b < NB; b++) {
         for (int e = 0; e < R * C; e++)
             d[e] = -7;
-        fusor_set_num_threads(b == REF ? 1 : b + 1);
-        fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
+        fusor_status st = launch_by((backend)b, k, a);
         CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
         int64_t s = 0, mx = 0;
         fusor_dtype dt;
@@ -416,8 +422,7 @@ static void test_mixed(void) {
     for (int b = 0; b < NB; b++) {
         for (int e = 0; e < R * C; e++)
             o[e] = poison();
-        fusor_set_num_threads(b == REF ? 1 : b + 1);
-        fusor_status st = b == REF ? sched_launch_reference(k, a) : fusor_launch(k, a);
+        fusor_status st = launch_by((backend)b, k, a);
         CHECK_MSG(st == FUSOR_OK, "%s: %s", backend_name[b], fusor_last_error());
         int bad = 0;
         for (int e = 0; e < R * C; e++)
