@@ -8,6 +8,9 @@
 #include "pool.h"
 #include "scalar.h"
 
+/* Inputs broadcast along the inner dimension that a contiguous row may still take. */
+#define RUN_MAX_SPLAT 4
+
 /* The domain after simplification, with per-array strides in the same order. */
 typedef struct flat_domain {
     int ndim;
@@ -15,7 +18,12 @@ typedef struct flat_domain {
     int narrays;
     char **base;
     int64_t (*strides)[FUSOR_MAX_DIMS];
-    int contiguous; /* every array's inner stride equals its element size */
+    /* Every array's inner stride equals its element size, except the inputs in splat[]
+     * (nsplat of them), which are broadcast along the inner dimension (stride 0): the
+     * runner hands the contiguous row function a buffer of copies of their value. */
+    int contiguous;
+    int nsplat;
+    int splat[RUN_MAX_SPLAT];
 } flat_domain;
 
 static fusor_dtype array_dtype(const ir_kernel *k, int i) {
@@ -77,10 +85,43 @@ static void simplify(const ir_kernel *k, const ir_domain *d, flat_domain *f) {
         for (int i = 0; i < d->narrays; i++) f->strides[i][0] = 0;
     }
     f->contiguous = 1;
-    for (int i = 0; i < d->narrays; i++)
-        if (is_array(k, i) &&
-            f->strides[i][f->ndim - 1] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
+    f->nsplat = 0;
+    for (int i = 0; i < d->narrays; i++) {
+        int64_t st = f->strides[i][f->ndim - 1], es = (int64_t)fusor_dtype_size(array_dtype(k, i));
+        if (!is_array(k, i) || !d->base[i] || st == es) continue;
+        if (st == 0 && i < k->nparams && es <= 8 && f->nsplat < RUN_MAX_SPLAT)
+            f->splat[f->nsplat++] = i;
+        else
             f->contiguous = 0;
+    }
+}
+
+/* Buffers of a broadcast input's value (flat_domain.splat), one per splat, per thread. */
+static _Thread_local _Alignas(64) char splat_buf[RUN_MAX_SPLAT][HOST_BLOCK * 8];
+
+/* Fills buf with n copies of the element of `es` bytes at src. */
+static void splat_fill(char *buf, const char *src, int64_t es, int64_t n) {
+    switch (es) {
+    case 8: {
+        uint64_t v;
+        memcpy(&v, src, 8);
+        for (int64_t e = 0; e < n; e++) ((uint64_t *)buf)[e] = v;
+        break;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, src, 4);
+        for (int64_t e = 0; e < n; e++) ((uint32_t *)buf)[e] = v;
+        break;
+    }
+    case 2: {
+        uint16_t v;
+        memcpy(&v, src, 2);
+        for (int64_t e = 0; e < n; e++) ((uint16_t *)buf)[e] = v;
+        break;
+    }
+    default: memset(buf, *src, (size_t)n);
+    }
 }
 
 /*
@@ -185,6 +226,13 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
     char *ptrs[HOST_MAX_ARRAYS];
     int64_t inner_strides[HOST_MAX_ARRAYS];
     for (int i = 0; i < f->narrays; i++) inner_strides[i] = f->strides[i][last];
+    /* Broadcast inputs of a contiguous row: their buffer holds `filled` copies of the
+     * value at `from` (refilled when a row reads another element or more copies). */
+    const char *from[RUN_MAX_SPLAT] = {0};
+    int64_t filled[RUN_MAX_SPLAT] = {0}, es[RUN_MAX_SPLAT];
+    for (int s = 0; s < f->nsplat && f->contiguous; s++)
+        inner_strides[f->splat[s]] = es[s] =
+            (int64_t)fusor_dtype_size(array_dtype(j->k, f->splat[s]));
     int64_t idx = begin;
     while (idx < end) {
         int64_t row = idx / inner, col = idx % inner;
@@ -201,6 +249,15 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
                 r /= f->shape[dim];
             }
             ptrs[i] = f->base[i] + off;
+        }
+        for (int s = 0; s < f->nsplat && f->contiguous; s++) {
+            int i = f->splat[s];
+            if (ptrs[i] != from[s] || n > filled[s]) {
+                splat_fill(splat_buf[s], ptrs[i], es[s], n);
+                from[s] = ptrs[i];
+                filled[s] = n;
+            }
+            ptrs[i] = splat_buf[s];
         }
         j->fn(ptrs, inner_strides, n, j->slots, acc);
         idx += n;
