@@ -8,8 +8,25 @@
 #include "pool.h"
 #include "scalar.h"
 
-/* Inputs broadcast along the inner dimension that a contiguous row may still take. */
+/*
+ * Inputs broadcast along a row (stride 0 there: an (n, 1) array against (n, m), a 0-d
+ * array, a keepdims axis result) do not force the strided row function: the runner hands
+ * the contiguous one a per-thread buffer of copies of the value instead, refilled only
+ * when a row reads another element (up to RUN_MAX_SPLAT such inputs).
+ */
 #define RUN_MAX_SPLAT 4
+
+typedef struct splat_set {
+    int n;
+    int idx[RUN_MAX_SPLAT];    /* the arrays */
+    int64_t es[RUN_MAX_SPLAT]; /* their element sizes */
+} splat_set;
+
+/* What a thread's buffers hold: `filled` copies of the element at `from`. */
+typedef struct splat_state {
+    const char *from[RUN_MAX_SPLAT];
+    int64_t filled[RUN_MAX_SPLAT];
+} splat_state;
 
 /* The domain after simplification, with per-array strides in the same order. */
 typedef struct flat_domain {
@@ -18,12 +35,8 @@ typedef struct flat_domain {
     int narrays;
     char **base;
     int64_t (*strides)[FUSOR_MAX_DIMS];
-    /* Every array's inner stride equals its element size, except the inputs in splat[]
-     * (nsplat of them), which are broadcast along the inner dimension (stride 0): the
-     * runner hands the contiguous row function a buffer of copies of their value. */
-    int contiguous;
-    int nsplat;
-    int splat[RUN_MAX_SPLAT];
+    int contiguous; /* every array's inner stride is its element size, or it is in splat */
+    splat_set splat;
 } flat_domain;
 
 static fusor_dtype array_dtype(const ir_kernel *k, int i) {
@@ -35,6 +48,66 @@ static int is_array(const ir_kernel *k, int i) {
 }
 
 static int64_t abs64(int64_t x) { return x < 0 ? -x : x; }
+
+/* Whether rows along dimension `dim` of arrays (base, strides) suit the contiguous row
+ * function: every array's stride there is its element size, or it is an input
+ * broadcast along it (listed in *s). */
+static int row_layout(const ir_kernel *k, int narrays, char *const *base,
+                      int64_t (*strides)[FUSOR_MAX_DIMS], int dim, splat_set *s) {
+    s->n = 0;
+    for (int i = 0; i < narrays; i++) {
+        int64_t st = strides[i][dim], es = (int64_t)fusor_dtype_size(array_dtype(k, i));
+        if (!is_array(k, i) || !base[i] || st == es) continue;
+        if (st != 0 || i >= k->nparams || es > 8 || s->n == RUN_MAX_SPLAT) return 0;
+        s->idx[s->n] = i;
+        s->es[s->n++] = es;
+    }
+    return 1;
+}
+
+/* This thread's buffers of broadcast values. */
+static _Thread_local _Alignas(64) char splat_buf[RUN_MAX_SPLAT][HOST_BLOCK * 8];
+
+/* Fills buf with n copies of the element of `es` bytes at src. */
+static void splat_fill(char *buf, const char *src, int64_t es, int64_t n) {
+    switch (es) {
+    case 8: {
+        uint64_t v;
+        memcpy(&v, src, 8);
+        for (int64_t e = 0; e < n; e++) ((uint64_t *)buf)[e] = v;
+        break;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, src, 4);
+        for (int64_t e = 0; e < n; e++) ((uint32_t *)buf)[e] = v;
+        break;
+    }
+    case 2: {
+        uint16_t v;
+        memcpy(&v, src, 2);
+        for (int64_t e = 0; e < n; e++) ((uint16_t *)buf)[e] = v;
+        break;
+    }
+    default: memset(buf, *src, (size_t)n);
+    }
+}
+
+/* Before a contiguous call of n <= HOST_BLOCK elements: points each broadcast input of
+ * ptrs at its buffer of copies (filled as needed) and sets its stride to its size. */
+static void splat_rows(const splat_set *s, splat_state *t, char **ptrs, int64_t *strides,
+                       int64_t n) {
+    for (int v = 0; v < s->n; v++) {
+        int i = s->idx[v];
+        if (ptrs[i] != t->from[v] || n > t->filled[v]) {
+            splat_fill(splat_buf[v], ptrs[i], s->es[v], n);
+            t->from[v] = ptrs[i];
+            t->filled[v] = n;
+        }
+        ptrs[i] = splat_buf[v];
+        strides[i] = s->es[v];
+    }
+}
 
 /* Orders dimensions by the reference array's strides (largest first), drops size-1
  * dimensions and merges neighbours that every array walks as one. */
@@ -84,44 +157,7 @@ static void simplify(const ir_kernel *k, const ir_domain *d, flat_domain *f) {
         f->shape[0] = 1;
         for (int i = 0; i < d->narrays; i++) f->strides[i][0] = 0;
     }
-    f->contiguous = 1;
-    f->nsplat = 0;
-    for (int i = 0; i < d->narrays; i++) {
-        int64_t st = f->strides[i][f->ndim - 1], es = (int64_t)fusor_dtype_size(array_dtype(k, i));
-        if (!is_array(k, i) || !d->base[i] || st == es) continue;
-        if (st == 0 && i < k->nparams && es <= 8 && f->nsplat < RUN_MAX_SPLAT)
-            f->splat[f->nsplat++] = i;
-        else
-            f->contiguous = 0;
-    }
-}
-
-/* Buffers of a broadcast input's value (flat_domain.splat), one per splat, per thread. */
-static _Thread_local _Alignas(64) char splat_buf[RUN_MAX_SPLAT][HOST_BLOCK * 8];
-
-/* Fills buf with n copies of the element of `es` bytes at src. */
-static void splat_fill(char *buf, const char *src, int64_t es, int64_t n) {
-    switch (es) {
-    case 8: {
-        uint64_t v;
-        memcpy(&v, src, 8);
-        for (int64_t e = 0; e < n; e++) ((uint64_t *)buf)[e] = v;
-        break;
-    }
-    case 4: {
-        uint32_t v;
-        memcpy(&v, src, 4);
-        for (int64_t e = 0; e < n; e++) ((uint32_t *)buf)[e] = v;
-        break;
-    }
-    case 2: {
-        uint16_t v;
-        memcpy(&v, src, 2);
-        for (int64_t e = 0; e < n; e++) ((uint16_t *)buf)[e] = v;
-        break;
-    }
-    default: memset(buf, *src, (size_t)n);
-    }
+    f->contiguous = row_layout(k, d->narrays, d->base, f->strides, f->ndim - 1, &f->splat);
 }
 
 /*
@@ -226,13 +262,7 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
     char *ptrs[HOST_MAX_ARRAYS];
     int64_t inner_strides[HOST_MAX_ARRAYS];
     for (int i = 0; i < f->narrays; i++) inner_strides[i] = f->strides[i][last];
-    /* Broadcast inputs of a contiguous row: their buffer holds `filled` copies of the
-     * value at `from` (refilled when a row reads another element or more copies). */
-    const char *from[RUN_MAX_SPLAT] = {0};
-    int64_t filled[RUN_MAX_SPLAT] = {0}, es[RUN_MAX_SPLAT];
-    for (int s = 0; s < f->nsplat && f->contiguous; s++)
-        inner_strides[f->splat[s]] = es[s] =
-            (int64_t)fusor_dtype_size(array_dtype(j->k, f->splat[s]));
+    splat_state t = {.filled = {0}};
     int64_t idx = begin;
     while (idx < end) {
         int64_t row = idx / inner, col = idx % inner;
@@ -250,15 +280,7 @@ static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *a
             }
             ptrs[i] = f->base[i] + off;
         }
-        for (int s = 0; s < f->nsplat && f->contiguous; s++) {
-            int i = f->splat[s];
-            if (ptrs[i] != from[s] || n > filled[s]) {
-                splat_fill(splat_buf[s], ptrs[i], es[s], n);
-                from[s] = ptrs[i];
-                filled[s] = n;
-            }
-            ptrs[i] = splat_buf[s];
-        }
+        if (f->contiguous) splat_rows(&f->splat, &t, ptrs, inner_strides, n);
         j->fn(ptrs, inner_strides, n, j->slots, acc);
         idx += n;
     }
@@ -541,6 +563,7 @@ typedef struct axis_job {
     const ir_kernel *k;
     const ir_domain *d;
     int axis, contiguous;
+    splat_set splat; /* inputs broadcast along the axis (contiguous rows) */
     cg_pass_fn fn;
     const ir_value *slots;
     ir_op op;
@@ -553,18 +576,23 @@ typedef struct axis_job {
 
 /* The reduction of elements [lo, hi) of one row (pointers at its element 0), split into
  * HOST_BLOCK blocks combined pairwise: the same grouping whoever computes the row. */
-static ir_value axis_fold(const axis_job *j, char *const *row, const int64_t *strides, int64_t lo,
-                          int64_t hi) {
+static ir_value axis_fold(const axis_job *j, char *const *row, const int64_t *strides,
+                          splat_state *t, int64_t lo, int64_t hi) {
     int64_t nblocks = (hi - lo + HOST_BLOCK - 1) / HOST_BLOCK;
     if (nblocks > 1) {
         int64_t mid = lo + nblocks / 2 * HOST_BLOCK;
-        return sc_reduce_combine(j->op, j->dtype, axis_fold(j, row, strides, lo, mid),
-                                 axis_fold(j, row, strides, mid, hi));
+        return sc_reduce_combine(j->op, j->dtype, axis_fold(j, row, strides, t, lo, mid),
+                                 axis_fold(j, row, strides, t, mid, hi));
     }
     char *ptrs[HOST_MAX_ARRAYS];
-    for (int i = 0; i < j->d->narrays; i++) ptrs[i] = row[i] ? row[i] + lo * strides[i] : NULL;
+    int64_t st[HOST_MAX_ARRAYS];
+    for (int i = 0; i < j->d->narrays; i++) {
+        ptrs[i] = row[i] ? row[i] + lo * strides[i] : NULL;
+        st[i] = strides[i];
+    }
+    if (j->contiguous) splat_rows(&j->splat, t, ptrs, st, hi - lo);
     ir_value acc = sc_reduce_identity(j->op, j->dtype);
-    if (hi > lo) j->fn(ptrs, strides, hi - lo, j->slots, &acc);
+    if (hi > lo) j->fn(ptrs, st, hi - lo, j->slots, &acc);
     return acc;
 }
 
@@ -576,6 +604,7 @@ static void axis_worker(void *ctx, int tid, int nthreads) {
     int64_t r0 = j->nrows * tid / nthreads, r1 = j->nrows * (tid + 1) / nthreads;
     int64_t strides[HOST_MAX_ARRAYS];
     char *row[HOST_MAX_ARRAYS];
+    splat_state t = {.filled = {0}};
     for (int i = 0; i < na; i++) strides[i] = d->strides[i][ax];
     for (int64_t r = r0; r < r1; r++) {
         int64_t rem = r, out_off = 0, idx[FUSOR_MAX_DIMS] = {0};
@@ -593,7 +622,7 @@ static void axis_worker(void *ctx, int tid, int nthreads) {
                 if (x != ax) off += idx[x] * d->strides[i][x];
             row[i] = d->base[i] + off;
         }
-        ir_value v = axis_fold(j, row, strides, 0, d->shape[ax]);
+        ir_value v = axis_fold(j, row, strides, &t, 0, d->shape[ax]);
         sc_store(j->out + out_off, j->dtype, v);
     }
 }
@@ -601,12 +630,15 @@ static void axis_worker(void *ctx, int tid, int nthreads) {
 /* Result elements per block of the row-accumulating path: the accumulators and one row
  * of operand values stay in L1 or L2. */
 #define AXIS_ROW_BLOCK 4096
+_Static_assert(AXIS_ROW_BLOCK <= HOST_BLOCK, "a row block's broadcast inputs fit splat_buf");
 
 typedef struct axis_rows_job {
     const ir_kernel *k; /* the stage kernel (its reduction's op and dtype) */
     const ir_domain *d;
     int axis, inner;
     cg_pass_fn fn;      /* map's row function along the innermost dimension */
+    int contiguous;     /* fn is the contiguous one: inputs in splat get buffers */
+    splat_set splat;
     int fused;          /* map accumulates (acc param, output over it): no combining here */
     fusor_dtype vdtype; /* map's output: the operand's dtype, or the accumulators' */
     size_t pes;         /* bytes of one partial: vdtype's when fused, else an ir_value */
@@ -666,6 +698,7 @@ static void axis_rows_worker(void *ctx, int tid, int nthreads) {
     int vi = j->fused ? np + 1 : np; /* map's output (after the accumulators when fused) */
     strides[vi] = strides[np] = (int64_t)es;
     ir_value id = sc_reduce_identity(j->op, j->dtype);
+    splat_state bt = {.filled = {0}};
     for (int64_t it = i0; it < i1; it++) {
         int64_t g = it / j->nchunk, ch = it % j->nchunk, out_off, c0, cn;
         group_start(j, g, base, &out_off, &c0, &cn);
@@ -682,6 +715,7 @@ static void axis_rows_worker(void *ctx, int tid, int nthreads) {
         for (int64_t t = ch * j->chunk; t < t1; t++) {
             for (int i = 0; i < np; i++)
                 ptrs[i] = base[i] ? base[i] + t * d->strides[i][ax] : NULL;
+            if (j->contiguous) splat_rows(&j->splat, &bt, ptrs, strides, cn);
             j->fn(ptrs, strides, cn, j->slots, NULL);
             if (j->fused) continue;
             for (int64_t e = 0; e < cn; e++) /* the reduction's own combination */
@@ -731,12 +765,8 @@ static int axis_by_rows(const ir_kernel *k, const ir_plan *plan, const cg_compil
                        .out_strides = out_strides, .nouter = 1};
     if (fusor_dtype_size(j.vdtype) > 8) return 0;
     j.pes = fused ? fusor_dtype_size(j.vdtype) : sizeof(ir_value);
-    int contiguous = 1;
-    for (int i = 0; i < k->nparams; i++)
-        if (is_array(k, i) && d->base[i] &&
-            d->strides[i][in] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
-            contiguous = 0;
-    j.fn = contiguous ? map->contig[0] : map->strided[0];
+    j.contiguous = row_layout(k, k->nparams, d->base, d->strides, in, &j.splat);
+    j.fn = j.contiguous ? map->contig[0] : map->strided[0];
     for (int x = 0; x < d->ndim; x++)
         if (x != axis && x != in) j.nouter *= d->shape[x];
     /* Whole rows (up to AXIS_ROW_BLOCK elements) read in order, like a C loop; the axis in
@@ -804,11 +834,7 @@ fusor_status host_run_axis(const ir_kernel *k, const ir_plan *plan, const cg_com
                   .nrows = 1};
     for (int x = 0; x < d->ndim; x++)
         if (x != axis) j.nrows *= d->shape[x];
-    j.contiguous = 1;
-    for (int i = 0; i < d->narrays; i++)
-        if (is_array(k, i) && d->base[i] &&
-            d->strides[i][axis] != (int64_t)fusor_dtype_size(array_dtype(k, i)))
-            j.contiguous = 0;
+    j.contiguous = row_layout(k, d->narrays, d->base, d->strides, axis, &j.splat);
     j.fn = j.contiguous ? code->contig[0] : code->strided[0];
     if (nthreads < 1) nthreads = 1;
     if (d->size < HOST_PARALLEL_MIN_ELEMENTS || j.nrows < 2) nthreads = 1;

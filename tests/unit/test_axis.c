@@ -276,6 +276,14 @@ static void test_random(void) {
          1e-12},
         {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = sum(x, axis=1) / sum(x * x) }", 1, 1e-12},
         {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = min(x, axis=0) - min(x) }", 0, 0},
+        /* an input broadcast along the reduced axis (rows of one value per row), and along
+         * the rows of an outer axis's row-by-row path */
+        {"kernel k(x: f64[n, m]) -> (y: f64[n]) { y = sum(exp(x - max(x, axis=1, "
+         "keepdims=true)), axis=1) }",
+         1, 1e-12},
+        {"kernel k(x: f64[n, m]) -> (y: f64[m]) { y = sum(x * mean(x, axis=1, keepdims=true), "
+         "axis=0) }",
+         0, 1e-10},
     };
     static const int shapes[][2] = {{1, 1}, {3, 7}, {17, 5}, {300, 301}, {2, 9000}, {9000, 3}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
