@@ -1079,9 +1079,11 @@ static fusor_status place(fusor_kernel *k, fusor_args *a, sched_spec *spec, fuso
     }
     *device = -1;
     fusor_target target = sched_gpu_target(k->ctx);
-    if (may_use_gpu && (target == FUSOR_TARGET_GPU || gpu_memory)) {
+    /* Arrays in GPU memory go through the placement model even for a host-only launch
+     * (the reference, unfused): it refuses them with the array's name. */
+    if ((may_use_gpu && target == FUSOR_TARGET_GPU) || gpu_memory) {
         sched_place_result r;
-        fusor_status st = sched_gpu_decide(k, a, spec, &dom, arrays, 1, &r);
+        fusor_status st = sched_gpu_decide(k, a, spec, &dom, arrays, may_use_gpu, &r);
         if (st)
             return st;
         *device = r.where == FUSOR_TARGET_GPU ? r.device : -1;

@@ -388,6 +388,9 @@ static void test_device_arrays(void) {
     fusor_placement pl;
     CHECK_OK(fusor_args_last_placement(a, &pl));
     CHECK(pl.target == FUSOR_TARGET_GPU && pl.copy_bytes == 0);
+    /* The unfused launch runs on the host: it refuses device memory, naming the array. */
+    CHECK(fusor_launch_unfused(k, a) == FUSOR_ERROR_UNSUPPORTED);
+    CHECK_MSG(contains(fusor_last_error(), "array 'x'"), "%s", fusor_last_error());
     /* Managed memory, under the GPU target: used in place, nothing copied.  (Under AUTO
      * the cost model may keep such small arrays on the CPU, which can read them.) */
     fusor_context *g2;
@@ -407,6 +410,15 @@ static void test_device_arrays(void) {
     fusor_array *ym = NULL;
     CHECK_OK(fusor_args_get_array(am, "y", &ym));
     double *ymv = ym ? values(ym) : NULL;
+    CHECK(ymv && wrong_norm(ymv, 70, 5) == 0);
+    free(ymv);
+    fusor_array_destroy(ym);
+    /* ... which the host can read: an unfused launch runs there. */
+    t0 = axis_runs[0];
+    CHECK_OK(fusor_launch_unfused(k2, am));
+    CHECK(axis_runs[0] == t0);
+    CHECK_OK(fusor_args_get_array(am, "y", &ym));
+    ymv = ym ? values(ym) : NULL;
     CHECK(ymv && wrong_norm(ymv, 70, 5) == 0);
     free(ymv);
     fusor_array_destroy(ym);
