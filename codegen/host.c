@@ -179,6 +179,73 @@ static LLVMTargetMachineRef host_tm(int level) {
                                    LLVMRelocDefault, LLVMCodeModelJITDefault);
 }
 
+/* ------------------------------------------------------------------ f16 on x86 */
+
+/*
+ * fusor computes f16 as f32 on widened operands, rounded back (emit.c).  The optimiser
+ * narrows what it may (a compare of two widened halves is a compare of the halves; a
+ * rounded fabs, floor or sqrt of a widened half is the half's), and LLVM 16's x86 back end,
+ * without AVX512-FP16, then scalarises those on vectors of half through general registers
+ * (abs over f16 ran 8x slower than over f32).  After optimisation, before code
+ * generation, they are widened back: the same values (compares and these functions are
+ * exact, or correctly rounded once), computed on vectors of float.
+ */
+static const char *const half_widened[] = {
+    "llvm.fabs",   "llvm.floor",     "llvm.ceil",    "llvm.trunc",     "llvm.rint",
+    "llvm.round",  "llvm.roundeven", "llvm.sqrt",    "llvm.copysign",  "llvm.minnum",
+    "llvm.maxnum", "llvm.minimum",   "llvm.maximum", "llvm.nearbyint",
+};
+
+static int is_half_vector(LLVMTypeRef t) {
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind &&
+           LLVMGetTypeKind(LLVMGetElementType(t)) == LLVMHalfTypeKind;
+}
+
+/* Which of half_widened instruction i calls (its intrinsic ID), or 0. */
+static unsigned half_intrinsic(LLVMValueRef i) {
+    if (LLVMGetInstructionOpcode(i) != LLVMCall || !is_half_vector(LLVMTypeOf(i)))
+        return 0;
+    LLVMValueRef callee = LLVMGetCalledValue(i);
+    unsigned id = callee && LLVMIsAFunction(callee) ? LLVMGetIntrinsicID(callee) : 0;
+    for (size_t n = 0; id && n < sizeof half_widened / sizeof *half_widened; n++)
+        if (id == LLVMLookupIntrinsicID(half_widened[n], strlen(half_widened[n])))
+            return id;
+    return 0;
+}
+
+static void widen_half_vectors(LLVMModuleRef m) {
+    LLVMContextRef ctx = LLVMGetModuleContext(m);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+            for (LLVMValueRef i = LLVMGetFirstInstruction(bb), next; i; i = next) {
+                next = LLVMGetNextInstruction(i);
+                int cmp = LLVMGetInstructionOpcode(i) == LLVMFCmp &&
+                          is_half_vector(LLVMTypeOf(LLVMGetOperand(i, 0)));
+                unsigned id = cmp ? 0 : half_intrinsic(i);
+                if (!cmp && !id)
+                    continue;
+                LLVMTypeRef ht = LLVMTypeOf(LLVMGetOperand(i, 0));
+                LLVMTypeRef ft = LLVMVectorType(LLVMFloatTypeInContext(ctx), LLVMGetVectorSize(ht));
+                LLVMPositionBuilderBefore(b, i);
+                LLVMValueRef args[3], r;
+                int nargs = cmp ? 2 : LLVMGetNumArgOperands(i);
+                for (int a = 0; a < nargs && a < 3; a++)
+                    args[a] = LLVMBuildFPExt(b, LLVMGetOperand(i, (unsigned)a), ft, "");
+                if (cmp) {
+                    r = LLVMBuildFCmp(b, LLVMGetFCmpPredicate(i), args[0], args[1], "");
+                } else {
+                    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m, id, &ft, 1);
+                    r = LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)nargs,
+                                       "");
+                    r = LLVMBuildFPTrunc(b, r, LLVMTypeOf(i), "");
+                }
+                LLVMReplaceAllUsesWith(i, r);
+                LLVMInstructionEraseFromParent(i);
+            }
+    LLVMDisposeBuilder(b);
+}
+
 static fusor_status optimise(host_build *hb, int level) {
     LLVMSetTarget(hb->mod, host.triple);
     LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(hb->tm);
@@ -193,7 +260,11 @@ static fusor_status optimise(host_build *hb, int level) {
     snprintf(pipeline, sizeof pipeline, "default<O%d>", level);
     LLVMErrorRef err = LLVMRunPasses(hb->mod, pipeline, hb->tm, opts);
     LLVMDisposePassBuilderOptions(opts);
-    return err ? llvm_error("LLVM optimisation failed", err) : FUSOR_OK;
+    if (err)
+        return llvm_error("LLVM optimisation failed", err);
+    if (!strncmp(host.triple, "x86_64", 6))
+        widen_half_vectors(hb->mod);
+    return FUSOR_OK;
 }
 
 /* ------------------------------------------------------------------ vector math */

@@ -607,6 +607,65 @@ static void test_libmvec_sin(void) {
     arena_free(&ar);
 }
 
+/* f16 compares and exact functions (abs, floor) stay vectorised on x86: the optimiser
+ * narrows them to vectors of half, which LLVM 16's x86 back end scalarises, so host.c
+ * widens them back to float after optimisation (same values: checked against C). */
+static void test_f16_vectors(void) {
+#if defined(__x86_64__) && defined(__FLT16_MAX__)
+    arena ar;
+    arena_init(&ar);
+    ir_kernel *k = kernel(&ar, "half", 2, 1);
+    int32_t x = param(k, 0, "x", FUSOR_F16, 1);
+    int32_t y = param(k, 1, "y", FUSOR_F16, 1);
+    int32_t gt = op2(k, IR_GT, FUSOR_BOOL, x, y);
+    int32_t ax = op1(k, IR_ABS, FUSOR_F16, x), fy = op1(k, IR_FLOOR, FUSOR_F16, y);
+    output(k, 0, "z", 1,
+           ir_add(k, IR_WHERE, FUSOR_F16, FUSOR_BOOL, IR_UNIFORM, gt, ax, fy, (ir_value){0}));
+    ir_plan *p = plan_of(k);
+    char *text = emit_text(k, p, FUSOR_EMIT_LLVM);
+    REQUIRE_VOID(text);
+    /* Lines of the contiguous row function computing on vectors of half what x86 would
+     * scalarise: a compare, fabs or floor. */
+    char *body = strstr(text, "define void @fusor_pass0_contig(");
+    char *end = body ? strstr(body, "\n}\n") : NULL;
+    int narrow = 0, widened = 0;
+    for (char *line = body; line && line < end;) {
+        char *nl = strchr(line, '\n');
+        *nl = 0;
+        if (strstr(line, " x half>") &&
+            (strstr(line, "fcmp") || strstr(line, "@llvm.fabs.") || strstr(line, "@llvm.floor.")))
+            narrow++;
+        widened += strstr(line, "fcmp") && strstr(line, " x float>");
+        *nl = '\n';
+        line = nl + 1;
+    }
+    CHECK_MSG(body && end && narrow == 0 && widened > 0,
+              "%d f16 compares, fabs or floor on vectors of half, %d compares of float", narrow,
+              widened);
+    fusor_free(text);
+    cg_compiled *c = compile(k, p);
+    REQUIRE_VOID(c);
+    enum { N = 1003 };
+    static _Float16 xs[N], ys[N], z[N];
+    for (int i = 0; i < N; i++) {
+        xs[i] = (_Float16)(rand_unit() * 40 - 20);
+        ys[i] = (_Float16)(rand_unit() * 40 - 20);
+    }
+    xs[0] = (_Float16)-0.0f, ys[0] = (_Float16)-1.0f, xs[1] = ys[1] = (_Float16)3.5f;
+    c->contig[0]((char *[3]){(char *)xs, (char *)ys, (char *)z}, (int64_t[3]){2, 2, 2}, N, NULL,
+                 NULL);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        _Float16 want =
+            xs[i] > ys[i] ? (_Float16)fabsf((float)xs[i]) : (_Float16)floorf((float)ys[i]);
+        bad += memcmp(&z[i], &want, 2) != 0;
+    }
+    CHECK_MSG(bad == 0, "%d f16 results differ from C", bad);
+    cg_compiled_free(c);
+    arena_free(&ar);
+#endif
+}
+
 /* The LLVM text: row functions by their ABI names, the one reassociable add of a float
  * sum, and no other fast-math. */
 static void test_llvm_text(void) {
@@ -802,6 +861,7 @@ int main(void) {
     test_asm_simd();
     test_libmvec_sin();
     test_llvm_text();
+    test_f16_vectors();
     test_describe();
     test_bad_plan();
     test_threads();
