@@ -4,8 +4,10 @@
  * Each pass of a plan becomes two row functions: a contiguous one (every array's inner
  * stride equals its element size; the loop vectorises) and a strided one (any strides).
  * A row function processes n elements of one row of the domain; the host pool calls it
- * for each row (or part of a row) of its share.  A finish function computes the scalar
- * outputs from the launch slots once all passes are done.
+ * for each row (or part of a row) of its share, n at most 2^30 (host runners take blocks
+ * of HOST_BLOCK: an f32 min/max orders its zeros by a 32-bit index within the call).  A
+ * finish function computes the scalar outputs from the launch slots once all passes are
+ * done.
  *
  *   ptrs[i]    address of the row's first element of array i (indexing as in ir_plan;
  *              stencil load v is array nparams + noutputs + v, see ir_stencil_loads)

@@ -795,6 +795,15 @@ static LLVMValueRef fp_key_inf(emitter *e, fusor_dtype d, int negative) {
     return LLVMConstInt(LLVMIntTypeInContext(e->ctx, dt_bits(d)), bits, 0);
 }
 
+/* The type of the zero tag of a keyed float MIN/MAX carrying dtype d (keyed_step).  A
+ * host row function's tag is its element's index within the call, and host runners call
+ * them over at most HOST_BLOCK elements (run.c): as wide as the float, so that an f32
+ * tag does not halve the vector width.  GPU partials (raw words) and stencil rows (flat
+ * box index) keep 64 bits. */
+static LLVMTypeRef tag_type(emitter *e, fusor_dtype d) {
+    return e->t->gpu || e->stencil || d == FUSOR_F64 ? e->i64 : LLVMInt32TypeInContext(e->ctx);
+}
+
 static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
     fusor_dtype d = carry_dtype((fusor_dtype)nd->dtype);
     ir_op op = (ir_op)nd->op;
@@ -805,7 +814,7 @@ static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
         r->ncarry = 3;
         r->init[0] = fp_key_inf(e, d, op == IR_MAX);
         r->init[1] = LLVMConstInt(e->i1, 0, 0);
-        r->init[2] = LLVMConstInt(e->i64, (unsigned long long)-1, 1);
+        r->init[2] = LLVMConstInt(tag_type(e, d), (unsigned long long)-1, 1);
         memcpy(r->start, r->init, sizeof r->init);
         return;
     }
@@ -865,10 +874,12 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
-    LLVMValueRef i64 = e->itype == e->i64 ? e->index : LLVMBuildZExt(b, e->index, e->i64, "");
-    LLVMValueRef at = e->stencil ? LLVMBuildAdd(b, e->row_flat, i64, "") : i64;
-    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(e->i64, 1, 0), ""),
-                                   LLVMBuildZExt(b, sign, e->i64, ""), "");
+    LLVMTypeRef tt = tag_type(e, r->d);
+    LLVMValueRef at = LLVMBuildIntCast2(b, e->index, tt, 0, "");
+    if (e->stencil)
+        at = LLVMBuildAdd(b, e->row_flat, at, "");
+    LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(tt, 1, 0), ""),
+                                   LLVMBuildIntCast2(b, sign, tt, 0, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
     r->next[2] = sel(e, icmp(e, LLVMIntSGT, tag, r->cur[2]), tag, r->cur[2]);
 }
