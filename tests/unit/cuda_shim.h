@@ -69,6 +69,23 @@ static inline void *cuda_shim_open(const char *cxx, const char *tag, int opt,
     return lib;
 }
 
+/* A test's CUDA C built and opened (cuda_shim_open at -O1) with its launcher `entry` in
+ * *fn.  With no C++ compiler known at configure time (cxx empty) it says SKIP and returns
+ * NULL; otherwise NULL (or *fn NULL) means a failure, described in why. */
+static inline void *cuda_shim_load(const char *cxx, const char *tag,
+                                   int (*write_source)(const char *path), const char *entry,
+                                   void **fn, char *why, size_t n) {
+    *fn = NULL;
+    if (!cxx[0]) {
+        printf("SKIP: no C++ compiler known at configure time; the CUDA C is not run\n");
+        return NULL;
+    }
+    void *lib = cuda_shim_open(cxx, tag, 1, write_source, why, n);
+    if (lib && !(*fn = dlsym(lib, entry)))
+        snprintf(why, n, "the CUDA C library has no %s", entry);
+    return lib;
+}
+
 /* A launcher of 1-D blocks: fu_launch(kernel, parameter block, grid, block). */
 #define CUDA_SHIM_LAUNCH1 \
     "typedef void (*fu_kernel)(const char *);\n" \
