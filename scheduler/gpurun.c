@@ -941,6 +941,7 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
         .target = target, .default_device = 0, .narrays = na, .arrays = pa, .elements = dom->size};
     if (!may_use_gpu) {
         q.target = FUSOR_TARGET_CPU;
+        q.host_only = SCHED_HOST_ONLY;
     } else if (q.target != FUSOR_TARGET_CPU || any_gpu_memory) {
         /* Only a launch that may go to a GPU asks which (FUSOR_DEVICE is read here). */
         q.default_device = sched_context_device(k->ctx);

@@ -65,6 +65,14 @@ void sched_place(const sched_place_query *q, sched_place_result *r) {
     int device = on_dev ? on_dev->device : q->default_device;
 
     if (q->target == FUSOR_TARGET_CPU) {
+        if (on_dev && q->host_only) {
+            say(r,
+                "%s, which cannot read array '%s': it lives on GPU %d (copy it to the host "
+                "with fusor_array_copy)",
+                q->host_only, on_dev->name, on_dev->device);
+            fail(r, FUSOR_ERROR_UNSUPPORTED);
+            return;
+        }
         if (on_dev) {
             say(r,
                 "the CPU target cannot read array '%s': it lives on GPU %d (copy it to the "
@@ -73,7 +81,7 @@ void sched_place(const sched_place_query *q, sched_place_result *r) {
             fail(r, FUSOR_ERROR_UNSUPPORTED);
             return;
         }
-        say(r, "the CPU target was requested");
+        say(r, "%s", q->host_only ? q->host_only : "the CPU target was requested");
         return;
     }
     if (!q->gpu_usable) {

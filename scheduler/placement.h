@@ -30,8 +30,14 @@ typedef struct sched_place_array {
     int is_input, is_output; /* both for an in-place update */
 } sched_place_array;
 
+/* The reason of a launch that runs on the host whatever the target. */
+#define SCHED_HOST_ONLY "the reference and unfused launches run on the host"
+
 typedef struct sched_place_query {
     fusor_target target;
+    /* Why the launch runs on the host whatever the target (the reference and unfused
+     * launches), or NULL; target is then CPU. */
+    const char *host_only;
     int gpu_usable;
     const char *gpu_reason; /* why not, when !gpu_usable */
     int default_device;

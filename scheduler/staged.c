@@ -1093,7 +1093,7 @@ static fusor_status place(fusor_kernel *k, fusor_args *a, sched_spec *spec, fuso
     a->placement.device = -1;
     a->placement.copy_bytes = 0;
     snprintf(a->placement.reason, sizeof a->placement.reason, "%s",
-             !may_use_gpu ? "this launch runs on the host"
+             !may_use_gpu ? SCHED_HOST_ONLY
              : target == FUSOR_TARGET_CPU
                  ? "the CPU target was requested"
                  : "axis reductions over host arrays run on the CPU under AUTO (the GPU "

@@ -236,6 +236,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         return usage_error("--kernel does not apply to -e%s", "");
     if (o->json && o->csv)
         return usage_error("--json or --csv, not both%s", "");
+    if (o->unfused && o->target && !strcmp(o->target, "gpu"))
+        return usage_error("--unfused runs on the CPU only, not with --target gpu%s", "");
     if (!o->nsizes)
         o->sizes[o->nsizes++] = 10000000;
     if (!o->nthreads)

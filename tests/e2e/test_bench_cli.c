@@ -156,6 +156,11 @@ static void test_gpu_target(void) {
               out, sizeof out) == 0);
     CHECK_MSG(strstr(out, "\"target\": \"gpu\"") && field(out, "copy_bw_fraction") > 0, "%s",
               out);
+    /* The unfused launch runs on the host: a usage error before anything is timed. */
+    CHECK(run("FUSOR_CUDA_LIBRARY=" FUSOR_FAKE_CUDA " " FUSOR_CLI
+              " bench -e 'a * b' --target gpu --unfused --size 1000 -q 2>&1",
+              out, sizeof out) == 1);
+    CHECK_MSG(strstr(out, "--unfused runs on the CPU only") && !strstr(out, "GB/s"), "%s", out);
 }
 
 int main(void) {
