@@ -246,6 +246,46 @@ static LLVMValueRef int_minmax(emitter *e, fusor_dtype d, int is_max, LLVMValueR
 
 /* ------------------------------------------------------------------ casts */
 
+/* f64 -> f32 rounded to odd (truncated, then the last bit set when inexact): rounding
+ * that to half is the correctly rounded f64 -> f16 conversion (f32 keeps more than two
+ * bits beyond half's), so the host converts with vcvtpd2ps and vcvtps2ph; LLVM 16 calls
+ * a scalar soft-float routine per element for a direct fptrunc to half on x86 without
+ * AVX512-FP16.  Overflow, infinities and NaNs come out as the direct conversion's. */
+static LLVMValueRef f64_to_f32_odd(emitter *e, LLVMValueRef d) {
+    LLVMBuilderRef b = e->b;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->ctx);
+    LLVMValueRef f = LLVMBuildFPTrunc(b, d, e->f32, "");
+    LLVMValueRef back = LLVMBuildFPExt(b, f, e->f64, "");
+    LLVMValueRef bits = LLVMBuildBitCast(b, f, i32, "");
+    /* rounded away from zero: one step back toward it (the sign bit is untouched) */
+    LLVMValueRef away = fcmp(e, LLVMRealOGT, fp_intrinsic(e, "llvm.fabs", back, NULL),
+                             fp_intrinsic(e, "llvm.fabs", d, NULL));
+    bits = sel(e, away, LLVMBuildSub(b, bits, LLVMConstInt(i32, 1, 0), ""), bits);
+    LLVMValueRef odd = LLVMBuildOr(b, bits, LLVMConstInt(i32, 1, 0), "");
+    bits = sel(e, fcmp(e, LLVMRealUNE, back, d), odd, bits);
+    return LLVMBuildBitCast(b, bits, e->f32, "");
+}
+
+/* float -> integer truncating toward zero, saturating at the type's limits, NaN -> 0
+ * (llvm.fptosi.sat's meaning), as selects around a plain conversion of an in-range value:
+ * LLVM 16's x86 back end scalarises the vector forms of the intrinsic (8 ns an element
+ * instead of well under one).  The bounds (-2^(w-1) and 2^(w-1), or 0 and 2^w) are exact
+ * floats; what lies outside them converts as 0 and is then replaced. */
+static LLVMValueRef fp_to_int_sat(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dtype to) {
+    LLVMBuilderRef b = e->b;
+    LLVMTypeRef t = ty(e, to);
+    unsigned w = dt_bits(to);
+    int s = is_signed(to);
+    LLVMValueRef lo = cfp(e, from, s ? -ldexp(1.0, (int)w - 1) : 0.0);
+    LLVMValueRef hi = cfp(e, from, ldexp(1.0, s ? (int)w - 1 : (int)w));
+    LLVMValueRef in = LLVMBuildAnd(b, fcmp(e, LLVMRealOGE, v, lo), fcmp(e, LLVMRealOLT, v, hi), "");
+    LLVMValueRef x = sel(e, in, v, cfp(e, from, 0.0));
+    LLVMValueRef r = s ? LLVMBuildFPToSI(b, x, t, "") : LLVMBuildFPToUI(b, x, t, "");
+    LLVMValueRef max = s ? LLVMConstNot(int_min(e, to)) : LLVMConstAllOnes(t);
+    r = sel(e, fcmp(e, LLVMRealOGE, v, hi), max, r);
+    return s ? sel(e, fcmp(e, LLVMRealOLT, v, lo), int_min(e, to), r) : r;
+}
+
 static LLVMValueRef cast(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dtype to) {
     LLVMBuilderRef b = e->b;
     LLVMTypeRef t = ty(e, to);
@@ -267,9 +307,13 @@ static LLVMValueRef cast(emitter *e, LLVMValueRef v, fusor_dtype from, fusor_dty
         v = cast(e, v, from, FUSOR_F32);
         from = FUSOR_F32;
     }
+    if (from == FUSOR_F64 && to == FUSOR_F16 && !e->t->gpu)
+        return LLVMBuildFPTrunc(b, f64_to_f32_odd(e, v), t, "");
     if (is_float(from) && is_float(to))
         return dt_bits(to) > dt_bits(from) ? LLVMBuildFPExt(b, v, t, "")
                                            : LLVMBuildFPTrunc(b, v, t, "");
+    if (is_float(from) && !e->t->gpu)
+        return fp_to_int_sat(e, v, from, to);
     if (is_float(from)) {
         LLVMTypeRef tys[2] = {t, LLVMTypeOf(v)};
         return call_intrinsic(e, is_signed(to) ? "llvm.fptosi.sat" : "llvm.fptoui.sat", tys, 2, &v,
