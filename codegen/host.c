@@ -188,7 +188,10 @@ static LLVMTargetMachineRef host_tm(int level) {
  * without AVX512-FP16, then scalarises those on vectors of half through general registers
  * (abs over f16 ran 8x slower than over f32).  After optimisation, before code
  * generation, they are widened back: the same values (compares and these functions are
- * exact, or correctly rounded once), computed on vectors of float.
+ * exact, or correctly rounded once), computed on vectors of float.  Two more it handles
+ * element by element get other forms: a negation flips the sign bits as integers, and an
+ * integer converted to half goes through float (exact below 2^24; larger is inf either
+ * way).
  */
 static const char *const half_widened[] = {
     "llvm.fabs",   "llvm.floor",     "llvm.ceil",    "llvm.trunc",     "llvm.rint",
@@ -213,33 +216,57 @@ static unsigned half_intrinsic(LLVMValueRef i) {
     return 0;
 }
 
-static void widen_half_vectors(LLVMModuleRef m) {
+/* The replacement of instruction i (built before it), or NULL to keep it. */
+static LLVMValueRef widen_half(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef i) {
     LLVMContextRef ctx = LLVMGetModuleContext(m);
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMOpcode op = LLVMGetInstructionOpcode(i);
+    LLVMTypeRef rt = LLVMTypeOf(i);
+    LLVMValueRef a0 = LLVMGetNumOperands(i) ? LLVMGetOperand(i, 0) : NULL;
+    int cmp = op == LLVMFCmp && is_half_vector(LLVMTypeOf(a0));
+    int neg = op == LLVMFNeg && is_half_vector(rt);
+    int conv = (op == LLVMSIToFP || op == LLVMUIToFP) && is_half_vector(rt);
+    unsigned id = cmp || neg || conv ? 0 : half_intrinsic(i);
+    if (!cmp && !neg && !conv && !id)
+        return NULL;
+    unsigned lanes = LLVMGetVectorSize(cmp ? LLVMTypeOf(a0) : rt);
+    LLVMTypeRef ft = LLVMVectorType(LLVMFloatTypeInContext(ctx), lanes);
+    LLVMPositionBuilderBefore(b, i);
+    if (neg) { /* the sign bit flipped, as fneg does, NaNs included */
+        LLVMTypeRef i16 = LLVMInt16TypeInContext(ctx);
+        LLVMValueRef one[64];
+        if (lanes > 64)
+            return NULL;
+        for (unsigned l = 0; l < lanes; l++)
+            one[l] = LLVMConstInt(i16, 0x8000, 0);
+        LLVMValueRef bits = LLVMBuildBitCast(b, a0, LLVMVectorType(i16, lanes), "");
+        LLVMValueRef sign = LLVMConstVector(one, lanes);
+        return LLVMBuildBitCast(b, LLVMBuildXor(b, bits, sign, ""), rt, "");
+    }
+    if (conv) { /* exact in float below 2^24; anything larger is inf in half either way */
+        LLVMValueRef f =
+            op == LLVMSIToFP ? LLVMBuildSIToFP(b, a0, ft, "") : LLVMBuildUIToFP(b, a0, ft, "");
+        return LLVMBuildFPTrunc(b, f, rt, "");
+    }
+    LLVMValueRef args[3];
+    int nargs = cmp ? 2 : LLVMGetNumArgOperands(i);
+    for (int a = 0; a < nargs && a < 3; a++)
+        args[a] = LLVMBuildFPExt(b, LLVMGetOperand(i, (unsigned)a), ft, "");
+    if (cmp)
+        return LLVMBuildFCmp(b, LLVMGetFCmpPredicate(i), args[0], args[1], "");
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m, id, &ft, 1);
+    LLVMValueRef r = LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)nargs, "");
+    return LLVMBuildFPTrunc(b, r, rt, "");
+}
+
+static void widen_half_vectors(LLVMModuleRef m) {
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(LLVMGetModuleContext(m));
     for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
         for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
             for (LLVMValueRef i = LLVMGetFirstInstruction(bb), next; i; i = next) {
                 next = LLVMGetNextInstruction(i);
-                int cmp = LLVMGetInstructionOpcode(i) == LLVMFCmp &&
-                          is_half_vector(LLVMTypeOf(LLVMGetOperand(i, 0)));
-                unsigned id = cmp ? 0 : half_intrinsic(i);
-                if (!cmp && !id)
+                LLVMValueRef r = widen_half(m, b, i);
+                if (!r)
                     continue;
-                LLVMTypeRef ht = LLVMTypeOf(LLVMGetOperand(i, 0));
-                LLVMTypeRef ft = LLVMVectorType(LLVMFloatTypeInContext(ctx), LLVMGetVectorSize(ht));
-                LLVMPositionBuilderBefore(b, i);
-                LLVMValueRef args[3], r;
-                int nargs = cmp ? 2 : LLVMGetNumArgOperands(i);
-                for (int a = 0; a < nargs && a < 3; a++)
-                    args[a] = LLVMBuildFPExt(b, LLVMGetOperand(i, (unsigned)a), ft, "");
-                if (cmp) {
-                    r = LLVMBuildFCmp(b, LLVMGetFCmpPredicate(i), args[0], args[1], "");
-                } else {
-                    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m, id, &ft, 1);
-                    r = LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)nargs,
-                                       "");
-                    r = LLVMBuildFPTrunc(b, r, LLVMTypeOf(i), "");
-                }
                 LLVMReplaceAllUsesWith(i, r);
                 LLVMInstructionEraseFromParent(i);
             }

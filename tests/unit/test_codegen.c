@@ -614,13 +614,16 @@ static void test_f16_vectors(void) {
 #if defined(__x86_64__) && defined(__FLT16_MAX__)
     arena ar;
     arena_init(&ar);
-    ir_kernel *k = kernel(&ar, "half", 2, 1);
+    ir_kernel *k = kernel(&ar, "half", 3, 2);
     int32_t x = param(k, 0, "x", FUSOR_F16, 1);
     int32_t y = param(k, 1, "y", FUSOR_F16, 1);
+    int32_t ci = param(k, 2, "c", FUSOR_I16, 1);
     int32_t gt = op2(k, IR_GT, FUSOR_BOOL, x, y);
     int32_t ax = op1(k, IR_ABS, FUSOR_F16, x), fy = op1(k, IR_FLOOR, FUSOR_F16, y);
     output(k, 0, "z", 1,
            ir_add(k, IR_WHERE, FUSOR_F16, FUSOR_BOOL, IR_UNIFORM, gt, ax, fy, (ir_value){0}));
+    output(k, 1, "w", 1,
+           op2(k, IR_SUB, FUSOR_F16, op1(k, IR_NEG, FUSOR_F16, x), op1(k, IR_CAST, FUSOR_F16, ci)));
     ir_plan *p = plan_of(k);
     char *text = emit_text(k, p, FUSOR_EMIT_LLVM);
     REQUIRE_VOID(text);
@@ -633,32 +636,38 @@ static void test_f16_vectors(void) {
         char *nl = strchr(line, '\n');
         *nl = 0;
         if (strstr(line, " x half>") &&
-            (strstr(line, "fcmp") || strstr(line, "@llvm.fabs.") || strstr(line, "@llvm.floor.")))
+            (strstr(line, "fcmp") || strstr(line, "@llvm.fabs.") || strstr(line, "@llvm.floor.") ||
+             strstr(line, "fneg") || strstr(line, "sitofp")))
             narrow++;
         widened += strstr(line, "fcmp") && strstr(line, " x float>");
         *nl = '\n';
         line = nl + 1;
     }
     CHECK_MSG(body && end && narrow == 0 && widened > 0,
-              "%d f16 compares, fabs or floor on vectors of half, %d compares of float", narrow,
-              widened);
+              "%d f16 compares, fabs, floor, negations or conversions on vectors of half, %d "
+              "compares of float",
+              narrow, widened);
     fusor_free(text);
     cg_compiled *c = compile(k, p);
     REQUIRE_VOID(c);
     enum { N = 1003 };
-    static _Float16 xs[N], ys[N], z[N];
+    static _Float16 xs[N], ys[N], z[N], w[N];
+    static int16_t cs[N];
     for (int i = 0; i < N; i++) {
         xs[i] = (_Float16)(rand_unit() * 40 - 20);
         ys[i] = (_Float16)(rand_unit() * 40 - 20);
+        cs[i] = (int16_t)(next_rand() >> 48);
     }
     xs[0] = (_Float16)-0.0f, ys[0] = (_Float16)-1.0f, xs[1] = ys[1] = (_Float16)3.5f;
-    c->contig[0]((char *[3]){(char *)xs, (char *)ys, (char *)z}, (int64_t[3]){2, 2, 2}, N, NULL,
-                 NULL);
+    c->contig[0]((char *[5]){(char *)xs, (char *)ys, (char *)cs, (char *)z, (char *)w},
+                 (int64_t[5]){2, 2, 2, 2, 2}, N, NULL, NULL);
     int bad = 0;
     for (int i = 0; i < N; i++) {
         _Float16 want =
             xs[i] > ys[i] ? (_Float16)fabsf((float)xs[i]) : (_Float16)floorf((float)ys[i]);
+        _Float16 want_w = (_Float16)(-(float)xs[i] - (float)(_Float16)(float)cs[i]);
         bad += memcmp(&z[i], &want, 2) != 0;
+        bad += memcmp(&w[i], &want_w, 2) != 0;
     }
     CHECK_MSG(bad == 0, "%d f16 results differ from C", bad);
     cg_compiled_free(c);
