@@ -189,9 +189,9 @@ static LLVMTargetMachineRef host_tm(int level) {
  * (abs over f16 ran 8x slower than over f32).  After optimisation, before code
  * generation, they are widened back: the same values (compares and these functions are
  * exact, or correctly rounded once), computed on vectors of float.  Two more it handles
- * element by element get other forms: a negation flips the sign bits as integers, and an
- * integer converted to half goes through float (exact below 2^24; larger is inf either
- * way).
+ * element by element get other forms: a negation flips the sign bits as integers (and
+ * quiets a NaN, as the widened negation does), and an integer converted to half goes
+ * through float (exact below 2^24; larger is inf either way).
  */
 static const char *const half_widened[] = {
     "llvm.fabs",   "llvm.floor",     "llvm.ceil",    "llvm.trunc",     "llvm.rint",
@@ -216,6 +216,14 @@ static unsigned half_intrinsic(LLVMValueRef i) {
     return 0;
 }
 
+/* A vector of `lanes` (<= 64) 16-bit v. */
+static LLVMValueRef splat16(LLVMContextRef ctx, unsigned lanes, unsigned v) {
+    LLVMValueRef c[64];
+    for (unsigned l = 0; l < lanes; l++)
+        c[l] = LLVMConstInt(LLVMInt16TypeInContext(ctx), v, 0);
+    return LLVMConstVector(c, lanes);
+}
+
 /* The replacement of instruction i (built before it), or NULL to keep it. */
 static LLVMValueRef widen_half(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef i) {
     LLVMContextRef ctx = LLVMGetModuleContext(m);
@@ -231,16 +239,16 @@ static LLVMValueRef widen_half(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef i
     unsigned lanes = LLVMGetVectorSize(cmp ? LLVMTypeOf(a0) : rt);
     LLVMTypeRef ft = LLVMVectorType(LLVMFloatTypeInContext(ctx), lanes);
     LLVMPositionBuilderBefore(b, i);
-    if (neg) { /* the sign bit flipped, as fneg does, NaNs included */
-        LLVMTypeRef i16 = LLVMInt16TypeInContext(ctx);
-        LLVMValueRef one[64];
+    if (neg) { /* the sign bit flipped, and a NaN made quiet as widening it would */
         if (lanes > 64)
             return NULL;
-        for (unsigned l = 0; l < lanes; l++)
-            one[l] = LLVMConstInt(i16, 0x8000, 0);
-        LLVMValueRef bits = LLVMBuildBitCast(b, a0, LLVMVectorType(i16, lanes), "");
-        LLVMValueRef sign = LLVMConstVector(one, lanes);
-        return LLVMBuildBitCast(b, LLVMBuildXor(b, bits, sign, ""), rt, "");
+        LLVMValueRef bits =
+            LLVMBuildBitCast(b, a0, LLVMVectorType(LLVMInt16TypeInContext(ctx), lanes), "");
+        LLVMValueRef mag = LLVMBuildAnd(b, bits, splat16(ctx, lanes, 0x7fff), "");
+        LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, mag, splat16(ctx, lanes, 0x7c00), "");
+        bits = LLVMBuildSelect(b, nan, LLVMBuildOr(b, bits, splat16(ctx, lanes, 0x0200), ""), bits,
+                               "");
+        return LLVMBuildBitCast(b, LLVMBuildXor(b, bits, splat16(ctx, lanes, 0x8000), ""), rt, "");
     }
     if (conv) { /* exact in float below 2^24; anything larger is inf in half either way */
         LLVMValueRef f =
