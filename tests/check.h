@@ -8,6 +8,7 @@
 #define FUSOR_TEST_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -81,6 +82,14 @@ static inline char *check_read_file(const char *path, size_t *size) {
     }
     fclose(f);
     return s;
+}
+
+/* A xorshift64 step of *state (nonzero): the tests' reproducible inputs. */
+static inline uint64_t check_xorshift(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
 }
 
 static inline int check_done(void) {

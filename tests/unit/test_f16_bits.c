@@ -24,12 +24,7 @@ static fusor_context *ctx;
 static int half_nan(uint16_t h) { return (h & 0x7fff) > 0x7c00; }
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t next(void) { return check_xorshift(&rng); }
 
 /* Runs `src` (inputs a, b of dtype `in`; outputs o1..o4 as the kernel declares them) over
  * the arrays given, by the JIT (2 threads) and the interpreter; every output must agree
