@@ -737,25 +737,33 @@ static LLVMValueRef widen_f16(emitter *e, LLVMValueRef v, int32_t node) {
     return LLVMBuildFPExt(e->b, v, e->f32, "");
 }
 
-/* copysign of halves on their bits: a's magnitude, b's sign, and a NaN a made quiet as
- * widening it to f32 would (the f32 op's result, exactly).  On x86 the code generator
- * folds the widened form back to halves and then takes them one by one. */
-static LLVMValueRef f16_copysign(emitter *e, LLVMValueRef a, LLVMValueRef b) {
+/*
+ * The sign operations of f16 on the host, on the bits: negation flips the sign, copysign
+ * takes b's, and a NaN a is made quiet as widening it to f32 would (so both are the f32
+ * op's result, exactly).  In the widened form, the optimiser and code generator fold them
+ * back to halves, which LLVM 16's x86 back end then takes one by one.
+ */
+static LLVMValueRef f16_sign_op(emitter *e, ir_op op, LLVMValueRef a, LLVMValueRef b) {
     LLVMBuilderRef bd = e->b;
     LLVMTypeRef i16 = LLVMInt16TypeInContext(e->ctx);
-    LLVMValueRef ab = LLVMBuildBitCast(bd, a, i16, ""), bb = LLVMBuildBitCast(bd, b, i16, "");
-    LLVMValueRef mag = LLVMBuildAnd(bd, ab, LLVMConstInt(i16, 0x7fff, 0), "");
+    LLVMValueRef bits = LLVMBuildBitCast(bd, a, i16, "");
+    LLVMValueRef mag = LLVMBuildAnd(bd, bits, LLVMConstInt(i16, 0x7fff, 0), "");
     LLVMValueRef nan = icmp(e, LLVMIntUGT, mag, LLVMConstInt(i16, 0x7c00, 0));
-    mag = sel(e, nan, LLVMBuildOr(bd, mag, LLVMConstInt(i16, 0x0200, 0), ""), mag);
-    LLVMValueRef sign = LLVMBuildAnd(bd, bb, LLVMConstInt(i16, 0x8000, 0), "");
-    return LLVMBuildBitCast(bd, LLVMBuildOr(bd, mag, sign, ""), e->f16, "");
+    bits = sel(e, nan, LLVMBuildOr(bd, bits, LLVMConstInt(i16, 0x0200, 0), ""), bits);
+    LLVMValueRef sign = LLVMConstInt(i16, 0x8000, 0);
+    if (op == IR_NEG)
+        bits = LLVMBuildXor(bd, bits, sign, "");
+    else /* COPYSIGN */
+        bits = LLVMBuildOr(bd, LLVMBuildAnd(bd, bits, LLVMConstInt(i16, 0x7fff, 0), ""),
+                           LLVMBuildAnd(bd, LLVMBuildBitCast(bd, b, i16, ""), sign, ""), "");
+    return LLVMBuildBitCast(bd, bits, e->f16, "");
 }
 
 /* An op on f16 (other than a cast or a select, which convert or pick exactly): the f32 op
  * on the widened operands, rounded to half, as NumPy's float16 loops compute. */
 static LLVMValueRef emit_f16_node(emitter *e, const ir_node *nd) {
-    if (nd->op == IR_COPYSIGN && nd->dtype == FUSOR_F16 && !e->t->gpu)
-        return f16_copysign(e, e->val[nd->a], e->val[nd->b]);
+    if ((nd->op == IR_NEG || nd->op == IR_COPYSIGN) && nd->dtype == FUSOR_F16 && !e->t->gpu)
+        return f16_sign_op(e, (ir_op)nd->op, e->val[nd->a], nd->b >= 0 ? e->val[nd->b] : NULL);
     ir_node f = *nd;
     if (f.dtype == FUSOR_F16)
         f.dtype = FUSOR_F32;

@@ -188,10 +188,9 @@ static LLVMTargetMachineRef host_tm(int level) {
  * without AVX512-FP16, then scalarises those on vectors of half through general registers
  * (abs over f16 ran 8x slower than over f32).  After optimisation, before code
  * generation, they are widened back: the same values (compares and these functions are
- * exact, or correctly rounded once), computed on vectors of float.  Two more it handles
- * element by element get other forms: a negation flips the sign bits as integers (and
- * quiets a NaN, as the widened negation does), and an integer converted to half goes
- * through float (exact below 2^24; larger is inf either way).
+ * exact, or correctly rounded once), computed on vectors of float; and an integer
+ * converted to half goes through float (exact below 2^24; larger is inf either way).
+ * (Negation and copysign are emitted on the bits instead: emit.c f16_sign_op.)
  */
 static const char *const half_widened[] = {
     "llvm.fabs",   "llvm.floor",     "llvm.ceil",    "llvm.trunc",     "llvm.rint",
@@ -216,14 +215,6 @@ static unsigned half_intrinsic(LLVMValueRef i) {
     return 0;
 }
 
-/* A vector of `lanes` (<= 64) 16-bit v. */
-static LLVMValueRef splat16(LLVMContextRef ctx, unsigned lanes, unsigned v) {
-    LLVMValueRef c[64];
-    for (unsigned l = 0; l < lanes; l++)
-        c[l] = LLVMConstInt(LLVMInt16TypeInContext(ctx), v, 0);
-    return LLVMConstVector(c, lanes);
-}
-
 /* The replacement of instruction i (built before it), or NULL to keep it. */
 static LLVMValueRef widen_half(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef i) {
     LLVMContextRef ctx = LLVMGetModuleContext(m);
@@ -231,25 +222,13 @@ static LLVMValueRef widen_half(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef i
     LLVMTypeRef rt = LLVMTypeOf(i);
     LLVMValueRef a0 = LLVMGetNumOperands(i) ? LLVMGetOperand(i, 0) : NULL;
     int cmp = op == LLVMFCmp && is_half_vector(LLVMTypeOf(a0));
-    int neg = op == LLVMFNeg && is_half_vector(rt);
     int conv = (op == LLVMSIToFP || op == LLVMUIToFP) && is_half_vector(rt);
-    unsigned id = cmp || neg || conv ? 0 : half_intrinsic(i);
-    if (!cmp && !neg && !conv && !id)
+    unsigned id = cmp || conv ? 0 : half_intrinsic(i);
+    if (!cmp && !conv && !id)
         return NULL;
     unsigned lanes = LLVMGetVectorSize(cmp ? LLVMTypeOf(a0) : rt);
     LLVMTypeRef ft = LLVMVectorType(LLVMFloatTypeInContext(ctx), lanes);
     LLVMPositionBuilderBefore(b, i);
-    if (neg) { /* the sign bit flipped, and a NaN made quiet as widening it would */
-        if (lanes > 64)
-            return NULL;
-        LLVMValueRef bits =
-            LLVMBuildBitCast(b, a0, LLVMVectorType(LLVMInt16TypeInContext(ctx), lanes), "");
-        LLVMValueRef mag = LLVMBuildAnd(b, bits, splat16(ctx, lanes, 0x7fff), "");
-        LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, mag, splat16(ctx, lanes, 0x7c00), "");
-        bits = LLVMBuildSelect(b, nan, LLVMBuildOr(b, bits, splat16(ctx, lanes, 0x0200), ""), bits,
-                               "");
-        return LLVMBuildBitCast(b, LLVMBuildXor(b, bits, splat16(ctx, lanes, 0x8000), ""), rt, "");
-    }
     if (conv) { /* exact in float below 2^24; anything larger is inf in half either way */
         LLVMValueRef f =
             op == LLVMSIToFP ? LLVMBuildSIToFP(b, a0, ft, "") : LLVMBuildUIToFP(b, a0, ft, "");
