@@ -507,12 +507,13 @@ static fusor_status run_stencil(const sched_unfused *u, const ir_kernel *big, co
     }
     char **bbase = fu_calloc((size_t)na + 1, sizeof(char *));
     char **pads = fu_calloc((size_t)na + 1, sizeof(char *));
+    char *padded = fu_calloc((size_t)na + 1, 1); /* array p is read across its edges */
     int64_t(*pstr)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *pstr);
     int64_t(*plo)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *plo);
     int64_t(*phi)[FUSOR_MAX_DIMS] = fu_calloc((size_t)na + 1, sizeof *phi);
     uf_views v = {fu_calloc((size_t)n + 1, sizeof(char *)),
                   fu_calloc((size_t)n + 1, sizeof *v.strides)};
-    fusor_status st = bbase && pads && pstr && plo && phi && v.base && v.strides
+    fusor_status st = bbase && pads && padded && pstr && plo && phi && v.base && v.strides
                           ? FUSOR_OK
                           : fu_oom("an unfused stencil launch");
     for (int i = 0; i < na && !st; i++) { /* every array from the box's first element */
@@ -527,7 +528,7 @@ static fusor_status run_stencil(const sched_unfused *u, const ir_kernel *big, co
         int p = (int)nd->imm.i;
         if (!ir_is_stencil_load(big, nd) || ir_param_boundary(big, p) == IR_BOUND_INTERIOR)
             continue;
-        pads[p] = (char *)1; /* padded below */
+        padded[p] = 1;
         for (int x = 0; x < d->ndim; x++) {
             if (-nd->off[x] > plo[p][x])
                 plo[p][x] = -nd->off[x];
@@ -536,8 +537,8 @@ static fusor_status run_stencil(const sched_unfused *u, const ir_kernel *big, co
         }
     }
     for (int p = 0; p < big->nparams && !st; p++)
-        if (pads[p] && !(pads[p] = pad_copy(d, p, fusor_dtype_size(big->params[p].dtype),
-                                            ir_param_boundary(big, p), plo[p], phi[p], pstr[p])))
+        if (padded[p] && !(pads[p] = pad_copy(d, p, fusor_dtype_size(big->params[p].dtype),
+                                              ir_param_boundary(big, p), plo[p], phi[p], pstr[p])))
             st = fu_oom("an unfused stencil's padded copy");
     for (int32_t i = 0; i < n && !st; i++) {
         const ir_node *nd = &big->nodes[i];
@@ -560,6 +561,7 @@ static fusor_status run_stencil(const sched_unfused *u, const ir_kernel *big, co
         fu_aligned_free(pads[i]);
     fu_free(bbase);
     fu_free(pads);
+    fu_free(padded);
     fu_free(pstr);
     fu_free(plo);
     fu_free(phi);
