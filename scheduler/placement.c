@@ -65,19 +65,17 @@ void sched_place(const sched_place_query *q, sched_place_result *r) {
     int device = on_dev ? on_dev->device : q->default_device;
 
     if (q->target == FUSOR_TARGET_CPU) {
-        if (on_dev && q->host_only) {
-            say(r,
-                "%s, which cannot read array '%s': it lives on GPU %d (copy it to the host "
-                "with fusor_array_copy)",
-                q->host_only, on_dev->name, on_dev->device);
-            fail(r, FUSOR_ERROR_UNSUPPORTED);
-            return;
-        }
         if (on_dev) {
-            say(r,
-                "the CPU target cannot read array '%s': it lives on GPU %d (copy it to the "
-                "host with fusor_array_copy, or use the GPU or auto target)",
-                on_dev->name, on_dev->device);
+            if (q->host_only)
+                say(r,
+                    "%s, which cannot read array '%s': it lives on GPU %d (copy it to the "
+                    "host with fusor_array_copy)",
+                    q->host_only, on_dev->name, on_dev->device);
+            else
+                say(r,
+                    "the CPU target cannot read array '%s': it lives on GPU %d (copy it to "
+                    "the host with fusor_array_copy, or use the GPU or auto target)",
+                    on_dev->name, on_dev->device);
             fail(r, FUSOR_ERROR_UNSUPPORTED);
             return;
         }
