@@ -17,7 +17,7 @@
  *
  * Layout of the text: a fixed prelude of helpers (templates, instantiated only when
  * used), then per pass its init/merge/final helpers and block reduction, its kernels
- * (contig, vec, strided, reduce), and fusor_finish.
+ * (contig, vec, strided, each ending with the fold of gpu.h), and the finish.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -998,6 +998,7 @@ static void print_pass_kernel(cw *w, int p, int variant) {
         else
             sb_printf(s, "    fusor_pass%d_block(acc, FU_PARTIALS(P) + (fu_i64)blockIdx.x * %d);\n",
                       p, words);
+        sb_printf(s, "    fusor_pass%d_fold(P, acc);\n", p);
     }
     sb_printf(s, "}\n");
 }
@@ -1225,20 +1226,40 @@ static void print_axis_kernel(cw *w, int mode) {
     sb_printf(s, "    }\n}\n");
 }
 
-static void print_reduce_kernel(cw *w, int p) {
+/* fusor_pass<p>_fold (gpu.h): after its partial row, a block takes a ticket; the block
+ * with the last one folds every row in order, stores the results in the slots, runs the
+ * finish when this is the last pass, and puts the ticket back to 0. */
+static void print_fold(cw *w, int p) {
     int words = cg_pass_words(w->k, w->plan, p);
-    sb_printf(&w->s,
-              "\nextern \"C\" __global__ void fusor_pass%d_reduce(const char *P) {\n"
-              "    const fu_i64 np = FU_NPARTIALS(P);\n"
-              "    const fu_u64 *partials = FU_PARTIALS(P);\n"
-              "    fu_u64 acc[%d], res[%d];\n"
-              "    fusor_pass%d_init(acc);\n"
-              "    for (fu_i64 i = threadIdx.x; i < np; i += blockDim.x)\n"
-              "        fusor_pass%d_merge(acc, partials + i * %d);\n"
-              "    fusor_pass%d_block(acc, res);\n"
-              "    if (threadIdx.x == 0) fusor_pass%d_final(res, FU_SLOTS(P));\n"
-              "}\n",
-              p, words, words, p, p, words, p, p);
+    sb_printf(
+        &w->s,
+        "static __device__ __noinline__ void fusor_pass%d_fold(const char *P, fu_u64 *acc) {\n"
+        "    __shared__ int last;\n"
+        "    const unsigned tid_ = threadIdx.x + threadIdx.y * blockDim.x;\n"
+        "    const unsigned nthr_ = blockDim.x * blockDim.y;\n"
+        "    const fu_i64 np = FU_NPARTIALS(P);\n"
+        "    fu_u64 *const slots = FU_SLOTS(P), *const ticket = slots + %d;\n"
+        "    if (tid_ == 0) {\n"
+        "        __threadfence();\n"
+        "        last = atomicAdd(ticket, 1ull) == (fu_u64)(np - 1);\n"
+        "    }\n"
+        "    __syncthreads();\n"
+        "    if (!last) return;\n"
+        "    __threadfence();\n"
+        "    const volatile fu_u64 *partials = FU_PARTIALS(P);\n"
+        "    fu_u64 row[%d], res[%d];\n"
+        "    fusor_pass%d_init(acc);\n"
+        "    for (fu_i64 i = tid_; i < np; i += nthr_) {\n"
+        "        for (int x = 0; x < %d; x++) row[x] = partials[i * %d + x];\n"
+        "        fusor_pass%d_merge(acc, row);\n"
+        "    }\n"
+        "    fusor_pass%d_block(acc, res);\n"
+        "    if (tid_ != 0) return;\n"
+        "    fusor_pass%d_final(res, slots);\n",
+        p, w->plan->nslots + p, words, words, p, words, words, p, p, p);
+    if (cg_gpu_finish_in_pass(w->k, w->plan, p))
+        sb_printf(&w->s, "    " CG_FINISH_NAME "_row(slots, FU_OUTS(P));\n");
+    sb_printf(&w->s, "    *(volatile fu_u64 *)ticket = 0;\n}\n");
 }
 
 static void print_finish(cw *w) {
@@ -1248,10 +1269,8 @@ static void print_finish(cw *w) {
         if (!w->k->outputs[j].is_array)
             w->need[w->k->outputs[j].node] = 1;
     mark(w);
-    sb_printf(s, "\nextern \"C\" __global__ void " CG_FINISH_NAME "(const char *P) {\n"
-                 "    if (threadIdx.x | blockIdx.x) return;\n"
-                 "    const fu_u64 *slots = FU_SLOTS(P);\n"
-                 "    fu_u64 *outs = FU_OUTS(P);\n"
+    sb_printf(s, "\nstatic __device__ void " CG_FINISH_NAME
+                 "_row(const fu_u64 *slots, fu_u64 *outs) {\n"
                  "    (void)slots;\n");
     for (int32_t i = 0; i < w->k->nnodes; i++)
         if (w->need[i])
@@ -1267,6 +1286,11 @@ static void print_finish(cw *w) {
         sb_printf(s, ";\n");
     }
     sb_printf(s, "}\n");
+    if (!cg_gpu_finish_in_pass(w->k, w->plan, w->plan->npasses - 1))
+        sb_printf(s, "\nextern \"C\" __global__ void " CG_FINISH_NAME "(const char *P) {\n"
+                     "    if (threadIdx.x | blockIdx.x) return;\n"
+                     "    " CG_FINISH_NAME "_row(FU_SLOTS(P), FU_OUTS(P));\n"
+                     "}\n");
 }
 
 fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
@@ -1311,14 +1335,17 @@ fusor_status cg_cuda_source(const ir_kernel *k, const ir_plan *plan, const fusor
         for (int mode = 0; mode < CG_AXK_COUNT; mode++)
             print_axis_kernel(&w, mode);
     }
+    if (plan->has_scalar_outputs && !k->axis_stage) /* defined last, called by the folds */
+        sb_printf(&w.s,
+                  "static __device__ void " CG_FINISH_NAME "_row(const fu_u64 *, fu_u64 *);\n");
     for (int p = 0; p < plan->npasses && !k->axis_stage; p++) {
         mark_pass(&w, p);
         print_pass_helpers(&w, p);
+        if (cg_pass_words(k, plan, p))
+            print_fold(&w, p);
         for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
             if (stencil ? v == CG_STENCIL : v != CG_STENCIL)
-            print_pass_kernel(&w, p, v);
-        if (plan->passes[p].nreductions)
-            print_reduce_kernel(&w, p);
+                print_pass_kernel(&w, p, v);
     }
     if (plan->has_scalar_outputs && !k->axis_stage)
         print_finish(&w);

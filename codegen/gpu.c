@@ -26,6 +26,11 @@ static uint64_t next_serial(void) {
     return atomic_fetch_add(&serial, 1) + 1;
 }
 
+int cg_gpu_finish_in_pass(const ir_kernel *k, const ir_plan *plan, int p) {
+    return plan->has_scalar_outputs && !k->axis_stage && p >= 0 && p == plan->npasses - 1 &&
+           cg_pass_words(k, plan, p) > 0;
+}
+
 fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out) {
     cg_gpu_code *c = fu_calloc(1, sizeof *c);
     if (c)
@@ -42,6 +47,7 @@ fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_cod
         c->passes[p].lanes = cg_pass_vec_lanes(k, plan, p);
     }
     c->has_finish = plan->has_scalar_outputs;
+    c->finish_kernel = c->has_finish && !cg_gpu_finish_in_pass(k, plan, plan->npasses - 1);
     *out = c;
     return FUSOR_OK;
 }
@@ -144,17 +150,19 @@ static fusor_status cache_ensure(cg_gpu_cache **cache) {
     return *cache ? FUSOR_OK : fu_oom("a GPU code cache");
 }
 
-/* Payload layout: magic, then int32 version, path, arch, npasses, has_finish, then
+/* Payload layout: magic, then int32 version, path, arch, npasses, finish (bit 0:
+ * has_finish, bit 1: finish_kernel), then
  * (words, lanes) per pass, then the PTX's length (int64) and text. */
 static const char store_magic[8] = {'F', 'U', 'S', 'O', 'R', 'P', 'T', 'X'};
-enum { STORE_VERSION = 1 };
+enum { STORE_VERSION = 2 };
 
 fusor_status cg_gpu_code_serialize(const cg_gpu_code *c, void **out, size_t *size) {
     size_t n = 8 + 4 * 5 + (size_t)c->npasses * 8 + 8 + c->ptx_len;
     unsigned char *b = fu_malloc(n), *w = b;
     if (!b)
         return fu_oom("a PTX cache entry");
-    int32_t head[5] = {STORE_VERSION, (int32_t)c->path, c->arch, c->npasses, c->has_finish};
+    int32_t head[5] = {STORE_VERSION, (int32_t)c->path, c->arch, c->npasses,
+                       c->has_finish | c->finish_kernel << 1};
     memcpy(w, store_magic, 8), w += 8;
     memcpy(w, head, sizeof head), w += sizeof head;
     for (int p = 0; p < c->npasses; p++) {
@@ -189,7 +197,8 @@ fusor_status cg_gpu_code_deserialize(const void *p, size_t size, cg_gpu_code **o
     c->path = (fusor_gpu_path)head[1];
     c->arch = head[2];
     c->npasses = np;
-    c->has_finish = head[4];
+    c->has_finish = head[4] & 1;
+    c->finish_kernel = head[4] >> 1 & 1;
     for (int i = 0; i < np; i++, r += 8) {
         int32_t pw[2];
         memcpy(pw, r, 8);

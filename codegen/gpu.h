@@ -14,9 +14,9 @@
  *                          with vector loads and stores (ld.global.v4.f32, ...): every
  *                          base must be aligned to lanes * its element size
  *   fusor_pass<p>_strided  any n-d domain (ndim 1..8) with any byte strides
- *   fusor_pass<p>_reduce   (passes with reductions) one block: combines the per-block
- *                          partials of the pass in a fixed order into slots
- *   fusor_finish           (kernels with scalar outputs) one thread: slots -> outs
+ *   fusor_finish           (kernels with scalar outputs whose last pass has no
+ *                          reductions) one thread: slots -> outs; otherwise the last
+ *                          pass's kernel runs the finish itself (cg_gpu_finish_in_pass)
  *
  * A stencil kernel (cg_gpu_is_stencil: offset loads or an `interior` parameter) has one
  * variant per pass instead of the three above:
@@ -34,11 +34,15 @@
  * A pass kernel is a grid-stride loop over the domain (64-bit indices) with any grid; its
  * block size must be a multiple of 32, at most 1024.  A pass with reductions writes one
  * row of `words` raw accumulator words per block to partials[blockIdx.x] (per-thread
- * partials, warp shuffles, then shared memory); fusor_pass<p>_reduce, launched as one
- * block of any such size, folds rows 0..npartials-1 and stores the results in the slots
- * the next pass and fusor_finish read.  Everything happens in a fixed order, so a launch
- * with the same grid gives the same bits every time (the launcher picks the grid from
- * the element count, never from the device, for passes with reductions).
+ * partials, warp shuffles, then shared memory), then thread 0 publishes it (a fence) and
+ * takes a ticket: an atomic add on the pass's ticket word, slots[nslots + p].  The block
+ * that draws the last ticket (npartials - 1) folds rows 0..npartials-1 (thread t: rows t,
+ * t + threads, ...; then the block merge), stores the results in the slots the next pass
+ * and the finish read, runs the finish when this is the kernel's last pass, and puts the
+ * ticket back to 0.  So the launcher keeps one zero word per pass after the slots, and a
+ * whole-array reduction is one launch.  Everything happens in a fixed order, so a launch
+ * with the same grid and block gives the same bits every time (the launcher picks both
+ * from the element count, never from the device, for passes with reductions).
  *
  * An AXIS stage's kernel (ir_kernel.axis_stage, kernels/stage.h: one reduction of its
  * operand, computed once per element of the result) has five kernels instead of all the
@@ -128,7 +132,8 @@ typedef struct cg_gpu_code {
     size_t ptx_len;
     int npasses;
     cg_gpu_pass *passes;
-    int has_finish;
+    int has_finish;    /* scalar outputs */
+    int finish_kernel; /* ... computed by fusor_finish (else by the last pass's kernel) */
     double compile_ms;
     /* Unique in the process, never reused: the launcher finds the module loaded from this
      * code by it without comparing the text (sched_module_load_code). */
@@ -182,6 +187,10 @@ char *cg_nvrtc_describe(void);
 fusor_status cg_gpu_compile(const ir_kernel *k, const ir_plan *plan, const fusor_gpu_options *o,
                             cg_gpu_code **out);
 void cg_gpu_code_free(cg_gpu_code *c);
+/* Whether pass p's kernel runs the finish itself (its last block, after the fold): p is
+ * the last pass, it has reductions and the kernel has scalar outputs.  Then there is no
+ * fusor_finish kernel. */
+int cg_gpu_finish_in_pass(const ir_kernel *k, const ir_plan *plan, int p);
 /* Metadata both paths share (passes, words, lanes, has_finish) for k and plan. */
 fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_code **out);
 

@@ -575,6 +575,8 @@ static void row_name(char *buf, size_t n, int p, int variant) {
     strncat(buf, ".row", n - strlen(buf) - 1);
 }
 
+static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef partials);
+
 static void build_pass_kernel(nvb *g, int p, int variant) {
     char name[64], rname[80];
     cg_pass_variant_name(name, sizeof name, p, variant);
@@ -608,62 +610,112 @@ static void build_pass_kernel(nvb *g, int p, int variant) {
         LLVMValueRef dest = LLVMBuildInBoundsGEP2(g->b, g->i64, partials, &at, 1, "");
         LLVMValueRef bargs[2] = {acc, LLVMBuildAddrSpaceCast(g->b, dest, g->ptr, "")};
         call_fn(g, block_fn(g, p), bargs, 2);
+        fold_if_last(g, p, P, acc, partials);
     }
     LLVMBuildRetVoid(g->b);
 }
 
-/* acc = merge(acc, partial row `row` of pass p), the row read through tmp (its words). */
+/* acc = merge(acc, partial row `row` of pass p), the row read through tmp (its words);
+ * volatile loads for rows other blocks of the running kernel wrote. */
 static void merge_row(nvb *g, int p, LLVMValueRef acc, LLVMValueRef tmp, LLVMValueRef partials,
-                      LLVMValueRef row) {
+                      LLVMValueRef row, int vol) {
     int words = cg_pass_words(g->k, g->plan, p);
     LLVMValueRef at = LLVMBuildMul(g->b, row, ci64(g, words), "");
     for (int w = 0; w < words; w++) {
         LLVMValueRef idx = LLVMBuildAdd(g->b, at, ci64(g, w), "");
         LLVMValueRef v = load64(g, LLVMBuildInBoundsGEP2(g->b, g->i64, partials, &idx, 1, ""));
+        LLVMSetVolatile(v, vol);
         store64(g, v, word_ptr(g, tmp, ci64(g, w)));
     }
     LLVMValueRef margs[2] = {acc, tmp};
     call_fn(g, helper(g, p, "merge"), margs, 2);
 }
 
-/* fusor_pass<p>_reduce: one block folds the pass's partial rows into the slots. */
-static void build_reduce_kernel(nvb *g, int p) {
-    char name[64];
-    int words = cg_pass_words(g->k, g->plan, p);
-    cg_pass_helper_name(name, sizeof name, p, "reduce");
-    add_kernel(g, name);
+/*
+ * The end of a pass kernel with reductions, after the block has written its partial row:
+ * the block's thread 0 publishes the row (a fence) and takes a ticket (an atomic add on
+ * the pass's ticket word, slots[nslots + p]); the block that draws the last ticket folds
+ * rows 0..npartials-1 in order (thread t: rows t, t + threads, ...; then the block merge),
+ * stores the results in the slots the next pass reads, runs the finish (when this is the
+ * kernel's last pass) and puts the ticket back to 0 for the next launch.  No kernel of its
+ * own, so a whole-array reduction is one launch.  acc is free to reuse.
+ */
+static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef partials) {
     LLVMBuilderRef b = g->b;
-    LLVMValueRef P = LLVMGetParam(g->fn, 0);
+    int words = cg_pass_words(g->k, g->plan, p);
+    char name[64];
+    snprintf(name, sizeof name, "fusor_pass%d_last", p);
+    LLVMValueRef flag = LLVMGetNamedGlobal(g->mod, name);
+    if (!flag) {
+        flag = LLVMAddGlobalInAddressSpace(g->mod, g->i32, name, 3);
+        LLVMSetInitializer(flag, LLVMGetUndef(g->i32));
+        LLVMSetLinkage(flag, LLVMInternalLinkage);
+        LLVMSetAlignment(flag, 4);
+    }
+    LLVMValueRef tid = LLVMBuildAdd(
+        b, sreg(g->mod, b, "tid.x"),
+        LLVMBuildMul(b, sreg(g->mod, b, "tid.y"), sreg(g->mod, b, "ntid.x"), ""), "tid");
+    LLVMValueRef nthr = LLVMBuildMul(b, sreg(g->mod, b, "ntid.x"), sreg(g->mod, b, "ntid.y"), "");
     LLVMValueRef npart = param_field(g, P, CG_GPU_OFF_NPARTIALS, g->i64, "npartials");
-    LLVMValueRef partials = global_field(g, P, CG_GPU_OFF_PARTIALS, "partials");
     LLVMValueRef slots = param_field(g, P, CG_GPU_OFF_SLOTS, g->ptr, "slots");
-    LLVMValueRef acc = words_alloca(g, words, "acc"), tmp = words_alloca(g, words, "row");
+    LLVMValueRef gslots = LLVMBuildAddrSpaceCast(b, slots, g->gptr, "");
+    LLVMValueRef at = ci64(g, (long long)g->plan->nslots + p);
+    LLVMValueRef ticket = LLVMBuildInBoundsGEP2(b, g->i64, gslots, &at, 1, "ticket");
+    LLVMValueRef is0 = LLVMBuildICmp(b, LLVMIntEQ, tid, ci64(g, 0), "");
+
+    LLVMBasicBlockRef draw = block(g, "draw"), sync = block(g, "drawn"), last = block(g, "last"),
+                      loop = block(g, "fold"), folded = block(g, "folded"), fin = block(g, "final"),
+                      done = block(g, "done");
+    LLVMBuildCondBr(b, is0, draw, sync);
+    LLVMPositionBuilderAtEnd(b, draw);
+    intrinsic0(g->mod, b, "llvm.nvvm.membar.gl", NULL, 0);
+    LLVMValueRef old = LLVMBuildAtomicRMW(b, LLVMAtomicRMWBinOpAdd, ticket, ci64(g, 1),
+                                          LLVMAtomicOrderingMonotonic, 0);
+    LLVMValueRef lastv =
+        LLVMBuildICmp(b, LLVMIntEQ, old, LLVMBuildSub(b, npart, ci64(g, 1), ""), "");
+    LLVMSetAlignment(LLVMBuildStore(b, LLVMBuildZExt(b, lastv, g->i32, ""), flag), 4);
+    LLVMBuildBr(b, sync);
+    LLVMPositionBuilderAtEnd(b, sync);
+    intrinsic0(g->mod, b, "llvm.nvvm.barrier0", NULL, 0);
+    LLVMValueRef f = LLVMBuildLoad2(b, g->i32, flag, "");
+    LLVMSetAlignment(f, 4);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntNE, f, ci32(g, 0), ""), last, done);
+
+    LLVMPositionBuilderAtEnd(b, last);
+    intrinsic0(g->mod, b, "llvm.nvvm.membar.gl", NULL, 0);
+    LLVMValueRef tmp = words_alloca(g, words, "row");
     call_fn(g, helper(g, p, "init"), &acc, 1);
-    LLVMValueRef tid = sreg(g->mod, b, "tid.x"), nt = sreg(g->mod, b, "ntid.x");
-    LLVMBasicBlockRef entry = LLVMGetInsertBlock(b), loop = block(g, "fold"),
-                      after = block(g, "folded");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, tid, npart, ""), loop, after);
+    /* 32-bit row numbers (a grid has fewer than 2^31 blocks), as in the _32 variants */
+    LLVMValueRef tid32 = LLVMBuildTrunc(b, tid, g->i32, ""),
+                 nthr32 = LLVMBuildTrunc(b, nthr, g->i32, "");
+    LLVMValueRef np32 = LLVMBuildTrunc(b, npart, g->i32, "");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, tid32, np32, ""), loop, folded);
     LLVMPositionBuilderAtEnd(b, loop);
-    LLVMValueRef i = LLVMBuildPhi(b, g->i64, "i");
-    merge_row(g, p, acc, tmp, partials, i);
-    LLVMValueRef next = LLVMBuildAdd(b, i, nt, "");
+    LLVMValueRef i = LLVMBuildPhi(b, g->i32, "i");
+    merge_row(g, p, acc, tmp, partials, LLVMBuildZExt(b, i, g->i64, ""), 1);
+    LLVMValueRef next = LLVMBuildAdd(b, i, nthr32, "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, npart, ""), loop, after);
-    LLVMValueRef iv[2] = {tid, next};
-    LLVMBasicBlockRef ib[2] = {entry, latch};
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, next, np32, ""), loop, folded);
+    LLVMValueRef iv[2] = {tid32, next};
+    LLVMBasicBlockRef ib[2] = {last, latch};
     LLVMAddIncoming(i, iv, ib, 2);
-    LLVMPositionBuilderAtEnd(b, after);
+    LLVMPositionBuilderAtEnd(b, folded);
     LLVMValueRef res = words_alloca(g, words, "result");
     LLVMValueRef bargs[2] = {acc, res};
     call_fn(g, block_fn(g, p), bargs, 2);
-    LLVMBasicBlockRef fin = block(g, "final"), done = block(g, "done");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, tid, ci64(g, 0), ""), fin, done);
+    LLVMBuildCondBr(b, is0, fin, done);
     LLVMPositionBuilderAtEnd(b, fin);
     LLVMValueRef fargs[2] = {res, slots};
     call_fn(g, helper(g, p, "final"), fargs, 2);
+    if (cg_gpu_finish_in_pass(g->k, g->plan, p)) {
+        LLVMValueRef args[2] = {slots, param_field(g, P, CG_GPU_OFF_OUTS, g->ptr, "outs")};
+        call_fn(g, LLVMGetNamedFunction(g->mod, CG_FINISH_NAME ".row"), args, 2);
+    }
+    LLVMValueRef zero = LLVMBuildStore(b, ci64(g, 0), ticket);
+    LLVMSetAlignment(zero, 8);
+    LLVMSetVolatile(zero, 1);
     LLVMBuildBr(b, done);
     LLVMPositionBuilderAtEnd(b, done);
-    LLVMBuildRetVoid(b);
 }
 
 /* fusor_finish: thread 0 of block 0 computes the scalar outputs. */
@@ -822,7 +874,7 @@ static void build_axis_kernel(nvb *g, int mode) {
         LLVMPositionBuilderAtEnd(b, fold);
         LLVMValueRef c = LLVMBuildPhi(b, g->i64, "c");
         merge_row(g, 0, acc, res, partials,
-                  LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, "row"));
+                  LLVMBuildAdd(b, LLVMBuildMul(b, r, nchunks, ""), c, "row"), 0);
         LLVMValueRef cn = LLVMBuildAdd(b, c, cstep, "");
         LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
         LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, cn, nchunks, ""), fold, folded);
@@ -1120,11 +1172,10 @@ static fusor_status build_module(nvb *g, const fusor_gpu_options *o) {
     for (int p = 0; p < g->plan->npasses && !g->k->axis_stage; p++) {
         for (int v = CG_CONTIG; v < CG_NUM_VARIANTS; v++)
             if (stencil ? v == CG_STENCIL : v != CG_STENCIL)
-            build_pass_kernel(g, p, v);
-        if (g->plan->passes[p].nreductions)
-            build_reduce_kernel(g, p);
+                build_pass_kernel(g, p, v);
     }
-    if (g->plan->has_scalar_outputs && !g->k->axis_stage)
+    if (g->plan->has_scalar_outputs && !g->k->axis_stage &&
+        !cg_gpu_finish_in_pass(g->k, g->plan, g->plan->npasses - 1))
         build_finish_kernel(g);
     st = verify(g, "kernels");
     double t1 = now_ms();

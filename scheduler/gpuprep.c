@@ -70,7 +70,7 @@ void sched_gpu_prep_free(sched_gpu_prep *p) {
                 mem_dev_free(dev, p->b[i].dparams, p->psz * (size_t)(p->g.plan->npasses + 1),
                              p->own);
             }
-            mem_dev_free(dev, p->dslots, p->nslots * 8, p->own);
+            mem_dev_free(dev, p->dslots, (p->nslots + (size_t)p->g.plan->npasses) * 8, p->own);
             mem_dev_free(dev, p->dparts, p->parts_bytes, p->own);
             mem_dev_free(dev, p->douts, (size_t)(p->g.ir->noutputs + 1) * 8, p->own);
             t->stream_synchronize(p->own);
@@ -103,8 +103,21 @@ static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a
     p->uploaded = fu_calloc(p->nslots ? p->nslots : 1, sizeof(ir_value));
     if (!p->uploaded)
         st = fu_oom("a prepared GPU launch");
+    /* the slots, then one ticket word per pass (codegen/gpu.h): 0 once, and put back to
+     * 0 by the kernels; steps upload the slots alone */
+    size_t nticket = (size_t)spec->plan->npasses;
     if (!st)
-        st = mem_dev_alloc(p->device, p->nslots * 8, p->own, &p->dslots);
+        st = mem_dev_alloc(p->device, (p->nslots + nticket) * 8, p->own, &p->dslots);
+    uint64_t *zero = !st && nticket ? fu_calloc(nticket, 8) : NULL;
+    if (!st && nticket && !zero)
+        st = fu_oom("a prepared GPU launch");
+    if (zero) {
+        cudrv_result r =
+            p->g.t->memcpy_htod_async(p->dslots + p->nslots * 8, zero, nticket * 8, p->own);
+        if (r)
+            st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "clearing a prepared launch's tickets");
+        fu_free(zero);
+    }
     if (!st && p->g.code->has_finish)
         st = mem_dev_alloc(p->device, (size_t)(spec->ir->noutputs + 1) * 8, p->own, &p->douts);
     p->ready = 1; /* from here sched_gpu_prep_free releases what exists */

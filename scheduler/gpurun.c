@@ -270,15 +270,6 @@ fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp) {
     for (int p = 0; p < g->plan->npasses; p++) {
         if (g->stencil) {
             fusor_status st = choose_stencil(g, p, &pp[p]);
-            char name[64];
-            if (!st && pp[p].words) {
-                cg_pass_helper_name(name, sizeof name, p, "reduce");
-                st = sched_module_function(g->d, g->mod, name, &pp[p].reduce);
-                if (!st) {
-                    int rb = pp[p].reduce->max_block < 256 ? pp[p].reduce->max_block : 256;
-                    pp[p].rblock = rb >= 32 ? rb / 32 * 32 : 32;
-                }
-            }
             if (st)
                 return st;
             continue;
@@ -329,13 +320,6 @@ fusor_status sched_gpu_choose(gpu_run *g, pass_plan *pp) {
         pp[p].block3[0] = pp[p].block;
         pp[p].grid3[0] = pp[p].grid;
         pp[p].block3[1] = pp[p].block3[2] = pp[p].grid3[1] = pp[p].grid3[2] = 1;
-        if (pp[p].words) {
-            cg_pass_helper_name(name, sizeof name, p, "reduce");
-            if ((st = sched_module_function(g->d, g->mod, name, &pp[p].reduce)))
-                return st;
-            int rb = pp[p].reduce->max_block < 256 ? pp[p].reduce->max_block : 256;
-            pp[p].rblock = rb >= 32 ? rb / 32 * 32 : 32;
-        }
     }
     return FUSOR_OK;
 }
@@ -419,10 +403,8 @@ fusor_status sched_gpu_issue(gpu_run *g, const pass_plan *pp, cudrv_ptr dparams)
     for (int p = 0; !st && p < np; p++) {
         cudrv_ptr pb = dparams + (cudrv_ptr)p * psz;
         st = launch_3d(g, pp[p].fn, pp[p].grid3, pp[p].block3, pb);
-        if (!st && pp[p].words)
-            st = launch_one(g, pp[p].reduce, 1, pp[p].rblock, pb);
     }
-    if (!st && g->code->has_finish) {
+    if (!st && g->code->finish_kernel) { /* else the last pass's kernel ran the finish */
         sched_function *fin;
         st = sched_module_function(g->d, g->mod, CG_FINISH_NAME, &fin);
         if (!st)
@@ -518,12 +500,15 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
     size_t nslots = (size_t)plan->nslots, nouts = (size_t)g->ir->noutputs;
     size_t params_bytes = psz * (size_t)(np + 1);
     size_t off_slots = (params_bytes + 255) & ~(size_t)255;
-    size_t off_outs = (off_slots + nslots * 8 + 255) & ~(size_t)255;
+    /* after the slots, one ticket word per pass (codegen/gpu.h), 0 in the image; a pass's
+     * kernel puts its ticket back to 0, so an image skipped as unchanged still holds 0s */
+    size_t nwords = nslots + (size_t)np;
+    size_t off_outs = (off_slots + nwords * 8 + 255) & ~(size_t)255;
     size_t off_parts = (off_outs + (g->code->has_finish ? (nouts ? nouts : 1) * 8 : 0) + 255) &
                        ~(size_t)255;
     size_t total = off_parts + (st ? 0 : sched_gpu_partials_bytes(g, pp));
     cudrv_ptr base = 0, dslots = 0, dparts = 0, douts = 0, dparams = 0;
-    size_t len = off_slots + nslots * 8;
+    size_t len = off_slots + nwords * 8;
     unsigned char *img = NULL;
     if (!st && !(img = fu_calloc(1, len)))
         st = fu_oom("GPU parameter blocks");
@@ -536,13 +521,26 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
         dslots = nslots ? base + off_slots : 0;
         douts = g->code->has_finish ? base + off_outs : 0;
         dparts = total > off_parts ? base + off_parts : 0;
+        /* A synchronous launch (a pooled stream, synchronised before it is handed back)
+         * has its scalar outputs written straight into the stream's pinned memory: no
+         * copy back on the stream, read after the synchronisation (sched_gpu_run_once). */
+        void *host = NULL;
+        if (g->code->has_finish && !g->cur && g->d->unified) {
+            if (sched_scratch_host(buf, (nouts ? nouts : 1) * 8, &host) == FUSOR_OK)
+                douts = (cudrv_ptr)(uintptr_t)host;
+            else
+                fu_clear_error(); /* no pinned memory: copied back as a queued launch's */
+        }
+        g->outs_host = host;
         sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
         memcpy(img + off_slots, slots, nslots * 8);
         st = sched_scratch_upload(buf, img, len);
     }
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);
-    if (!st && g->code->has_finish) {
+    if (!st && g->outs_host)
+        *need_sync = 1;
+    else if (!st && g->code->has_finish) {
         int later;
         st = read_scalars(g, outs, douts, nouts, &later);
         if (!st && !later)
@@ -880,6 +878,8 @@ fusor_status sched_gpu_run_once(fusor_kernel *k, fusor_args *a, sched_spec *spec
     tmp_free_all(&g);
     if (g.cu) {
         st = sched_gpu_step_end(g.t, cur, g.cu, need_sync, st);
+        if (!st && g.outs_host) /* the kernels wrote them there; the stream is synchronised */
+            memcpy(outs, g.outs_host, (size_t)g.ir->noutputs * 8);
         if (pooled && !st) /* step_end synchronised it on this thread, in its context */
             sched_sync_stream_put_synced(device, g.cu);
         else if (pooled)

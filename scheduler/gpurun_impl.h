@@ -45,14 +45,17 @@ typedef struct gpu_run {
      * argument set at the stream's next host barrier instead of being waited for */
     fusor_stream *cur;
     fusor_args *args;
+    /* a synchronous launch's scalar outputs, written by the kernels into the stream's
+     * pinned memory (sched_scratch_host), or NULL */
+    const void *outs_host;
     /* stencil kernels (codegen/gpu.h): the box the kernels run over, within dom */
     int stencil;
     int64_t box[FUSOR_MAX_DIMS], origin[FUSOR_MAX_DIMS], box_size;
 } gpu_run;
 
 typedef struct pass_plan {
-    sched_function *fn, *reduce;
-    int block, grid, words, rblock;
+    sched_function *fn;
+    int block, grid, words;
     int block3[3], grid3[3]; /* the launch; block and grid are their products */
     int64_t elements;        /* per thread-iteration unit: n, or n / lanes rounded up */
 } pass_plan;

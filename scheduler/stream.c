@@ -754,6 +754,8 @@ struct sched_scratch {
     size_t bytes;
     unsigned char *image; /* what the start of p holds (image_len bytes), or NULL */
     size_t image_len;
+    void *host; /* sched_scratch_host's pinned memory (host_bytes), or NULL */
+    size_t host_bytes;
 };
 
 static struct {
@@ -838,6 +840,30 @@ fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t le
     return FUSOR_OK;
 }
 
+fusor_status sched_scratch_host(sched_scratch *e, size_t bytes, void **out) {
+    *out = NULL;
+    if (e->host_bytes < bytes) {
+        fusor_status st;
+        const cudrv_table *t = sched_cuda(&st);
+        if (!t)
+            return st;
+        if (e->host) { /* kernels before may still write it */
+            t->stream_synchronize(e->s);
+            mem_pinned_free(e->host, e->host_bytes);
+            e->host = NULL;
+            e->host_bytes = 0;
+        }
+        size_t want = 256;
+        while (want < bytes)
+            want *= 2;
+        if ((st = mem_pinned_alloc(want, &e->host)))
+            return st;
+        e->host_bytes = want;
+    }
+    *out = e->host;
+    return FUSOR_OK;
+}
+
 /* Before `s` is destroyed (its work done): frees its scratch.  The device's context is
  * current.  `t` NULL: the driver is going away, only forget. */
 static void scratch_drop(const cudrv_table *t, cudrv_stream s) {
@@ -846,6 +872,8 @@ static void scratch_drop(const cudrv_table *t, cudrv_stream s) {
         if (scr.e[i]->s == s) {
             if (t && scr.e[i]->p)
                 t->mem_free(scr.e[i]->p);
+            if (t && scr.e[i]->host)
+                mem_pinned_free(scr.e[i]->host, scr.e[i]->host_bytes);
             fu_free(scr.e[i]->image);
             fu_free(scr.e[i]);
             scr.e[i--] = scr.e[--scr.n];

@@ -69,8 +69,14 @@ typedef struct sched_scratch sched_scratch;
 fusor_status sched_stream_scratch(int device, cudrv_stream s, size_t bytes, sched_scratch **out);
 cudrv_ptr sched_scratch_ptr(const sched_scratch *e);
 /* Copies `image` (len bytes) to the start of the buffer on its stream, unless the same
- * image is there already (kernels never write that part). */
+ * image is there already (kernels write that part only where every launch writes before it
+ * reads, the reductions' slots, or where they put back what they found, the tickets). */
 fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t len);
+/* Page-locked host memory of at least `bytes` that belongs to the buffer's stream, as the
+ * buffer does: where a synchronous launch's kernels write the scalar outputs directly (the
+ * device reaches it at the same address under unified addressing), read once the stream
+ * is synchronised; no copy on the stream.  It grows after synchronising the stream. */
+fusor_status sched_scratch_host(sched_scratch *e, size_t bytes, void **out);
 
 /* The context's default stream, made on first use (or NULL when it has none yet:
  * `create` 0). */

@@ -237,6 +237,7 @@ static void bench_axis(const char *name, const char *src, int64_t r, int64_t c, 
  * read-back, cancels).  Then the same launch over n with each block and grid size of a
  * sweep (fusor_args_set_gpu_shape), printed as a table of GB/s: where the automatic
  * shape (block 256, 1024 blocks) stands among the others. */
+static double sum_fixed_queued_us, sum_fixed_sync_us;
 static void bench_sum_shapes(int64_t n) {
     const char *src = "kernel k(x: f64[]) -> (s: f64) { s = sum(x) }";
     fusor_kernel *k;
@@ -246,10 +247,15 @@ static void bench_sum_shapes(int64_t n) {
     fusor_args *a;
     must(fusor_args_create(k, &a));
     must(fusor_args_set_array(a, "x", x2));
-    double t2 = time_launch(k, a);
+    double t2 = time_launch(k, a), q2 = time_queued(k, a);
     must(fusor_args_set_array(a, "x", x1));
-    double t1 = time_launch(k, a);
-    add_row("sum f64, kernels alone (2n minus n)", "gpu", 8.0 * (double)n, t2 - t1, t2 - t1);
+    double t1 = time_launch(k, a), q1 = time_queued(k, a);
+    add_row("sum f64, kernels alone (2n minus n)", "gpu", 8.0 * (double)n, q2 - q1, t2 - t1);
+    /* what is left of a launch of n once its streaming is taken out */
+    sum_fixed_queued_us = 1e6 * (2 * q1 - q2);
+    sum_fixed_sync_us = 1e6 * (2 * t1 - t2);
+    printf("sum f64: fixed cost per launch %.1f us queued, %.1f us synchronous\n",
+           sum_fixed_queued_us, sum_fixed_sync_us);
     static const int blocks[] = {0, 128, 256, 512, 1024}, grids[] = {0, 264, 528, 1024, 2112, 4224, 8448};
     enum { NB = sizeof blocks / sizeof *blocks, NG = sizeof grids / sizeof *grids };
     printf("\nsum f64 over %lld elements, GB/s of one synchronous launch (block down, grid across; "
@@ -401,6 +407,8 @@ int main(int argc, char **argv) {
         return 1;
     int64_t n = argc > 2 ? atoll(argv[2]) : (int64_t)100000000;
     printf("GPU benchmarks, %lld elements per array, best of %d\n", (long long)n, REPEAT);
+    char n_text[32];
+    snprintf(n_text, sizeof n_text, "%lld", (long long)n);
     bench_copy(n);
     const char *axpy32 = "kernel k(a: f32, x: f32[], y: f32[]) -> (z: f32[]) { z = a * x + y }";
     const char *axpy64 = "kernel k(a: f64, x: f64[], y: f64[]) -> (z: f64[]) { z = a * x + y }";
@@ -460,6 +468,10 @@ int main(int argc, char **argv) {
         fprintf(f, "| --- | ---: | ---: |\n");
         for (int i = 0; i < nlats; i++)
             fprintf(f, "| %s | %.2f | %.2f |\n", lats[i].name, lats[i].host_us, lats[i].done_us);
+        fprintf(f,
+                "\nA whole-array sum over %s f64 elements: fixed cost per launch (2 t(n) - "
+                "t(2n)) %.1f us queued, %.1f us synchronous\n",
+                n_text, sum_fixed_queued_us, sum_fixed_sync_us);
     }
     if (out)
         fclose(out);

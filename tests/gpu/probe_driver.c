@@ -54,13 +54,22 @@ static double now_us(void) {
         }                                                                                          \
     } while (0)
 
+/* k: one word incremented.  kb: what a fusor kernel of 1,000 elements does in one block,
+ * each thread an element: the array's address from a parameter block in device memory,
+ * then a load and a store of its element. */
 static const char ptx[] =
     ".version 7.8\n.target sm_70\n.address_size 64\n"
     ".visible .entry k(.param .u64 p) { .reg .b64 %rd<3>; ld.param.u64 %rd1, [p];\n"
-    "  ld.global.u64 %rd2, [%rd1]; add.s64 %rd2, %rd2, 1; st.global.u64 [%rd1], %rd2; ret; }\n";
+    "  ld.global.u64 %rd2, [%rd1]; add.s64 %rd2, %rd2, 1; st.global.u64 [%rd1], %rd2; ret; }\n"
+    ".visible .entry kb(.param .u64 p) { .reg .b64 %rd<5>; .reg .b32 %r<2>; .reg .f64 %fd<2>;\n"
+    "  ld.param.u64 %rd1, [p]; ld.global.u64 %rd2, [%rd1]; mov.u32 %r1, %tid.x;\n"
+    "  mul.wide.u32 %rd3, %r1, 8; add.s64 %rd4, %rd2, %rd3; ld.global.f64 %fd1, [%rd4];\n"
+    "  add.f64 %fd1, %fd1, 0d3FF0000000000000; st.global.f64 [%rd4], %fd1; ret; }\n";
 
 enum { N = 2000 };
-static void *s, *k, *pool, *ctx;
+static void *s, *sb, *k, *kb, *pool, *ctx;
+static dptr block_at; /* kb's parameter block */
+static void *bargs[1] = {&block_at};
 static dptr buf;
 static void *args[1] = {&buf};
 static unsigned char page[4096], *pinned;
@@ -92,6 +101,15 @@ static void row(const char *name, int what) {
             CHECK(cu.ctx_get(&c)); /* what it asks instead */
             break;
         }
+        case 9: /* a stream that synchronises with the legacy default stream, as fusor's */
+            CHECK(cu.launch(k, 1, 1, 1, 32, 1, 1, 0, sb, args, NULL));
+            CHECK(cu.stream_sync(sb));
+            break;
+        case 10: CHECK(cu.dtoh_async(pinned, buf, 8, s)); break;
+        case 11:
+            CHECK(cu.launch(kb, 1, 1, 1, 1000, 1, 1, 0, sb, bargs, NULL));
+            CHECK(cu.stream_sync(sb));
+            break;
         }
     }
     double t1 = now_us();
@@ -143,11 +161,16 @@ int main(void) {
     CHECK(cu.ctx_set(ctx));
     CHECK(cu.module_load(&mod, ptx));
     CHECK(cu.get_function(&k, mod, "k"));
+    CHECK(cu.get_function(&kb, mod, "kb"));
     CHECK(cu.stream_create(&s, 1)); /* non-blocking */
+    CHECK(cu.stream_create(&sb, 0));
     CHECK(cu.default_pool(&pool, dev));
     CHECK(cu.alloc(&buf, 1 << 20));
     CHECK(cu.alloc_host((void **)&pinned, 1 << 20));
     memset(pinned, 0, 1 << 20);
+    block_at = buf + 16384; /* its first word: the array, 1,000 doubles at buf + 32768 */
+    dptr array_at = buf + 32768;
+    memcpy(pinned + 16384, &array_at, 8);
     CHECK(cu.htod_async(buf, pinned, 1 << 20, s));
     for (int w = 0; w < 100; w++)
         CHECK(cu.launch(k, 1, 1, 1, 32, 1, 1, 0, s, args, NULL));
@@ -163,5 +186,9 @@ int main(void) {
     row("cuMemcpyDtoHAsync 8 B to pageable memory", 6);
     row("cuCtxSetCurrent, the context already current", 7);
     row("cuCtxGetCurrent", 8);
+    row("cuLaunchKernel + cuStreamSynchronize, a blocking stream", 9);
+    row("cuMemcpyDtoHAsync 8 B to pinned memory", 10);
+    row("a 1,000-element kernel as fusor's (1 block, parameter block), + sync, blocking stream",
+        11);
     return 0;
 }

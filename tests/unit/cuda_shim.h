@@ -127,6 +127,10 @@ static inline void *cuda_shim_load(const char *cxx, const char *tag,
     "static pthread_barrier_t fu_block_bar, fu_warp_bar[32];\n" \
     "static unsigned long long fu_lane[32][32];\n" \
     "static void __syncthreads() { pthread_barrier_wait(&fu_block_bar); }\n" \
+    "static void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }\n" \
+    "static unsigned long long atomicAdd(unsigned long long *p, unsigned long long v) {\n" \
+    "    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);\n" \
+    "}\n" \
     "template <class T> static T __shfl_down_sync(unsigned, T v, int d) {\n" \
     "    unsigned t = threadIdx.x + threadIdx.y * blockDim.x, lane = t & 31, warp = t >> 5;\n" \
     "    fu_lane[warp][lane] = (unsigned long long)v;\n" \

@@ -91,6 +91,11 @@ static struct fake_state {
     char last_kernel[64], last_ptx_version[16];
     unsigned last_grid, last_block;
     long htod_bytes, dtoh_bytes;
+    /* every entry point called (fake_called): a count, and the first 64 names since a test
+     * last set ncalled to 0 */
+    long calls;
+    int ncalled;
+    const char *called[64];
     struct {
         const char *name;
         fake_kernel_fn fn;
@@ -221,13 +226,32 @@ static void fake_sync_point(void) {
         F.pool_reserved = F.pool_used + F.pool_threshold;
 }
 
+/* Every entry point says it was called (from any thread: stream workers call too). */
+static void fake_called(const char *name) {
+    __atomic_fetch_add(&F.calls, 1, __ATOMIC_RELAXED);
+    int i = __atomic_fetch_add(&F.ncalled, 1, __ATOMIC_RELAXED);
+    if (i >= 0 && i < 64)
+        F.called[i] = name;
+}
+
+/* The names called since ncalled was last set to 0, as "a b c" (a test's message). */
+static inline const char *fake_called_list(void) {
+    static char buf[64 * 32];
+    buf[0] = 0;
+    for (int i = 0; i < F.ncalled && i < 64; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? " " : "", F.called[i]);
+    return buf;
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 static cudrv_result f_get_error_string(cudrv_result r, const char **s) {
+    fake_called("get_error_string");
     *s = r == 2 ? "out of memory" : r == 719 ? "unspecified launch failure" : "fake error";
     return 0;
 }
 static cudrv_result f_get_error_name(cudrv_result r, const char **s) {
+    fake_called("get_error_name");
     switch (r) {
     case 2: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
     case 100: *s = "CUDA_ERROR_NO_DEVICE"; break;
@@ -240,28 +264,34 @@ static cudrv_result f_get_error_name(cudrv_result r, const char **s) {
     return 0;
 }
 static cudrv_result f_init(unsigned flags) {
+    fake_called("init");
     (void)flags;
     return F.init_result;
 }
 static cudrv_result f_driver_get_version(int *v) {
+    fake_called("driver_get_version");
     *v = F.driver_version;
     return F.version_result;
 }
 static cudrv_result f_device_get_count(int *n) {
+    fake_called("device_get_count");
     *n = F.ndevices;
     return 0;
 }
 static cudrv_result f_device_get(cudrv_device *d, int i) {
+    fake_called("device_get");
     if (i < 0 || i >= F.ndevices)
         return CUDRV_ERROR_INVALID_DEVICE;
     *d = i;
     return 0;
 }
 static cudrv_result f_device_get_name(char *buf, int n, cudrv_device d) {
+    fake_called("device_get_name");
     snprintf(buf, (size_t)n, "Fake GPU %d", d);
     return 0;
 }
 static cudrv_result f_device_get_attribute(int *v, int attr, cudrv_device d) {
+    fake_called("device_get_attribute");
     (void)d;
     switch (attr) {
     case CUDRV_ATTR_COMPUTE_CAPABILITY_MAJOR: *v = F.cc_major; break;
@@ -280,34 +310,41 @@ static cudrv_result f_device_get_attribute(int *v, int attr, cudrv_device d) {
     return 0;
 }
 static cudrv_result f_device_total_mem(size_t *b, cudrv_device d) {
+    fake_called("device_total_mem");
     (void)d;
     *b = F.capacity;
     return 0;
 }
 static cudrv_result f_primary_ctx_retain(cudrv_context *c, cudrv_device d) {
+    fake_called("primary_ctx_retain");
     *c = (cudrv_context)(uintptr_t)(0x1000 + d);
     F.ctx_retained++;
     return 0;
 }
 static cudrv_result f_primary_ctx_release(cudrv_device d) {
+    fake_called("primary_ctx_release");
     (void)d;
     F.ctx_retained--;
     return 0;
 }
 static cudrv_result f_ctx_set_current(cudrv_context c) {
+    fake_called("ctx_set_current");
     fake_current = c;
     F.set_current_calls++;
     return 0;
 }
 static cudrv_result f_ctx_get_current(cudrv_context *c) {
+    fake_called("ctx_get_current");
     *c = fake_current;
     return 0;
 }
 static cudrv_result f_ctx_synchronize(void) {
+    fake_called("ctx_synchronize");
     fake_sync_point();
     return F.sync_result;
 }
 static cudrv_result f_mem_get_info(size_t *free_, size_t *total) {
+    fake_called("mem_get_info");
     size_t used = F.direct_used + F.pool_reserved;
     *free_ = used < F.capacity ? F.capacity - used : 0;
     *total = F.capacity;
@@ -316,6 +353,7 @@ static cudrv_result f_mem_get_info(size_t *free_, size_t *total) {
 
 static cudrv_result f_module_load_data_ex(cudrv_module *m, const void *image, unsigned n, int *opts,
                                           void **vals) {
+    fake_called("module_load_data_ex");
     const char *ptx = image;
     char *info = NULL, *err = NULL;
     size_t info_n = 0, err_n = 0;
@@ -367,6 +405,7 @@ static cudrv_result f_module_load_data_ex(cudrv_module *m, const void *image, un
     return 0;
 }
 static cudrv_result f_module_unload(cudrv_module m) {
+    fake_called("module_unload");
     for (fake_module **pm = &F.modules; *pm; pm = &(*pm)->next)
         if ((void *)*pm == (void *)m) {
             fake_module *x = *pm;
@@ -378,6 +417,7 @@ static cudrv_result f_module_unload(cudrv_module m) {
     return CUDRV_ERROR_INVALID_VALUE;
 }
 static cudrv_result f_module_get_function(cudrv_function *f, cudrv_module m, const char *name) {
+    fake_called("module_get_function");
     const char *text = ((fake_module *)m)->text;
     char pat[96];
     snprintf(pat, sizeof pat, ".entry %s", name);
@@ -398,6 +438,7 @@ static cudrv_result f_module_get_function(cudrv_function *f, cudrv_module m, con
 static cudrv_result f_launch_kernel(cudrv_function f, unsigned gx, unsigned gy, unsigned gz,
                                     unsigned bx, unsigned by, unsigned bz, unsigned shmem,
                                     cudrv_stream s, void **params, void **extra) {
+    fake_called("launch_kernel");
     if (s && s == F.capturing && F.capture) { /* recorded into the graph, not run */
         fake_graph *g = F.capture;
         if (g->n == 64)
@@ -433,56 +474,67 @@ static cudrv_result f_launch_kernel(cudrv_function f, unsigned gx, unsigned gy, 
 }
 static cudrv_result f_occupancy(int *grid, int *block, cudrv_function f, size_t (*fn)(int),
                                 size_t shmem, int limit) {
+    fake_called("occupancy");
     (void)f, (void)fn, (void)shmem, (void)limit;
     *block = F.occ_block;
     *grid = F.sms * 2;
     return 0;
 }
 static cudrv_result f_func_get_attribute(int *v, int attr, cudrv_function f) {
+    fake_called("func_get_attribute");
     (void)f;
     *v = attr == CUDRV_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK ? 1024 : 32;
     return 0;
 }
 static cudrv_result f_stream_create(cudrv_stream *s, unsigned flags) {
+    fake_called("stream_create");
     (void)flags;
     F.streams_live++;
     *s = (cudrv_stream)(uintptr_t)(0x2000 + F.streams_live);
     return 0;
 }
 static cudrv_result f_stream_destroy(cudrv_stream s) {
+    fake_called("stream_destroy");
     (void)s;
     F.streams_live--;
     return 0;
 }
 static cudrv_result f_stream_synchronize(cudrv_stream s) {
+    fake_called("stream_synchronize");
     (void)s;
     fake_sync_point();
     return F.sync_result;
 }
 static cudrv_result f_stream_wait_event(cudrv_stream s, cudrv_event e, unsigned f) {
+    fake_called("stream_wait_event");
     (void)s, (void)e, (void)f;
     return 0;
 }
 static cudrv_result f_event_create(cudrv_event *e, unsigned flags) {
+    fake_called("event_create");
     (void)flags;
     F.events_live++;
     *e = (cudrv_event)(uintptr_t)(0x3000 + F.events_live);
     return 0;
 }
 static cudrv_result f_event_destroy(cudrv_event e) {
+    fake_called("event_destroy");
     (void)e;
     F.events_live--;
     return 0;
 }
 static cudrv_result f_event_record(cudrv_event e, cudrv_stream s) {
+    fake_called("event_record");
     (void)e, (void)s;
     return 0;
 }
 static cudrv_result f_event_synchronize(cudrv_event e) {
+    fake_called("event_synchronize");
     (void)e;
     return F.sync_result;
 }
 static cudrv_result f_event_query(cudrv_event e) {
+    fake_called("event_query");
     (void)e;
     return 0;
 }
@@ -491,6 +543,7 @@ static cudrv_result f_event_query(cudrv_event e) {
 static int fake_alloc_fails(void) { return ++F.alloc_calls == F.fail_alloc_at; }
 
 static cudrv_result f_mem_alloc(cudrv_ptr *p, size_t n) {
+    fake_called("mem_alloc");
     if (fake_alloc_fails() || F.direct_used + F.pool_reserved + n > F.capacity)
         return CUDRV_ERROR_OUT_OF_MEMORY;
     F.direct_used += n;
@@ -498,6 +551,7 @@ static cudrv_result f_mem_alloc(cudrv_ptr *p, size_t n) {
     return 0;
 }
 static cudrv_result f_mem_free(cudrv_ptr p) {
+    fake_called("mem_free");
     fake_alloc *a = fake_find((void *)(uintptr_t)p, 1);
     if (a && (a->kind == 0 || a->kind == 3)) {
         if (a->kind == 0)
@@ -509,6 +563,7 @@ static cudrv_result f_mem_free(cudrv_ptr p) {
     return CUDRV_ERROR_INVALID_VALUE;
 }
 static cudrv_result f_mem_alloc_host(void **p, size_t n) {
+    fake_called("mem_alloc_host");
     F.host_allocs++;
     if (F.pinned_used + n > F.pinned_capacity)
         return CUDRV_ERROR_OUT_OF_MEMORY;
@@ -517,6 +572,7 @@ static cudrv_result f_mem_alloc_host(void **p, size_t n) {
     return 0;
 }
 static cudrv_result f_mem_free_host(void *p) {
+    fake_called("mem_free_host");
     fake_alloc *a = fake_find(p, 1);
     if (!a || a->kind != 2) {
         F.bad_access++;
@@ -527,11 +583,13 @@ static cudrv_result f_mem_free_host(void *p) {
     return 0;
 }
 static cudrv_result f_mem_alloc_managed(cudrv_ptr *p, size_t n, unsigned flags) {
+    fake_called("mem_alloc_managed");
     (void)flags;
     *p = (cudrv_ptr)(uintptr_t)fake_new(n, 3);
     return 0;
 }
 static cudrv_result f_memcpy_htod(cudrv_ptr d, const void *s, size_t n, cudrv_stream st) {
+    fake_called("memcpy_htod");
     (void)st;
     if (!fake_check((void *)(uintptr_t)d, n))
         return CUDRV_ERROR_INVALID_VALUE;
@@ -540,6 +598,7 @@ static cudrv_result f_memcpy_htod(cudrv_ptr d, const void *s, size_t n, cudrv_st
     return 0;
 }
 static cudrv_result f_memcpy_dtoh(void *d, cudrv_ptr s, size_t n, cudrv_stream st) {
+    fake_called("memcpy_dtoh");
     (void)st;
     if (!fake_check((void *)(uintptr_t)s, n))
         return CUDRV_ERROR_INVALID_VALUE;
@@ -550,6 +609,7 @@ static cudrv_result f_memcpy_dtoh(void *d, cudrv_ptr s, size_t n, cudrv_stream s
     return 0;
 }
 static cudrv_result f_memcpy_dtod(cudrv_ptr d, cudrv_ptr s, size_t n, cudrv_stream st) {
+    fake_called("memcpy_dtod");
     (void)st;
     if (!fake_check((void *)(uintptr_t)d, n) || !fake_check((void *)(uintptr_t)s, n))
         return CUDRV_ERROR_INVALID_VALUE;
@@ -557,6 +617,7 @@ static cudrv_result f_memcpy_dtod(cudrv_ptr d, cudrv_ptr s, size_t n, cudrv_stre
     return 0;
 }
 static cudrv_result f_mem_pool_create(cudrv_mempool *p, const cudrv_pool_props *props) {
+    fake_called("mem_pool_create");
     if (props->alloc_type != CUDRV_MEM_ALLOCATION_TYPE_PINNED ||
         props->location.type != CUDRV_MEM_LOCATION_TYPE_DEVICE)
         return CUDRV_ERROR_INVALID_VALUE;
@@ -565,17 +626,20 @@ static cudrv_result f_mem_pool_create(cudrv_mempool *p, const cudrv_pool_props *
     return 0;
 }
 static cudrv_result f_mem_pool_destroy(cudrv_mempool p) {
+    fake_called("mem_pool_destroy");
     (void)p;
     F.pools_live--;
     return 0;
 }
 static cudrv_result f_mem_pool_set_attribute(cudrv_mempool p, int attr, void *v) {
+    fake_called("mem_pool_set_attribute");
     (void)p;
     if (attr == CUDRV_POOL_ATTR_RELEASE_THRESHOLD)
         F.pool_threshold = *(uint64_t *)v;
     return 0;
 }
 static cudrv_result f_mem_pool_get_attribute(cudrv_mempool p, int attr, void *v) {
+    fake_called("mem_pool_get_attribute");
     (void)p;
     uint64_t x = attr == CUDRV_POOL_ATTR_RESERVED_MEM_CURRENT ? F.pool_reserved
                  : attr == CUDRV_POOL_ATTR_USED_MEM_CURRENT   ? F.pool_used
@@ -584,6 +648,7 @@ static cudrv_result f_mem_pool_get_attribute(cudrv_mempool p, int attr, void *v)
     return 0;
 }
 static cudrv_result f_mem_pool_trim_to(cudrv_mempool p, size_t keep) {
+    fake_called("mem_pool_trim_to");
     (void)p;
     F.trims++;
     size_t busy = F.pool_used + F.pool_pending;
@@ -593,6 +658,7 @@ static cudrv_result f_mem_pool_trim_to(cudrv_mempool p, size_t keep) {
 }
 static cudrv_result f_mem_alloc_from_pool_async(cudrv_ptr *p, size_t n, cudrv_mempool pool,
                                                 cudrv_stream s) {
+    fake_called("mem_alloc_from_pool_async");
     (void)pool, (void)s;
     if (fake_alloc_fails())
         return CUDRV_ERROR_OUT_OF_MEMORY;
@@ -609,6 +675,7 @@ static cudrv_result f_mem_alloc_from_pool_async(cudrv_ptr *p, size_t n, cudrv_me
     return 0;
 }
 static cudrv_result f_mem_free_async(cudrv_ptr p, cudrv_stream s) {
+    fake_called("mem_free_async");
     (void)s;
     fake_alloc *a = fake_find((void *)(uintptr_t)p, 1);
     if (!a || a->kind != 1 || a->p != (void *)(uintptr_t)p) {
@@ -636,6 +703,7 @@ static void *fake_lookup(const char *name);
 
 static cudrv_result f_get_proc_v2(const char *name, void **pfn, int version,
                                   unsigned long long flags, int *status) {
+    fake_called("get_proc_v2");
     (void)flags;
     F.proc_version_asked = version;
     F.proc_lookups++;
@@ -646,6 +714,7 @@ static cudrv_result f_get_proc_v2(const char *name, void **pfn, int version,
 }
 static cudrv_result f_get_proc_v1(const char *name, void **pfn, int version,
                                   unsigned long long flags) {
+    fake_called("get_proc_v1");
     return f_get_proc_v2(name, pfn, version, flags, NULL);
 }
 
@@ -657,6 +726,7 @@ typedef struct fake_link {
     size_t info_n;
 } fake_link;
 static cudrv_result f_link_create(unsigned n, int *o, void **v, cudrv_link *out) {
+    fake_called("link_create");
     fake_link *fl = calloc(1, sizeof(fake_link));
     for (unsigned i = 0; i < n; i++) {
         if (o[i] == CUDRV_JIT_INFO_LOG_BUFFER)
@@ -669,6 +739,7 @@ static cudrv_result f_link_create(unsigned n, int *o, void **v, cudrv_link *out)
 }
 static cudrv_result f_link_add_data(cudrv_link l, int type, void *data, size_t size,
                                     const char *name, unsigned n, int *o, void **v) {
+    fake_called("link_add_data");
     (void)name, (void)n, (void)o, (void)v;
     fake_link *fl = (fake_link *)l;
     if (type != CUDRV_JIT_INPUT_PTX || !size)
@@ -681,6 +752,7 @@ static cudrv_result f_link_add_data(cudrv_link l, int type, void *data, size_t s
     return 0;
 }
 static cudrv_result f_link_complete(cudrv_link l, void **bin, size_t *n) {
+    fake_called("link_complete");
     fake_link *fl = (fake_link *)l;
     F.links++;
     if (!fl->bin)
@@ -692,6 +764,7 @@ static cudrv_result f_link_complete(cudrv_link l, void **bin, size_t *n) {
     return 0;
 }
 static cudrv_result f_link_destroy(cudrv_link l) {
+    fake_called("link_destroy");
     fake_link *fl = (fake_link *)l;
     free(fl->bin);
     free(fl);
@@ -699,6 +772,7 @@ static cudrv_result f_link_destroy(cudrv_link l) {
 }
 
 static cudrv_result f_stream_begin_capture(cudrv_stream s, int mode) {
+    fake_called("stream_begin_capture");
     (void)mode;
     if (F.capturing)
         return CUDRV_ERROR_INVALID_VALUE;
@@ -708,6 +782,7 @@ static cudrv_result f_stream_begin_capture(cudrv_stream s, int mode) {
     return 0;
 }
 static cudrv_result f_stream_end_capture(cudrv_stream s, cudrv_graph *out) {
+    fake_called("stream_end_capture");
     if (s != F.capturing)
         return CUDRV_ERROR_INVALID_VALUE;
     *out = (cudrv_graph)F.capture;
@@ -718,6 +793,7 @@ static cudrv_result f_stream_end_capture(cudrv_stream s, cudrv_graph *out) {
 }
 static cudrv_result f_graph_instantiate(cudrv_graph_exec *out, cudrv_graph g,
                                         unsigned long long flags) {
+    fake_called("graph_instantiate");
     (void)flags;
     fake_graph *copy = malloc(sizeof *copy);
     memcpy(copy, g, sizeof *copy);
@@ -726,6 +802,7 @@ static cudrv_result f_graph_instantiate(cudrv_graph_exec *out, cudrv_graph g,
     return 0;
 }
 static cudrv_result f_graph_launch(cudrv_graph_exec e, cudrv_stream s) {
+    fake_called("graph_launch");
     fake_graph *g = (fake_graph *)e;
     F.graph_launches++;
     for (int i = 0; i < g->n; i++) {
@@ -740,11 +817,13 @@ static cudrv_result f_graph_launch(cudrv_graph_exec e, cudrv_stream s) {
     return 0;
 }
 static cudrv_result f_graph_exec_destroy(cudrv_graph_exec e) {
+    fake_called("graph_exec_destroy");
     free(e);
     F.execs_live--;
     return 0;
 }
 static cudrv_result f_graph_destroy(cudrv_graph g) {
+    fake_called("graph_destroy");
     free(g);
     F.graphs_live--;
     return 0;

@@ -7,7 +7,7 @@
  * go through memory between two barriers of the warp), so every kernel runs as written:
  * the contiguous, vector and strided variants (with 64-bit and with 32-bit indices), the
  * per-thread partials, the warp and
- * block reduction, the one-block combine kernel and fusor_finish, all through the
+ * block reduction, the last block's fold of the partial rows and the finish, all through the
  * parameter block of codegen/gpu.h built here byte by byte.  Math functions are the host
  * libm's, as in the interpreter, so results must agree bit for bit; only float sums and
  * products (added in another order) are compared with a tolerance.
@@ -80,10 +80,8 @@ static int kernel_names(const prog *p, char names[][48]) {
     for (int q = 0; q < p->plan->npasses; q++) {
         for (int v = CONTIG; v < NVARIANTS; v++)
             snprintf(names[n++], 48, "fusor_pass%d_%s", q, vname[v]);
-        if (p->plan->passes[q].nreductions)
-            snprintf(names[n++], 48, "fusor_pass%d_reduce", q);
     }
-    if (p->plan->has_scalar_outputs)
+    if (p->plan->has_scalar_outputs && !cg_gpu_finish_in_pass(p->k, p->plan, p->plan->npasses - 1))
         snprintf(names[n++], 48, "fusor_finish");
     return n;
 }
@@ -239,11 +237,14 @@ static void run_prog(prog *p, void (*const *kernels)(const char *), launch_fn la
     for (int q = 0; q < p->plan->npasses; q++) {
         launch(kernels[at + v], P, GRID, BLOCK);
         at += NVARIANTS;
-        if (p->plan->passes[q].nreductions)
-            launch(kernels[at++], P, 1, BLOCK);
     }
-    if (p->plan->has_scalar_outputs)
+    if (p->plan->has_scalar_outputs && !cg_gpu_finish_in_pass(p->k, p->plan, p->plan->npasses - 1))
         launch(kernels[at], P, 1, 1);
+    /* Each pass with reductions folded its rows in its last block (gpu.h), which put the
+     * pass's ticket back to 0 for the next launch. */
+    for (int q = 0; q < p->plan->npasses; q++)
+        CHECK_MSG(slots[p->plan->nslots + q].u == 0, "%s (%s): pass %d's ticket left at %llu",
+                  p->what, vname[v], q, (unsigned long long)slots[p->plan->nslots + q].u);
 
     int bad = 0;
     for (int j = 0; j < k->noutputs; j++) {

@@ -83,16 +83,22 @@ static void axpy_strided(unsigned char *pb, unsigned g, unsigned b) {
     }
 }
 
-/* total(x: f64[]) -> (t: f64): slots x(unused), COUNT, the sum; one raw word per row. */
-static long reduce_rows;
+/* total(x: f64[]) -> (t: f64): slots x(unused), COUNT, the sum, then the pass's ticket
+ * (codegen/gpu.h); one raw word per row.  As the real kernel: every block writes its row,
+ * the last one (the ticket) folds the rows into the sum's slot, runs the finish (this is
+ * the last pass) and puts the ticket back to 0. */
+static long reduce_rows, ticket_bad;
 static void total_pass(unsigned char *pb, unsigned grid, unsigned block) {
     int64_t n = (int64_t)pb64(pb, CG_GPU_OFF_N);
     uint64_t rows = pb64(pb, CG_GPU_OFF_NPARTIALS);
     double *x = array_at(pb, 2, 0), *part = ptr_at(pb, CG_GPU_OFF_PARTIALS);
-    if (rows != grid || !fake_check(part, rows * 8) || !fake_check(x, (size_t)n * 8)) {
+    double *slots = ptr_at(pb, CG_GPU_OFF_SLOTS), *outs = ptr_at(pb, CG_GPU_OFF_OUTS);
+    if (rows != grid || !fake_check(part, rows * 8) || !fake_check(x, (size_t)n * 8) ||
+        !fake_check(slots, 32) || !fake_check(outs, 8)) {
         F.bad_access++;
         return;
     }
+    uint64_t *ticket = (uint64_t *)&slots[3];
     /* Block b's share of the grid-stride loop. */
     for (unsigned b = 0; b < grid; b++) {
         double s = 0;
@@ -100,26 +106,17 @@ static void total_pass(unsigned char *pb, unsigned grid, unsigned block) {
             for (int64_t j = i; j < i + block && j < n; j++)
                 s += x[j];
         part[b] = s;
+        if ((*ticket)++ != rows - 1)
+            continue;
+        double t = 0;
+        for (uint64_t r = 0; r < rows; r++)
+            t += part[r];
+        reduce_rows = (long)rows;
+        slots[2] = t;
+        outs[0] = slots[2];
+        *ticket = 0;
     }
-}
-static void total_reduce(unsigned char *pb, unsigned grid, unsigned block) {
-    (void)block;
-    uint64_t rows = pb64(pb, CG_GPU_OFF_NPARTIALS);
-    double *part = ptr_at(pb, CG_GPU_OFF_PARTIALS), *slots = ptr_at(pb, CG_GPU_OFF_SLOTS);
-    if (grid != 1 || !fake_check(slots, 24))
-        F.bad_access++;
-    double s = 0;
-    for (uint64_t r = 0; r < rows; r++)
-        s += part[r];
-    reduce_rows = (long)rows;
-    slots[2] = s;
-}
-static void total_finish(unsigned char *pb, unsigned grid, unsigned block) {
-    (void)grid, (void)block;
-    double *slots = ptr_at(pb, CG_GPU_OFF_SLOTS), *outs = ptr_at(pb, CG_GPU_OFF_OUTS);
-    if (!fake_check(outs, 8))
-        return;
-    outs[0] = slots[2];
+    ticket_bad += *ticket != 0; /* not back to 0: it was not 0 when the pass started */
 }
 
 static void fake_with_kernels(void) {
@@ -267,8 +264,6 @@ static void test_reduction(void) {
     fake_add_kernel("fusor_pass0_vec", total_pass);
     fake_add_kernel("fusor_pass0_contig32", total_pass);
     fake_add_kernel("fusor_pass0_vec32", total_pass);
-    fake_add_kernel("fusor_pass0_reduce", total_reduce);
-    fake_add_kernel("fusor_finish", total_finish);
     CHECK_OK(fake_load());
     fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
@@ -281,7 +276,9 @@ static void test_reduction(void) {
     fusor_args *a;
     CHECK_OK(fusor_args_create(k, &a));
     CHECK_OK(fusor_args_set_array(a, "x", x));
+    long launches = F.launches;
     CHECK_OK(fusor_launch(k, a));
+    CHECK_MSG(F.launches - launches == 1, "%ld kernels for a sum", F.launches - launches);
     double t = 0;
     CHECK_OK(fusor_args_get_f64(a, "t", &t));
     double want = 0;
@@ -289,7 +286,28 @@ static void test_reduction(void) {
         want += -500000.0 + (double)i; /* integers: exact */
     CHECK_MSG(t == want, "sum %.17g, wanted %.17g", t, want);
     CHECK(reduce_rows == (n + 4095) / 4096); /* the grid from n alone */
+    CHECK(ticket_bad == 0);
     CHECK(F.bad_access == 0 && pool0().in_use == 0);
+    /* On device memory, a repeated synchronous launch is one kernel and a synchronisation:
+     * the kernel writes the sum into the stream's pinned memory (no copy back), and the
+     * launch buffer already holds its parameters (no upload). */
+    fusor_array *xd = on_device(g, x, 1);
+    CHECK_OK(fusor_args_set_array(a, "x", xd));
+    CHECK_OK(fusor_launch(k, a));
+    long d2h = F.dtoh_bytes, h2d = F.htod_bytes;
+    F.ncalled = 0;
+    t = 0;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK_OK(fusor_args_get_f64(a, "t", &t));
+    CHECK_MSG(t == want, "sum over device memory %.17g, wanted %.17g", t, want);
+    CHECK_MSG(F.dtoh_bytes == d2h && F.htod_bytes == h2d, "copied %ld bytes back, %ld up",
+              F.dtoh_bytes - d2h, F.htod_bytes - h2d);
+    CHECK_MSG(!strcmp(fake_called_list(),
+                      "ctx_get_current ctx_get_current launch_kernel stream_synchronize"),
+              "a repeated synchronous sum calls: %s", fake_called_list());
+    CHECK(ticket_bad == 0);
+    CHECK_OK(fusor_args_set_array(a, "x", x));
+    fusor_array_destroy(xd);
 
     /* Queued launches: the stream's worker does not wait for each launch's scalar outputs
      * (no synchronisation per launch); they reach the argument set, in order, when the
@@ -813,6 +831,13 @@ static void test_launch_scratch(void) {
     CHECK_MSG(F.htod_bytes == h2d, "%ld bytes uploaded by 5 identical launches",
               F.htod_bytes - h2d);
     CHECK(F.launches - launches == 5);
+    /* What one more costs in driver calls: fusor's own work aside, a synchronous launch
+     * is the driver's launch and synchronisation. */
+    F.ncalled = 0;
+    CHECK_OK(fusor_launch(k, a));
+    CHECK_MSG(!strcmp(fake_called_list(),
+                      "ctx_get_current ctx_get_current launch_kernel stream_synchronize"),
+              "a repeated synchronous launch calls: %s", fake_called_list());
     for (int64_t i = 0; i < n; i++)
         want[i] = 0.5 * hx[i] + hy[i];
     CHECK_MSG(device_equals(zd, want, n), "z after identical launches");

@@ -237,10 +237,8 @@ static int write_source(const char *path) {
         const ir_plan *pl = progs[i].plan;
         for (int q = 0; q < pl->npasses; q++) {
             fprintf(f, "%sp%d::fusor_pass%d_stencil", q ? ", " : "", i, q);
-            if (pl->passes[q].nreductions)
-                fprintf(f, ", p%d::fusor_pass%d_reduce", i, q);
         }
-        if (pl->has_scalar_outputs)
+        if (pl->has_scalar_outputs && !cg_gpu_finish_in_pass(progs[i].k, pl, pl->npasses - 1))
             fprintf(f, ", p%d::fusor_finish", i);
         fprintf(f, "};\n");
         fu_free(text);
@@ -412,14 +410,14 @@ static void run(const prog *p, kernel_fn const *kernels, launch3_fn launch, cons
         ptr = base[a], PUT(CG_GPU_OFF_ARRAYS(na) + 8 * (size_t)a, ptr);
     }
 #undef PUT
-    int at = 0, one[3] = {1, 1, 1}, rblock[3] = {64, 1, 1};
-    for (int q = 0; q < p->plan->npasses; q++) {
-        launch(kernels[at++], P, grid, block);
-        if (p->plan->passes[q].nreductions)
-            launch(kernels[at++], P, one, rblock);
-    }
-    if (p->plan->has_scalar_outputs)
+    int at = 0, one[3] = {1, 1, 1};
+    for (int q = 0; q < p->plan->npasses; q++)
+        launch(kernels[at++], P, grid, block); /* reductions: folded by the last block */
+    if (p->plan->has_scalar_outputs && !cg_gpu_finish_in_pass(p->k, p->plan, p->plan->npasses - 1))
         launch(kernels[at], P, one, one);
+    for (int q = 0; q < p->plan->npasses; q++)
+        CHECK_MSG(slots[p->plan->nslots + q].u == 0, "%s: pass %d's ticket left at %llu", p->src, q,
+                  (unsigned long long)slots[p->plan->nslots + q].u);
 
     int bad = count_differences(p, base, ref, size, got, want);
     CHECK_MSG(bad == 0, "%s: %d differences (rank %d, shape %lld x %lld x %lld, launch %d)",
