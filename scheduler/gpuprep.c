@@ -46,6 +46,9 @@ struct sched_gpu_prep {
     gpu_run g;
     cudrv_stream own; /* synchronous steps and captures */
     cudrv_ptr dslots, dparts, douts;
+    /* the scalar outputs' memory when it is page-locked host memory (douts is then its
+     * address): the kernels write them there, read after the step's synchronisation */
+    void *outs_host;
     size_t nslots, parts_bytes, psz;
     ir_value *uploaded; /* the slots on the device, to skip unchanged uploads */
     int uploaded_valid;
@@ -72,7 +75,10 @@ void sched_gpu_prep_free(sched_gpu_prep *p) {
             }
             mem_dev_free(dev, p->dslots, (p->nslots + (size_t)p->g.plan->npasses) * 8, p->own);
             mem_dev_free(dev, p->dparts, p->parts_bytes, p->own);
-            mem_dev_free(dev, p->douts, (size_t)(p->g.ir->noutputs + 1) * 8, p->own);
+            if (p->outs_host)
+                t->mem_free_host(p->outs_host);
+            else
+                mem_dev_free(dev, p->douts, (size_t)(p->g.ir->noutputs + 1) * 8, p->own);
             t->stream_synchronize(p->own);
             sched_sync_stream_put(dev, p->own);
         }
@@ -85,6 +91,17 @@ void sched_gpu_prep_free(sched_gpu_prep *p) {
     }
     fu_free(p->uploaded);
     fu_free(p);
+}
+
+/* Where the kernels write the scalar outputs: page-locked host memory under unified
+ * addressing (no copy back per step), else device memory. */
+static fusor_status prep_outs_alloc(sched_gpu_prep *p, size_t bytes) {
+    if (p->g.d->unified && p->g.t->mem_alloc_host(&p->outs_host, bytes) == CUDRV_SUCCESS) {
+        p->douts = (cudrv_ptr)(uintptr_t)p->outs_host;
+        return FUSOR_OK;
+    }
+    p->outs_host = NULL;
+    return mem_dev_alloc(p->device, bytes, p->own, &p->douts);
 }
 
 /* The device, module and the buffers every binding shares, at the first GPU step. */
@@ -119,7 +136,7 @@ static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a
         fu_free(zero);
     }
     if (!st && p->g.code->has_finish)
-        st = mem_dev_alloc(p->device, (size_t)(spec->ir->noutputs + 1) * 8, p->own, &p->douts);
+        st = prep_outs_alloc(p, (size_t)(spec->ir->noutputs + 1) * 8);
     p->ready = 1; /* from here sched_gpu_prep_free releases what exists */
     return st;
 }
@@ -245,12 +262,15 @@ static fusor_status prep_step(sched_gpu_prep *p, fusor_stream *cur, ir_value *sl
     }
     int need_sync = 0;
     if (!st && !r && g->code->has_finish) {
-        r = t->memcpy_dtoh_async(outs, p->douts, (size_t)g->ir->noutputs * 8, s);
+        if (!p->outs_host) /* else the kernels wrote them into pinned memory */
+            r = t->memcpy_dtoh_async(outs, p->douts, (size_t)g->ir->noutputs * 8, s);
         need_sync = 1;
     }
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
     st = sched_gpu_step_end(t, cur, s, need_sync, st);
+    if (!st && need_sync && p->outs_host)
+        memcpy(outs, p->outs_host, (size_t)g->ir->noutputs * 8);
     if (st)
         p->uploaded_valid = 0;
     return st;
@@ -470,13 +490,17 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
     int need_sync = 0;
     for (int i = 0; i < n && !r; i++)
         if (m[i].prep && m[i].prep->g.code->has_finish) {
-            r = t->memcpy_dtoh_async(m[i].outs, m[i].prep->douts,
-                                     (size_t)m[i].prep->g.ir->noutputs * 8, s);
+            if (!m[i].prep->outs_host) /* else the kernels wrote them into pinned memory */
+                r = t->memcpy_dtoh_async(m[i].outs, m[i].prep->douts,
+                                         (size_t)m[i].prep->g.ir->noutputs * 8, s);
             need_sync = 1;
         }
     if (r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a sequence's GPU step");
     st = sched_gpu_step_end(t, cur, s, need_sync, st);
+    for (int i = 0; i < n && !st; i++)
+        if (m[i].prep && m[i].prep->g.code->has_finish && m[i].prep->outs_host)
+            memcpy(m[i].outs, m[i].prep->outs_host, (size_t)m[i].prep->g.ir->noutputs * 8);
     *threads = 0;
     for (int i = 0; i < n; i++) {
         int used = 0;

@@ -483,6 +483,26 @@ static fusor_status read_scalars(gpu_run *g, ir_value *outs, cudrv_ptr douts, si
     return FUSOR_OK;
 }
 
+static void slot_hand_over(void *arg, int ok) {
+    sched_outs_slot *o = arg;
+    o->pending = 0;
+    if (ok)
+        sched_args_put_scalars(o->args, o->ir, o->host);
+}
+
+/* A queued launch whose kernels write its scalar outputs into `slot` (its argument set's):
+ * they reach the argument set at the stream's next host barrier.  Launches of the same
+ * argument set before that barrier share one hand-over, of the last one's values. */
+static void hand_over_later(gpu_run *g, sched_outs_slot *slot) {
+    slot->args = g->args;
+    slot->ir = g->ir;
+    if (slot->pending)
+        return;
+    slot->pending = 1;
+    slot->note = (sched_after_gpu){.fn = slot_hand_over, .arg = slot};
+    sched_stream_after_gpu(g->cur, &slot->note);
+}
+
 /* Everything after the arrays are placed: parameter blocks, kernels, results. */
 fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *outs,
                                    int *need_sync) {
@@ -513,6 +533,7 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
     if (!st && !(img = fu_calloc(1, len)))
         st = fu_oom("GPU parameter blocks");
     sched_scratch *buf = NULL;
+    sched_outs_slot *slot = NULL;
     if (!st)
         st = sched_stream_scratch(g->d->ordinal, g->cu, total, &buf);
     if (!st) {
@@ -521,26 +542,28 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
         dslots = nslots ? base + off_slots : 0;
         douts = g->code->has_finish ? base + off_outs : 0;
         dparts = total > off_parts ? base + off_parts : 0;
-        /* A synchronous launch (a pooled stream, synchronised before it is handed back)
-         * has its scalar outputs written straight into the stream's pinned memory: no
-         * copy back on the stream, read after the synchronisation (sched_gpu_run_once). */
-        void *host = NULL;
-        if (g->code->has_finish && !g->cur && g->d->unified) {
-            if (sched_scratch_host(buf, (nouts ? nouts : 1) * 8, &host) == FUSOR_OK)
-                douts = (cudrv_ptr)(uintptr_t)host;
-            else
-                fu_clear_error(); /* no pinned memory: copied back as a queued launch's */
+        /* Scalar outputs go straight into pinned memory of the stream's (one block per
+         * argument set): no copy back on the stream, and an unchanged image. */
+        if (g->code->has_finish && g->d->unified && (!g->cur || g->args) &&
+            sched_scratch_outs(buf, g->cur ? (const void *)g->args : NULL, (nouts ? nouts : 1) * 8,
+                               &slot) != FUSOR_OK) {
+            fu_clear_error(); /* no slot: copied back (read_scalars) */
+            slot = NULL;
         }
-        g->outs_host = host;
+        if (slot)
+            douts = (cudrv_ptr)(uintptr_t)slot->host;
         sched_gpu_fill_params(g, pp, img, dslots, dparts, douts);
         memcpy(img + off_slots, slots, nslots * 8);
         st = sched_scratch_upload(buf, img, len);
     }
     if (!st)
         st = sched_gpu_issue(g, pp, dparams);
-    if (!st && g->outs_host)
+    if (!st && slot && !g->cur) { /* read after the synchronisation (sched_gpu_run_once) */
+        g->outs_host = slot->host;
         *need_sync = 1;
-    else if (!st && g->code->has_finish) {
+    } else if (!st && slot) {
+        hand_over_later(g, slot);
+    } else if (!st && g->code->has_finish) {
         int later;
         st = read_scalars(g, outs, douts, nouts, &later);
         if (!st && !later)

@@ -744,6 +744,8 @@ fusor_status fusor_array_copy(fusor_array *dst, const fusor_array *src, fusor_st
 
 /* ------------------------------------------------------------------ stream scratch */
 
+#define SCRATCH_OUTS 16
+
 /* One stream's buffer.  The registry below only finds it; the stream's user (one thread
  * at a time: a pooled stream's borrower, a fusor stream's worker) grows and fills it
  * without the registry's lock, so launches on other streams never wait for its copy. */
@@ -754,8 +756,7 @@ struct sched_scratch {
     size_t bytes;
     unsigned char *image; /* what the start of p holds (image_len bytes), or NULL */
     size_t image_len;
-    void *host; /* sched_scratch_host's pinned memory (host_bytes), or NULL */
-    size_t host_bytes;
+    sched_outs_slot outs[SCRATCH_OUTS]; /* sched_scratch_outs's, in use while host */
 };
 
 static struct {
@@ -840,27 +841,41 @@ fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t le
     return FUSOR_OK;
 }
 
-fusor_status sched_scratch_host(sched_scratch *e, size_t bytes, void **out) {
+fusor_status sched_scratch_outs(sched_scratch *e, const void *key, size_t bytes,
+                                sched_outs_slot **out) {
     *out = NULL;
-    if (e->host_bytes < bytes) {
+    sched_outs_slot *o = NULL;
+    for (int i = 0; i < SCRATCH_OUTS && !o; i++)
+        if (e->outs[i].host && e->outs[i].key == key)
+            o = &e->outs[i];
+    for (int i = 0; i < SCRATCH_OUTS && !o; i++)
+        if (!e->outs[i].host)
+            o = &e->outs[i];
+    if (!o || (o->host && o->bytes < bytes && o->pending))
+        return fu_error(FUSOR_ERROR_UNSUPPORTED, "no pinned slot for the scalar outputs");
+    if (o->bytes < bytes) {
         fusor_status st;
         const cudrv_table *t = sched_cuda(&st);
         if (!t)
             return st;
-        if (e->host) { /* kernels before may still write it */
+        if (o->host) { /* kernels before may still write it */
             t->stream_synchronize(e->s);
-            mem_pinned_free(e->host, e->host_bytes);
-            e->host = NULL;
-            e->host_bytes = 0;
+            t->mem_free_host(o->host);
         }
+        memset(o, 0, sizeof *o);
         size_t want = 256;
         while (want < bytes)
             want *= 2;
-        if ((st = mem_pinned_alloc(want, &e->host)))
-            return st;
-        e->host_bytes = want;
+        cudrv_result r = t->mem_alloc_host(&o->host, want);
+        if (r != CUDRV_SUCCESS) {
+            o->host = NULL;
+            return sched_cuda_fail(FUSOR_ERROR_OUT_OF_MEMORY, r,
+                                   "allocating pinned memory for scalar outputs");
+        }
+        o->bytes = want;
     }
-    *out = e->host;
+    o->key = key;
+    *out = o;
     return FUSOR_OK;
 }
 
@@ -872,8 +887,9 @@ static void scratch_drop(const cudrv_table *t, cudrv_stream s) {
         if (scr.e[i]->s == s) {
             if (t && scr.e[i]->p)
                 t->mem_free(scr.e[i]->p);
-            if (t && scr.e[i]->host)
-                mem_pinned_free(scr.e[i]->host, scr.e[i]->host_bytes);
+            for (int j = 0; t && j < SCRATCH_OUTS; j++)
+                if (scr.e[i]->outs[j].host)
+                    t->mem_free_host(scr.e[i]->outs[j].host);
             fu_free(scr.e[i]->image);
             fu_free(scr.e[i]);
             scr.e[i--] = scr.e[--scr.n];

@@ -72,11 +72,28 @@ cudrv_ptr sched_scratch_ptr(const sched_scratch *e);
  * image is there already (kernels write that part only where every launch writes before it
  * reads, the reductions' slots, or where they put back what they found, the tickets). */
 fusor_status sched_scratch_upload(sched_scratch *e, const void *image, size_t len);
-/* Page-locked host memory of at least `bytes` that belongs to the buffer's stream, as the
- * buffer does: where a synchronous launch's kernels write the scalar outputs directly (the
- * device reaches it at the same address under unified addressing), read once the stream
- * is synchronised; no copy on the stream.  It grows after synchronising the stream. */
-fusor_status sched_scratch_host(sched_scratch *e, size_t bytes, void **out);
+/* Page-locked host memory for the scalar outputs of launches on the buffer's stream, one
+ * block per key (a queued launch's argument set; NULL for synchronous launches), found
+ * by the one thread that issues to the stream.  The kernels write the outputs straight
+ * into it (the device reaches it at the same address under unified addressing): no copy
+ * back on the stream, and since a key always gets the same block, a repeated launch's
+ * parameter image does not change.  Read it once the stream has passed the launch.
+ * `pending`, `note`, `args` and `ir` are the launcher's (a queued launch's hand-over at
+ * the stream's next host barrier, sched_after_gpu above).  FUSOR_ERROR_UNSUPPORTED when
+ * every slot is taken by other keys, or the key's block must grow while its hand-over is
+ * pending: then copy back instead.  Plain driver memory, outside the pinned pool's
+ * statistics; freed with the stream. */
+typedef struct sched_outs_slot {
+    const void *key;
+    void *host;
+    size_t bytes;
+    int pending;
+    sched_after_gpu note;
+    void *args;
+    const void *ir;
+} sched_outs_slot;
+fusor_status sched_scratch_outs(sched_scratch *e, const void *key, size_t bytes,
+                                sched_outs_slot **out);
 
 /* The context's default stream, made on first use (or NULL when it has none yet:
  * `create` 0). */

@@ -306,6 +306,56 @@ static void test_reduction(void) {
                       "ctx_get_current ctx_get_current launch_kernel stream_synchronize"),
               "a repeated synchronous sum calls: %s", fake_called_list());
     CHECK(ticket_bad == 0);
+    /* Queued on a stream, each argument set's sum goes into its own pinned block of the
+     * stream's: two sets interleaved each get theirs, and nothing is copied back. */
+    fusor_array *ones = host(1, &n, 1), *od = on_device(g, ones, 1);
+    fusor_args *b;
+    CHECK_OK(fusor_args_create(k, &b));
+    CHECK_OK(fusor_args_set_array(b, "x", od));
+    fusor_stream *qs;
+    CHECK_OK(fusor_stream_create(g, &qs));
+    CHECK_OK(fusor_launch_async(k, a, qs)); /* the stream's buffer and a's block */
+    CHECK_OK(fusor_stream_synchronize(qs));
+    d2h = F.dtoh_bytes, h2d = F.htod_bytes;
+    for (int r = 0; r < 3; r++) {
+        CHECK_OK(fusor_launch_async(k, a, qs));
+        CHECK_OK(fusor_launch_async(k, b, qs));
+    }
+    CHECK_OK(fusor_stream_synchronize(qs));
+    double ta = 0, tb = 0;
+    CHECK_OK(fusor_args_get_f64(a, "t", &ta));
+    CHECK_OK(fusor_args_get_f64(b, "t", &tb));
+    double want_b = (double)n + (double)n * (double)(n - 1) / 2;
+    CHECK_MSG(ta == want && tb == want_b, "queued sums %.17g and %.17g, wanted %.17g and %.17g", ta,
+              tb, want, want_b);
+    CHECK_MSG(F.dtoh_bytes == d2h, "queued sums copied %ld bytes back", F.dtoh_bytes - d2h);
+    /* A prepared sum over device memory (a time loop's residual): the graph's kernel writes
+     * the sum into pinned memory, read after each step, none copied back. */
+    fusor_prepared *pp;
+    CHECK_OK(fusor_prepare(k, b, &pp));
+    d2h = F.dtoh_bytes;
+    for (int r = 0; r < 3; r++) {
+        tb = 0;
+        CHECK_OK(fusor_prepared_launch(pp));
+        CHECK_OK(fusor_args_get_f64(b, "t", &tb));
+        CHECK_MSG(tb == want_b, "prepared sum %.17g, wanted %.17g", tb, want_b);
+        tb = 0;
+        CHECK_OK(fusor_prepared_launch_async(pp, qs));
+        CHECK_OK(fusor_stream_synchronize(qs));
+        CHECK_OK(fusor_args_get_f64(b, "t", &tb));
+        CHECK_MSG(tb == want_b, "queued prepared sum %.17g, wanted %.17g", tb, want_b);
+    }
+    CHECK_MSG(F.dtoh_bytes == d2h, "prepared sums copied %ld bytes back", F.dtoh_bytes - d2h);
+    CHECK(ticket_bad == 0);
+    fusor_prepared_destroy(pp);
+    fusor_stream_destroy(qs);
+    fusor_args_destroy(b);
+    fusor_array_destroy(od);
+    fusor_array_destroy(ones);
+    fusor_memory_stats ps; /* the stream's pinned memory is not the pinned pool's */
+    CHECK_OK(fusor_memory_stats_get(FUSOR_PINNED_POOL, &ps));
+    CHECK_MSG(ps.in_use == 0 && ps.allocations == 0, "pinned pool: %llu bytes in %llu blocks",
+              (unsigned long long)ps.in_use, (unsigned long long)ps.allocations);
     CHECK_OK(fusor_args_set_array(a, "x", x));
     fusor_array_destroy(xd);
 
