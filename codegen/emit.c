@@ -1713,14 +1713,38 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
     snprintf(buf, n, "fusor_pass%d_%s", pass, strided ? "strided" : "contig");
 }
 
+void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
+    /* "fusor_pass<pass>_<what>", as snprintf would write it (launches look kernels up by
+     * these names, so this runs per launch: no format parsing) */
+    char tmp[96];
+    size_t len = 0;
+    memcpy(tmp, "fusor_pass", 10);
+    len = 10;
+    char digits[12];
+    int nd = 0;
+    unsigned v = pass < 0 ? 0u - (unsigned)pass : (unsigned)pass;
+    do
+        digits[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) && nd < 11);
+    if (pass < 0)
+        tmp[len++] = '-';
+    while (nd)
+        tmp[len++] = digits[--nd];
+    tmp[len++] = '_';
+    for (const char *w = what; *w && len < sizeof tmp - 1; w++)
+        tmp[len++] = *w;
+    tmp[len] = 0;
+    if (!n)
+        return;
+    size_t m = len < n - 1 ? len : n - 1;
+    memcpy(buf, tmp, m);
+    buf[m] = 0;
+}
+
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
     static const char *const names[] = {"contig",   "strided",   "vec",   "stencil", "contig32",
                                         "strided32", "vec32",    "axis", "axisblk"};
-    snprintf(buf, n, "fusor_pass%d_%s", pass, names[variant]);
-}
-
-void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
-    snprintf(buf, n, "fusor_pass%d_%s", pass, what);
+    cg_pass_helper_name(buf, n, pass, names[variant]);
 }
 
 int cg_reduction_words(const ir_kernel *k, int32_t node) {

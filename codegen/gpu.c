@@ -48,6 +48,7 @@ fusor_status cg_gpu_code_new(const ir_kernel *k, const ir_plan *plan, cg_gpu_cod
     }
     c->has_finish = plan->has_scalar_outputs;
     c->finish_kernel = c->has_finish && !cg_gpu_finish_in_pass(k, plan, plan->npasses - 1);
+    c->stencil = cg_gpu_is_stencil(k, NULL);
     *out = c;
     return FUSOR_OK;
 }
@@ -150,8 +151,8 @@ static fusor_status cache_ensure(cg_gpu_cache **cache) {
     return *cache ? FUSOR_OK : fu_oom("a GPU code cache");
 }
 
-/* Payload layout: magic, then int32 version, path, arch, npasses, finish (bit 0:
- * has_finish, bit 1: finish_kernel), then
+/* Payload layout: magic, then int32 version, path, arch, npasses, flags (bit 0:
+ * has_finish, bit 1: finish_kernel, bit 2: stencil), then
  * (words, lanes) per pass, then the PTX's length (int64) and text. */
 static const char store_magic[8] = {'F', 'U', 'S', 'O', 'R', 'P', 'T', 'X'};
 enum { STORE_VERSION = 2 };
@@ -162,7 +163,7 @@ fusor_status cg_gpu_code_serialize(const cg_gpu_code *c, void **out, size_t *siz
     if (!b)
         return fu_oom("a PTX cache entry");
     int32_t head[5] = {STORE_VERSION, (int32_t)c->path, c->arch, c->npasses,
-                       c->has_finish | c->finish_kernel << 1};
+                       c->has_finish | c->finish_kernel << 1 | c->stencil << 2};
     memcpy(w, store_magic, 8), w += 8;
     memcpy(w, head, sizeof head), w += sizeof head;
     for (int p = 0; p < c->npasses; p++) {
@@ -199,6 +200,7 @@ fusor_status cg_gpu_code_deserialize(const void *p, size_t size, cg_gpu_code **o
     c->npasses = np;
     c->has_finish = head[4] & 1;
     c->finish_kernel = head[4] >> 1 & 1;
+    c->stencil = head[4] >> 2 & 1;
     for (int i = 0; i < np; i++, r += 8) {
         int32_t pw[2];
         memcpy(pw, r, 8);

@@ -134,6 +134,7 @@ typedef struct cg_gpu_code {
     cg_gpu_pass *passes;
     int has_finish;    /* scalar outputs */
     int finish_kernel; /* ... computed by fusor_finish (else by the last pass's kernel) */
+    int stencil;       /* cg_gpu_is_stencil: _stencil kernels instead of the three */
     double compile_ms;
     /* Unique in the process, never reused: the launcher finds the module loaded from this
      * code by it without comparing the text (sched_module_load_code). */

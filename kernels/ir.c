@@ -194,6 +194,7 @@ int ir_interior_halo(const ir_kernel *k, int64_t lo[FUSOR_MAX_DIMS], int64_t hi[
     for (int d = 0; d < FUSOR_MAX_DIMS; d++) lo[d] = hi[d] = 0;
     for (int p = 0; p < k->nparams; p++)
         if (ir_param_boundary(k, p) == IR_BOUND_INTERIOR) any = 1;
+    if (!any) return 0; /* no halo: launches ask on every run */
     for (int32_t i = 0; i < k->nnodes; i++) {
         const ir_node *n = &k->nodes[i];
         if (!ir_is_stencil_load(k, n) || ir_param_boundary(k, (int)n->imm.i) != IR_BOUND_INTERIOR)

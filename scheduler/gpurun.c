@@ -508,7 +508,10 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
                                    int *need_sync) {
     const ir_plan *plan = g->plan;
     int np = plan->npasses;
-    pass_plan *pp = fu_calloc((size_t)(np ? np : 1), sizeof *pp);
+    /* small launches (most) plan and build their image on the stack */
+    pass_plan pp_in[4];
+    unsigned char img_in[2048];
+    pass_plan *pp = np <= 4 ? memset(pp_in, 0, sizeof pp_in) : fu_calloc((size_t)np, sizeof *pp);
     if (!pp)
         return fu_oom("a GPU launch plan");
     fusor_status st = sched_gpu_choose(g, pp);
@@ -530,7 +533,7 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
     cudrv_ptr base = 0, dslots = 0, dparts = 0, douts = 0, dparams = 0;
     size_t len = off_slots + nwords * 8;
     unsigned char *img = NULL;
-    if (!st && !(img = fu_calloc(1, len)))
+    if (!st && !(img = len <= sizeof img_in ? memset(img_in, 0, len) : fu_calloc(1, len)))
         st = fu_oom("GPU parameter blocks");
     sched_scratch *buf = NULL;
     sched_outs_slot *slot = NULL;
@@ -573,8 +576,10 @@ fusor_status sched_gpu_run_kernels(gpu_run *g, const ir_value *slots, ir_value *
     if (!st)
         st = sched_gpu_copy_back(g->d->ordinal, g->arrays, g->hostbuf, g->ir->nparams, g->n,
                                  g->cu, &g->copied, need_sync);
-    fu_free(img);
-    fu_free(pp);
+    if (img != img_in)
+        fu_free(img);
+    if (pp != pp_in)
+        fu_free(pp);
     return st;
 }
 
@@ -645,7 +650,7 @@ fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_s
     g->block_override = a->gpu_block;
     g->grid_override = a->gpu_grid;
     g->box_size = dom->size;
-    if (cg_gpu_is_stencil(g->ir, NULL)) { /* the box: the domain less any interior halo */
+    if (g->code->stencil) { /* the box: the domain less any interior halo */
         int64_t lo[FUSOR_MAX_DIMS], hi[FUSOR_MAX_DIMS];
         if (!ir_interior_halo(g->ir, lo, hi))
             memset(lo, 0, sizeof lo), memset(hi, 0, sizeof hi);
@@ -662,6 +667,12 @@ fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_s
     if (g->n > SCHED_GPU_MAX_ARRAYS)
         return fu_error(FUSOR_ERROR_UNSUPPORTED, "kernel %s has more than %d parameters", k->name,
                         SCHED_GPU_MAX_ARRAYS);
+    if (g->n <= GPU_RUN_INLINE) { /* zeroed by the memset above */
+        g->devbase = g->devbase_in;
+        g->hostbuf = g->hostbuf_in;
+        g->tmp = g->tmp_in;
+        return FUSOR_OK;
+    }
     g->devbase = fu_calloc((size_t)g->n + 1, sizeof *g->devbase);
     g->hostbuf = fu_calloc((size_t)g->n + 1, sizeof *g->hostbuf);
     g->tmp = fu_calloc((size_t)g->n + 8, sizeof *g->tmp);
@@ -673,9 +684,11 @@ fusor_status sched_gpu_begin(gpu_run *g, fusor_kernel *k, fusor_args *a, sched_s
 }
 
 void sched_gpu_end(gpu_run *g) {
-    fu_free(g->devbase);
-    fu_free(g->hostbuf);
-    fu_free(g->tmp);
+    if (g->devbase != g->devbase_in) {
+        fu_free(g->devbase);
+        fu_free(g->hostbuf);
+        fu_free(g->tmp);
+    }
     g->devbase = g->hostbuf = NULL;
     g->tmp = NULL;
 }
@@ -702,9 +715,8 @@ static size_t chunk_bytes(void) {
 
 /* The chunk count for g, or 0 when the run is not chunked. */
 static int64_t chunk_count(const gpu_run *g) {
-    size_t per = chunk_bytes();
-    if (!per || g->stencil || g->plan->npasses != 1 || g->code->has_finish ||
-        g->code->passes[0].words || g->dom->size < 2)
+    if (g->stencil || g->plan->npasses != 1 || g->code->has_finish || g->code->passes[0].words ||
+        g->dom->size < 2)
         return 0;
     size_t widest = 0;
     int host = 0;
@@ -718,7 +730,8 @@ static int64_t chunk_count(const gpu_run *g) {
         host |= is_host(A);
         widest = es > widest ? es : widest;
     }
-    int64_t chunks = host && widest ? (int64_t)((size_t)g->dom->size * widest / per) : 0;
+    size_t per = host && widest ? chunk_bytes() : 0; /* the environment, only now */
+    int64_t chunks = per ? (int64_t)((size_t)g->dom->size * widest / per) : 0;
     return chunks < 2 ? 0 : chunks > 64 ? 64 : chunks;
 }
 
@@ -939,7 +952,7 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                               const ir_domain *dom, fusor_array **arrays, int may_use_gpu,
                               sched_place_result *r) {
     const ir_kernel *ir = spec->ir;
-    int n = dom->narrays, any_gpu_memory = 0;
+    int n = dom->narrays, any_gpu_memory = 0, on_device = 0;
     sched_place_array pa[SCHED_GPU_MAX_ARRAYS];
     int na = 0;
     for (int i = 0; i < n && na < SCHED_GPU_MAX_ARRAYS; i++) {
@@ -958,6 +971,7 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
                                        .is_input = i < ir->nparams,
                                        .is_output = i >= ir->nparams || in_place};
         any_gpu_memory |= !is_host(A);
+        on_device |= A->memory == FUSOR_MEMORY_DEVICE;
     }
     fusor_target target = sched_gpu_target(k->ctx);
     sched_place_query q = {
@@ -978,12 +992,15 @@ fusor_status sched_gpu_decide(fusor_kernel *k, fusor_args *a, sched_spec *spec,
     }
     if (q.gpu_usable && q.target == FUSOR_TARGET_AUTO && !any_gpu_memory)
         q.ops_per_element = sched_ops_per_element(ir);
-    machine_rates(d, &q);
+    if (q.gpu_usable && q.target == FUSOR_TARGET_AUTO && !on_device)
+        machine_rates(d, &q); /* the cost model's (the environment is read for it only) */
     sched_place(&q, r);
     a->placement.target = r->where;
     a->placement.device = r->device;
     a->placement.copy_bytes = 0;
-    snprintf(a->placement.reason, sizeof a->placement.reason, "%s", r->reason);
+    size_t len = strnlen(r->reason, sizeof a->placement.reason - 1);
+    memcpy(a->placement.reason, r->reason, len);
+    a->placement.reason[len] = 0;
     if (r->status)
         return fu_error(r->status, "kernel %s: %s", k->name, r->reason);
     return FUSOR_OK;

@@ -22,6 +22,8 @@ typedef struct tmp_buf {
     size_t bytes;
 } tmp_buf;
 
+#define GPU_RUN_INLINE 16
+
 typedef struct gpu_run {
     const cudrv_table *t;
     sched_device *d;
@@ -38,6 +40,9 @@ typedef struct gpu_run {
     cudrv_ptr *hostbuf; /* [n]: the pool buffer standing for a host array, or 0 */
     tmp_buf *tmp;       /* every pool buffer, freed at the end */
     int ntmp;
+    /* the three arrays above for kernels of up to GPU_RUN_INLINE arrays: no allocation */
+    cudrv_ptr devbase_in[GPU_RUN_INLINE + 1], hostbuf_in[GPU_RUN_INLINE + 1];
+    tmp_buf tmp_in[GPU_RUN_INLINE + 8];
     double copied;
     int block_override, grid_override;
     int threads; /* grid x block of the largest kernel launched */

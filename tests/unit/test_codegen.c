@@ -874,8 +874,31 @@ static void test_compile_time(void) {
     arena_free(&ar);
 }
 
+/* Kernel and helper names (written per GPU launch without snprintf): as snprintf writes
+ * them, truncated the same way.  (emit.h, which declares them, needs LLVM's headers.) */
+void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
+void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);
+static void test_pass_names(void) {
+    static const int passes[] = {0, 7, 10, 123, 2147483647, -5};
+    static const char *const what[] = {"contig", "reduce", "block", "x"};
+    static const size_t sizes[] = {64, 16, 11, 1};
+    for (size_t p = 0; p < sizeof passes / sizeof *passes; p++)
+        for (size_t w = 0; w < sizeof what / sizeof *what; w++)
+            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+                char got[64], want[64];
+                memset(got, '#', sizeof got);
+                cg_pass_helper_name(got, sizes[z], passes[p], what[w]);
+                snprintf(want, sizes[z], "fusor_pass%d_%s", passes[p], what[w]);
+                CHECK_MSG(!strcmp(got, want), "'%s', snprintf says '%s'", got, want);
+            }
+    char got[64];
+    cg_pass_variant_name(got, sizeof got, 3, 6); /* CG_VEC32, emit.h */
+    CHECK_MSG(!strcmp(got, "fusor_pass3_vec32"), "'%s'", got);
+}
+
 int main(void) {
     test_compile_time(); /* first: it measures the cold start */
+    test_pass_names();
     test_axpy_contig();
     test_axpy_strided();
     test_in_place();
