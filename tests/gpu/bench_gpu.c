@@ -325,6 +325,20 @@ static void bench_axis_forms(int64_t n) {
     }
 }
 
+/* Seconds for `launches` synchronous launches of k (prepared p when not NULL), the best
+ * of three rounds (the machine's noise is one-sided, as probe_driver's rounds assume). */
+static double best_sync_rounds(fusor_kernel *k, fusor_args *a, fusor_prepared *p, int launches) {
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        for (int i = 0; i < launches; i++)
+            must(p ? fusor_prepared_launch(p) : fusor_launch(k, a));
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 /* The cost of launching: tiny device arrays, so that the work is nothing.  Synchronous rows
  * and the first queued one are the best of three rounds of LAUNCHES. */
 static void bench_latency(void) {
@@ -349,14 +363,8 @@ static void bench_latency(void) {
     fusor_stream *s;
     must(fusor_stream_create(ctx, &s));
     must(fusor_launch(k, a)); /* compile and load */
-    double t0, t1, best = 1e30, best_host = 1e30, best_done = 1e30;
-    for (int r = 0; r < 3; r++) { /* the best of three rounds, as probe_driver's */
-        t0 = now();
-        for (int i = 0; i < LAUNCHES; i++)
-            must(fusor_launch(k, a));
-        t1 = now();
-        best = t1 - t0 < best ? t1 - t0 : best;
-    }
+    double t0, t1, best = best_sync_rounds(k, a, NULL, LAUNCHES), best_host = 1e30,
+                   best_done = 1e30;
     add_lat("fusor_launch (synchronous)", best, best, LAUNCHES);
     for (int r = 0; r < 3; r++) {
         t0 = now();
@@ -373,14 +381,7 @@ static void bench_latency(void) {
     must(fusor_prepare(k, a, &p));
     must(fusor_prepare(k, b, &q));
     must(fusor_prepared_launch(p)); /* captures the graph */
-    best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        t0 = now();
-        for (int i = 0; i < LAUNCHES; i++)
-            must(fusor_prepared_launch(p));
-        t1 = now();
-        best = t1 - t0 < best ? t1 - t0 : best;
-    }
+    best = best_sync_rounds(k, a, p, LAUNCHES);
     add_lat("prepared launch (graph replay), synchronous", best, best, LAUNCHES);
     t0 = now();
     for (int i = 0; i < LAUNCHES; i++)
@@ -408,14 +409,7 @@ static void bench_latency(void) {
     must(fusor_args_create(ks, &as));
     must(fusor_args_set_array(as, "x", x));
     must(fusor_launch(ks, as));
-    best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        t0 = now();
-        for (int i = 0; i < LAUNCHES; i++)
-            must(fusor_launch(ks, as));
-        t1 = now();
-        best = t1 - t0 < best ? t1 - t0 : best;
-    }
+    best = best_sync_rounds(ks, as, NULL, LAUNCHES);
     double got = 0;
     must(fusor_args_get_f64(as, "t", &got));
     if (fabs(got - (N + 1e-3 * (N - 1) * N / 2)) > 1e-9) { /* make's values */
@@ -426,14 +420,7 @@ static void bench_latency(void) {
     fusor_prepared *ps;
     must(fusor_prepare(ks, as, &ps));
     must(fusor_prepared_launch(ps));
-    best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        t0 = now();
-        for (int i = 0; i < LAUNCHES; i++)
-            must(fusor_prepared_launch(ps));
-        t1 = now();
-        best = t1 - t0 < best ? t1 - t0 : best;
-    }
+    best = best_sync_rounds(ks, as, ps, LAUNCHES);
     add_lat("prepared sum(x), synchronous, scalar read", best, best, LAUNCHES);
     fusor_prepared_destroy(ps);
     fusor_args_destroy(as);
