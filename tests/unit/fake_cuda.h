@@ -95,6 +95,7 @@ static struct fake_state {
      * last set ncalled to 0 */
     long calls;
     int ncalled;
+    int no_unified; /* a device without unified addressing (set before fake_load) */
     const char *called[64];
     struct {
         const char *name;
@@ -305,6 +306,7 @@ static cudrv_result f_device_get_attribute(int *v, int attr, cudrv_device d) {
     case CUDRV_ATTR_L2_CACHE_SIZE: *v = 50 << 20; break;
     case CUDRV_ATTR_MANAGED_MEMORY: *v = F.managed; break;
     case CUDRV_ATTR_MEMORY_POOLS_SUPPORTED: *v = F.pools; break;
+    case CUDRV_ATTR_UNIFIED_ADDRESSING: *v = !F.no_unified; break;
     default: *v = 1; break;
     }
     return 0;

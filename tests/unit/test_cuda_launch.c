@@ -399,6 +399,60 @@ static void test_reduction(void) {
     fusor_context_destroy(g);
 }
 
+/* Without unified addressing the kernels cannot write host memory: scalar outputs are
+ * copied back (synchronous, queued and prepared launches), with the same values. */
+static void test_reduction_copied_back(void) {
+    fake_fresh();
+    F.no_unified = 1;
+    fake_add_kernel("fusor_pass0_contig", total_pass);
+    fake_add_kernel("fusor_pass0_vec", total_pass);
+    fake_add_kernel("fusor_pass0_contig32", total_pass);
+    fake_add_kernel("fusor_pass0_vec32", total_pass);
+    CHECK_OK(fake_load());
+    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
+    fusor_context *g;
+    CHECK_OK(fusor_context_create(&o, &g));
+    fusor_kernel *k;
+    CHECK_OK(fusor_kernel_compile(g, "kernel total(x: f64[]) -> (t: f64) { t = sum(x) }", "t.fu",
+                                  NULL, &k));
+    int64_t n = 4099;
+    fusor_array *x = host(1, &n, 1), *xd = on_device(g, x, 1);
+    double want = (double)n + (double)n * (double)(n - 1) / 2;
+    fusor_args *a;
+    CHECK_OK(fusor_args_create(k, &a));
+    CHECK_OK(fusor_args_set_array(a, "x", xd));
+    fusor_stream *s;
+    CHECK_OK(fusor_stream_create(g, &s));
+    fusor_prepared *p;
+    CHECK_OK(fusor_prepare(k, a, &p));
+    for (int way = 0; way < 4; way++) {
+        long d2h = F.dtoh_bytes;
+        double t = 0;
+        if (way == 0)
+            CHECK_OK(fusor_launch(k, a));
+        else if (way == 1)
+            CHECK_OK(fusor_launch_async(k, a, s));
+        else if (way == 2)
+            CHECK_OK(fusor_prepared_launch(p));
+        else
+            CHECK_OK(fusor_prepared_launch_async(p, s));
+        CHECK_OK(fusor_stream_synchronize(s));
+        CHECK_OK(fusor_args_get_f64(a, "t", &t));
+        CHECK_MSG(t == want, "way %d: sum %.17g, wanted %.17g", way, t, want);
+        CHECK_MSG(F.dtoh_bytes - d2h == 8, "way %d: %ld bytes copied back", way,
+                  F.dtoh_bytes - d2h);
+    }
+    CHECK(ticket_bad == 0 && F.bad_access == 0);
+    fusor_prepared_destroy(p);
+    fusor_stream_destroy(s);
+    fusor_args_destroy(a);
+    fusor_array_destroy(xd);
+    fusor_array_destroy(x);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(g);
+    CHECK(pool0().in_use == 0);
+}
+
 static void test_failures(void) {
     fake_with_kernels();
     CHECK_OK(fake_load());
@@ -944,6 +998,7 @@ int main(void) {
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
     test_axpy();
     test_reduction();
+    test_reduction_copied_back();
     test_failures();
     test_placement_and_residency();
     test_prepared_graph(1);
