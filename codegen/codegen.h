@@ -36,6 +36,9 @@ typedef struct cg_compiled {
     int npasses;
     cg_pass_fn *contig;  /* [npasses] */
     cg_pass_fn *strided; /* [npasses] */
+    /* [npasses]: the same without the zero tag of float min/max (emit.h's CG_CONTIG_NT:
+     * a zero result's sign is unsettled, the runner then uses the two above), or NULL */
+    cg_pass_fn *contig_nt, *strided_nt;
     cg_finish_fn finish; /* NULL when the kernel has no scalar outputs */
     void *jit;           /* owned by codegen */
 } cg_compiled;
@@ -51,8 +54,8 @@ fusor_status cg_host_compile_object(const ir_kernel *k, const ir_plan *plan, con
                                     cg_compiled **out, void **object, size_t *size);
 /* Links object code from cg_host_compile_object, skipping LLVM's optimisation and code
  * generation (its cg_host_last_timing has only link_ms and total_ms). */
-fusor_status cg_host_load_object(const ir_plan *plan, const void *object, size_t size,
-                                 cg_compiled **out);
+fusor_status cg_host_load_object(const ir_kernel *k, const ir_plan *plan, const void *object,
+                                 size_t size, cg_compiled **out);
 /* Optimised LLVM IR (FUSOR_EMIT_LLVM) or host assembly (FUSOR_EMIT_ASM) as text. */
 fusor_status cg_host_emit(const ir_kernel *k, const ir_plan *plan, const cg_options *o,
                           fusor_emit what, char **text);

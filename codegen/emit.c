@@ -76,6 +76,7 @@ typedef struct emitter {
     LLVMValueRef index_next;      /* the last loop's index after its increment */
     /* CG_STENCIL: rows of the box (emit.h) */
     int stencil;                  /* emitting the stencil variant */
+    int notag;                    /* a _contignt/_stridednt variant: no zero tag */
     int fast;                     /* the middle of a row: no load leaves the array along x */
     LLVMValueRef xfull;           /* the element's last-dimension index in the full domain */
     LLVMValueRef full_last;       /* the full domain's last extent */
@@ -946,6 +947,10 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     LLVMValueRef at = LLVMBuildIntCast2(b, e->index, tt, 0, "");
     if (e->stencil)
         at = LLVMBuildAdd(b, e->row_flat, at, "");
+    if (e->notag) { /* the runner redoes the pass if the result is a zero */
+        r->next[2] = r->cur[2];
+        return;
+    }
     LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(tt, 1, 0), ""),
                                    LLVMBuildIntCast2(b, sign, tt, 0, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
@@ -1278,6 +1283,9 @@ static void emit_pass_fn(emitter *e, int p, int variant) {
     int i32 = variant >= CG_CONTIG32 && variant <= CG_VEC32;
     if (i32)
         variant -= CG_CONTIG32;
+    e->notag = variant == CG_CONTIG_NT || variant == CG_STRIDED_NT;
+    if (e->notag)
+        variant = variant == CG_CONTIG_NT ? CG_CONTIG : CG_STRIDED;
     e->itype = i32 ? LLVMInt32TypeInContext(e->ctx) : e->i64;
     reset_fn_state(e);
     e->axis = variant == CG_AXIS || variant == CG_AXISBLK;
@@ -1713,6 +1721,18 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
     snprintf(buf, n, "fusor_pass%d_%s", pass, strided ? "strided" : "contig");
 }
 
+int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass) {
+    const ir_pass *ps = &plan->passes[pass];
+    if (ps->nstores)
+        return 0;
+    for (int r = 0; r < ps->nreductions; r++) {
+        const ir_node *nd = &k->nodes[ps->reductions[r]];
+        if ((nd->op == IR_MIN || nd->op == IR_MAX) && is_float(carry_dtype((fusor_dtype)nd->dtype)))
+            return 1;
+    }
+    return 0;
+}
+
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
     /* "fusor_pass<pass>_<what>", as snprintf would write it (launches look kernels up by
      * these names, so this runs per launch: no format parsing) */
@@ -1742,8 +1762,9 @@ void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
 }
 
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
-    static const char *const names[] = {"contig",   "strided",   "vec",   "stencil", "contig32",
-                                        "strided32", "vec32",    "axis", "axisblk"};
+    static const char *const names[] = {"contig",   "strided",   "vec",      "stencil",
+                                        "contig32", "strided32", "vec32",    "axis",
+                                        "axisblk",  "contignt",  "stridednt"};
     cg_pass_helper_name(buf, n, pass, names[variant]);
 }
 
@@ -1930,6 +1951,11 @@ fusor_status cg_emit_module(const ir_kernel *k, const ir_plan *plan, const cg_ta
             emit_pass_fn(&e, p, CG_CONTIG);
             if (!e.err)
                 emit_pass_fn(&e, p, CG_STRIDED);
+            if (!e.err && !t->gpu && cg_pass_notag(k, plan, p)) {
+                emit_pass_fn(&e, p, CG_CONTIG_NT);
+                if (!e.err)
+                    emit_pass_fn(&e, p, CG_STRIDED_NT);
+            }
             if (!e.err && t->gpu)
                 emit_pass_fn(&e, p, CG_VEC);
             for (int v = CG_CONTIG32; v <= CG_VEC32 && t->gpu && !e.err; v++)

@@ -125,8 +125,19 @@ enum { CG_CONTIG32 = 4, CG_STRIDED32 = 5, CG_VEC32 = 6, CG_NUM_VARIANTS = 7 };
  *   CG_AXISBLK  "_axisblk": from tid.x by ntid.x (a block's threads share the axis).
  */
 enum { CG_AXIS = 7, CG_AXISBLK = 8 };
+/*
+ * Host targets also get, for passes of cg_pass_notag, CG_CONTIG and CG_STRIDED without the
+ * zero tag of their float min/max ("_contignt", "_stridednt"): the same extreme and NaN,
+ * but a zero result's sign is not the last zero's (the tag costs about as much as the
+ * rest of the loop).  The runner uses them first and runs the pass again with the tagged
+ * variants when a float min/max result is a zero (host-fallback/run.c).
+ */
+enum { CG_CONTIG_NT = 9, CG_STRIDED_NT = 10 };
+/* Whether pass p gets the no-tag variants: it has a float MIN or MAX reduction and stores
+ * nothing, so running it twice changes nothing but its reductions. */
+int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass);
 /* "fusor_pass<p>_contig", "_strided", "_vec", "_stencil" (and "_contig32", ..., "_axis",
- * "_axisblk"). */
+ * "_axisblk", "_contignt", "_stridednt"). */
 void cg_pass_variant_name(char *buf, size_t n, int pass, int variant);
 /* "fusor_pass<p>_init", "_merge" or "_final" (what is "init", "merge" or "final"). */
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what);

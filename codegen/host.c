@@ -532,7 +532,8 @@ static fusor_status lookup(host_jit *hj, const char *name, void **out) {
     return FUSOR_OK;
 }
 
-static fusor_status lookup_all(cg_compiled *c, const ir_plan *plan, host_jit *hj) {
+static fusor_status lookup_all(cg_compiled *c, const ir_kernel *k, const ir_plan *plan,
+                               host_jit *hj) {
     char name[64];
     fusor_status st = FUSOR_OK;
     for (int p = 0; p < plan->npasses && !st; p++) {
@@ -544,6 +545,15 @@ static fusor_status lookup_all(cg_compiled *c, const ir_plan *plan, host_jit *hj
             st = lookup(hj, name, &g);
         c->contig[p] = (cg_pass_fn)(uintptr_t)f;
         c->strided[p] = (cg_pass_fn)(uintptr_t)g;
+        if (st || !cg_pass_notag(k, plan, p)) /* the no-tag pair (emit.h) */
+            continue;
+        cg_pass_variant_name(name, sizeof name, p, CG_CONTIG_NT);
+        st = lookup(hj, name, &f);
+        cg_pass_variant_name(name, sizeof name, p, CG_STRIDED_NT);
+        if (!st)
+            st = lookup(hj, name, &g);
+        c->contig_nt[p] = st ? NULL : (cg_pass_fn)(uintptr_t)f;
+        c->strided_nt[p] = st ? NULL : (cg_pass_fn)(uintptr_t)g;
     }
     if (!st && plan->has_scalar_outputs) {
         void *f = NULL;
@@ -561,8 +571,10 @@ static cg_compiled *compiled_new(int npasses) {
     size_t n = (size_t)(npasses ? npasses : 1);
     c->contig = fu_calloc(n, sizeof *c->contig);
     c->strided = fu_calloc(n, sizeof *c->strided);
+    c->contig_nt = fu_calloc(n, sizeof *c->contig_nt);
+    c->strided_nt = fu_calloc(n, sizeof *c->strided_nt);
     c->jit = fu_calloc(1, sizeof(host_jit));
-    if (!c->contig || !c->strided || !c->jit) {
+    if (!c->contig || !c->strided || !c->contig_nt || !c->strided_nt || !c->jit) {
         cg_compiled_free(c);
         return NULL;
     }
@@ -570,13 +582,14 @@ static cg_compiled *compiled_new(int npasses) {
 }
 
 /* Hands the object to the JIT under the kernel's own tracker and looks its code up. */
-static fusor_status link_object(LLVMMemoryBufferRef obj, const ir_plan *plan, cg_compiled *c) {
+static fusor_status link_object(LLVMMemoryBufferRef obj, const ir_kernel *k, const ir_plan *plan,
+                                cg_compiled *c) {
     host_jit *hj = c->jit;
     hj->rt = LLVMOrcJITDylibCreateResourceTracker(host.dylib);
     LLVMErrorRef err = LLVMOrcLLJITAddObjectFileWithRT(host.jit, hj->rt, obj);
     if (err)
         return llvm_error("LLVM JIT rejected the object", err);
-    return lookup_all(c, plan, hj);
+    return lookup_all(c, k, plan, hj);
 }
 
 /* ------------------------------------------------------------------ objects on disk
@@ -616,9 +629,9 @@ static int patch_serial(unsigned char *obj, size_t n, unsigned long from, unsign
 }
 
 /* Links an object (a serial-0 copy made by cg_host_compile_object) into the JIT. */
-fusor_status cg_host_load_object(const ir_plan *plan, const void *object, size_t size,
-                                 cg_compiled **out) {
-    if (!plan || !object || !out)
+fusor_status cg_host_load_object(const ir_kernel *k, const ir_plan *plan, const void *object,
+                                 size_t size, cg_compiled **out) {
+    if (!k || !plan || !object || !out)
         return fu_error(FUSOR_ERROR_INVALID_ARGUMENT, "cg_host_load_object: NULL");
     fusor_status st = ensure_host();
     if (!st)
@@ -644,7 +657,7 @@ fusor_status cg_host_load_object(const ir_plan *plan, const void *object, size_t
         return fu_oom("a compiled kernel");
     }
     ((host_jit *)c->jit)->serial = serial;
-    st = link_object(obj, plan, c);
+    st = link_object(obj, k, plan, c);
     if (st) {
         cg_compiled_free(c);
         return st;
@@ -705,7 +718,7 @@ fusor_status cg_host_compile_object(const ir_kernel *k, const ir_plan *plan, con
         }
     }
     ((host_jit *)c->jit)->serial = serial;
-    st = link_object(obj, plan, c); /* the JIT owns obj from here */
+    st = link_object(obj, k, plan, c); /* the JIT owns obj from here */
     if (st) {
         cg_compiled_free(c);
         if (object) {
@@ -738,6 +751,8 @@ void cg_compiled_free(cg_compiled *c) {
     fu_free(hj);
     fu_free(c->contig);
     fu_free(c->strided);
+    fu_free(c->contig_nt);
+    fu_free(c->strided_nt);
     fu_free(c);
 }
 

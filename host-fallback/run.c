@@ -254,6 +254,18 @@ typedef struct pass_job {
     int team;           /* the team size OpenMP really gave (written by thread 0) */
 } pass_job;
 
+/* Whether a float MIN or MAX of pass ps came out a zero (its sign is then the last zero's,
+ * which only the tagged row functions track). */
+static int zero_minmax(const ir_kernel *k, const ir_pass *ps, const ir_value *slots) {
+    for (int r = 0; r < ps->nreductions; r++) {
+        const ir_node *nd = &k->nodes[ps->reductions[r]];
+        fusor_dtype d = (fusor_dtype)nd->dtype;
+        int fl = d == FUSOR_F64 || d == FUSOR_F32 || d == FUSOR_F16;
+        if (fl && (nd->op == IR_MIN || nd->op == IR_MAX) && slots[nd->slot].f == 0.0) return 1;
+    }
+    return 0;
+}
+
 /* Processes flat elements [begin, end) row segment by row segment, folding into acc. */
 static void run_range(const pass_job *j, int64_t begin, int64_t end, ir_value *acc) {
     const flat_domain *f = j->f;
@@ -519,12 +531,18 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
 
     for (int p = 0; p < plan->npasses && size > 0; p++) {
         const ir_pass *ps = &plan->passes[p];
-        pass_job j = {.k = k, .f = &f, .fn = f.contiguous ? code->contig[p] : code->strided[p],
-                      .size = size, .slots = slots, .pass = ps};
+        /* A pass of float min/max runs without their zero tag first (codegen's _contignt),
+         * and again with it only when a result is a zero (whose sign the tag decides). */
+        int notag = code->contig_nt && code->contig_nt[p] && code->strided_nt[p];
+    again:;
+        cg_pass_fn contig = notag ? code->contig_nt[p] : code->contig[p];
+        cg_pass_fn strided = notag ? code->strided_nt[p] : code->strided[p];
+        pass_job j = {.k = k, .f = &f, .fn = f.contiguous ? contig : strided, .size = size,
+                      .slots = slots, .pass = ps};
         if (sp.d && (nloads || interior)) {
             j.sp = &sp;
-            j.fn = code->contig[p];
-            j.strided = code->strided[p];
+            j.fn = contig;
+            j.strided = strided;
         }
         /* Fixed blocks for every pass, whatever the thread count: each element is then
          * computed by the same call at the same position within it (vector body or
@@ -544,6 +562,10 @@ fusor_status host_run(const ir_kernel *k, const ir_plan *plan, const cg_compiled
                                                combine(&j, r, 0, j.nblocks));
         }
         if (!scratch || j.partials != scratch->p) fu_free(j.partials);
+        if (notag && zero_minmax(k, ps, slots)) {
+            notag = 0;
+            goto again;
+        }
     }
     /* Reductions of an empty domain are their identities. */
     if (size == 0) {

@@ -175,7 +175,7 @@ static fusor_status cached_code(fusor_context *c, const sched_spec *s, const cha
     unsigned char *key = disk_key(&o, s, part, &klen);
     void *obj = key ? dc_load(key, klen, &n) : NULL;
     if (obj) {
-        fusor_status st = cg_host_load_object(plan, obj, n, out);
+        fusor_status st = cg_host_load_object(k, plan, obj, n, out);
         fu_free(obj);
         obj = NULL;
         if (st == FUSOR_OK) {

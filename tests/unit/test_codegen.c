@@ -406,8 +406,21 @@ static void test_minmax_nan_and_zeros(void) {
                       wmin);
             CHECK_MSG(same_double(outs[R_MAX].f, wmax), "case %d max %g vs %g", cs, outs[R_MAX].f,
                       wmax);
+            /* Without the zero tag (emit.h's CG_CONTIG_NT): the same results, except that a
+             * zero extreme may carry either sign (the runner then redoes the pass). */
+            cg_compiled nt = *c;
+            nt.contig = c->contig_nt;
+            nt.strided = c->strided_nt;
+            ir_value nslots[8] = {{0}}, nouts[6];
+            run_rows(k, p, &nt, (char *[7]){(char *)x}, strides, n, nslots, nouts, strided);
+            CHECK_MSG(same_double(nouts[R_MIN].f, wmin) || (wmin == 0 && nouts[R_MIN].f == 0),
+                      "case %d min without the tag %g vs %g", cs, nouts[R_MIN].f, wmin);
+            CHECK_MSG(same_double(nouts[R_MAX].f, wmax) || (wmax == 0 && nouts[R_MAX].f == 0),
+                      "case %d max without the tag %g vs %g", cs, nouts[R_MAX].f, wmax);
         }
     }
+    /* this pass only reduces: it has the no-tag pair */
+    CHECK(c->contig_nt && c->contig_nt[0] && c->strided_nt && c->strided_nt[0]);
     cg_compiled_free(c);
     arena_free(&ar);
 }
@@ -487,6 +500,12 @@ static void test_softmax_passes(void) {
     REQUIRE_VOID(p && p->npasses == 3);
     cg_compiled *c = compile(k, p);
     REQUIRE_VOID(c && c->finish);
+    /* the no-tag pair only for a pass with a float max and no stores (run twice at worst) */
+    for (int q = 0; q < p->npasses; q++) {
+        int want = !p->passes[q].nstores && q == 0; /* pass 0 is max(x) alone */
+        CHECK_MSG(!c->contig_nt[q] == !want, "pass %d (%d stores): no-tag pair %s", q,
+                  p->passes[q].nstores, c->contig_nt[q] ? "present" : "absent");
+    }
     enum { N = 333 };
     static double xs[N], out[N];
     double mx = -INFINITY;

@@ -281,6 +281,44 @@ static void documented_reductions(void) {
     reduction("mean(a)", 1e308, 1e308, -1, INFINITY); /* the sum overflows, as in NumPy */
 }
 
+/* A float max or min whose extreme is a zero is the last zero's, sign included, as NumPy's
+ * sequential fold gives: +0 then -0 is -0, -0 then +0 is +0, wherever the two sit (one
+ * block, different blocks and threads).  The JIT runs such a pass first without the zero
+ * tag and again with it when the result is a zero: this is that second run. */
+static void zero_extremes(void) {
+    static double x[N];
+    const int64_t at[][2] = {{1, 2}, {10, N - 2}, {4097, 20000}};
+    for (int mx = 0; mx < 2; mx++)
+        for (size_t c = 0; c < sizeof at / sizeof at[0]; c++)
+            for (int order = 0; order < 2; order++) {
+                for (int i = 0; i < N; i++)
+                    x[i] = mx ? -1.0 - (i % 7) : 1.0 + (i % 7);
+                x[at[c][0]] = order ? -0.0 : 0.0;
+                x[at[c][1]] = order ? 0.0 : -0.0;
+                double want = order ? 0.0 : -0.0; /* the later zero */
+                const char *expr = mx ? "max(a)" : "min(a)";
+                fusor_kernel *k = NULL;
+                CHECK_OK(fusor_ufunc_create(ctx, expr, &k));
+                int64_t n = N;
+                fusor_array *X = NULL;
+                CHECK_OK(fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &X));
+                for (backend be = 0; k && be < NBACKENDS; be++) {
+                    fusor_args *a = NULL;
+                    double got = -12345;
+                    CHECK_OK(fusor_args_create(k, &a));
+                    CHECK_OK(fusor_args_set_array(a, "a", X));
+                    CHECK_OK(run(k, a, be));
+                    CHECK_OK(fusor_args_get_f64(a, "out", &got));
+                    CHECK_MSG(same_f64(got, want), "%s (%s), zeros at %lld and %lld: %g, wanted %g",
+                              expr, backend_name[be], (long long)at[c][0], (long long)at[c][1], got,
+                              want);
+                    fusor_args_destroy(a);
+                }
+                fusor_array_destroy(X);
+                fusor_kernel_destroy(k);
+            }
+}
+
 /* --------------------------------------------------- part 2: JIT vs the interpreter */
 
 static void compare_backends(const char *expr, fusor_dtype dt) {
@@ -341,6 +379,7 @@ int main(void) {
     REQUIRE(fusor_context_create(NULL, &ctx) == FUSOR_OK);
     documented_elementwise();
     documented_reductions();
+    zero_extremes();
     const char *fexprs[] = {"a // b + a % b * 3 - fmod(a, b)",
                             "where(a < b, minimum(a, b), fmax(a, b)) * copysign(1.0, b)",
                             "sqrt(abs(a)) / b + floor(a) - ceil(b) + trunc(a / 3)",
