@@ -86,6 +86,47 @@ static int child_compile(void) {
     return CHILD_FAIL;
 }
 
+/* A pass that only reduces a float max: its row functions with and without the zero tag
+ * (codegen/emit.h) both come from disk, so a zero result still gets the last zero's sign
+ * (+0 then -0 is -0: the pass runs again with the tag). */
+static int child_minmax(void) {
+    fusor_context *ctx;
+    fusor_kernel *k;
+    if (fusor_context_create(NULL, &ctx) ||
+        fusor_kernel_compile(ctx,
+                             "kernel mx(x: f64[]) -> (m: f64, p: f64) {\n"
+                             "    m = max(x)\n    p = max(-x) }\n",
+                             "mx.fu", NULL, &k))
+        return CHILD_FAIL;
+    cg_timing t;
+    cg_host_last_timing(&t);
+    dc_counters c;
+    dc_get_counters(&c);
+    static double x[10000];
+    for (int i = 0; i < 10000; i++)
+        x[i] = -1.0 - i % 5;
+    x[3] = 0.0, x[9000] = -0.0;
+    int64_t n = 10000;
+    fusor_array *ax = NULL;
+    fusor_args *a = NULL;
+    double m = NAN, p = NAN;
+    int bad = fusor_args_create(k, &a) || fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &ax) ||
+              fusor_args_set_array(a, "x", ax) || fusor_launch(k, a) ||
+              fusor_args_get_f64(a, "m", &m) || fusor_args_get_f64(a, "p", &p);
+    bad = bad || m != 0 || !signbit(m) || p != 5.0;
+    fusor_args_destroy(a);
+    fusor_array_destroy(ax);
+    fusor_kernel_destroy(k);
+    fusor_context_destroy(ctx);
+    if (bad)
+        return CHILD_FAIL;
+    if (c.hits == 1 && c.rejected == 0 && t.opt_ms == 0 && t.codegen_ms == 0)
+        return CHILD_HIT;
+    if (c.hits == 0 && t.opt_ms > 0 && t.codegen_ms > 0)
+        return CHILD_MISS;
+    return CHILD_FAIL;
+}
+
 /* Compiles the kernel, then its PTX (the default NVPTX path), writes the PTX to
  * $FUSOR_TEST_PTX_OUT and says whether the PTX came from disk. */
 static int child_ptx(void) {
@@ -239,6 +280,9 @@ static void test_hit_in_a_new_process(void) {
     CHECK(count_entries(NULL, 0, NULL) == 1);
     CHECK_MSG(run_child(NULL) == CHILD_HIT, "the second loads without optimising");
     CHECK_MSG(run_child("FUSOR_CACHE=0") == CHILD_MISS, "FUSOR_CACHE=0 compiles");
+    CHECK_MSG(run_child_mode("child-minmax", NULL) == CHILD_MISS, "a max kernel compiles");
+    CHECK_MSG(run_child_mode("child-minmax", NULL) == CHILD_HIT,
+              "the next process loads it, with and without the zero tag");
 }
 
 /* The stages of a kernel with axis reductions (host code and PTX) are kept on disk too. */
@@ -621,6 +665,8 @@ int main(int argc, char **argv) {
         return child_ptx();
     if (argc == 2 && !strcmp(argv[1], "child-axis"))
         return child_axis();
+    if (argc == 2 && !strcmp(argv[1], "child-minmax"))
+        return child_minmax();
     /* Never the user's cache: a directory of our own, inherited by the children. */
     snprintf(dir, sizeof dir, "%s/fusor-test-cache-XXXXXX", env && *env ? env : "/tmp");
     if (env && *env)
