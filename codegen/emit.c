@@ -1723,7 +1723,7 @@ void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
 
 int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass) {
     const ir_pass *ps = &plan->passes[pass];
-    if (ps->nstores)
+    if (ps->nstores || k->axis_stage) /* an axis stage's rows are run per result (run.c) */
         return 0;
     for (int r = 0; r < ps->nreductions; r++) {
         const ir_node *nd = &k->nodes[ps->reductions[r]];

@@ -134,7 +134,8 @@ enum { CG_AXIS = 7, CG_AXISBLK = 8 };
  */
 enum { CG_CONTIG_NT = 9, CG_STRIDED_NT = 10 };
 /* Whether pass p gets the no-tag variants: it has a float MIN or MAX reduction and stores
- * nothing, so running it twice changes nothing but its reductions. */
+ * nothing, so running it twice changes nothing but its reductions (and the kernel is not
+ * an axis stage, whose rows the runner calls per result). */
 int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass);
 /* "fusor_pass<p>_contig", "_strided", "_vec", "_stencil" (and "_contig32", ..., "_axis",
  * "_axisblk", "_contignt", "_stridednt"). */
