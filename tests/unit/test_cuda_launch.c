@@ -258,19 +258,26 @@ static void test_axpy(void) {
     fusor_context_destroy(g);
 }
 
-static void test_reduction(void) {
-    fake_fresh();
+/* The fake (configured, then loaded) running `total` with total_pass, a GPU context and
+ * the kernel compiled in it. */
+static fusor_kernel *total_kernel(fusor_context **g) {
     fake_add_kernel("fusor_pass0_contig", total_pass);
     fake_add_kernel("fusor_pass0_vec", total_pass);
     fake_add_kernel("fusor_pass0_contig32", total_pass);
     fake_add_kernel("fusor_pass0_vec32", total_pass);
     CHECK_OK(fake_load());
     fusor_context_options o = {.target = FUSOR_TARGET_GPU};
-    fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, "kernel total(x: f64[]) -> (t: f64) { t = sum(x) }", "t.fu",
+    fusor_kernel *k = NULL;
+    CHECK_OK(fusor_context_create(&o, g));
+    CHECK_OK(fusor_kernel_compile(*g, "kernel total(x: f64[]) -> (t: f64) { t = sum(x) }", "t.fu",
                                   NULL, &k));
+    return k;
+}
+
+static void test_reduction(void) {
+    fake_fresh();
+    fusor_context *g;
+    fusor_kernel *k = total_kernel(&g);
     int64_t n = 1000003;
     fusor_array *x = host(1, &n, -500000);
     fusor_args *a;
@@ -404,17 +411,8 @@ static void test_reduction(void) {
 static void test_reduction_copied_back(void) {
     fake_fresh();
     F.no_unified = 1;
-    fake_add_kernel("fusor_pass0_contig", total_pass);
-    fake_add_kernel("fusor_pass0_vec", total_pass);
-    fake_add_kernel("fusor_pass0_contig32", total_pass);
-    fake_add_kernel("fusor_pass0_vec32", total_pass);
-    CHECK_OK(fake_load());
-    fusor_context_options o = {.target = FUSOR_TARGET_GPU};
     fusor_context *g;
-    CHECK_OK(fusor_context_create(&o, &g));
-    fusor_kernel *k;
-    CHECK_OK(fusor_kernel_compile(g, "kernel total(x: f64[]) -> (t: f64) { t = sum(x) }", "t.fu",
-                                  NULL, &k));
+    fusor_kernel *k = total_kernel(&g);
     int64_t n = 4099;
     fusor_array *x = host(1, &n, 1), *xd = on_device(g, x, 1);
     double want = (double)n + (double)n * (double)(n - 1) / 2;

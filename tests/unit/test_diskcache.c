@@ -38,6 +38,19 @@ static char dir[256];
 
 enum { CHILD_FAIL = 1, CHILD_MISS = 10, CHILD_HIT = 20 };
 
+/* A child's exit status: its results were wrong (bad), or its one kernel came from disk
+ * (a hit skipped optimisation and code generation), or was compiled (a miss did both and
+ * wrote the entry; plus the entries rejected on the way). */
+static int child_verdict(int bad, const dc_counters *c, const cg_timing *t) {
+    if (bad)
+        return CHILD_FAIL;
+    if (c->hits == 1 && c->rejected == 0 && t->opt_ms == 0 && t->codegen_ms == 0)
+        return CHILD_HIT;
+    if (c->hits == 0 && t->opt_ms > 0 && t->codegen_ms > 0)
+        return CHILD_MISS + (int)c->rejected;
+    return CHILD_FAIL;
+}
+
 /* Compiles and runs the kernel, checks its results, and says whether it came from disk. */
 static int child_compile(void) {
     fusor_context *ctx;
@@ -76,14 +89,7 @@ static int child_compile(void) {
     fusor_array_destroy(aw);
     fusor_kernel_destroy(k);
     fusor_context_destroy(ctx);
-    if (bad)
-        return CHILD_FAIL;
-    /* A hit skipped optimisation and code generation; a miss did both and wrote the entry. */
-    if (c.hits == 1 && c.rejected == 0 && t.opt_ms == 0 && t.codegen_ms == 0)
-        return CHILD_HIT;
-    if (c.hits == 0 && t.opt_ms > 0 && t.codegen_ms > 0)
-        return CHILD_MISS + (int)c.rejected;
-    return CHILD_FAIL;
+    return child_verdict(bad, &c, &t);
 }
 
 /* A pass that only reduces a float max: its row functions with and without the zero tag
@@ -118,13 +124,7 @@ static int child_minmax(void) {
     fusor_array_destroy(ax);
     fusor_kernel_destroy(k);
     fusor_context_destroy(ctx);
-    if (bad)
-        return CHILD_FAIL;
-    if (c.hits == 1 && c.rejected == 0 && t.opt_ms == 0 && t.codegen_ms == 0)
-        return CHILD_HIT;
-    if (c.hits == 0 && t.opt_ms > 0 && t.codegen_ms > 0)
-        return CHILD_MISS;
-    return CHILD_FAIL;
+    return child_verdict(bad, &c, &t);
 }
 
 /* Compiles the kernel, then its PTX (the default NVPTX path), writes the PTX to

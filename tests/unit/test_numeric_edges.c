@@ -231,20 +231,16 @@ static void documented_elementwise(void) {
         elementwise(&cases[i]);
 }
 
-/* A reduction of a pattern placed at chosen positions of an otherwise plain array. */
-static void reduction(const char *expr, double fill, double special, int64_t where, double want) {
-    static double x[N];
-    for (int i = 0; i < N; i++)
-        x[i] = fill;
-    if (where >= 0)
-        x[where] = special;
+/* The ufunc `expr` reduced over x[0..N) on every backend must give want (what: the case,
+ * for the message). */
+static void reduce_on_backends(const char *expr, double *x, double want, const char *what) {
     fusor_kernel *k = NULL;
     CHECK_OK(fusor_ufunc_create(ctx, expr, &k));
     if (!k)
         return;
     int64_t n = N;
     fusor_array *X = NULL;
-    fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &X);
+    CHECK_OK(fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &X));
     for (backend be = 0; be < NBACKENDS; be++) {
         fusor_args *a = NULL;
         double got = -12345;
@@ -252,12 +248,24 @@ static void reduction(const char *expr, double fill, double special, int64_t whe
         CHECK_OK(fusor_args_set_array(a, "a", X));
         CHECK_OK(run(k, a, be));
         CHECK_OK(fusor_args_get_f64(a, "out", &got));
-        CHECK_MSG(same_f64(got, want), "%s (%s) with %g at %lld among %g: %.17g, expected %.17g",
-                  expr, backend_name[be], special, (long long)where, fill, got, want);
+        CHECK_MSG(same_f64(got, want), "%s (%s) %s: %.17g, expected %.17g", expr, backend_name[be],
+                  what, got, want);
         fusor_args_destroy(a);
     }
     fusor_array_destroy(X);
     fusor_kernel_destroy(k);
+}
+
+/* A reduction of a pattern placed at chosen positions of an otherwise plain array. */
+static void reduction(const char *expr, double fill, double special, int64_t where, double want) {
+    static double x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = fill;
+    if (where >= 0)
+        x[where] = special;
+    char what[128];
+    snprintf(what, sizeof what, "with %g at %lld among %g", special, (long long)where, fill);
+    reduce_on_backends(expr, x, want, what);
 }
 
 static void documented_reductions(void) {
@@ -296,26 +304,10 @@ static void zero_extremes(void) {
                 x[at[c][0]] = order ? -0.0 : 0.0;
                 x[at[c][1]] = order ? 0.0 : -0.0;
                 double want = order ? 0.0 : -0.0; /* the later zero */
-                const char *expr = mx ? "max(a)" : "min(a)";
-                fusor_kernel *k = NULL;
-                CHECK_OK(fusor_ufunc_create(ctx, expr, &k));
-                int64_t n = N;
-                fusor_array *X = NULL;
-                CHECK_OK(fusor_array_wrap(ctx, x, FUSOR_F64, 1, &n, NULL, &X));
-                for (backend be = 0; k && be < NBACKENDS; be++) {
-                    fusor_args *a = NULL;
-                    double got = -12345;
-                    CHECK_OK(fusor_args_create(k, &a));
-                    CHECK_OK(fusor_args_set_array(a, "a", X));
-                    CHECK_OK(run(k, a, be));
-                    CHECK_OK(fusor_args_get_f64(a, "out", &got));
-                    CHECK_MSG(same_f64(got, want), "%s (%s), zeros at %lld and %lld: %g, wanted %g",
-                              expr, backend_name[be], (long long)at[c][0], (long long)at[c][1], got,
-                              want);
-                    fusor_args_destroy(a);
-                }
-                fusor_array_destroy(X);
-                fusor_kernel_destroy(k);
+                char what[96];
+                snprintf(what, sizeof what, "zeros at %lld and %lld", (long long)at[c][0],
+                         (long long)at[c][1]);
+                reduce_on_backends(mx ? "max(a)" : "min(a)", x, want, what);
             }
 }
 
