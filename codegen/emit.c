@@ -879,7 +879,7 @@ static void reduction_init(emitter *e, reduction *r, const ir_node *nd) {
     r->nd = nd;
     r->d = d;
     r->ncarry = 1;
-    if (is_float(d) && (op == IR_MIN || op == IR_MAX)) {
+    if (ir_is_float_minmax(nd)) {
         r->ncarry = 3;
         r->init[0] = fp_key_inf(e, d, op == IR_MAX);
         r->init[1] = LLVMConstInt(e->i1, 0, 0);
@@ -940,6 +940,10 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     LLVMValueRef better = icmp(e, r->nd->op == IR_MAX ? LLVMIntSGT : LLVMIntSLT, key, r->cur[0]);
     r->next[0] = sel(e, better, key, r->cur[0]);
     r->next[1] = LLVMBuildOr(b, r->cur[1], is_nan(e, v), "");
+    if (e->notag) { /* the runner redoes the pass if the result is a zero */
+        r->next[2] = r->cur[2];
+        return;
+    }
     unsigned w = dt_bits(r->d);
     LLVMValueRef bits = LLVMBuildBitCast(b, v, LLVMIntTypeInContext(e->ctx, w), "");
     LLVMValueRef sign = LLVMBuildLShr(b, bits, LLVMConstInt(LLVMTypeOf(bits), w - 1, 0), "");
@@ -947,10 +951,6 @@ static void keyed_step(emitter *e, reduction *r, LLVMValueRef v) {
     LLVMValueRef at = LLVMBuildIntCast2(b, e->index, tt, 0, "");
     if (e->stencil)
         at = LLVMBuildAdd(b, e->row_flat, at, "");
-    if (e->notag) { /* the runner redoes the pass if the result is a zero */
-        r->next[2] = r->cur[2];
-        return;
-    }
     LLVMValueRef tag = LLVMBuildOr(b, LLVMBuildShl(b, at, LLVMConstInt(tt, 1, 0), ""),
                                    LLVMBuildIntCast2(b, sign, tt, 0, ""), "");
     tag = sel(e, fcmp(e, LLVMRealOEQ, v, cfp(e, r->d, 0.0)), tag, r->init[2]);
@@ -1725,11 +1725,9 @@ int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass) {
     const ir_pass *ps = &plan->passes[pass];
     if (ps->nstores || k->axis_stage) /* an axis stage's rows are run per result (run.c) */
         return 0;
-    for (int r = 0; r < ps->nreductions; r++) {
-        const ir_node *nd = &k->nodes[ps->reductions[r]];
-        if ((nd->op == IR_MIN || nd->op == IR_MAX) && is_float(carry_dtype((fusor_dtype)nd->dtype)))
+    for (int r = 0; r < ps->nreductions; r++)
+        if (ir_is_float_minmax(&k->nodes[ps->reductions[r]]))
             return 1;
-    }
     return 0;
 }
 
@@ -1769,8 +1767,7 @@ void cg_pass_variant_name(char *buf, size_t n, int pass, int variant) {
 }
 
 int cg_reduction_words(const ir_kernel *k, int32_t node) {
-    const ir_node *nd = &k->nodes[node];
-    return is_float((fusor_dtype)nd->dtype) && (nd->op == IR_MIN || nd->op == IR_MAX) ? 3 : 1;
+    return ir_is_float_minmax(&k->nodes[node]) ? 3 : 1;
 }
 
 int cg_pass_word_bits(const ir_kernel *k, const ir_plan *plan, int pass, int word) {

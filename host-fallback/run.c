@@ -259,9 +259,7 @@ typedef struct pass_job {
 static int zero_minmax(const ir_kernel *k, const ir_pass *ps, const ir_value *slots) {
     for (int r = 0; r < ps->nreductions; r++) {
         const ir_node *nd = &k->nodes[ps->reductions[r]];
-        fusor_dtype d = (fusor_dtype)nd->dtype;
-        int fl = d == FUSOR_F64 || d == FUSOR_F32 || d == FUSOR_F16;
-        if (fl && (nd->op == IR_MIN || nd->op == IR_MAX) && slots[nd->slot].f == 0.0) return 1;
+        if (ir_is_float_minmax(nd) && slots[nd->slot].f == 0.0) return 1;
     }
     return 0;
 }

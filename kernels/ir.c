@@ -226,6 +226,12 @@ int ir_is_axis_reduction(const ir_node *n) {
     return ir_op_is_reduction((ir_op)n->op) && n->shape == IR_VARYING;
 }
 
+int ir_is_float_minmax(const ir_node *n) {
+    fusor_dtype d = (fusor_dtype)n->dtype;
+    return (n->op == IR_MIN || n->op == IR_MAX) &&
+           (d == FUSOR_F64 || d == FUSOR_F32 || d == FUSOR_F16);
+}
+
 int ir_has_axis_reductions(const ir_kernel *k) {
     for (int32_t i = 0; i < k->nnodes; i++)
         if (ir_is_axis_reduction(&k->nodes[i])) return 1;

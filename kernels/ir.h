@@ -297,6 +297,9 @@ int ir_interior_halo(const ir_kernel *k, int64_t lo[FUSOR_MAX_DIMS], int64_t hi[
 int32_t ir_axis_reduce(ir_kernel *k, ir_op op, fusor_dtype dtype, int32_t a, int axis,
                        int keepdims);
 int ir_is_axis_reduction(const ir_node *n);
+/* A MIN or MAX reduction of a float dtype (its result orders zeros and NaNs as NumPy's
+ * sequential fold: back ends carry it keyed, with a NaN flag and a zero tag). */
+int ir_is_float_minmax(const ir_node *n);
 /* Nonzero when the kernel has axis reductions (and so needs stage.h to run compiled). */
 int ir_has_axis_reductions(const ir_kernel *k);
 
