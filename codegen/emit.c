@@ -1717,10 +1717,6 @@ static fusor_status load_template(emitter *e) {
 
 /* ------------------------------------------------------------------ the module */
 
-void cg_pass_fn_name(char *buf, size_t n, int pass, int strided) {
-    snprintf(buf, n, "fusor_pass%d_%s", pass, strided ? "strided" : "contig");
-}
-
 int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass) {
     const ir_pass *ps = &plan->passes[pass];
     if (ps->nstores || k->axis_stage) /* an axis stage's rows are run per result (run.c) */
@@ -1734,16 +1730,14 @@ int cg_pass_notag(const ir_kernel *k, const ir_plan *plan, int pass) {
 void cg_pass_helper_name(char *buf, size_t n, int pass, const char *what) {
     /* "fusor_pass<pass>_<what>", as snprintf would write it (launches look kernels up by
      * these names, so this runs per launch: no format parsing) */
-    char tmp[96];
-    size_t len = 0;
-    memcpy(tmp, "fusor_pass", 10);
-    len = 10;
-    char digits[12];
+    char tmp[96], digits[10];
+    size_t len = 10;
+    memcpy(tmp, "fusor_pass", len);
     int nd = 0;
     unsigned v = pass < 0 ? 0u - (unsigned)pass : (unsigned)pass;
     do
         digits[nd++] = (char)('0' + v % 10);
-    while ((v /= 10) && nd < 11);
+    while (v /= 10);
     if (pass < 0)
         tmp[len++] = '-';
     while (nd)

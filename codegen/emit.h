@@ -74,8 +74,6 @@ const char *cg_host_math_name(ir_op op, fusor_dtype dtype);
 
 /* Names of the functions in the emitted module. */
 #define CG_FINISH_NAME "fusor_finish"
-/* Writes "fusor_pass<p>_contig" or "fusor_pass<p>_strided" into buf. */
-void cg_pass_fn_name(char *buf, size_t n, int pass, int strided);
 
 /*
  * GPU targets.  Variants of a pass: CG_CONTIG and CG_STRIDED as on the host, and

@@ -538,9 +538,9 @@ static fusor_status lookup_all(cg_compiled *c, const ir_kernel *k, const ir_plan
     fusor_status st = FUSOR_OK;
     for (int p = 0; p < plan->npasses && !st; p++) {
         void *f = NULL, *g = NULL;
-        cg_pass_fn_name(name, sizeof name, p, 0);
+        cg_pass_variant_name(name, sizeof name, p, CG_CONTIG);
         st = lookup(hj, name, &f);
-        cg_pass_fn_name(name, sizeof name, p, 1);
+        cg_pass_variant_name(name, sizeof name, p, CG_STRIDED);
         if (!st)
             st = lookup(hj, name, &g);
         c->contig[p] = (cg_pass_fn)(uintptr_t)f;
