@@ -475,6 +475,16 @@ static void warp_reduce(nvb *g, int p, LLVMValueRef merge, LLVMValueRef acc, LLV
     LLVMPositionBuilderAtEnd(b, done);
 }
 
+/* The thread's linear id in its block, and the block's threads in *nthr: a stencil
+ * kernel's block is 2-D (ntid.x a multiple of 32, so a warp never spans two rows of it). */
+static LLVMValueRef block_tid(nvb *g, LLVMValueRef *nthr) {
+    LLVMBuilderRef b = g->b;
+    *nthr = LLVMBuildMul(b, sreg(g->mod, b, "ntid.x"), sreg(g->mod, b, "ntid.y"), "");
+    return LLVMBuildAdd(b, sreg(g->mod, b, "tid.x"),
+                        LLVMBuildMul(b, sreg(g->mod, b, "tid.y"), sreg(g->mod, b, "ntid.x"), ""),
+                        "tid");
+}
+
 /*
  * void fusor_pass<p>_block(i64 *acc, i64 *dest): the block's merge of every thread's acc,
  * warps first, then warp 0 over the warps' results kept in shared memory; thread 0
@@ -510,12 +520,7 @@ static LLVMValueRef block_fn(nvb *g, int p) {
     LLVMSetAlignment(smem, 8);
     LLVMValueRef merge = helper(g, p, "merge");
     LLVMValueRef tmp = words_alloca(g, words, "tmp");
-    /* Linear thread ids: a stencil kernel's block is 2-D (ntid.x a multiple of 32, so a
-     * warp never spans two rows of it). */
-    LLVMValueRef tid = LLVMBuildAdd(
-        b, sreg(g->mod, b, "tid.x"),
-        LLVMBuildMul(b, sreg(g->mod, b, "tid.y"), sreg(g->mod, b, "ntid.x"), ""), "tid");
-    LLVMValueRef nthr = LLVMBuildMul(b, sreg(g->mod, b, "ntid.x"), sreg(g->mod, b, "ntid.y"), "");
+    LLVMValueRef nthr, tid = block_tid(g, &nthr);
     LLVMValueRef lane = LLVMBuildAnd(b, tid, ci64(g, 31), "lane");
     LLVMValueRef warp = LLVMBuildLShr(b, tid, ci64(g, 5), "warp");
     LLVMValueRef nwarps = LLVMBuildLShr(b, nthr, ci64(g, 5), "nwarps");
@@ -575,7 +580,8 @@ static void row_name(char *buf, size_t n, int p, int variant) {
     strncat(buf, ".row", n - strlen(buf) - 1);
 }
 
-static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef partials);
+static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef tmp,
+                         LLVMValueRef res, LLVMValueRef partials);
 
 static void build_pass_kernel(nvb *g, int p, int variant) {
     char name[64], rname[80];
@@ -585,9 +591,11 @@ static void build_pass_kernel(nvb *g, int p, int variant) {
     add_kernel(g, name);
     LLVMValueRef P = LLVMGetParam(g->fn, 0);
     int words = cg_pass_words(g->k, g->plan, p);
-    LLVMValueRef acc = LLVMConstPointerNull(g->ptr);
-    if (words) {
+    LLVMValueRef acc = LLVMConstPointerNull(g->ptr), tmp = acc, res = acc;
+    if (words) { /* the fold's row and result too: every alloca in the entry block */
         acc = words_alloca(g, words, "acc");
+        tmp = words_alloca(g, words, "row");
+        res = words_alloca(g, words, "result");
         call_fn(g, helper(g, p, "init"), &acc, 1);
     }
     LLVMValueRef args[5] = {param_field(g, P, CG_GPU_OFF_ARRAYS(g->narrays), NULL, ""),
@@ -610,7 +618,7 @@ static void build_pass_kernel(nvb *g, int p, int variant) {
         LLVMValueRef dest = LLVMBuildInBoundsGEP2(g->b, g->i64, partials, &at, 1, "");
         LLVMValueRef bargs[2] = {acc, LLVMBuildAddrSpaceCast(g->b, dest, g->ptr, "")};
         call_fn(g, block_fn(g, p), bargs, 2);
-        fold_if_last(g, p, P, acc, partials);
+        fold_if_last(g, p, P, acc, tmp, res, partials);
     }
     LLVMBuildRetVoid(g->b);
 }
@@ -638,11 +646,12 @@ static void merge_row(nvb *g, int p, LLVMValueRef acc, LLVMValueRef tmp, LLVMVal
  * rows 0..npartials-1 in order (thread t: rows t, t + threads, ...; then the block merge),
  * stores the results in the slots the next pass reads, runs the finish (when this is the
  * kernel's last pass) and puts the ticket back to 0 for the next launch.  No kernel of its
- * own, so a whole-array reduction is one launch.  acc is free to reuse.
+ * own, so a whole-array reduction is one launch.  acc is free to reuse; tmp and res are
+ * `words` words each (a row read, the block's result).
  */
-static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef partials) {
+static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMValueRef tmp,
+                         LLVMValueRef res, LLVMValueRef partials) {
     LLVMBuilderRef b = g->b;
-    int words = cg_pass_words(g->k, g->plan, p);
     char name[64];
     snprintf(name, sizeof name, "fusor_pass%d_last", p);
     LLVMValueRef flag = LLVMGetNamedGlobal(g->mod, name);
@@ -652,10 +661,7 @@ static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMVa
         LLVMSetLinkage(flag, LLVMInternalLinkage);
         LLVMSetAlignment(flag, 4);
     }
-    LLVMValueRef tid = LLVMBuildAdd(
-        b, sreg(g->mod, b, "tid.x"),
-        LLVMBuildMul(b, sreg(g->mod, b, "tid.y"), sreg(g->mod, b, "ntid.x"), ""), "tid");
-    LLVMValueRef nthr = LLVMBuildMul(b, sreg(g->mod, b, "ntid.x"), sreg(g->mod, b, "ntid.y"), "");
+    LLVMValueRef nthr, tid = block_tid(g, &nthr);
     LLVMValueRef npart = param_field(g, P, CG_GPU_OFF_NPARTIALS, g->i64, "npartials");
     LLVMValueRef slots = param_field(g, P, CG_GPU_OFF_SLOTS, g->ptr, "slots");
     LLVMValueRef gslots = LLVMBuildAddrSpaceCast(b, slots, g->gptr, "");
@@ -683,7 +689,6 @@ static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMVa
 
     LLVMPositionBuilderAtEnd(b, last);
     intrinsic0(g->mod, b, "llvm.nvvm.membar.gl", NULL, 0);
-    LLVMValueRef tmp = words_alloca(g, words, "row");
     call_fn(g, helper(g, p, "init"), &acc, 1);
     /* 32-bit row numbers (a grid has fewer than 2^31 blocks), as in the _32 variants */
     LLVMValueRef tid32 = LLVMBuildTrunc(b, tid, g->i32, ""),
@@ -700,7 +705,6 @@ static void fold_if_last(nvb *g, int p, LLVMValueRef P, LLVMValueRef acc, LLVMVa
     LLVMBasicBlockRef ib[2] = {last, latch};
     LLVMAddIncoming(i, iv, ib, 2);
     LLVMPositionBuilderAtEnd(b, folded);
-    LLVMValueRef res = words_alloca(g, words, "result");
     LLVMValueRef bargs[2] = {acc, res};
     call_fn(g, block_fn(g, p), bargs, 2);
     LLVMBuildCondBr(b, is0, fin, done);
