@@ -104,6 +104,20 @@ static fusor_status prep_outs_alloc(sched_gpu_prep *p, size_t bytes) {
     return mem_dev_alloc(p->device, bytes, p->own, &p->douts);
 }
 
+/* After p's kernels are queued on s: its scalar outputs' copy into outs, when they are in
+ * device memory (else the kernels wrote them into pinned memory: nothing to queue). */
+static cudrv_result prep_outs_queue(const sched_gpu_prep *p, ir_value *outs, cudrv_stream s) {
+    if (p->outs_host)
+        return CUDRV_SUCCESS;
+    return p->g.t->memcpy_dtoh_async(outs, p->douts, (size_t)p->g.ir->noutputs * 8, s);
+}
+
+/* Once the step has synchronised: the scalar outputs the kernels wrote to pinned memory. */
+static void prep_outs_take(const sched_gpu_prep *p, ir_value *outs) {
+    if (p->outs_host)
+        memcpy(outs, p->outs_host, (size_t)p->g.ir->noutputs * 8);
+}
+
 /* The device, module and the buffers every binding shares, at the first GPU step. */
 static fusor_status prep_setup(sched_gpu_prep *p, fusor_kernel *k, fusor_args *a, sched_spec *spec,
                                ir_domain *dom, fusor_array **arrays) {
@@ -262,15 +276,14 @@ static fusor_status prep_step(sched_gpu_prep *p, fusor_stream *cur, ir_value *sl
     }
     int need_sync = 0;
     if (!st && !r && g->code->has_finish) {
-        if (!p->outs_host) /* else the kernels wrote them into pinned memory */
-            r = t->memcpy_dtoh_async(outs, p->douts, (size_t)g->ir->noutputs * 8, s);
+        r = prep_outs_queue(p, outs, s);
         need_sync = 1;
     }
     if (!st && r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a prepared GPU step");
     st = sched_gpu_step_end(t, cur, s, need_sync, st);
-    if (!st && need_sync && p->outs_host)
-        memcpy(outs, p->outs_host, (size_t)g->ir->noutputs * 8);
+    if (!st && need_sync)
+        prep_outs_take(p, outs);
     if (st)
         p->uploaded_valid = 0;
     return st;
@@ -490,17 +503,15 @@ fusor_status sched_gpu_seq_run(sched_gpu_seq **state, fusor_context *ctx, int n,
     int need_sync = 0;
     for (int i = 0; i < n && !r; i++)
         if (m[i].prep && m[i].prep->g.code->has_finish) {
-            if (!m[i].prep->outs_host) /* else the kernels wrote them into pinned memory */
-                r = t->memcpy_dtoh_async(m[i].outs, m[i].prep->douts,
-                                         (size_t)m[i].prep->g.ir->noutputs * 8, s);
+            r = prep_outs_queue(m[i].prep, m[i].outs, s);
             need_sync = 1;
         }
     if (r)
         st = sched_cuda_fail(FUSOR_ERROR_INTERNAL, r, "a sequence's GPU step");
     st = sched_gpu_step_end(t, cur, s, need_sync, st);
     for (int i = 0; i < n && !st; i++)
-        if (m[i].prep && m[i].prep->g.code->has_finish && m[i].prep->outs_host)
-            memcpy(m[i].outs, m[i].prep->outs_host, (size_t)m[i].prep->g.ir->noutputs * 8);
+        if (m[i].prep && m[i].prep->g.code->has_finish)
+            prep_outs_take(m[i].prep, m[i].outs);
     *threads = 0;
     for (int i = 0; i < n; i++) {
         int used = 0;
